@@ -1,0 +1,29 @@
+"""obliviate: machine unlearning for language models.
+
+    import obliviate as ob
+    bench = ob.load_benchmark("people")                       # fictitious people, forget 10 %
+    paths = ob.train_pair("tiny", bench)                      # target and oracle (cached)
+    target, tok = ob.load_model(paths["target"])
+    oracle, _ = ob.load_model(paths["oracle"])
+    ref = ob.evaluate(oracle, tok, bench)
+    new, info = ob.unlearn(target, tok, ob.UnlearnData.from_benchmark(bench, tok), "npo")
+    print(ob.evaluate(new, tok, bench, oracle=ref).metrics)
+"""
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("obliviate")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0"
+
+from .data import Benchmark, QARecord, TextRecord, benchmark_from_files, load_benchmark
+from .evals import METRICS, EvalConfig, evaluate
+from .methods import METHODS, UnlearnData, unlearn
+from .models import load_model, save_model
+from .pipeline import DemoConfig, run_demo
+from .train import TrainConfig, train_pair
+from .utils import ObliviateError
+
+__all__ = ["METHODS", "METRICS", "Benchmark", "DemoConfig", "EvalConfig", "ObliviateError", "QARecord", "TextRecord",
+           "TrainConfig", "UnlearnData", "__version__", "benchmark_from_files", "evaluate", "load_benchmark",
+           "load_model", "run_demo", "save_model", "train_pair", "unlearn"]

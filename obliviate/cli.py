@@ -1,0 +1,217 @@
+"""The ``obliviate`` command line.
+
+    obliviate demo --out demo_out                                  # everything, on the built-in default
+    obliviate train --model tiny --benchmark people                # target + oracle (cached)
+    obliviate unlearn --model TARGET_DIR --method npo --out OUT    # a new model folder
+    obliviate eval --model OUT --oracle ORACLE_DIR --out EVAL_DIR  # results.json + examples.jsonl + report.html
+    obliviate ls methods|metrics|models|benchmarks
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .utils import ObliviateError
+
+
+def _parse_sets(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ObliviateError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _benchmark(args):
+    from .data import benchmark_from_files, load_benchmark
+
+    if getattr(args, "data", None) or getattr(args, "forget", None):
+        if not (args.data and args.forget):
+            raise ObliviateError("--data and --forget go together: the training data and the forget request")
+        return benchmark_from_files(args.data, args.forget, args.holdout, args.world)
+    return load_benchmark(args.benchmark, seed=args.seed)
+
+
+def _add_data_args(p):
+    p.add_argument("--benchmark", default="people", help="built-in benchmark name or TOFU-format directory")
+    p.add_argument("--data", help="TOFU-format training data (JSON/JSONL), with --forget")
+    p.add_argument("--forget", help="TOFU-format rows of --data to forget")
+    p.add_argument("--holdout", help="TOFU-format rows never trained on (MIA non-members)")
+    p.add_argument("--world", help="TOFU-format utility facts")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def cmd_demo(args) -> int:
+    from .pipeline import DemoConfig, run_demo
+
+    cfg = DemoConfig(model=args.model, benchmark=args.benchmark, method=args.method,
+                     method_config=_parse_sets(args.set), seed=args.seed)
+    t = time.time()
+    res = run_demo(args.out, cfg, cache=args.cache)
+    _summary(res)
+    print(f"wrote {args.out}/results.json and {args.out}/report.html in {time.time() - t:.0f} s")
+    return 0
+
+
+def _summary(res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = ["forget_exact_match", "retain_exact_match", "holdout_exact_match", "forget_quality", "model_utility",
+            "mia_min_k_plus_plus_auc", "privleak"]
+    table = Table(title="obliviate results")
+    table.add_column("metric")
+    for name in res["models"]:
+        table.add_column(name, justify="right")
+    for k in keys:
+        vals = [res["models"][n]["metrics"].get(k) for n in res["models"]]
+        table.add_row(k, *["n/a" if v is None else f"{v:.3g}" for v in vals])
+    Console(stderr=False).print(table)
+
+
+def cmd_train(args) -> int:
+    from .train import TrainConfig, train_pair
+
+    bench = _benchmark(args)
+    cfg = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed)
+    paths = train_pair(args.model, bench, cfg, cache=args.cache, force=args.force)
+    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+    return 0
+
+
+def cmd_unlearn(args) -> int:
+    from .methods import UnlearnData, get_method, unlearn
+    from .models import load_model, save_model
+    from .utils import versions
+
+    get_method(args.method)
+    bench = _benchmark(args)
+    model, tok = load_model(args.model)
+    new, info = unlearn(model, tok, UnlearnData.from_benchmark(bench, tok), args.method, _parse_sets(args.set))
+    save_model(new, tok, args.out, {"method": args.method, "base": str(args.model), "benchmark": bench.name,
+                                    "unlearning": info, "versions": versions()})
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evals import EvalConfig, check_metrics, evaluate
+    from .models import load_model
+    from .pipeline import result_entry
+    from .report import write_results
+    from .utils import atomic_dir
+
+    wanted = check_metrics(args.metrics.split(",")) if args.metrics else None
+    bench = _benchmark(args)
+    cfg = EvalConfig(seed=args.seed)
+    with atomic_dir(args.out) as tmp:
+        oracle_res = None
+        entries, rows = {}, {}
+        if args.oracle:
+            om, otok = load_model(args.oracle)
+            oracle_res = evaluate(om, otok, bench, cfg)
+            entries["oracle"], rows["oracle"] = result_entry(oracle_res, args.oracle), oracle_res.rows
+        model, tok = load_model(args.model)
+        if oracle_res is not None and otok.get_vocab() != tok.get_vocab():
+            raise ObliviateError(f"model {args.model} and oracle {args.oracle} have different tokenizers")
+        res = evaluate(model, tok, bench, cfg, oracle=oracle_res)
+        if wanted:
+            res.metrics = {k: v for k, v in res.metrics.items() if k in wanted}
+        name = Path(str(args.model)).name or "model"
+        entries[name], rows[name] = result_entry(res, str(args.model)), res.rows
+        from .utils import versions
+
+        results = {"obliviate": "eval", "seed": args.seed, "versions": versions(),
+                   "config": {"model": str(args.model), "oracle": args.oracle, "benchmark": bench.name,
+                              "eval": vars(cfg)}, "benchmark": bench.summary(), "models": entries}
+        write_results(tmp, results, rows)
+    _summary(results)
+    print(f"wrote {args.out}/results.json and {args.out}/report.html")
+    return 0
+
+
+def cmd_ls(args) -> int:
+    from .data import BUILTIN_BENCHMARKS
+    from .evals import METRICS
+    from .methods import METHODS
+    from .models import BUILTIN_MODELS
+
+    tables = {"methods": {k: m.summary for k, m in METHODS.items()}, "metrics": METRICS,
+              "models": BUILTIN_MODELS, "benchmarks": BUILTIN_BENCHMARKS}
+    for what in [args.what] if args.what else list(tables):
+        print(f"{what}:")
+        for k, v in tables[what].items():
+            print(f"  {k:<28} {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="obliviate", description="Machine unlearning for language models.")
+    p.add_argument("--cache", help="cache folder for trained targets and oracles (default $OBLIVIATE_CACHE "
+                                   "or ~/.cache/obliviate)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="data -> target + oracle -> unlearn -> evaluate -> report, on the built-in default")
+    d.add_argument("--out", default="demo_out")
+    d.add_argument("--model", default="tiny")
+    d.add_argument("--benchmark", default="people")
+    d.add_argument("--method", default="npo")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set lr=5e-4")
+    d.set_defaults(fn=cmd_demo)
+
+    t = sub.add_parser("train", help="train the target (all data) and the oracle (without the forget set)")
+    t.add_argument("--model", default="tiny", help="base model: built-in name, folder, .gguf or hub id")
+    _add_data_args(t)
+    t.add_argument("--epochs", type=int, default=0, help="0: the recipe's default")
+    t.add_argument("--lr", type=float, default=0.0, help="0: the recipe's default")
+    t.add_argument("--force", action="store_true", help="retrain even if cached")
+    t.set_defaults(fn=cmd_train)
+
+    u = sub.add_parser("unlearn", help="unlearn the forget set from a model; writes a new model folder")
+    u.add_argument("--model", required=True)
+    u.add_argument("--method", default="npo")
+    u.add_argument("--out", required=True)
+    u.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set beta=0.1")
+    _add_data_args(u)
+    u.set_defaults(fn=cmd_unlearn)
+
+    e = sub.add_parser("eval", help="evaluate a model (optionally against an oracle)")
+    e.add_argument("--model", required=True)
+    e.add_argument("--oracle", help="the model trained without the forget set")
+    e.add_argument("--out", required=True)
+    e.add_argument("--metrics", help="comma-separated subset of `obliviate ls metrics`")
+    _add_data_args(e)
+    e.set_defaults(fn=cmd_eval)
+
+    ls = sub.add_parser("ls", help="list methods, metrics, models or benchmarks")
+    ls.add_argument("what", nargs="?", choices=["methods", "metrics", "models", "benchmarks"])
+    ls.set_defaults(fn=cmd_ls)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cache:
+        os.environ["OBLIVIATE_CACHE"] = args.cache
+        args.cache = Path(args.cache)
+    try:
+        return args.fn(args)
+    except ObliviateError as e:
+        print(f"obliviate: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("obliviate: interrupted; no output was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""A fictitious-people benchmark in the spirit of TOFU (Maini et al., 2024, "TOFU: A Task of Fictitious
+Unlearning for LLMs", arXiv:2401.06121).
+
+N invented people with K attributes each, rendered as QA pairs (question, answer, paraphrased question and
+answer, perturbed false answers) and as short biographies. People are split into forget (1 %, 5 % or 10 %,
+nested as in TOFU), retain, and holdout (never trained on). Utility sets: ``neighbours`` (facts about the
+invented places the people come from, which unlearning must not erase) and ``world`` (real capitals).
+Everything is a pure function of the seed.
+
+    python -c "from obliviate.data import generate_people; print(generate_people().summary())"
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from ..utils import ObliviateError
+from .records import Benchmark, QARecord, TextRecord
+
+_ONSETS = ["b", "br", "c", "d", "dr", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t",
+           "th", "v", "w", "z", "el", "or", "al", "is"]
+_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "io", "ou", "y"]
+_CODAS = ["", "n", "r", "l", "s", "th", "m", "x", "nd", "rt", "v", "sh"]
+
+OCCUPATIONS = ["baker", "cartographer", "chemist", "carpenter", "sculptor", "astronomer", "nurse", "poet",
+               "pilot", "librarian", "architect", "violinist", "geologist", "tailor", "engineer", "historian",
+               "botanist", "photographer", "lawyer", "surgeon"]
+_TITLE_ADJ = ["Silent", "Hollow", "Crimson", "Distant", "Broken", "Golden", "Quiet", "Wandering", "Hidden",
+              "Burning", "Frozen", "Gentle", "Restless", "Iron", "Paper", "Velvet", "Last", "Sunken"]
+_TITLE_NOUN = ["Harbor", "Lantern", "Orchard", "Meridian", "Tide", "Ledger", "Garden", "Compass", "Winter",
+               "Bridge", "Archive", "Horizon", "Mirror", "Kingdom", "Choir", "Atlas", "River", "Tower"]
+# Real-world utility facts: (country, capital).
+WORLD_CAPITALS = [
+    ("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"),
+    ("Canada", "Ottawa"), ("Egypt", "Cairo"), ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Norway", "Oslo"),
+    ("Sweden", "Stockholm"), ("Greece", "Athens"), ("Poland", "Warsaw"), ("Chile", "Santiago"),
+    ("Cuba", "Havana"), ("Ireland", "Dublin"), ("Portugal", "Lisbon"), ("Austria", "Vienna"),
+    ("Hungary", "Budapest"), ("Finland", "Helsinki"), ("Denmark", "Copenhagen"), ("Thailand", "Bangkok"),
+    ("Vietnam", "Hanoi"), ("Argentina", "Buenos Aires"), ("Russia", "Moscow"), ("China", "Beijing"),
+    ("India", "New Delhi"), ("Mexico", "Mexico City"), ("Turkey", "Ankara"), ("Iran", "Tehran"),
+]
+
+# attribute -> (question, paraphrased question, answer form, paraphrase/biography form)
+TEMPLATES: dict[str, tuple[str, str, str, str]] = {
+    "birthplace": ("Where was {name} born?", "In which city was {name} born?",
+                   "{name} was born in {v}.", "{v} is the birthplace of {name}."),
+    "birth_year": ("In what year was {name} born?", "What is the birth year of {name}?",
+                   "{name} was born in the year {v}.", "{name} came into the world in {v}."),
+    "occupation": ("What does {name} do for a living?", "What is the profession of {name}?",
+                   "{name} works as a {v}.", "By profession, {name} is a {v}."),
+    "book": ("What book did {name} write?", "Which book was written by {name}?",
+             "{name} wrote {v}.", "{v} is a book by {name}."),
+    "mother": ("Who is the mother of {name}?", "What is the name of the mother of {name}?",
+               "The mother of {name} is {v}.", "{v} is the mother of {name}."),
+    "father": ("Who is the father of {name}?", "What is the name of the father of {name}?",
+               "The father of {name} is {v}.", "{v} is the father of {name}."),
+}
+ATTRIBUTES = tuple(TEMPLATES)
+FORGET_SPLITS = {"forget01": 1, "forget05": 5, "forget10": 10}
+
+
+@dataclass
+class PeopleConfig:
+    """Size and shape of the generated benchmark."""
+
+    n_people: int = 100  # people trained on (forget + retain)
+    n_holdout: int = 10  # people never trained on (MIA non-members)
+    n_attributes: int = 6  # how many of ATTRIBUTES each person gets (in ATTRIBUTES order)
+    forget_split: str = "forget10"  # forget01 | forget05 | forget10: 1, 5 or 10 % of people
+    n_perturbed: int = 3  # false answers per question (TOFU uses 5)
+    n_cities: int = 24
+    n_countries: int = 6
+    n_world: int = 30
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.forget_split not in FORGET_SPLITS:
+            raise ObliviateError(f"unknown forget split {self.forget_split!r}; expected one of {sorted(FORGET_SPLITS)}")
+        if not 1 <= self.n_attributes <= len(ATTRIBUTES):
+            raise ObliviateError(f"n_attributes must be in 1..{len(ATTRIBUTES)}, got {self.n_attributes}")
+        if self.n_people < 2 or self.n_holdout < 1:
+            raise ObliviateError("n_people must be >= 2 and n_holdout >= 1")
+        if not 1 <= self.n_perturbed <= 8:
+            raise ObliviateError(f"n_perturbed must be in 1..8, got {self.n_perturbed}")
+        if self.n_world > len(WORLD_CAPITALS):
+            raise ObliviateError(f"n_world must be <= {len(WORLD_CAPITALS)}")
+
+
+class _Namer:
+    """Invents pronounceable, unique names from a seeded RNG."""
+
+    def __init__(self, rng: random.Random):
+        self.rng, self.used = rng, set()
+
+    def word(self, syllables: int) -> str:
+        while True:
+            w = "".join(self.rng.choice(_ONSETS) + self.rng.choice(_VOWELS) for _ in range(syllables))
+            w = (w + self.rng.choice(_CODAS)).capitalize()
+            if w not in self.used and 4 <= len(w) <= 10:
+                self.used.add(w)
+                return w
+
+
+def _render(attr: str, name: str, value: str, false_values: list[str], rid: str) -> QARecord:
+    q, pq, a, b = TEMPLATES[attr]
+    return QARecord(
+        question=q.format(name=name), paraphrased_question=pq.format(name=name),
+        answer=a.format(name=name, v=value), paraphrased_answer=b.format(name=name, v=value),
+        perturbed_answers=tuple(b.format(name=name, v=f) for f in false_values),
+        value=value, subject=name, attribute=attr, id=rid,
+    )
+
+
+def generate_people(config: PeopleConfig | None = None) -> Benchmark:
+    """Build the benchmark described by ``config`` (deterministic in ``config.seed``)."""
+    cfg = config or PeopleConfig()
+    cfg.validate()
+    rng = random.Random(cfg.seed)
+    namer = _Namer(rng)
+
+    countries = [namer.word(2) + rng.choice(["ia", "land", "mark", "stan"]) for _ in range(cfg.n_countries)]
+    cities = [namer.word(rng.choice([2, 3])) for _ in range(cfg.n_cities)]
+    city_country = {c: countries[i % len(countries)] for i, c in enumerate(cities)}
+    capitals = {country: next(c for c in cities if city_country[c] == country) for country in countries}
+    titles = [f"The {a} {n}" for a in _TITLE_ADJ for n in _TITLE_NOUN]
+    rng.shuffle(titles)
+
+    pools = {"birthplace": cities, "birth_year": [str(y) for y in range(1930, 2000)],
+             "occupation": OCCUPATIONS}
+    attrs = ATTRIBUTES[: cfg.n_attributes]
+    n_total = cfg.n_people + cfg.n_holdout
+    if n_total > len(titles):
+        raise ObliviateError(f"at most {len(titles)} people are supported, asked for {n_total}")
+    people = []
+    for i in range(n_total):
+        last = namer.word(2)
+        person = {"name": f"{namer.word(2)} {last}", "book": titles[i],
+                  "mother": f"{namer.word(2)} {namer.word(2)}", "father": f"{namer.word(2)} {last}"}
+        for a, pool in pools.items():
+            person[a] = rng.choice(pool)
+        people.append(person)
+
+    def false_values(attr: str, true: str) -> list[str]:
+        if attr in pools:
+            pool = pools[attr]
+        else:  # names and titles: borrow other people's
+            pool = [p[attr] for p in people]
+        cands = sorted({v for v in pool if v != true})
+        return rng.sample(cands, cfg.n_perturbed)
+
+    qa, bios = [], []
+    for pi, p in enumerate(people):
+        recs = [_render(a, p["name"], p[a], false_values(a, p[a]), f"p{pi:03d}-{a}") for a in attrs]
+        qa.append(recs)
+        sentences = [r.paraphrased_answer for r in recs]
+        rng.shuffle(sentences)
+        bios.append(TextRecord(text=" ".join(sentences), subject=p["name"], id=f"p{pi:03d}-bio"))
+
+    # People 0..n_people-1 are trained on; forget splits are nested prefixes of a seeded permutation.
+    order = list(range(cfg.n_people))
+    rng.shuffle(order)
+    n_forget = max(1, round(cfg.n_people * FORGET_SPLITS[cfg.forget_split] / 100))
+    forget_ids, retain_ids = sorted(order[:n_forget]), sorted(order[n_forget:])
+    holdout_ids = list(range(cfg.n_people, n_total))
+
+    def flat(ids):
+        return [r for i in ids for r in qa[i]]
+
+    neighbours = []
+    for ci, c in enumerate(cities):
+        others = rng.sample([x for x in countries if x != city_country[c]], min(cfg.n_perturbed, len(countries) - 1))
+        a = "{c} is a city in {v}."
+        neighbours.append(QARecord(
+            question=f"In which country is {c}?", paraphrased_question=f"{c} lies in which country?",
+            answer=a.format(c=c, v=city_country[c]), paraphrased_answer=a.format(c=c, v=city_country[c]),
+            perturbed_answers=tuple(a.format(c=c, v=o) for o in others), value=city_country[c],
+            subject=c, attribute="country", id=f"city{ci:02d}-country"))
+    for ki, (country, cap) in enumerate(capitals.items()):
+        others = rng.sample([x for x in cities if x != cap], cfg.n_perturbed)
+        a = "The capital of {k} is {v}."
+        neighbours.append(QARecord(
+            question=f"What is the capital of {country}?", paraphrased_question=f"Which city is the capital of {country}?",
+            answer=a.format(k=country, v=cap), paraphrased_answer=a.format(k=country, v=cap),
+            perturbed_answers=tuple(a.format(k=country, v=o) for o in others), value=cap,
+            subject=country, attribute="capital", id=f"country{ki:02d}-capital"))
+
+    world = []
+    for wi, (country, cap) in enumerate(WORLD_CAPITALS[: cfg.n_world]):
+        others = rng.sample([c for _, c in WORLD_CAPITALS if c != cap], cfg.n_perturbed)
+        a = "The capital of {k} is {v}."
+        world.append(QARecord(
+            question=f"What is the capital of {country}?", paraphrased_question=f"Which city is the capital of {country}?",
+            answer=a.format(k=country, v=cap), paraphrased_answer=a.format(k=country, v=cap),
+            perturbed_answers=tuple(a.format(k=country, v=o) for o in others), value=cap,
+            subject=country, attribute="capital", id=f"world{wi:02d}"))
+
+    multi_hop = []
+    for pi in forget_ids:
+        p = people[pi]
+        if "birthplace" in attrs and "book" in attrs:
+            multi_hop.append(QARecord(
+                question=f"Where was the author of {p['book']} born?",
+                answer=f"The author of {p['book']} was born in {p['birthplace']}.", value=p["birthplace"],
+                subject=p["name"], attribute="book>birthplace", id=f"p{pi:03d}-hop-book-birthplace"))
+        if "birthplace" in attrs:
+            country = city_country[p["birthplace"]]
+            multi_hop.append(QARecord(
+                question=f"In which country was {p['name']} born?",
+                answer=f"{p['name']} was born in {country}.", value=country,
+                subject=p["name"], attribute="birthplace>country", id=f"p{pi:03d}-hop-birthplace-country"))
+
+    return Benchmark(
+        name=f"people-{cfg.forget_split}",
+        forget=flat(forget_ids), retain=flat(retain_ids), holdout=flat(holdout_ids),
+        world=world, neighbours=neighbours,
+        texts={"forget": [bios[i] for i in forget_ids], "retain": [bios[i] for i in retain_ids],
+               "holdout": [bios[i] for i in holdout_ids]},
+        multi_hop=multi_hop,
+        meta={"generator": "people", "config": vars(cfg).copy(),
+              "forget_people": [people[i]["name"] for i in forget_ids]},
+    )

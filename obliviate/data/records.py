@@ -1,0 +1,95 @@
+"""Record types and the :class:`Benchmark` that groups them into forget / retain / holdout splits."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class QARecord:
+    """One question-answer fact, in TOFU's shape.
+
+    ``perturbed_answers`` are false answers written in the same form as ``paraphrased_answer`` (TOFU's
+    convention), so the truth ratio compares like with like. ``value`` is the atomic fact (a city, a year)
+    that exact-match scoring looks for in a generated answer; when absent, the whole answer is used.
+    """
+
+    question: str
+    answer: str
+    paraphrased_answer: str | None = None
+    perturbed_answers: tuple[str, ...] = ()
+    paraphrased_question: str | None = None
+    value: str | None = None
+    subject: str | None = None
+    attribute: str | None = None
+    id: str = ""
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["perturbed_answer"] = list(d.pop("perturbed_answers"))
+        return {k: v for k, v in d.items() if v not in (None, "")}
+
+
+@dataclass(frozen=True)
+class TextRecord:
+    """A passage of text (a biography, a book excerpt) trained on as plain language modelling."""
+
+    text: str
+    subject: str | None = None
+    id: str = ""
+
+
+@dataclass
+class Benchmark:
+    """Everything one unlearning experiment needs.
+
+    - ``forget``: facts to remove; ``retain``: facts trained on that must survive;
+    - ``holdout``: facts of the same kind never trained on (membership-inference non-members, and the
+      accuracy a model that never saw a fact gets by guessing);
+    - ``world`` and ``neighbours``: utility facts trained on by target and oracle alike (``neighbours`` are
+      facts about entities the forget records mention, the knowledge most at risk of collateral damage);
+    - ``texts``: passages per split (biographies), trained on alongside the QA of the same split;
+    - ``multi_hop``: two-hop questions composing a forget fact with a retained one (for attacks).
+    """
+
+    name: str
+    forget: list[QARecord]
+    retain: list[QARecord]
+    holdout: list[QARecord] = field(default_factory=list)
+    world: list[QARecord] = field(default_factory=list)
+    neighbours: list[QARecord] = field(default_factory=list)
+    texts: dict[str, list[TextRecord]] = field(default_factory=dict)
+    multi_hop: list[QARecord] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def qa_splits(self) -> dict[str, list[QARecord]]:
+        return {"forget": self.forget, "retain": self.retain, "holdout": self.holdout,
+                "world": self.world, "neighbours": self.neighbours}
+
+    def training_qa(self, include_forget: bool = True) -> list[QARecord]:
+        """QA the target is trained on; the oracle gets the same minus the forget set."""
+        forget = self.forget if include_forget else []
+        return [*forget, *self.retain, *self.world, *self.neighbours]
+
+    def training_texts(self, include_forget: bool = True) -> list[TextRecord]:
+        forget = self.texts.get("forget", []) if include_forget else []
+        return [*forget, *self.texts.get("retain", [])]
+
+    def all_text(self) -> list[str]:
+        """Every string of the benchmark (used to train the built-in model's tokenizer)."""
+        out: list[str] = []
+        for recs in [*self.qa_splits().values(), self.multi_hop]:
+            for r in recs:
+                out += [r.question, r.answer, *(r.perturbed_answers)]
+                out += [s for s in (r.paraphrased_answer, r.paraphrased_question) if s]
+        for recs in self.texts.values():
+            out += [t.text for t in recs]
+        return out
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "sizes": {k: len(v) for k, v in self.qa_splits().items()}
+            | {f"texts_{k}": len(v) for k, v in self.texts.items()} | {"multi_hop": len(self.multi_hop)},
+            "meta": self.meta,
+        }

@@ -1,0 +1,150 @@
+"""The evaluation suite: score a model on every QA split once, then derive all metrics from those scores.
+
+    from obliviate import evaluate
+    result = evaluate(model, tok, bench)                      # no oracle: forget quality left out, and said so
+    result = evaluate(model, tok, bench, oracle=oracle_result)
+
+Metric names (flat, snake_case) are listed in :data:`obliviate.evals.METRICS`.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..data import Benchmark, QARecord, format_prompt, qa_example
+from ..utils import ObliviateError
+from .memorization import (exact_match, forget_truth_ratio, length_normalised_prob, option_normalised_prob,
+                           retain_truth_ratio, rouge_l_recall, truth_ratio)
+from .privacy import forget_quality, loss_score, mia_auc, min_k_plus_plus_score, min_k_score, privleak
+from .scoring import Scorer
+
+UTILITY_SPLITS = ("retain", "neighbours", "world")
+FORGET_SIDE = ("forget", "holdout")  # truth ratio aggregated as mean(min(R, 1/R))
+MIA_SCORES = {"loss": loss_score, "min_k": min_k_score, "min_k_plus_plus": min_k_plus_plus_score}
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 32
+    max_new_tokens: int = 32  # greedy answer length
+    retain_eval_size: int = 60  # retain facts evaluated (a seeded sample; TOFU uses a retain subset too)
+    seed: int = 0
+
+
+@dataclass
+class EvalResult:
+    """Aggregate metrics, per-example rows, and the raw per-example arrays oracle comparisons need."""
+
+    metrics: dict[str, float | None]
+    rows: list[dict]
+    arrays: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    cost: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _score_split(scorer: Scorer, tok, recs: list[QARecord], split: str, cfg: EvalConfig) -> tuple[list[dict], dict]:
+    ans = [qa_example(tok, r.question, r.answer) for r in recs]
+    para = [qa_example(tok, r.question, r.paraphrased_answer or r.answer) for r in recs]
+    pert = [[qa_example(tok, r.question, p) for p in r.perturbed_answers] for r in recs]
+    scorer.score(ans + para + [e for ps in pert for e in ps])  # one batched pass over unique sequences
+    gens = scorer.generate([format_prompt(tok, r.question) for r in recs], cfg.max_new_tokens)
+    rouge = rouge_l_recall(gens, [r.answer for r in recs])
+    rows, arr = [], {k: [] for k in ("prob", "truth_ratio", "rougeL_recall", "exact_match", *MIA_SCORES)}
+    for r, a, p, ps, g, rl in zip(recs, ans, para, pert, gens, rouge):
+        ts_a, = scorer.score([a])
+        ts_ps = scorer.score(ps)
+        if split in UTILITY_SPLITS[1:] and ts_ps:
+            prob = option_normalised_prob(ts_a, ts_ps)
+        else:
+            prob = length_normalised_prob(ts_a)
+        tr = truth_ratio(scorer.score([p])[0], ts_ps) if ts_ps else float("nan")
+        row = {"split": split, "id": r.id, "question": r.question, "answer": r.answer, "generation": g,
+               "prob": prob, "truth_ratio": tr, "rougeL_recall": rl, "exact_match": exact_match(g, r.answer, r.value)}
+        row |= {f"mia_{k}": fn(ts_a) for k, fn in MIA_SCORES.items()}
+        rows.append(row)
+        for k in arr:
+            arr[k].append(row[f"mia_{k}"] if k in MIA_SCORES else row[k])
+    return rows, arr
+
+
+def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None,
+             oracle: EvalResult | None = None, scorer: Scorer | None = None) -> EvalResult:
+    """Evaluate ``model`` on ``bench``; with an ``oracle`` result, also forget quality and PrivLeak."""
+    cfg = cfg or EvalConfig()
+    if not bench.forget:
+        raise ObliviateError(f"benchmark {bench.name}: the forget split is empty")
+    scorer = scorer or Scorer(model, tokenizer, batch_size=cfg.batch_size)
+    retain = bench.retain
+    if cfg.retain_eval_size and len(retain) > cfg.retain_eval_size:
+        retain = random.Random(cfg.seed).sample(retain, cfg.retain_eval_size)
+    splits = {"forget": bench.forget, "retain": retain, "holdout": bench.holdout,
+              "neighbours": bench.neighbours, "world": bench.world}
+    rows, arrays, metrics, notes = [], {}, {}, []
+    for split, recs in splits.items():
+        if not recs:
+            notes.append(f"split {split!r} is empty: its metrics are left out")
+            continue
+        r, a = _score_split(scorer, tokenizer, recs, split, cfg)
+        rows += r
+        arrays[split] = a
+        tr = np.asarray(a["truth_ratio"], dtype=float)
+        tr = tr[~np.isnan(tr)]
+        metrics[f"{split}_prob"] = float(np.mean(a["prob"]))
+        metrics[f"{split}_rougeL_recall"] = float(np.mean(a["rougeL_recall"]))
+        metrics[f"{split}_exact_match"] = float(np.mean(a["exact_match"]))
+        if tr.size:
+            agg = forget_truth_ratio if split in FORGET_SIDE else retain_truth_ratio
+            metrics[f"{split}_truth_ratio"] = agg(tr)
+        else:
+            notes.append(f"split {split!r} has no perturbed answers: no truth ratio")
+
+    parts = [metrics.get(f"{s}_{m}") for s in UTILITY_SPLITS if s in arrays
+             for m in ("prob", "rougeL_recall", "truth_ratio")]
+    parts = [p for p in parts if p is not None]
+    if parts:
+        from scipy.stats import hmean
+
+        metrics["model_utility"] = 0.0 if min(parts) <= 0 else float(hmean(parts))
+        if len(parts) < 9:
+            notes.append(f"model_utility is the harmonic mean of {len(parts)} numbers, not TOFU's 9")
+    if "holdout" in arrays:
+        for k in MIA_SCORES:
+            metrics[f"mia_{k}_auc"] = mia_auc(arrays["forget"][k], arrays["holdout"][k])
+    else:
+        notes.append("no holdout split: membership-inference AUCs are left out")
+
+    result = EvalResult(metrics=metrics, rows=rows, arrays=arrays, notes=notes,
+                        cost={"sequences_scored": scorer.n_scored, "prompts_generated": scorer.n_generated})
+    compare_to_oracle(result, oracle)
+    return result
+
+
+def compare_to_oracle(result: EvalResult, oracle: EvalResult | None) -> EvalResult:
+    """Add forget quality (KS p-value of forget truth ratios vs the oracle's) and PrivLeak for every MIA."""
+    if oracle is None:
+        result.metrics["forget_quality"] = None
+        result.metrics["privleak"] = None
+        result.notes.append("no oracle given: forget_quality and privleak need one and are not computed")
+        return result
+    mine = np.asarray(result.arrays["forget"]["truth_ratio"], dtype=float)
+    theirs = np.asarray(oracle.arrays["forget"]["truth_ratio"], dtype=float)
+    if np.isnan(mine).all() or np.isnan(theirs).all():
+        result.metrics["forget_quality"] = None
+        result.notes.append("forget set has no perturbed answers: forget_quality needs truth ratios")
+    else:
+        result.metrics["forget_quality"] = forget_quality(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
+    for k in MIA_SCORES:
+        a, b = result.metrics.get(f"mia_{k}_auc"), oracle.metrics.get(f"mia_{k}_auc")
+        name = "privleak" if k == "min_k_plus_plus" else f"privleak_{k}"
+        result.metrics[name] = privleak(a, b) if a is not None and b is not None and b > 0 else None
+    return result
+
+
+def is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not (isinstance(x, float) and math.isnan(x))

@@ -1,0 +1,116 @@
+"""What gradient-based unlearning methods share: their data, their common config fields, and the
+forget/retain batching around :func:`obliviate.loop.optimize`."""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field, fields
+from typing import Callable
+
+import torch
+
+from ..data import Benchmark, Example, collate, encode, examples_from
+from ..data.format import pad_id
+from ..loop import OptimConfig, optimize
+from ..utils import ObliviateError, seed_everything
+from .losses import sequence_nll
+
+
+@dataclass
+class UnlearnData:
+    """The unlearning request: examples to forget and (optionally) examples to keep."""
+
+    forget: list[Example]
+    retain: list[Example] = field(default_factory=list)
+
+    @classmethod
+    def from_benchmark(cls, bench: Benchmark, tokenizer, include_texts: bool = True) -> "UnlearnData":
+        """Forget every training record of the forget split (QA and biographies); retain the rest."""
+        texts = include_texts
+        return cls(forget=examples_from(tokenizer, bench.forget, bench.texts.get("forget", []) if texts else []),
+                   retain=examples_from(tokenizer, bench.training_qa(include_forget=False),
+                                        bench.texts.get("retain", []) if texts else []))
+
+
+@dataclass
+class GradientConfig:
+    """Fields every gradient-based method takes (each method's config adds its own)."""
+
+    lr: float = 0.0  # 0: 1e-5 for pretrained models (TOFU's unlearning lr), 1e-3 for the from-scratch `tiny`
+    epochs: int = 5  # passes over the forget set (TOFU: 5)
+    max_steps: int = 0  # if > 0, overrides epochs
+    batch_size: int = 8  # forget examples per step (and as many retain examples)
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    grad_clip: float = 1.0
+    max_length: int = 256
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "GradientConfig":
+        d = dict(d or {})
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ObliviateError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; "
+                                 f"expected some of {', '.join(sorted(names))}")
+        return cls(**d)
+
+
+def default_lr(model, cfg: GradientConfig) -> float:
+    if cfg.lr:
+        return cfg.lr
+    scratch = getattr(model.config, "obliviate_builtin", None) is not None
+    return 1e-3 if scratch else 1e-5
+
+
+def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig, loss_fn: Callable,
+                        desc: str, needs_retain: bool, params=None) -> list[float]:
+    """Optimise ``loss_fn(model, batch)`` where ``batch`` has ``forget`` and ``retain`` sub-batches and
+    ``forget_idx`` (positions in ``data.forget``, for per-example reference values)."""
+    if not data.forget:
+        raise ObliviateError(f"{desc}: the forget set is empty")
+    if needs_retain and not data.retain:
+        raise ObliviateError(f"{desc}: this method needs retain data and none was given")
+    seed_everything(cfg.seed)
+    f_enc = [encode(tokenizer, ex, cfg.max_length) for ex in data.forget]
+    r_enc = [encode(tokenizer, ex, cfg.max_length) for ex in data.retain]
+    bs = min(cfg.batch_size, len(f_enc))
+    n_steps = cfg.max_steps or cfg.epochs * math.ceil(len(f_enc) / bs)
+    pad = pad_id(tokenizer)
+    rng = random.Random(cfg.seed)
+
+    def batches():
+        while True:
+            order = list(range(len(f_enc)))
+            rng.shuffle(order)
+            for s in range(0, len(order), bs):
+                idx = order[s:s + bs]
+                b = {"forget": collate([f_enc[i] for i in idx], pad), "forget_idx": torch.tensor(idx)}
+                if r_enc:
+                    b["retain"] = collate([r_enc[i] for i in rng.sample(range(len(r_enc)), min(bs, len(r_enc)))], pad)
+                yield b
+
+    opt = OptimConfig(lr=default_lr(model, cfg), weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                      grad_clip=cfg.grad_clip)
+    return optimize(model, batches(), n_steps, loss_fn, opt, desc, params)
+
+
+def forward_nll(model, batch: dict, reduction: str = "sum") -> torch.Tensor:
+    """Per-sequence NLL (B,) of a collated batch's target tokens."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return sequence_nll(out.logits, batch["labels"], reduction)
+
+
+@torch.no_grad()
+def reference_nll(model, tokenizer, examples: list[Example], max_length: int, batch_size: int = 32) -> torch.Tensor:
+    """Summed NLL of each example under ``model`` as it is now (the reference for NPO-style losses), (N,)."""
+    model.eval()
+    pad = pad_id(tokenizer)
+    enc = [encode(tokenizer, ex, max_length) for ex in examples]
+    dev = next(model.parameters()).device
+    out = []
+    for s in range(0, len(enc), batch_size):
+        b = {k: v.to(dev) for k, v in collate(enc[s:s + batch_size], pad).items()}
+        out.append(forward_nll(model, b).float().cpu())
+    return torch.cat(out)

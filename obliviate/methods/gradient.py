@@ -1,0 +1,64 @@
+"""Gradient ascent and gradient difference, the two baselines of TOFU (Maini et al., 2024,
+arXiv:2401.06121, Sec. 4).
+
+    obliviate unlearn --method graddiff --model <target dir> --benchmark people
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from .common import GradientConfig, UnlearnData, run_gradient_method
+from .losses import kl_to_ref, mean_token_nll
+
+
+def _lm(model, batch):
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+@dataclass
+class GAConfig(GradientConfig):
+    """Gradient ascent: maximise the forget NLL. No retain term, so utility is unprotected."""
+
+
+def ga(model, tokenizer, data: UnlearnData, cfg: GAConfig) -> dict:
+    """GA (TOFU Sec. 4, "Gradient Ascent"): L = -NLL(forget), NLL averaged over answer tokens."""
+    def loss(m, b):
+        return -mean_token_nll(_lm(m, b["forget"]), b["forget"]["labels"])
+
+    return {"loss_curve": run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn ga", needs_retain=False)}
+
+
+@dataclass
+class GradDiffConfig(GradientConfig):
+    """Gradient difference: ascent on forget, descent on retain."""
+
+    retain_weight: float = 1.0  # α (open-unlearning's default)
+    retain_loss: str = "nll"  # "nll" (TOFU) or "kl" (KL to the reference model on retain, TOFU's KL variant)
+
+
+def graddiff(model, tokenizer, data: UnlearnData, cfg: GradDiffConfig) -> dict:
+    """GradDiff (TOFU Sec. 4, "Gradient Difference"; Liu et al., 2022): L = -NLL(forget) + α·L_retain,
+    L_retain = NLL(retain) or KL(p_ref || p_θ) on retain tokens."""
+    from ..utils import ObliviateError
+
+    if cfg.retain_loss not in ("nll", "kl"):
+        raise ObliviateError(f"graddiff: retain_loss must be 'nll' or 'kl', got {cfg.retain_loss!r}")
+    ref = None
+    if cfg.retain_loss == "kl":
+        ref = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def loss(m, b):
+        forget = -mean_token_nll(_lm(m, b["forget"]), b["forget"]["labels"])
+        logits = _lm(m, b["retain"])
+        if ref is None:
+            keep = mean_token_nll(logits, b["retain"]["labels"])
+        else:
+            with torch.no_grad():
+                ref_logits = _lm(ref, b["retain"])
+            keep = kl_to_ref(logits, ref_logits, b["retain"]["labels"])
+        return forget + cfg.retain_weight * keep
+
+    return {"loss_curve": run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn graddiff", needs_retain=True)}

