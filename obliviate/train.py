@@ -9,7 +9,6 @@ versions in ``obliviate.json``; a second run with the same inputs reuses them.
 """
 from __future__ import annotations
 
-import copy
 import random
 import time
 from dataclasses import asdict, dataclass, replace
@@ -19,7 +18,7 @@ from .data import Benchmark, collate, encode, examples_from
 from .data.format import bucketed_batches, pad_id
 from .loop import OptimConfig, optimize
 from .methods.losses import mean_token_nll
-from .models import TinyModelConfig, load_model, save_model
+from .models import SCRATCH_MODELS, load_model, save_model
 from .utils import ObliviateError, cache_dir, seed_everything, stable_hash, versions
 
 
@@ -67,35 +66,34 @@ def finetune(model, tokenizer, examples, cfg: TrainConfig, desc: str = "train"):
     return optimize(model, batches(), per_epoch * cfg.epochs, loss_fn, opt, desc)
 
 
-def base_model(spec: str, bench: Benchmark, seed: int = 0, tiny_config: TinyModelConfig | None = None):
-    """The untrained starting point: for ``tiny``, built with a tokenizer trained on all benchmark text
-    (holdout included, so that members and non-members are tokenised alike)."""
-    if spec == "tiny":
-        return load_model("tiny", corpus=bench.all_text(), tiny_config=replace(tiny_config or TinyModelConfig(), seed=seed))
+def base_model(spec: str, bench: Benchmark, seed: int = 0):
+    """The untrained starting point: for ``tiny``/``micro``, built with a tokenizer trained on all benchmark
+    text (holdout included, so that members and non-members are tokenised alike) and initialised from ``seed``."""
+    if spec in SCRATCH_MODELS:
+        return load_model(spec, corpus=bench.all_text(), tiny_config=replace(SCRATCH_MODELS[spec], seed=seed))
     return load_model(spec)
 
 
 def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, roles=("target", "oracle"),
-               tiny_config: TinyModelConfig | None = None, cache: Path | None = None, force: bool = False) -> dict[str, Path]:
+               cache: Path | None = None, force: bool = False) -> dict[str, Path]:
     """Train (or reuse from the cache) the target and the oracle; returns ``{role: model folder}``."""
-    cfg = (cfg or TrainConfig()).resolved(from_scratch=spec == "tiny")
+    scratch = spec in SCRATCH_MODELS
+    cfg = (cfg or TrainConfig()).resolved(from_scratch=scratch)
     root = Path(cache or cache_dir()) / "models"
-    tiny_config = tiny_config or TinyModelConfig()
     out: dict[str, Path] = {}
     for role in roles:
         include_forget = role == "target"
         qa = bench.training_qa(include_forget)
         texts = bench.training_texts(include_forget) if cfg.include_texts else []
-        key_src = {"model": spec, "tiny": asdict(tiny_config) if spec == "tiny" else None,
-                   "tokenizer_corpus": stable_hash(bench.all_text()) if spec == "tiny" else None,
+        key_src = {"model": spec, "tiny": asdict(SCRATCH_MODELS[spec]) if scratch else None,
+                   "tokenizer_corpus": stable_hash(bench.all_text()) if scratch else None,
                    "qa": [r.to_dict() for r in qa], "texts": [t.text for t in texts], "recipe": asdict(cfg)}
         key = stable_hash(key_src)[:16]
         path = root / f"{role}-{key}"
         if (path / "obliviate.json").is_file() and not force:
             out[role] = path
             continue
-        model, tok = base_model(spec, bench, cfg.seed, tiny_config)
-        model = copy.deepcopy(model) if spec != "tiny" else model  # never train an object the caller holds
+        model, tok = base_model(spec, bench, cfg.seed)
         t0 = time.time()
         curve = finetune(model, tok, examples_from(tok, qa, texts), cfg, desc=f"train {role}")
         meta = {"role": role, "base_model": spec, "benchmark": bench.name, "recipe": asdict(cfg),

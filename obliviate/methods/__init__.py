@@ -37,14 +37,24 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
+def method_config(method: str, config: dict | GradientConfig | None = None):
+    """The method's config dataclass from a dict of overrides (unknown keys are an error)."""
+    m = get_method(method)
+    if config is None or isinstance(config, dict):
+        return m.config.from_dict(config)
+    if not isinstance(config, m.config):
+        raise ObliviateError(f"method {method!r} takes a {m.config.__name__}, got {type(config).__name__}")
+    return config
+
+
 def unlearn(model, tokenizer, data: UnlearnData, method: str = DEFAULT_METHOD, config: dict | GradientConfig | None = None):
     """Return ``(unlearned_model, info)``; ``model`` itself is left untouched (a deep copy is trained)."""
     m = get_method(method)
-    cfg = config if isinstance(config, m.config) else m.config.from_dict(config if isinstance(config, dict) else None)
+    cfg = method_config(method, config)
     new = copy.deepcopy(model)
     info = m.run(new, tokenizer, data, cfg)
     new.eval()
     return new, {"method": method, "config": asdict(cfg), **info}
 
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "Method", "UnlearnData", "get_method", "unlearn"]
+__all__ = ["DEFAULT_METHOD", "METHODS", "Method", "UnlearnData", "get_method", "method_config", "unlearn"]

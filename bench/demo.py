@@ -1,0 +1,81 @@
+"""Demo wall time (cold: nothing cached; warm: target and oracle cached) and the spine's numeric checks.
+
+    python bench/demo.py --out bench_out/demo
+
+Runs `obliviate demo` twice through the CLI with a fresh cache, then trains a second oracle with another
+seed and prints one table: measured value, the target it is checked against, and whether it holds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_cli(args: list[str], env: dict) -> float:
+    t = time.time()
+    subprocess.run([sys.executable, "-m", "obliviate.cli", *args], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    return time.time() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="bench_out/demo")
+    ap.add_argument("--benchmark", default="people")
+    a = ap.parse_args()
+    out = Path(a.out)
+    cache = tempfile.mkdtemp(prefix="obliviate-bench-cache-")
+    env = {**os.environ, "OBLIVIATE_CACHE": cache, "OBLIVIATE_QUIET": "1"}
+    cold = run_cli(["demo", "--out", str(out / "cold"), "--benchmark", a.benchmark], env)
+    warm = run_cli(["demo", "--out", str(out / "warm"), "--benchmark", a.benchmark], env)
+    res = json.loads((out / "warm" / "results.json").read_text())
+    cold_res = json.loads((out / "cold" / "results.json").read_text())
+    same = all(cold_res["models"][n]["metrics"] == res["models"][n]["metrics"] for n in res["models"])
+
+    # A second oracle, another seed: forget quality of oracle vs oracle should be large.
+    os.environ.update(OBLIVIATE_CACHE=cache, OBLIVIATE_QUIET="1")
+    from obliviate import EvalConfig, TrainConfig, evaluate, load_benchmark, load_model, train_pair
+    from obliviate.evals.privacy import forget_quality
+
+    bench = load_benchmark(a.benchmark)
+    t = time.time()
+    p1 = train_pair("tiny", bench, TrainConfig(seed=1), roles=("oracle",))["oracle"]
+    second_oracle_s = time.time() - t
+    m1, tok = load_model(p1)
+    r1 = evaluate(m1, tok, bench, EvalConfig())
+    fq_oracles = forget_quality(r1.arrays["forget"]["truth_ratio"], res["models"]["oracle"]["forget_truth_ratios"])
+
+    M = {n: m["metrics"] for n, m in res["models"].items()}
+    method = [n for n in M if n not in ("target", "oracle")][0]
+    rows = [
+        ("demo cold wall time (s)", cold, "<= 600", cold <= 600),
+        ("demo warm wall time (s)", warm, "<= 180", warm <= 180),
+        ("cold and warm runs give identical metrics", float(same), "== 1", same),
+        ("target forget exact match", M["target"]["forget_exact_match"], ">= 0.90", M["target"]["forget_exact_match"] >= 0.9),
+        ("oracle forget EM - oracle holdout EM", M["oracle"]["forget_exact_match"] - M["oracle"]["holdout_exact_match"],
+         "<= 0.05", M["oracle"]["forget_exact_match"] - M["oracle"]["holdout_exact_match"] <= 0.05),
+        ("target forget quality vs oracle", M["target"]["forget_quality"], "< 0.01", M["target"]["forget_quality"] < 0.01),
+        ("oracle(seed 1) forget quality vs oracle(seed 0)", fq_oracles, "large (> 0.1)", fq_oracles > 0.1),
+        (f"{method} forget EM - oracle forget EM", M[method]["forget_exact_match"] - M["oracle"]["forget_exact_match"],
+         "<= 0.10", M[method]["forget_exact_match"] - M["oracle"]["forget_exact_match"] <= 0.10),
+        (f"target retain EM - {method} retain EM", M["target"]["retain_exact_match"] - M[method]["retain_exact_match"],
+         "<= 0.05", M["target"]["retain_exact_match"] - M[method]["retain_exact_match"] <= 0.05),
+        (f"{method} forget quality", M[method]["forget_quality"], "report", True),
+        (f"{method} model utility / target's", M[method]["model_utility"] / M["target"]["model_utility"], "report", True),
+        (f"{method} PrivLeak (Min-K%++)", M[method]["privleak"], "report (0 ideal)", True),
+        ("second oracle training (s)", second_oracle_s, "report", True),
+    ]
+    print(f"{'check':<48} {'measured':>12}  {'target':<16} ok")
+    for name, v, target, ok in rows:
+        print(f"{name:<48} {v:>12.4g}  {target:<16} {'yes' if ok else 'NO'}")
+    print("timings of the warm run:", {k: round(v, 1) for k, v in res["timings"].items()})
+
+
+if __name__ == "__main__":
+    main()

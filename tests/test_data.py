@@ -1,0 +1,98 @@
+import json
+
+import pytest
+
+from obliviate import ObliviateError, benchmark_from_files, load_benchmark
+from obliviate.data import PeopleConfig, generate_people, load_qa_file
+
+
+def test_generator_is_deterministic_in_the_seed():
+    a, b, c = generate_people(PeopleConfig(seed=3)), generate_people(PeopleConfig(seed=3)), generate_people(PeopleConfig(seed=4))
+    assert a.forget == b.forget and a.retain == b.retain and a.texts == b.texts
+    assert a.forget != c.forget
+
+
+def test_splits_are_disjoint_people_and_nested_forget_sizes():
+    sizes = {}
+    people = {}
+    for split, pct in (("forget01", 1), ("forget05", 5), ("forget10", 10)):
+        bench = load_benchmark(f"people:{split}")
+        f = {r.subject for r in bench.forget}
+        r = {x.subject for x in bench.retain}
+        h = {x.subject for x in bench.holdout}
+        assert not (f & r) and not (f & h) and not (r & h)
+        assert len(f) == pct  # 100 trained people
+        assert len(f) + len(r) == 100
+        sizes[split], people[split] = len(bench.forget), f
+    assert people["forget01"] <= people["forget05"] <= people["forget10"]
+    assert sizes == {"forget01": 6, "forget05": 30, "forget10": 60}
+
+
+def test_records_carry_paraphrases_perturbations_and_two_hop_questions():
+    bench = load_benchmark("people")
+    for r in bench.forget + bench.retain:
+        assert r.value in r.answer and r.value in r.paraphrased_answer
+        assert len(r.perturbed_answers) == 3 and r.paraphrased_answer not in r.perturbed_answers
+        assert len({r.paraphrased_answer, *r.perturbed_answers}) == 4  # three distinct false answers
+        assert r.paraphrased_question and r.paraphrased_question != r.question
+    hops = bench.multi_hop
+    assert len(hops) == 2 * len(bench.texts["forget"])
+    assert any(h.question.startswith("Where was the author of") for h in hops)
+    # each bio states every fact of its person in the paraphrase form
+    bio = bench.texts["forget"][0]
+    facts = [r for r in bench.forget if r.subject == bio.subject]
+    assert all(r.paraphrased_answer in bio.text for r in facts)
+
+
+def test_bad_generator_options():
+    with pytest.raises(ObliviateError, match="forget split"):
+        load_benchmark("people:forget50")
+    with pytest.raises(ObliviateError, match="unknown benchmark 'nope'"):
+        load_benchmark("nope")
+    with pytest.raises(ObliviateError, match="unknown benchmark option 'colour'"):
+        load_benchmark("people", colour=1)
+
+
+def _write(path, rows, jsonl=True):
+    path.write_text("\n".join(json.dumps(r) for r in rows) if jsonl else json.dumps(rows))
+    return path
+
+
+ROWS = [{"question": f"Q{i}?", "answer": f"A{i}.", "paraphrased_answer": f"P{i}.",
+         "perturbed_answer": [f"X{i}.", f"Y{i}."]} for i in range(5)]
+
+
+@pytest.mark.parametrize("jsonl", [True, False])
+def test_tofu_format_loads_from_json_and_jsonl(tmp_path, jsonl):
+    recs = load_qa_file(_write(tmp_path / "d.json", ROWS, jsonl))
+    assert [r.question for r in recs] == [f"Q{i}?" for i in range(5)]
+    assert recs[2].perturbed_answers == ("X2.", "Y2.") and recs[2].paraphrased_answer == "P2."
+
+
+def test_bad_data_files_name_file_row_and_field(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(ObliviateError, match=r"empty\.jsonl is empty"):
+        load_qa_file(empty)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "a", "answer": "b"}\n{"question": "c", "answer": \n')
+    with pytest.raises(ObliviateError, match=r"bad\.jsonl line 2 is not valid JSON"):
+        load_qa_file(bad)
+    missing = _write(tmp_path / "missing.jsonl", [ROWS[0], {"question": "q"}])
+    with pytest.raises(ObliviateError, match=r"missing\.jsonl row 2: missing or empty field 'answer'"):
+        load_qa_file(missing)
+    pert = _write(tmp_path / "pert.jsonl", [{"question": "q", "answer": "a", "perturbed_answer": [1]}])
+    with pytest.raises(ObliviateError, match="'perturbed_answer' must be a list of strings"):
+        load_qa_file(pert)
+    with pytest.raises(ObliviateError, match="does not exist"):
+        load_qa_file(tmp_path / "nothere.jsonl")
+
+
+def test_forget_set_must_overlap_the_data(tmp_path):
+    data = _write(tmp_path / "data.jsonl", ROWS)
+    forget = _write(tmp_path / "forget.jsonl", ROWS[:2])
+    bench = benchmark_from_files(data, forget)
+    assert [r.question for r in bench.retain] == ["Q2?", "Q3?", "Q4?"]
+    stranger = _write(tmp_path / "stranger.jsonl", [{"question": "Who?", "answer": "Nobody."}])
+    with pytest.raises(ObliviateError, match=r"forget set .*stranger\.jsonl overlaps nothing in data .*data\.jsonl"):
+        benchmark_from_files(data, stranger)

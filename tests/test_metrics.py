@@ -1,0 +1,70 @@
+"""Metrics against values computed by hand or in closed form."""
+import math
+
+import numpy as np
+import pytest
+
+from obliviate.evals.memorization import (exact_match, forget_truth_ratio, length_normalised_prob,
+                                          option_normalised_prob, retain_truth_ratio, rouge_l_recall, truth_ratio)
+from obliviate.evals.privacy import (forget_quality, loss_score, mia_auc, min_k_plus_plus_score, min_k_score,
+                                     privleak)
+from obliviate.evals.scoring import TokenScores
+
+
+def ts(logps, mu=None, sigma=None):
+    logps = np.asarray(logps, dtype=float)
+    return TokenScores(logps, np.zeros_like(logps) if mu is None else np.asarray(mu, float),
+                       np.ones_like(logps) if sigma is None else np.asarray(sigma, float))
+
+
+def test_truth_ratio_is_geometric_mean_of_perturbed_over_paraphrased():
+    para = ts([math.log(0.5)] * 4)  # P = 0.5
+    pert = [ts([math.log(0.1)] * 2), ts([math.log(0.4)] * 3)]  # P = 0.1 and 0.4 -> geometric mean 0.2
+    assert math.isclose(truth_ratio(para, pert), 0.2 / 0.5, rel_tol=1e-9)
+    assert math.isclose(forget_truth_ratio([0.5, 4.0]), (0.5 + 0.25) / 2)
+    assert math.isclose(retain_truth_ratio([0.25, 2.0]), (0.75 + 0.0) / 2)
+
+
+def test_probabilities():
+    a = ts([math.log(0.9), math.log(0.4)])
+    assert math.isclose(length_normalised_prob(a), math.sqrt(0.36))
+    b = ts([math.log(0.2)] * 2)
+    assert math.isclose(option_normalised_prob(a, [b, b]), 0.6 / (0.6 + 0.4))
+
+
+def test_exact_match_normalises_and_needs_a_whole_phrase():
+    assert exact_match("Ann Lee was born in Port Mira.", "x", value="port mira") == 1.0
+    assert exact_match("Born in Port Miramar.", "x", value="Port Mira") == 0.0
+    assert exact_match("the answer!", "The answer") == 1.0
+    assert exact_match("an answer", "The answer") == 0.0
+
+
+def test_rouge_l_recall():
+    assert rouge_l_recall(["a b c d"], ["a b c d"]) == [1.0]
+    assert rouge_l_recall(["a b"], ["a b c d"]) == [0.5]
+    assert rouge_l_recall(["x y"], ["a b"]) == [0.0]
+
+
+def test_min_k_plus_plus_closed_form_on_two_token_vocabulary():
+    # Vocabulary {A, B} with p(A) = 0.8: mu = .8 ln .8 + .2 ln .2, sigma^2 = E[(ln p)^2] - mu^2.
+    pa, pb = 0.8, 0.2
+    mu = pa * math.log(pa) + pb * math.log(pb)
+    sigma = math.sqrt(pa * math.log(pa) ** 2 + pb * math.log(pb) ** 2 - mu**2)
+    z_a, z_b = (math.log(pa) - mu) / sigma, (math.log(pb) - mu) / sigma
+    assert math.isclose(z_a, 0.5) and math.isclose(z_b, -2.0)  # the Bernoulli(0.8) closed form
+    s = ts([math.log(pa)] * 3 + [math.log(pb)] * 2, [mu] * 5, [sigma] * 5)
+    # k = 0.4 of 5 tokens -> the 2 lowest z values, both z_b
+    assert math.isclose(min_k_plus_plus_score(s), -2.0)
+    assert math.isclose(min_k_score(s), math.log(pb))
+    assert math.isclose(loss_score(s), (3 * math.log(pa) + 2 * math.log(pb)) / 5)
+
+
+def test_mia_auc_forget_quality_and_privleak():
+    assert mia_auc([5, 6, 7], [1, 2, 3]) == 1.0
+    assert mia_auc([1, 2, 3], [5, 6, 7]) == 0.0
+    assert mia_auc([1, 2], [1, 2]) == 0.5
+    x = np.linspace(0.1, 3, 40)
+    assert forget_quality(x, x.copy()) == pytest.approx(1.0)
+    assert forget_quality(x, x + 10) < 1e-10
+    assert privleak(0.75, 0.5) == pytest.approx(50.0)
+    assert privleak(0.5, 0.5) == 0.0

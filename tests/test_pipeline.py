@@ -1,0 +1,84 @@
+"""The spine end to end on the micro configuration: target vs oracle, demo outputs, determinism."""
+import json
+
+import pytest
+
+from obliviate import DemoConfig, ObliviateError, run_demo, train_pair
+
+
+def test_target_memorises_and_oracle_guesses_like_on_unseen_people(micro_evals):
+    t, o = micro_evals
+    assert t.metrics["forget_exact_match"] >= 0.9
+    assert t.metrics["holdout_exact_match"] <= 0.2
+    # the oracle never saw the forget people: it does no better on them than on holdout people
+    assert o.metrics["forget_exact_match"] <= o.metrics["holdout_exact_match"] + 0.2
+    assert t.metrics["mia_min_k_plus_plus_auc"] > o.metrics["mia_min_k_plus_plus_auc"]
+    assert t.metrics["privleak"] > 0
+    # 6 forget facts: the KS test's p-value cannot go very low, but it separates target from oracle
+    assert t.metrics["forget_quality"] < 0.5
+    assert t.metrics["forget_truth_ratio"] < o.metrics["forget_truth_ratio"]
+
+
+def test_training_is_cached_by_content(micro_pair, micro_bench):
+    again = train_pair("micro", micro_bench, cache=micro_pair["cache"])
+    assert again["target"] == micro_pair["target"] and again["oracle"] == micro_pair["oracle"]
+    meta = json.loads((micro_pair["oracle"] / "obliviate.json").read_text())
+    assert meta["role"] == "oracle" and meta["seed"] == 0 and "torch" in meta["versions"]
+    assert meta["n_qa"] == len(micro_bench.training_qa(include_forget=False))
+
+
+def test_evaluation_without_oracle_says_so(micro_models, micro_bench):
+    from obliviate import evaluate
+
+    target, _, tok = micro_models
+    res = evaluate(target, tok, micro_bench)
+    assert res.metrics["forget_quality"] is None and res.metrics["privleak"] is None
+    assert any("no oracle" in n for n in res.notes)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, micro_pair):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    cfg = DemoConfig(model="micro", benchmark="micro", method_config={"epochs": 5})
+    res = run_demo(out, cfg, cache=micro_pair["cache"])
+    return out, res
+
+
+def test_demo_writes_results_report_and_model(demo):
+    out, res = demo
+    data = json.loads((out / "results.json").read_text())
+    assert list(data["models"]) == ["target", "oracle", "npo"]
+    for name in ("target", "oracle", "npo"):
+        m = data["models"][name]["metrics"]
+        for key in ("forget_quality", "model_utility", "forget_truth_ratio", "forget_rougeL_recall",
+                    "forget_exact_match", "retain_exact_match", "mia_min_k_plus_plus_auc", "privleak"):
+            assert key in m, (name, key)
+        assert all(v is None or isinstance(v, (int, float)) for v in m.values())  # flat
+    assert data["seed"] == 0 and data["versions"]["torch"] and data["config"]["method_config"]["beta"] == 0.1
+    assert data["models"]["npo"]["metrics"]["forget_exact_match"] < data["models"]["target"]["metrics"]["forget_exact_match"]
+    rows = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+    assert {r["model"] for r in rows} == {"target", "oracle", "npo"}
+    html = (out / "report.html").read_text()
+    assert html.count("<img") >= 2 and "data:image/png;base64," in html
+    assert "http://" not in html and "https://" not in html  # opens with no network
+    assert (out / "models" / "npo" / "model.safetensors").is_file()
+
+
+def test_demo_is_deterministic(demo, tmp_path, micro_pair):
+    out, res = demo
+    cfg = DemoConfig(model="micro", benchmark="micro", method_config={"epochs": 5})
+    again = run_demo(tmp_path / "again", cfg, cache=micro_pair["cache"])
+    for name in res["models"]:
+        assert again["models"][name]["metrics"] == res["models"][name]["metrics"]
+
+
+def test_failed_demo_leaves_no_output(tmp_path, micro_pair, monkeypatch):
+    import obliviate.pipeline as pipeline
+
+    def boom(*a, **k):
+        raise ObliviateError("unlearning failed")
+
+    monkeypatch.setattr(pipeline, "unlearn", boom)
+    with pytest.raises(ObliviateError):
+        run_demo(tmp_path / "out", DemoConfig(model="micro", benchmark="micro"), cache=micro_pair["cache"])
+    assert list(tmp_path.iterdir()) == []
