@@ -82,3 +82,19 @@ def test_failed_demo_leaves_no_output(tmp_path, micro_pair, monkeypatch):
     with pytest.raises(ObliviateError):
         run_demo(tmp_path / "out", DemoConfig(model="micro", benchmark="micro"), cache=micro_pair["cache"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_same_numbers_across_processes_with_different_hash_seeds(tmp_path, micro_pair):
+    """Batching must not depend on Python's per-process hash seed (set iteration order)."""
+    import os
+    import subprocess
+    import sys
+
+    metrics = []
+    for hs in ("1", "2"):
+        out = tmp_path / f"e{hs}"
+        env = {**os.environ, "PYTHONHASHSEED": hs}
+        subprocess.run([sys.executable, "-m", "obliviate.cli", "eval", "--model", str(micro_pair["target"]),
+                        "--benchmark", "micro", "--out", str(out)], check=True, env=env, capture_output=True)
+        metrics.append(json.loads((out / "results.json").read_text())["models"])
+    assert metrics[0] == metrics[1]

@@ -44,8 +44,9 @@ class Scorer:
     @torch.no_grad()
     def score(self, examples: list[Example]) -> list[TokenScores]:
         """TokenScores for each example's target tokens (EOS included), computed once per unique example."""
+        # a total order (length, then text): the same batches in every process, whatever the hash seed
         todo = sorted({ex for ex in examples if ex not in self._scores},
-                      key=lambda ex: len(ex.prompt) + len(ex.target))
+                      key=lambda ex: (len(ex.prompt) + len(ex.target), ex.prompt, ex.target))
         self.model.eval()
         pad = pad_id(self.tok)
         for s in range(0, len(todo), self.batch_size):
@@ -71,7 +72,7 @@ class Scorer:
     @torch.no_grad()
     def generate(self, prompts: list[str], max_new_tokens: int = 32) -> list[str]:
         """Greedy continuations of formatted prompts (batched, left-padded), decoded without special tokens."""
-        todo = sorted({p for p in prompts if (p, max_new_tokens) not in self._gens}, key=len)
+        todo = sorted({p for p in prompts if (p, max_new_tokens) not in self._gens}, key=lambda p: (len(p), p))
         chat = uses_chat_template(self.tok)
         pad = pad_id(self.tok)
         self.model.eval()
