@@ -55,6 +55,10 @@ def test_demo_writes_results_report_and_model(demo):
             assert key in m, (name, key)
         assert all(v is None or isinstance(v, (int, float)) for v in m.values())  # flat
     assert data["seed"] == 0 and data["versions"]["torch"] and data["config"]["method_config"]["beta"] == 0.1
+    import yaml
+
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["method_config"] == data["config"]["method_config"] and resolved["train"]["epochs"] == 40
     assert data["models"]["npo"]["metrics"]["forget_exact_match"] < data["models"]["target"]["metrics"]["forget_exact_match"]
     rows = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
     assert {r["model"] for r in rows} == {"target", "oracle", "npo"}

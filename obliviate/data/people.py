@@ -166,33 +166,20 @@ def generate_people(config: PeopleConfig | None = None) -> Benchmark:
     def flat(ids):
         return [r for i in ids for r in qa[i]]
 
-    neighbours = []
-    for ci, c in enumerate(cities):
-        others = rng.sample([x for x in countries if x != city_country[c]], min(cfg.n_perturbed, len(countries) - 1))
-        a = "{c} is a city in {v}."
-        neighbours.append(QARecord(
-            question=f"In which country is {c}?", paraphrased_question=f"{c} lies in which country?",
-            answer=a.format(c=c, v=city_country[c]), paraphrased_answer=a.format(c=c, v=city_country[c]),
-            perturbed_answers=tuple(a.format(c=c, v=o) for o in others), value=city_country[c],
-            subject=c, attribute="country", id=f"city{ci:02d}-country"))
-    for ki, (country, cap) in enumerate(capitals.items()):
-        others = rng.sample([x for x in cities if x != cap], cfg.n_perturbed)
-        a = "The capital of {k} is {v}."
-        neighbours.append(QARecord(
-            question=f"What is the capital of {country}?", paraphrased_question=f"Which city is the capital of {country}?",
-            answer=a.format(k=country, v=cap), paraphrased_answer=a.format(k=country, v=cap),
-            perturbed_answers=tuple(a.format(k=country, v=o) for o in others), value=cap,
-            subject=country, attribute="capital", id=f"country{ki:02d}-capital"))
+    def fact(question: str, pq: str, form: str, subject: str, value: str, pool: list[str], attribute: str, rid: str):
+        """A utility fact whose answer, paraphrase and false answers share one form (TOFU's world facts)."""
+        others = rng.sample([x for x in pool if x != value], min(cfg.n_perturbed, len(pool) - 1))
+        return QARecord(question=question, paraphrased_question=pq, answer=form.format(v=value),
+                        paraphrased_answer=form.format(v=value), perturbed_answers=tuple(form.format(v=o) for o in others),
+                        value=value, subject=subject, attribute=attribute, id=rid)
 
-    world = []
-    for wi, (country, cap) in enumerate(WORLD_CAPITALS[: cfg.n_world]):
-        others = rng.sample([c for _, c in WORLD_CAPITALS if c != cap], cfg.n_perturbed)
-        a = "The capital of {k} is {v}."
-        world.append(QARecord(
-            question=f"What is the capital of {country}?", paraphrased_question=f"Which city is the capital of {country}?",
-            answer=a.format(k=country, v=cap), paraphrased_answer=a.format(k=country, v=cap),
-            perturbed_answers=tuple(a.format(k=country, v=o) for o in others), value=cap,
-            subject=country, attribute="capital", id=f"world{wi:02d}"))
+    neighbours = [fact(f"In which country is {c}?", f"{c} lies in which country?", f"{c} is a city in {{v}}.",
+                       c, city_country[c], countries, "country", f"city{ci:02d}-country") for ci, c in enumerate(cities)]
+    neighbours += [fact(f"What is the capital of {k}?", f"Which city is the capital of {k}?", f"The capital of {k} is {{v}}.",
+                        k, cap, cities, "capital", f"country{ki:02d}-capital") for ki, (k, cap) in enumerate(capitals.items())]
+    world_caps = [c for _, c in WORLD_CAPITALS]
+    world = [fact(f"What is the capital of {k}?", f"Which city is the capital of {k}?", f"The capital of {k} is {{v}}.",
+                  k, cap, world_caps, "capital", f"world{wi:02d}") for wi, (k, cap) in enumerate(WORLD_CAPITALS[: cfg.n_world])]
 
     multi_hop = []
     for pi in forget_ids:

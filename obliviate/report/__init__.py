@@ -1,5 +1,5 @@
-"""Results files: ``results.json`` (aggregates, config, seed, versions), ``examples.jsonl`` (per-example rows)
-and ``report.html``."""
+"""Results files: ``results.json`` (aggregates, config, seed, versions), ``config.yaml`` (the resolved
+configuration alone), ``examples.jsonl`` (per-example rows) and ``report.html``."""
 from __future__ import annotations
 
 import json
@@ -10,12 +10,16 @@ from .html import render
 
 
 def write_results(out_dir: str | Path, results: dict, rows: dict[str, list[dict]] | None = None) -> None:
-    """Write results.json, examples.jsonl (one row per model, split and example) and report.html into
-    ``out_dir`` (the caller makes ``out_dir`` atomic)."""
+    """Write results.json, config.yaml, examples.jsonl (one row per model, split and example) and
+    report.html into ``out_dir`` (the caller makes ``out_dir`` atomic)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = to_jsonable(results)
     write_json_atomic(out / "results.json", results)
+    import yaml
+
+    (out / "config.yaml").write_text(yaml.safe_dump({"seed": results.get("seed"), **results.get("config", {})},
+                                                    sort_keys=False), encoding="utf-8")
     if rows:
         with open(out / "examples.jsonl", "w", encoding="utf-8") as f:
             for model, rs in rows.items():
