@@ -62,15 +62,15 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         target, tok = load_model(paths["target"])
         oracle, _ = load_model(paths["oracle"])
         t = time.time()
-        oracle_res = evaluate(oracle, tok, bench, cfg.eval)
-        target_res = evaluate(target, tok, bench, cfg.eval, oracle=oracle_res)
+        oracle_res = evaluate(oracle, tok, bench, cfg.eval, desc="evaluate oracle")
+        target_res = evaluate(target, tok, bench, cfg.eval, oracle=oracle_res, desc="evaluate target")
         timings["evaluate_target_and_oracle"] = time.time() - t
 
         t = time.time()
         new, info = unlearn(target, tok, UnlearnData.from_benchmark(bench, tok), cfg.method, method_cfg)
         timings[f"unlearn_{cfg.method}"] = time.time() - t
         t = time.time()
-        new_res = evaluate(new, tok, bench, cfg.eval, oracle=oracle_res)
+        new_res = evaluate(new, tok, bench, cfg.eval, oracle=oracle_res, desc=f"evaluate {cfg.method}")
         timings[f"evaluate_{cfg.method}"] = time.time() - t
 
         oracle_res.metrics["forget_quality"] = None

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..data import Benchmark, QARecord, format_prompt, qa_example
+from ..loop import progress
 from ..utils import ObliviateError
 from .memorization import (exact_match, forget_truth_ratio, length_normalised_prob, option_normalised_prob,
                            retain_truth_ratio, rouge_l_recall, truth_ratio)
@@ -74,7 +75,7 @@ def _score_split(scorer: Scorer, tok, recs: list[QARecord], split: str, cfg: Eva
 
 
 def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None,
-             oracle: EvalResult | None = None, scorer: Scorer | None = None) -> EvalResult:
+             oracle: EvalResult | None = None, scorer: Scorer | None = None, desc: str = "evaluate") -> EvalResult:
     """Evaluate ``model`` on ``bench``; with an ``oracle`` result, also forget quality and PrivLeak."""
     cfg = cfg or EvalConfig()
     if not bench.forget:
@@ -86,11 +87,19 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None,
     splits = {"forget": bench.forget, "retain": retain, "holdout": bench.holdout,
               "neighbours": bench.neighbours, "world": bench.world}
     rows, arrays, metrics, notes = [], {}, {}, []
+    bar, task = progress(desc, sum(len(r) for r in splits.values()))
+    with bar:
+        scored = {}
+        for split, recs in splits.items():
+            if recs:
+                bar.update(task, info=split)
+                scored[split] = _score_split(scorer, tokenizer, recs, split, cfg)
+                bar.update(task, advance=len(recs))
     for split, recs in splits.items():
         if not recs:
             notes.append(f"split {split!r} is empty: its metrics are left out")
             continue
-        r, a = _score_split(scorer, tokenizer, recs, split, cfg)
+        r, a = scored[split]
         rows += r
         arrays[split] = a
         tr = np.asarray(a["truth_ratio"], dtype=float)
