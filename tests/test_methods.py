@@ -9,7 +9,7 @@ from obliviate.data import collate, encode
 from obliviate.data.format import pad_id
 from obliviate.methods.losses import mean_token_nll
 
-STEPS = {"max_steps": 12}
+STEPS = {"max_steps": 24}
 
 
 def _nll(model, tok, examples):
@@ -40,23 +40,23 @@ def test_method_raises_forget_loss_and_leaves_the_input_model_alone(name, micro_
     assert info["method"] == name and len(info["loss_curve"]) == STEPS["max_steps"]
 
 
-@pytest.mark.parametrize("name", [n for n in sorted(METHODS) if n != "ga"])
+@pytest.mark.parametrize("name", [n for n in sorted(METHODS) if METHODS[n].retain_term])
 def test_retain_term_holds_retain_loss(name, micro_models, data):
-    """With a retain term, retain NLL rises by less than a quarter of the forget NLL's rise, and ends far
-    below where plain gradient ascent leaves it."""
+    """With a retain term, retain NLL rises by at most a quarter of the forget NLL's rise (or 0.25 nats, for
+    refusal methods whose objective is not the forget NLL), and ends far below where gradient ascent leaves it."""
     target, _, tok = micro_models
     cfg = {"max_steps": 24}
     ga, _ = unlearn(target, tok, data, "ga", cfg)
     new, _ = unlearn(target, tok, data, name, cfg)
     (f0, r0), (f1, r1) = [(_nll(m, tok, data.forget), _nll(m, tok, data.retain)) for m in (target, new)]
     r_ga = _nll(ga, tok, data.retain)
-    assert r1 - r0 < 0.25 * (f1 - f0), f"{name}: forget NLL {f0:.2f} -> {f1:.2f}, retain {r0:.2f} -> {r1:.2f}"
+    assert r1 - r0 < max(0.25, 0.25 * (f1 - f0)), f"{name}: forget NLL {f0:.2f} -> {f1:.2f}, retain {r0:.2f} -> {r1:.2f}"
     assert r1 < r_ga / 3, f"{name} should protect retain far better than ga ({r1:.3f} vs {r_ga:.3f})"
 
 
 def test_unknown_method_and_option(micro_models, data):
     target, _, tok = micro_models
-    with pytest.raises(ObliviateError, match="unknown method 'nope'; expected one of ga, graddiff, npo"):
+    with pytest.raises(ObliviateError, match="unknown method 'nope'; expected one of flat, ga, graddiff, idk"):
         unlearn(target, tok, data, "nope")
     with pytest.raises(ObliviateError, match="unknown option.* gamma for NPOConfig"):
         unlearn(target, tok, data, "npo", {"gamma": 1})

@@ -38,6 +38,11 @@ def qa_example(tokenizer, question: str, answer: str) -> Example:
     return Example(format_prompt(tokenizer, question), target)
 
 
+def retarget(tokenizer, ex: Example, answer: str) -> Example:
+    """The same prompt with another answer (e.g. a refusal), formatted as :func:`qa_example` would."""
+    return Example(ex.prompt, answer if uses_chat_template(tokenizer) else " " + answer)
+
+
 def examples_from(tokenizer, qa: list[QARecord] = (), texts: list[TextRecord] = ()) -> list[Example]:
     return [qa_example(tokenizer, r.question, r.answer) for r in qa] + [Example("", t.text) for t in texts]
 

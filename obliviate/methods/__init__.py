@@ -13,7 +13,8 @@ from typing import Callable
 from ..utils import ObliviateError
 from .common import GradientConfig, UnlearnData
 from .gradient import GAConfig, GradDiffConfig, ga, graddiff
-from .npo import NPOConfig, npo
+from .npo import NPOConfig, SimNPOConfig, npo, simnpo
+from .refusal import FLATConfig, IdkConfig, IdkDPOConfig, flat, idk, idkdpo
 
 
 @dataclass(frozen=True)
@@ -21,12 +22,18 @@ class Method:
     config: type
     run: Callable
     summary: str
+    retain_term: bool = True  # whether the loss has a term that protects retain data
 
 
 METHODS: dict[str, Method] = {
-    "ga": Method(GAConfig, ga, "gradient ascent on the forget set (TOFU baseline)"),
+    "ga": Method(GAConfig, ga, "gradient ascent on the forget set (TOFU baseline)", retain_term=False),
     "graddiff": Method(GradDiffConfig, graddiff, "ascent on forget + descent (NLL or KL) on retain"),
     "npo": Method(NPOConfig, npo, "Negative Preference Optimization, beta=0.1, + retain NLL (NPO-RT)"),
+    "simnpo": Method(SimNPOConfig, simnpo, "reference-free, length-normalised NPO (beta=4.5, delta=0) + retain NLL"),
+    "idk": Method(IdkConfig, idk, "fine-tune forget questions towards refusal answers + retain NLL"),
+    "idkdpo": Method(IdkDPOConfig, idkdpo, "DPO: refusal preferred, forget answer rejected (beta=0.1) + retain NLL"),
+    "flat": Method(FLATConfig, flat, "FLAT: f-divergence (KL or TV) between refusals and forget answers, forget data only",
+                   retain_term=False),
 }
 DEFAULT_METHOD = "npo"
 

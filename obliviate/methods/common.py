@@ -65,9 +65,10 @@ def default_lr(model, cfg: GradientConfig) -> float:
 
 
 def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig, loss_fn: Callable,
-                        desc: str, needs_retain: bool, params=None) -> list[float]:
-    """Optimise ``loss_fn(model, batch)`` where ``batch`` has ``forget`` and ``retain`` sub-batches and
-    ``forget_idx`` (positions in ``data.forget``, for per-example reference values)."""
+                        desc: str, needs_retain: bool, params=None, paired: dict[str, list[Example]] | None = None) -> list[float]:
+    """Optimise ``loss_fn(model, batch)`` where ``batch`` has ``forget`` and ``retain`` sub-batches,
+    ``forget_idx`` (positions in ``data.forget``, for per-example reference values) and, for each
+    ``paired[name]`` (a list aligned with ``data.forget``), a sub-batch ``name`` of the same positions."""
     if not data.forget:
         raise ObliviateError(f"{desc}: the forget set is empty")
     if needs_retain and not data.retain:
@@ -75,6 +76,10 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
     seed_everything(cfg.seed)
     f_enc = [encode(tokenizer, ex, cfg.max_length) for ex in data.forget]
     r_enc = [encode(tokenizer, ex, cfg.max_length) for ex in data.retain]
+    p_enc = {k: [encode(tokenizer, ex, cfg.max_length) for ex in v] for k, v in (paired or {}).items()}
+    for k, v in p_enc.items():
+        if len(v) != len(f_enc):
+            raise ValueError(f"paired examples {k!r} must align with the forget set")
     bs = min(cfg.batch_size, len(f_enc))
     n_steps = cfg.max_steps or cfg.epochs * math.ceil(len(f_enc) / bs)
     pad = pad_id(tokenizer)
@@ -87,6 +92,7 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
             for s in range(0, len(order), bs):
                 idx = order[s:s + bs]
                 b = {"forget": collate([f_enc[i] for i in idx], pad), "forget_idx": torch.tensor(idx)}
+                b |= {k: collate([v[i] for i in idx], pad) for k, v in p_enc.items()}
                 if r_enc:
                     b["retain"] = collate([r_enc[i] for i in rng.sample(range(len(r_enc)), min(bs, len(r_enc)))], pad)
                 yield b

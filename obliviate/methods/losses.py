@@ -53,3 +53,36 @@ def kl_to_ref(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tens
     logq = torch.log_softmax(ref_logits[:, :-1].float(), -1)
     kl = (logq.exp() * (logq - logp)).sum(-1)
     return (kl * mask).sum() / mask.sum().clamp_min(1)
+
+
+def simnpo_loss(nll_mean: torch.Tensor, beta: float, delta: float) -> torch.Tensor:
+    """SimNPO (Fan et al., 2024, "Simplicity Prevails: Rethinking Negative Preference Optimization for LLM
+    Unlearning", arXiv:2410.07163, Eq. 4): reference-free and length-normalised,
+    L = -(2/β)·E[log σ(β·(NLL_θ(y|x)/|y| - δ))]."""
+    return -(2.0 / beta) * F.logsigmoid(beta * (nll_mean - delta)).mean()
+
+
+def dpo_loss(nll_win: torch.Tensor, nll_win_ref: torch.Tensor, nll_lose: torch.Tensor, nll_lose_ref: torch.Tensor,
+             beta: float) -> torch.Tensor:
+    """DPO (Rafailov et al., 2023, Eq. 7) in NPO's scaling (as open-unlearning's IdkDPO):
+    L = -(2/β)·E[log σ(β·((log π_θ - log π_ref)(y_win) - (log π_θ - log π_ref)(y_lose)))], with summed NLLs."""
+    margin = (nll_win_ref - nll_win) - (nll_lose_ref - nll_lose)
+    return -(2.0 / beta) * F.logsigmoid(beta * margin).mean()
+
+
+def mean_token_prob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Average over answer tokens of p(token), per sequence (B,)."""
+    logp, mask = token_logprobs(logits, labels)
+    return (logp.exp() * mask).sum(-1) / mask.sum(-1).clamp_min(1)
+
+
+def flat_loss(p_template: torch.Tensor, p_forget: torch.Tensor, divergence: str = "kl") -> torch.Tensor:
+    """FLAT (Wang et al., 2025, "LLM Unlearning via Loss Adjustment with Only Forget Data", arXiv:2410.11143,
+    Eq. 4): the variational f-divergence loss L = -E[g(P_e)] + E[f*(g(P_f))] between template answers (P_e)
+    and forget answers (P_f), P the mean token probability.
+    TV: g(v) = tanh(v)/2, f*(t) = t;  KL: g(v) = v, f*(t) = exp(t - 1)."""
+    if divergence == "tv":
+        return (-torch.tanh(p_template) / 2 + torch.tanh(p_forget) / 2).mean()
+    if divergence == "kl":
+        return (-p_template + torch.exp(p_forget - 1)).mean()
+    raise ValueError(f"divergence must be 'kl' or 'tv', got {divergence!r}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .common import GradientConfig, UnlearnData, forward_nll, reference_nll, run_gradient_method
 from .gradient import _lm
-from .losses import mean_token_nll, npo_loss
+from .losses import mean_token_nll, npo_loss, simnpo_loss
 
 
 @dataclass
@@ -40,4 +40,30 @@ def npo(model, tokenizer, data: UnlearnData, cfg: NPOConfig) -> dict:
         return value
 
     curve = run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn npo", needs_retain=cfg.retain_weight > 0)
+    return {"loss_curve": curve}
+
+
+@dataclass
+class SimNPOConfig(GradientConfig):
+    """SimNPO with open-unlearning's TOFU defaults."""
+
+    beta: float = 4.5
+    delta: float = 0.0  # the reward margin (γ in the paper)
+    forget_weight: float = 0.125
+    retain_weight: float = 1.0
+
+
+def simnpo(model, tokenizer, data: UnlearnData, cfg: SimNPOConfig) -> dict:
+    """L = w_f·(-(2/β)·E[log σ(β·(NLL_θ/|y| - δ))]) + α·NLL(retain)  (SimNPO, arXiv:2410.07163, Eq. 4).
+
+    No reference model: the length-normalised NLL replaces NPO's reference log-ratio."""
+    use_retain = cfg.retain_weight > 0 and bool(data.retain)
+
+    def loss(m, b):
+        value = cfg.forget_weight * simnpo_loss(forward_nll(m, b["forget"], "mean"), cfg.beta, cfg.delta)
+        if use_retain:
+            value = value + cfg.retain_weight * mean_token_nll(_lm(m, b["retain"]), b["retain"]["labels"])
+        return value
+
+    curve = run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn simnpo", needs_retain=cfg.retain_weight > 0)
     return {"loss_curve": curve}
