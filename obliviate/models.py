@@ -179,6 +179,8 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
     if looks_like_path and not path.is_dir():
         raise ObliviateError(f"model path {s} does not exist; expected a model folder, a .gguf file, "
                              f"a hub id or one of {sorted(BUILTIN_MODELS)}")
+    if path.is_dir() and (path / "adapter_config.json").is_file():
+        return load_adapter(path, dtype)
     if path.is_dir() and not (path / "config.json").is_file():
         raise ObliviateError(f"model folder {s} has no config.json; expected a Hugging Face model folder")
     try:
@@ -189,6 +191,23 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ObliviateError(f"unknown model {s!r}: not a built-in name ({', '.join(sorted(BUILTIN_MODELS))}), "
                              f"a local folder or a reachable hub id ({first})") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+def load_adapter(path: Path, dtype: torch.dtype = torch.float32):
+    """A PEFT adapter folder (as ``unlearn`` writes with ``lora_merge=false``), on the base it records."""
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    try:
+        with _quiet_loading():
+            model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=dtype)
+            tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise ObliviateError(f"could not load the LoRA adapter in {path} (its base model must be reachable): "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return model, tok

@@ -74,3 +74,46 @@ def test_a_diverging_loss_stops_with_an_error(micro_models, data):
     target, _, tok = micro_models
     with pytest.raises(ObliviateError, match="loss became"):
         unlearn(target, tok, data, "ga", {"lr": 1e6, "max_steps": 20})
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_lora_trains_adapters_only(name, micro_models, data):
+    target, _, tok = micro_models
+    adapter, info = unlearn(target, tok, data, name, {"max_steps": 24, "lora_rank": 4, "lora_merge": False})
+    base = target.state_dict()
+    for k, v in adapter.state_dict().items():
+        if "lora_" in k:
+            continue
+        orig = k.replace("base_model.model.", "").replace(".base_layer", "")
+        assert torch.equal(v, base[orig]), f"{name}+LoRA changed a frozen weight {orig}"
+    lora_b = {k: v for k, v in adapter.state_dict().items() if "lora_B" in k}
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b.values())  # B starts at zero: it was trained
+    curve = info["loss_curve"]
+    assert sum(curve[-6:]) / 6 < sum(curve[:6]) / 6, f"{name}+LoRA: its objective did not descend"
+
+
+def test_lora_merged_model_is_a_plain_model(micro_models, data, tmp_path):
+    from obliviate import load_model, save_model
+
+    target, _, tok = micro_models
+    merged, info = unlearn(target, tok, data, "npo", {"max_steps": 5, "lora_rank": 4})
+    assert type(merged) is type(target) and info["config"]["lora_rank"] == 4
+    again, _ = load_model(save_model(merged, tok, tmp_path / "m"))
+    assert set(again.state_dict()) == set(target.state_dict())
+
+
+def test_lora_adapter_saves_and_loads_on_its_base(micro_models, micro_pair, data, tmp_path):
+    from obliviate import load_model, save_model
+
+    target, _, tok = micro_models
+    adapter, _ = unlearn(target, tok, data, "ga", {"max_steps": 5, "lora_rank": 4, "lora_merge": False})
+    out = save_model(adapter, tok, tmp_path / "adapter")
+    assert (out / "adapter_config.json").is_file() and not (out / "config.json").exists()
+    again, _ = load_model(out)
+    assert abs(_nll(again, tok, data.forget) - _nll(adapter, tok, data.forget)) < 1e-5
+
+
+def test_lora_with_no_matching_modules_is_an_error(micro_models, data):
+    target, _, tok = micro_models
+    with pytest.raises(ObliviateError, match="LoRA: no module of the model matches lora_targets='nothing_here'"):
+        unlearn(target, tok, data, "ga", {"max_steps": 2, "lora_rank": 4, "lora_targets": "nothing_here"})

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from ..utils import ObliviateError
+from . import lora
 from .common import GradientConfig, UnlearnData
 from .gradient import GAConfig, GradDiffConfig, ga, graddiff
 from .npo import NPOConfig, SimNPOConfig, npo, simnpo
@@ -59,7 +60,11 @@ def unlearn(model, tokenizer, data: UnlearnData, method: str = DEFAULT_METHOD, c
     m = get_method(method)
     cfg = method_config(method, config)
     new = copy.deepcopy(model)
+    if cfg.lora_rank > 0:
+        new = lora.wrap(new, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
     info = m.run(new, tokenizer, data, cfg)
+    if cfg.lora_rank > 0:
+        new = lora.unwrap(new, cfg.lora_merge)
     new.eval()
     return new, {"method": method, "config": asdict(cfg), **info}
 

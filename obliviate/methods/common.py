@@ -45,6 +45,10 @@ class GradientConfig:
     grad_clip: float = 1.0
     max_length: int = 256
     seed: int = 0
+    lora_rank: int = 0  # > 0: train LoRA adapters of this rank instead of all parameters
+    lora_alpha: float = 0.0  # 0: 2 x rank
+    lora_targets: str = "all-linear"  # or a comma list of module names, e.g. "q_proj,v_proj"
+    lora_merge: bool = True  # merge adapters into the weights (False: keep them as a PEFT adapter)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "GradientConfig":
