@@ -16,6 +16,7 @@ from .common import GradientConfig, UnlearnData
 from .gradient import GAConfig, GradDiffConfig, ga, graddiff
 from .npo import NPOConfig, SimNPOConfig, npo, simnpo
 from .refusal import FLATConfig, IdkConfig, IdkDPOConfig, flat, idk, idkdpo
+from .rmu import RMUConfig, rmu
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ METHODS: dict[str, Method] = {
     "idkdpo": Method(IdkDPOConfig, idkdpo, "DPO: refusal preferred, forget answer rejected (beta=0.1) + retain NLL"),
     "flat": Method(FLATConfig, flat, "FLAT: f-divergence (KL or TV) between refusals and forget answers, forget data only",
                    retain_term=False),
+    "rmu": Method(RMUConfig, rmu, "RMU: steer layer-l activations on forget data to a random direction; "
+                                  "updates MLP down-projections of layers l-2..l only"),
 }
 DEFAULT_METHOD = "npo"
 

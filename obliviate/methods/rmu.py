@@ -1,0 +1,123 @@
+"""Representation Misdirection for Unlearning (Li et al., 2024, "The WMDP Benchmark: Measuring and Reducing
+Malicious Use With Unlearning", arXiv:2403.03218, Sec. 5, Eq. 1-2).
+
+    obliviate unlearn --method rmu --model <target dir> --benchmark people --set layer=2
+
+L = mean ||h_ℓ(x_f) - c·u||² + α · mean ||h_ℓ(x_r) - h_ℓ^frozen(x_r)||², u a fixed random unit vector,
+h_ℓ the residual stream after decoder layer ℓ (averaged over the sequence's tokens). Only the MLP
+down-projections of layers ℓ-2..ℓ are updated, as in the paper's official code.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from ..utils import ObliviateError
+from .common import GradientConfig, UnlearnData, run_gradient_method
+
+DOWN_PROJ_NAMES = ("mlp.down_proj", "mlp.c_proj", "mlp.fc2", "mlp.dense_4h_to_h")
+
+
+@dataclass
+class RMUConfig(GradientConfig):
+    """Defaults from the official code for Zephyr-7B (c = 6.5, α = 1200, layer 7, layers 5-7 updated)."""
+
+    layer: int = -1  # ℓ; -1: 7 for models deeper than 8 layers, else half the depth
+    n_updated_layers: int = 3  # ℓ-2..ℓ
+    steering_coeff: float = 6.5  # c
+    alpha: float = 1200.0  # retain weight α
+
+
+def decoder_layers(model) -> torch.nn.ModuleList:
+    """The list of transformer blocks of a causal LM (Llama-, Qwen-, Mistral-, GPT-2-style)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for path in ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers"):
+        obj = base
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, torch.nn.ModuleList):
+            return obj
+    raise ObliviateError(f"rmu: cannot find the decoder layers of {type(base).__name__}")
+
+
+def resolve_layers(model, cfg: RMUConfig) -> tuple[int, list[int]]:
+    n = len(decoder_layers(model))
+    layer = cfg.layer if cfg.layer >= 0 else (7 if n > 8 else n // 2)
+    if not 0 <= layer < n:
+        raise ObliviateError(f"rmu: layer {cfg.layer} is out of range; the model has layers 0..{n - 1}")
+    return layer, list(range(max(0, layer - cfg.n_updated_layers + 1), layer + 1))
+
+
+def updated_parameters(model, ids: list[int]) -> list[tuple[str, torch.nn.Parameter]]:
+    """The down-projection weights of layers ``ids`` (or, under LoRA, their adapter weights)."""
+    lora = any("lora_" in n for n, _ in model.named_parameters())
+    out = []
+    for name, p in model.named_parameters():
+        in_layer = any(f".{i}.{d}." in name for i in ids for d in DOWN_PROJ_NAMES)
+        if in_layer and (("lora_" in name) if lora else name.endswith("weight")):
+            out.append((name, p))
+    if not out:
+        hint = " (with LoRA, lora_targets must include the down-projections)" if lora else ""
+        raise ObliviateError(f"rmu: found no MLP down-projection in layers {ids}{hint}")
+    return out
+
+
+def _activations(model, batch, layer: int) -> torch.Tensor:
+    """The residual stream output by decoder layer ``layer``, (B, T, D), captured with a hook (transformers'
+    ``hidden_states[-1]`` is taken after the final norm, which would pin its scale)."""
+    captured = {}
+
+    def hook(_module, _inputs, output):
+        captured["h"] = output[0] if isinstance(output, tuple) else output
+
+    handle = decoder_layers(model)[layer].register_forward_hook(hook)
+    try:
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    finally:
+        handle.remove()
+    return captured["h"]
+
+
+def _token_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real (non-pad) tokens and hidden units of (h - target)²."""
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return ((h - target).square() * m).sum() / (m.sum() * h.shape[-1]).clamp_min(1)
+
+
+def rmu(model, tokenizer, data: UnlearnData, cfg: RMUConfig) -> dict:
+    layer, ids = resolve_layers(model, cfg)
+    named = updated_parameters(model, ids)
+    params = [p for _, p in named]
+    chosen = {id(p) for p in params}
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    frozen = copy.deepcopy(model).eval().requires_grad_(False)
+    for p in model.parameters():  # no gradients for what RMU does not update
+        p.requires_grad_(id(p) in chosen)
+    g = torch.Generator().manual_seed(cfg.seed)
+    hidden = model.config.hidden_size if hasattr(model.config, "hidden_size") else model.config.n_embd
+    u = torch.rand(hidden, generator=g)  # as the official code: uniform [0, 1), then unit norm
+    control = cfg.steering_coeff * u / u.norm()
+
+    def loss(m, b):
+        f = b["forget"]
+        h_f = _activations(m, f, layer)
+        value = _token_mse(h_f, control.to(h_f.device, h_f.dtype), f["attention_mask"])
+        if "retain" in b and cfg.alpha > 0:
+            r = b["retain"]
+            h_r = _activations(m, r, layer)
+            with torch.no_grad():
+                h_ref = _activations(frozen, r, layer)
+            value = value + cfg.alpha * _token_mse(h_r, h_ref, r["attention_mask"])
+        return value
+
+    try:
+        curve = run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn rmu", needs_retain=cfg.alpha > 0,
+                                    params=params)
+    finally:
+        for n, p in model.named_parameters():
+            p.requires_grad_(flags[n])
+    return {"loss_curve": curve, "layer": layer, "updated_layers": ids, "updated_parameters": [n for n, _ in named]}
