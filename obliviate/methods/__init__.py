@@ -12,11 +12,13 @@ from typing import Callable
 
 from ..utils import ObliviateError
 from . import lora
-from .common import GradientConfig, UnlearnData
+from .common import GradientConfig, UnlearnData, config_from_dict
 from .gradient import GAConfig, GradDiffConfig, ga, graddiff
 from .npo import NPOConfig, SimNPOConfig, npo, simnpo
 from .refusal import FLATConfig, IdkConfig, IdkDPOConfig, flat, idk, idkdpo
+from .retrain import RetrainConfig, retrain
 from .rmu import RMUConfig, rmu
+from .task_vector import TaskVectorConfig, task_vector
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ METHODS: dict[str, Method] = {
                    retain_term=False),
     "rmu": Method(RMUConfig, rmu, "RMU: steer layer-l activations on forget data to a random direction; "
                                   "updates MLP down-projections of layers l-2..l only"),
+    "task_vector": Method(TaskVectorConfig, task_vector, "fine-tune a copy on forget, subtract scale x (tuned - base)",
+                          retain_term=False),
+    "retrain": Method(RetrainConfig, retrain, "exact baseline: the oracle recipe on retain data only, from the base"),
 }
 DEFAULT_METHOD = "npo"
 
@@ -52,7 +57,7 @@ def method_config(method: str, config: dict | GradientConfig | None = None):
     """The method's config dataclass from a dict of overrides (unknown keys are an error)."""
     m = get_method(method)
     if config is None or isinstance(config, dict):
-        return m.config.from_dict(config)
+        return config_from_dict(m.config, config)
     if not isinstance(config, m.config):
         raise ObliviateError(f"method {method!r} takes a {m.config.__name__}, got {type(config).__name__}")
     return config
@@ -62,11 +67,14 @@ def unlearn(model, tokenizer, data: UnlearnData, method: str = DEFAULT_METHOD, c
     """Return ``(unlearned_model, info)``; ``model`` itself is left untouched (a deep copy is trained)."""
     m = get_method(method)
     cfg = method_config(method, config)
+    use_lora = getattr(cfg, "lora_rank", 0) > 0
+    if use_lora and not isinstance(cfg, GradientConfig):
+        raise ObliviateError(f"{method}: LoRA does not apply; this method trains every parameter")
     new = copy.deepcopy(model)
-    if cfg.lora_rank > 0:
+    if use_lora:
         new = lora.wrap(new, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
     info = m.run(new, tokenizer, data, cfg)
-    if cfg.lora_rank > 0:
+    if use_lora:
         new = lora.unwrap(new, cfg.lora_merge)
     new.eval()
     return new, {"method": method, "config": asdict(cfg), **info}

@@ -50,15 +50,17 @@ class GradientConfig:
     lora_targets: str = "all-linear"  # or a comma list of module names, e.g. "q_proj,v_proj"
     lora_merge: bool = True  # merge adapters into the weights (False: keep them as a PEFT adapter)
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "GradientConfig":
-        d = dict(d or {})
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ObliviateError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; "
-                                 f"expected some of {', '.join(sorted(names))}")
-        return cls(**d)
+
+
+def config_from_dict(cls: type, d: dict | None):
+    """Build a method's config dataclass from overrides; unknown keys are an error naming the valid ones."""
+    d = dict(d or {})
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ObliviateError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; "
+                             f"expected some of {', '.join(sorted(names))}")
+    return cls(**d)
 
 
 def default_lr(model, cfg: GradientConfig) -> float:

@@ -1,0 +1,51 @@
+"""Retraining from scratch on the retain data: exact unlearning, the baseline every method's cost is
+measured against (for the built-in models it reproduces the oracle recipe; with the same seed, the oracle).
+
+    obliviate unlearn --method retrain --model <target dir> --benchmark people
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..utils import ObliviateError
+
+
+@dataclass
+class RetrainConfig:
+    """The training recipe (see :class:`obliviate.train.TrainConfig`); ``base`` is the model the target was
+    fine-tuned from (required for pretrained models; built-in models are re-initialised from their config)."""
+
+    base: str = ""
+    epochs: int = 0
+    lr: float = 0.0
+    batch_size: int = 0
+    seed: int = 0
+    lora_rank: int = field(default=0, metadata={"help": "must stay 0: retraining trains every parameter"})  # noqa: E501
+
+
+def retrain(model, tokenizer, data, cfg: RetrainConfig) -> dict:
+    import torch
+
+    from ..models import SCRATCH_MODELS, load_model
+    from ..train import TrainConfig, finetune
+
+    if not data.retain:
+        raise ObliviateError("retrain: needs retain data")
+    builtin = getattr(model.config, "obliviate_builtin", None)
+    if cfg.base:
+        base, _ = load_model(cfg.base)
+    elif builtin and builtin.get("name") in SCRATCH_MODELS:
+        from transformers import AutoModelForCausalLM
+
+        torch.manual_seed(cfg.seed)
+        base = AutoModelForCausalLM.from_config(model.config)
+        base.config.obliviate_builtin = builtin | {"seed": cfg.seed}  # re-initialised from the target's config
+    else:
+        raise ObliviateError("retrain: give --set base=<model the target was fine-tuned from>")
+    tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed).resolved(
+        from_scratch=bool(builtin) and not cfg.base)
+    t = time.time()
+    curve = finetune(base, tokenizer, data.retain, tcfg, desc="unlearn retrain")
+    model.load_state_dict(base.state_dict())
+    return {"loss_curve": curve, "train_seconds": time.time() - t, "recipe": vars(tcfg)}

@@ -1,0 +1,47 @@
+"""Task-vector negation (Ilharco et al., 2023, "Editing Models with Task Arithmetic", arXiv:2212.04089,
+Sec. 3; an unlearning baseline in MUSE, Shi et al., 2024).
+
+    obliviate unlearn --method task_vector --model <target dir> --benchmark people --set scale=1.0
+
+Fine-tune a copy on the forget set (descending its NLL), then move the model against that direction:
+θ ← θ - α·(θ_forget-tuned - θ).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from .common import GradientConfig, UnlearnData, run_gradient_method
+from .gradient import _lm
+from .losses import mean_token_nll
+
+
+@dataclass
+class TaskVectorConfig(GradientConfig):
+    scale: float = 1.0  # α
+    epochs: int = 10  # fine-tuning epochs on the forget set (MUSE's reinforcement fine-tune)
+
+
+def task_vector(model, tokenizer, data: UnlearnData, cfg: TaskVectorConfig) -> dict:
+    tuned = copy.deepcopy(model)
+
+    def loss(m, b):
+        return mean_token_nll(_lm(m, b["forget"]), b["forget"]["labels"])
+
+    curve = run_gradient_method(tuned, tokenizer, data, cfg, loss, "unlearn task_vector (forget fine-tune)",
+                                needs_retain=False)
+    tuned_params = dict(tuned.named_parameters())
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            t = tuned_params[name]
+            if "lora_A" in name:  # LoRA: ΔW = B·A with B starting at zero, so -α·ΔW = (-α·B_t)·A_t
+                p.copy_(t)
+            elif "lora_B" in name:
+                p.copy_(-cfg.scale * t)
+            else:
+                p.sub_(cfg.scale * (t - p))
+    return {"loss_curve": curve}
