@@ -43,8 +43,10 @@ def progress(desc: str, total: int):
 
 def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
              loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor], cfg: OptimConfig, desc: str,
-             params: list[torch.nn.Parameter] | None = None) -> list[float]:
+             params: list[torch.nn.Parameter] | None = None,
+             callback: Callable[[int, torch.nn.Module], None] | None = None) -> list[float]:
     """Run ``n_steps`` optimiser steps of ``loss_fn(model, batch)`` over ``batches``; returns the loss curve.
+    ``callback(step, model)`` runs after every step (steps counted from 1).
 
     Raises :class:`ObliviateError` if the loss stops being finite: the caller's model is then not saved.
     """
@@ -80,6 +82,9 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
             opt.zero_grad(set_to_none=True)
             curve.append(loss.item())
             bar.update(task, advance=1, info=f"loss {curve[-1]:.4f}")
+            if callback is not None:
+                callback(step + 1, model)
+                model.train()
     model.eval()
     if len(curve) < n_steps:
         raise ObliviateError(f"{desc}: the data ran out after {len(curve)} of {n_steps} steps")

@@ -174,3 +174,22 @@ def test_retrain_reproduces_the_oracle(micro_models, data):
     assert all(torch.allclose(v, ref[k], atol=1e-6) for k, v in new.state_dict().items())
     with pytest.raises(ObliviateError, match="LoRA does not apply"):
         unlearn(target, tok, data, "retrain", {"lora_rank": 4})
+
+
+def test_probe_curve_and_keep_best_checkpoint(micro_models, data):
+    target, _, tok = micro_models
+    cfg = {"max_steps": 12, "eval_every": 4, "keep_best": "gap", "lr": 3e-3}
+    new, info = unlearn(target, tok, data, "graddiff", cfg)
+    steps = [row["step"] for row in info["probe"]]
+    assert steps == [0, 4, 8, 12]
+    first = info["probe"][0]
+    assert first["forget_token_em"] > 0.9 and first["retain_token_em"] > 0.9  # the target knows both
+    later = info["probe"][1:]
+    assert max(r["forget_nll"] for r in later) > first["forget_nll"]
+    best = max(later, key=lambda r: r["retain_token_em"] - r["forget_token_em"])
+    assert info["best_step"] == best["step"]
+    # the returned model is the best probed one: re-probing it gives that row's numbers
+    again, info2 = unlearn(new, tok, data, "graddiff", {**cfg, "max_steps": 4, "keep_best": "none", "lr": 1e-12})
+    assert abs(info2["probe"][0]["forget_nll"] - best["forget_nll"]) < 1e-4
+    with pytest.raises(ObliviateError, match="keep_best='gap' needs eval_every > 0"):
+        unlearn(target, tok, data, "ga", {"max_steps": 2, "keep_best": "gap"})

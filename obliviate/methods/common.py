@@ -13,7 +13,7 @@ from ..data import Benchmark, Example, collate, encode, examples_from
 from ..data.format import pad_id
 from ..loop import OptimConfig, optimize
 from ..utils import ObliviateError, seed_everything
-from .losses import sequence_nll
+from .losses import sequence_nll, token_logprobs
 
 
 @dataclass
@@ -49,6 +49,10 @@ class GradientConfig:
     lora_alpha: float = 0.0  # 0: 2 x rank
     lora_targets: str = "all-linear"  # or a comma list of module names, e.g. "q_proj,v_proj"
     lora_merge: bool = True  # merge adapters into the weights (False: keep them as a PEFT adapter)
+    eval_every: int = 0  # > 0: every N steps, probe forget/retain NLL and token exact match (a logged curve)
+    probe_size: int = 16  # examples per side in that probe
+    keep_best: str = "none"  # "none" (keep the last step) or "gap": the probed step with the largest
+    #                          retain minus forget token exact match (needs eval_every > 0)
 
 
 
@@ -71,10 +75,11 @@ def default_lr(model, cfg: GradientConfig) -> float:
 
 
 def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig, loss_fn: Callable,
-                        desc: str, needs_retain: bool, params=None, paired: dict[str, list[Example]] | None = None) -> list[float]:
+                        desc: str, needs_retain: bool, params=None, paired: dict[str, list[Example]] | None = None) -> dict:
     """Optimise ``loss_fn(model, batch)`` where ``batch`` has ``forget`` and ``retain`` sub-batches,
     ``forget_idx`` (positions in ``data.forget``, for per-example reference values) and, for each
-    ``paired[name]`` (a list aligned with ``data.forget``), a sub-batch ``name`` of the same positions."""
+    ``paired[name]`` (a list aligned with ``data.forget``), a sub-batch ``name`` of the same positions.
+    Returns ``{"loss_curve": [...]}``, plus ``probe`` (the probe curve) and ``best_step`` when probing."""
     if not data.forget:
         raise ObliviateError(f"{desc}: the forget set is empty")
     if needs_retain and not data.retain:
@@ -105,7 +110,61 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
 
     opt = OptimConfig(lr=default_lr(model, cfg), weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                       grad_clip=cfg.grad_clip)
-    return optimize(model, batches(), n_steps, loss_fn, opt, desc, params)
+    if cfg.keep_best not in ("none", "gap"):
+        raise ObliviateError(f"{desc}: keep_best must be 'none' or 'gap', got {cfg.keep_best!r}")
+    if cfg.keep_best != "none" and cfg.eval_every <= 0:
+        raise ObliviateError(f"{desc}: keep_best={cfg.keep_best!r} needs eval_every > 0")
+    tracker = ProbeTracker(tokenizer, data, cfg) if cfg.eval_every > 0 else None
+    if tracker is not None:
+        tracker(0, model)
+    curve = optimize(model, batches(), n_steps, loss_fn, opt, desc, params, callback=tracker)
+    if tracker is None:
+        return {"loss_curve": curve}
+    tracker.finish(model)
+    return {"loss_curve": curve, "probe": tracker.history,
+            "best_step": tracker.best[1] if tracker.best is not None else n_steps}
+
+
+class ProbeTracker:
+    """Every ``eval_every`` steps: NLL and teacher-forced token exact match (the share of answer tokens
+    whose argmax is the label, Tirumala et al., 2022) on a fixed forget/retain probe; optionally keeps the
+    best state by the retain-minus-forget gap. ``history`` is the logged curve."""
+
+    def __init__(self, tokenizer, data: UnlearnData, cfg: GradientConfig):
+        pad = pad_id(tokenizer)
+        pick = random.Random(cfg.seed + 1)
+        sides = {"forget": data.forget, "retain": data.retain}
+        self.batches = {k: collate([encode(tokenizer, e, cfg.max_length)
+                                    for e in pick.sample(v, min(cfg.probe_size, len(v)))], pad)
+                        for k, v in sides.items() if v}
+        self.every, self.keep_best = cfg.eval_every, cfg.keep_best
+        self.history: list[dict] = []
+        self.best: tuple[float, int, dict] | None = None
+
+    @torch.no_grad()
+    def __call__(self, step: int, model) -> None:
+        if step % self.every:
+            return
+        model.eval()
+        dev = next(model.parameters()).device
+        row = {"step": step}
+        for side, b in self.batches.items():
+            b = {k: v.to(dev) for k, v in b.items()}
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+            logp, mask = token_logprobs(logits, b["labels"])  # (B, T-1)
+            hits = (logits[:, :-1].argmax(-1) == b["labels"][:, 1:]) & mask
+            row[f"{side}_nll"] = float(-logp.sum() / mask.sum())
+            row[f"{side}_token_em"] = float(hits.sum() / mask.sum())
+        self.history.append(row)
+        if self.keep_best == "gap" and step > 0:
+            score = row.get("retain_token_em", 0.0) - row.get("forget_token_em", 0.0)
+            if self.best is None or score > self.best[0]:
+                self.best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    def finish(self, model) -> None:
+        if self.best is not None:
+            model.load_state_dict(self.best[2])
+
 
 
 def forward_nll(model, batch: dict, reduction: str = "sum") -> torch.Tensor:

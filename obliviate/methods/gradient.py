@@ -28,7 +28,7 @@ def ga(model, tokenizer, data: UnlearnData, cfg: GAConfig) -> dict:
     def loss(m, b):
         return -mean_token_nll(_lm(m, b["forget"]), b["forget"]["labels"])
 
-    return {"loss_curve": run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn ga", needs_retain=False)}
+    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn ga", needs_retain=False)
 
 
 @dataclass
@@ -61,4 +61,4 @@ def graddiff(model, tokenizer, data: UnlearnData, cfg: GradDiffConfig) -> dict:
             keep = kl_to_ref(logits, ref_logits, b["retain"]["labels"])
         return forget + cfg.retain_weight * keep
 
-    return {"loss_curve": run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn graddiff", needs_retain=True)}
+    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn graddiff", needs_retain=True)

@@ -39,8 +39,7 @@ def npo(model, tokenizer, data: UnlearnData, cfg: NPOConfig) -> dict:
             value = value + cfg.retain_weight * mean_token_nll(_lm(m, b["retain"]), b["retain"]["labels"])
         return value
 
-    curve = run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn npo", needs_retain=cfg.retain_weight > 0)
-    return {"loss_curve": curve}
+    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn npo", needs_retain=cfg.retain_weight > 0)
 
 
 @dataclass
@@ -65,5 +64,4 @@ def simnpo(model, tokenizer, data: UnlearnData, cfg: SimNPOConfig) -> dict:
             value = value + cfg.retain_weight * mean_token_nll(_lm(m, b["retain"]), b["retain"]["labels"])
         return value
 
-    curve = run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn simnpo", needs_retain=cfg.retain_weight > 0)
-    return {"loss_curve": curve}
+    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn simnpo", needs_retain=cfg.retain_weight > 0)

@@ -65,9 +65,8 @@ def idk(model, tokenizer, data: UnlearnData, cfg: IdkConfig) -> dict:
             value = value + cfg.retain_weight * mean_token_nll(_lm(m, b["retain"]), b["retain"]["labels"])
         return value
 
-    curve = run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idk", needs_retain=False,
+    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idk", needs_retain=False,
                                 paired={"refusal": refusals})
-    return {"loss_curve": curve}
 
 
 @dataclass
@@ -93,9 +92,8 @@ def idkdpo(model, tokenizer, data: UnlearnData, cfg: IdkDPOConfig) -> dict:
             value = value + cfg.retain_weight * mean_token_nll(_lm(m, b["retain"]), b["retain"]["labels"])
         return value
 
-    curve = run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idkdpo", needs_retain=False,
+    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idkdpo", needs_retain=False,
                                 paired={"refusal": refusals})
-    return {"loss_curve": curve}
 
 
 @dataclass
@@ -116,6 +114,5 @@ def flat(model, tokenizer, data: UnlearnData, cfg: FLATConfig) -> dict:
         p_f = mean_token_prob(_lm(m, b["forget"]), b["forget"]["labels"])
         return flat_loss(p_e, p_f, cfg.divergence)
 
-    curve = run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn flat", needs_retain=False,
+    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn flat", needs_retain=False,
                                 paired={"refusal": refusals})
-    return {"loss_curve": curve}

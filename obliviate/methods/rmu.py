@@ -115,9 +115,9 @@ def rmu(model, tokenizer, data: UnlearnData, cfg: RMUConfig) -> dict:
         return value
 
     try:
-        curve = run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn rmu", needs_retain=cfg.alpha > 0,
-                                    params=params)
+        out = run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn rmu", needs_retain=cfg.alpha > 0,
+                                  params=params)
     finally:
         for n, p in model.named_parameters():
             p.requires_grad_(flags[n])
-    return {"loss_curve": curve, "layer": layer, "updated_layers": ids, "updated_parameters": [n for n, _ in named]}
+    return {**out, "layer": layer, "updated_layers": ids, "updated_parameters": [n for n, _ in named]}

@@ -30,7 +30,7 @@ def task_vector(model, tokenizer, data: UnlearnData, cfg: TaskVectorConfig) -> d
     def loss(m, b):
         return mean_token_nll(_lm(m, b["forget"]), b["forget"]["labels"])
 
-    curve = run_gradient_method(tuned, tokenizer, data, cfg, loss, "unlearn task_vector (forget fine-tune)",
+    out = run_gradient_method(tuned, tokenizer, data, cfg, loss, "unlearn task_vector (forget fine-tune)",
                                 needs_retain=False)
     tuned_params = dict(tuned.named_parameters())
     with torch.no_grad():
@@ -44,4 +44,4 @@ def task_vector(model, tokenizer, data: UnlearnData, cfg: TaskVectorConfig) -> d
                 p.copy_(-cfg.scale * t)
             else:
                 p.sub_(cfg.scale * (t - p))
-    return {"loss_curve": curve}
+    return out
