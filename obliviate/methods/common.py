@@ -13,7 +13,7 @@ from ..data import Benchmark, Example, collate, encode, examples_from
 from ..data.format import pad_id
 from ..loop import OptimConfig, optimize
 from ..utils import ObliviateError, seed_everything
-from .losses import sequence_nll, token_logprobs
+from .losses import mean_token_nll, sequence_nll, token_logprobs
 
 
 @dataclass
@@ -167,10 +167,21 @@ class ProbeTracker:
 
 
 
+def lm_logits(model, batch: dict) -> torch.Tensor:
+    """Logits (B, T, V) of a collated batch."""
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+def with_retain_nll(model, batch: dict, forget_term: torch.Tensor, weight: float) -> torch.Tensor:
+    """``forget_term + weight · NLL(retain)`` when the step has a retain batch and ``weight > 0``."""
+    if weight > 0 and "retain" in batch:
+        return forget_term + weight * mean_token_nll(lm_logits(model, batch["retain"]), batch["retain"]["labels"])
+    return forget_term
+
+
 def forward_nll(model, batch: dict, reduction: str = "sum") -> torch.Tensor:
     """Per-sequence NLL (B,) of a collated batch's target tokens."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    return sequence_nll(out.logits, batch["labels"], reduction)
+    return sequence_nll(lm_logits(model, batch), batch["labels"], reduction)
 
 
 @torch.no_grad()

@@ -10,12 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .common import GradientConfig, UnlearnData, run_gradient_method
+from .common import GradientConfig, UnlearnData, lm_logits, run_gradient_method
 from .losses import kl_to_ref, mean_token_nll
-
-
-def _lm(model, batch):
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
 
 @dataclass
@@ -26,7 +22,7 @@ class GAConfig(GradientConfig):
 def ga(model, tokenizer, data: UnlearnData, cfg: GAConfig) -> dict:
     """GA (TOFU Sec. 4, "Gradient Ascent"): L = -NLL(forget), NLL averaged over answer tokens."""
     def loss(m, b):
-        return -mean_token_nll(_lm(m, b["forget"]), b["forget"]["labels"])
+        return -mean_token_nll(lm_logits(m, b["forget"]), b["forget"]["labels"])
 
     return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn ga", needs_retain=False)
 
@@ -51,13 +47,13 @@ def graddiff(model, tokenizer, data: UnlearnData, cfg: GradDiffConfig) -> dict:
         ref = copy.deepcopy(model).eval().requires_grad_(False)
 
     def loss(m, b):
-        forget = -mean_token_nll(_lm(m, b["forget"]), b["forget"]["labels"])
-        logits = _lm(m, b["retain"])
+        forget = -mean_token_nll(lm_logits(m, b["forget"]), b["forget"]["labels"])
+        logits = lm_logits(m, b["retain"])
         if ref is None:
             keep = mean_token_nll(logits, b["retain"]["labels"])
         else:
             with torch.no_grad():
-                ref_logits = _lm(ref, b["retain"])
+                ref_logits = lm_logits(ref, b["retain"])
             keep = kl_to_ref(logits, ref_logits, b["retain"]["labels"])
         return forget + cfg.retain_weight * keep
 

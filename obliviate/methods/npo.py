@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import GradientConfig, UnlearnData, forward_nll, reference_nll, run_gradient_method
-from .gradient import _lm
-from .losses import mean_token_nll, npo_loss, simnpo_loss
+from .common import GradientConfig, UnlearnData, forward_nll, reference_nll, run_gradient_method, with_retain_nll
+from .losses import npo_loss, simnpo_loss
 
 
 @dataclass
@@ -30,14 +29,10 @@ def npo(model, tokenizer, data: UnlearnData, cfg: NPOConfig) -> dict:
     the forget data. The paper's σ(-β·log(π_θ/π_ref)) is σ(+β·(NLL_θ - NLL_ref)), used here.
     """
     ref = reference_nll(model, tokenizer, data.forget, cfg.max_length)  # (N,)
-    use_retain = cfg.retain_weight > 0 and bool(data.retain)
 
     def loss(m, b):
         nll = forward_nll(m, b["forget"])
-        value = npo_loss(nll, ref.to(nll.device)[b["forget_idx"]], cfg.beta)
-        if use_retain:
-            value = value + cfg.retain_weight * mean_token_nll(_lm(m, b["retain"]), b["retain"]["labels"])
-        return value
+        return with_retain_nll(m, b, npo_loss(nll, ref.to(nll.device)[b["forget_idx"]], cfg.beta), cfg.retain_weight)
 
     return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn npo", needs_retain=cfg.retain_weight > 0)
 
@@ -56,12 +51,8 @@ def simnpo(model, tokenizer, data: UnlearnData, cfg: SimNPOConfig) -> dict:
     """L = w_f·(-(2/β)·E[log σ(β·(NLL_θ/|y| - δ))]) + α·NLL(retain)  (SimNPO, arXiv:2410.07163, Eq. 4).
 
     No reference model: the length-normalised NLL replaces NPO's reference log-ratio."""
-    use_retain = cfg.retain_weight > 0 and bool(data.retain)
-
     def loss(m, b):
-        value = cfg.forget_weight * simnpo_loss(forward_nll(m, b["forget"], "mean"), cfg.beta, cfg.delta)
-        if use_retain:
-            value = value + cfg.retain_weight * mean_token_nll(_lm(m, b["retain"]), b["retain"]["labels"])
-        return value
+        forget = cfg.forget_weight * simnpo_loss(forward_nll(m, b["forget"], "mean"), cfg.beta, cfg.delta)
+        return with_retain_nll(m, b, forget, cfg.retain_weight)
 
     return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn simnpo", needs_retain=cfg.retain_weight > 0)

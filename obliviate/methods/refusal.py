@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from ..data.format import Example, retarget
 from ..utils import ObliviateError
-from .common import GradientConfig, UnlearnData, forward_nll, reference_nll, run_gradient_method
-from .gradient import _lm
+from .common import (GradientConfig, UnlearnData, forward_nll, lm_logits, reference_nll, run_gradient_method,
+                     with_retain_nll)
 from .losses import dpo_loss, flat_loss, mean_token_nll, mean_token_prob
 
 # Written for obliviate: refusals in several registers, so the model learns "decline", not one string.
@@ -57,13 +57,8 @@ def idk(model, tokenizer, data: UnlearnData, cfg: IdkConfig) -> dict:
     """L = NLL(refusal | forget question) + α·NLL(retain)  (Maini et al., 2024, TOFU Sec. 4, "Preference
     Optimization" baseline with the refusal as the only target)."""
     qa, refusals = refusal_pairs(tokenizer, data, cfg.seed, "idk")
-    use_retain = cfg.retain_weight > 0 and bool(qa.retain)
-
     def loss(m, b):
-        value = mean_token_nll(_lm(m, b["refusal"]), b["refusal"]["labels"])
-        if use_retain:
-            value = value + cfg.retain_weight * mean_token_nll(_lm(m, b["retain"]), b["retain"]["labels"])
-        return value
+        return with_retain_nll(m, b, mean_token_nll(lm_logits(m, b["refusal"]), b["refusal"]["labels"]), cfg.retain_weight)
 
     return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idk", needs_retain=False,
                                 paired={"refusal": refusals})
@@ -82,15 +77,11 @@ def idkdpo(model, tokenizer, data: UnlearnData, cfg: IdkDPOConfig) -> dict:
     qa, refusals = refusal_pairs(tokenizer, data, cfg.seed, "idkdpo")
     ref_lose = reference_nll(model, tokenizer, qa.forget, cfg.max_length)
     ref_win = reference_nll(model, tokenizer, refusals, cfg.max_length)
-    use_retain = cfg.retain_weight > 0 and bool(qa.retain)
-
     def loss(m, b):
         i = b["forget_idx"]
         win, lose = forward_nll(m, b["refusal"]), forward_nll(m, b["forget"])
-        value = dpo_loss(win, ref_win.to(win.device)[i], lose, ref_lose.to(lose.device)[i], cfg.beta)
-        if use_retain:
-            value = value + cfg.retain_weight * mean_token_nll(_lm(m, b["retain"]), b["retain"]["labels"])
-        return value
+        return with_retain_nll(m, b, dpo_loss(win, ref_win.to(win.device)[i], lose, ref_lose.to(lose.device)[i],
+                                              cfg.beta), cfg.retain_weight)
 
     return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idkdpo", needs_retain=False,
                                 paired={"refusal": refusals})
@@ -110,8 +101,8 @@ def flat(model, tokenizer, data: UnlearnData, cfg: FLATConfig) -> dict:
     qa = UnlearnData(forget=qa.forget)  # FLAT uses no retain data
 
     def loss(m, b):
-        p_e = mean_token_prob(_lm(m, b["refusal"]), b["refusal"]["labels"])
-        p_f = mean_token_prob(_lm(m, b["forget"]), b["forget"]["labels"])
+        p_e = mean_token_prob(lm_logits(m, b["refusal"]), b["refusal"]["labels"])
+        p_f = mean_token_prob(lm_logits(m, b["forget"]), b["forget"]["labels"])
         return flat_loss(p_e, p_f, cfg.divergence)
 
     return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn flat", needs_retain=False,

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .common import GradientConfig, UnlearnData, run_gradient_method
-from .gradient import _lm
+from .common import GradientConfig, UnlearnData, lm_logits, run_gradient_method
 from .losses import mean_token_nll
 
 
@@ -28,7 +27,7 @@ def task_vector(model, tokenizer, data: UnlearnData, cfg: TaskVectorConfig) -> d
     tuned = copy.deepcopy(model)
 
     def loss(m, b):
-        return mean_token_nll(_lm(m, b["forget"]), b["forget"]["labels"])
+        return mean_token_nll(lm_logits(m, b["forget"]), b["forget"]["labels"])
 
     out = run_gradient_method(tuned, tokenizer, data, cfg, loss, "unlearn task_vector (forget fine-tune)",
                                 needs_retain=False)
