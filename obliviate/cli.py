@@ -107,28 +107,26 @@ def cmd_eval(args) -> int:
     from .models import load_model
     from .pipeline import result_entry
     from .report import write_results
-    from .utils import atomic_dir
+    from .utils import atomic_dir, versions
 
     wanted = check_metrics(args.metrics.split(",")) if args.metrics else None
     bench = _benchmark(args)
     cfg = EvalConfig(seed=args.seed)
     with atomic_dir(args.out) as tmp:
+        model, tok = load_model(args.model)
         oracle_res = None
         entries, rows = {}, {}
         if args.oracle:
             om, otok = load_model(args.oracle)
-            oracle_res = evaluate(om, otok, bench, cfg)
+            if otok.get_vocab() != tok.get_vocab():
+                raise ObliviateError(f"model {args.model} and oracle {args.oracle} have different tokenizers")
+            oracle_res = evaluate(om, otok, bench, cfg, desc="evaluate oracle")
             entries["oracle"], rows["oracle"] = result_entry(oracle_res, args.oracle), oracle_res.rows
-        model, tok = load_model(args.model)
-        if oracle_res is not None and otok.get_vocab() != tok.get_vocab():
-            raise ObliviateError(f"model {args.model} and oracle {args.oracle} have different tokenizers")
         res = evaluate(model, tok, bench, cfg, oracle=oracle_res)
         if wanted:
             res.metrics = {k: v for k, v in res.metrics.items() if k in wanted}
         name = Path(str(args.model)).name or "model"
         entries[name], rows[name] = result_entry(res, str(args.model)), res.rows
-        from .utils import versions
-
         results = {"obliviate": "eval", "seed": args.seed, "versions": versions(),
                    "config": {"model": str(args.model), "oracle": args.oracle, "benchmark": bench.name,
                               "eval": vars(cfg)}, "benchmark": bench.summary(), "models": entries}

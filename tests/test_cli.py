@@ -77,6 +77,15 @@ def test_bad_inputs(tmp_path, capsys, micro_pair):
     _bad(["demo", "--benchmark", "people:forget99", "--out", out], capsys, "unknown forget split", tmp_path)
 
 
+def test_oracle_with_another_tokenizer_is_refused(tmp_path, capsys, micro_pair):
+    from obliviate import load_benchmark, load_model, save_model
+
+    other, tok = load_model("micro", corpus=load_benchmark("people").all_text())
+    save_model(other, tok, tmp_path / "other")
+    _bad(["eval", "--model", str(micro_pair["target"]), "--oracle", str(tmp_path / "other"), "--benchmark", "micro",
+          "--out", str(tmp_path / "out")], capsys, "have different tokenizers", tmp_path)
+
+
 def test_console_script_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "obliviate.cli", "demo", "--method", "nope", "--out", str(tmp_path / "o")],
                           capture_output=True, text=True)

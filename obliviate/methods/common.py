@@ -26,10 +26,11 @@ class UnlearnData:
     @classmethod
     def from_benchmark(cls, bench: Benchmark, tokenizer, include_texts: bool = True) -> "UnlearnData":
         """Forget every training record of the forget split (QA and biographies); retain the rest."""
-        texts = include_texts
-        return cls(forget=examples_from(tokenizer, bench.forget, bench.texts.get("forget", []) if texts else []),
-                   retain=examples_from(tokenizer, bench.training_qa(include_forget=False),
-                                        bench.texts.get("retain", []) if texts else []))
+        def texts(split):
+            return bench.texts.get(split, []) if include_texts else []
+
+        return cls(forget=examples_from(tokenizer, bench.forget, texts("forget")),
+                   retain=examples_from(tokenizer, bench.training_qa(include_forget=False), texts("retain")))
 
 
 @dataclass
@@ -53,7 +54,6 @@ class GradientConfig:
     probe_size: int = 16  # examples per side in that probe
     keep_best: str = "none"  # "none" (keep the last step) or "gap": the probed step with the largest
     #                          retain minus forget token exact match (needs eval_every > 0)
-
 
 
 def config_from_dict(cls: type, d: dict | None):
