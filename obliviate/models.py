@@ -146,8 +146,8 @@ def load_gguf(path: str | os.PathLike, dtype: torch.dtype = torch.float32):
 
 
 @contextlib.contextmanager
-def _quiet_loading():
-    """Hide transformers' per-tensor "Loading weights" bar (noise for small models; obliviate has its own)."""
+def _quiet_progress():
+    """Hide transformers' per-tensor "Loading weights" / "Writing model shards" bars (obliviate has its own)."""
     from transformers.utils import logging as hf_logging
 
     was = hf_logging.is_progress_bar_enabled()
@@ -184,7 +184,7 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
     if path.is_dir() and not (path / "config.json").is_file():
         raise ObliviateError(f"model folder {s} has no config.json; expected a Hugging Face model folder")
     try:
-        with _quiet_loading():
+        with _quiet_progress():
             tok = AutoTokenizer.from_pretrained(s, trust_remote_code=trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(s, dtype=dtype, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
@@ -202,7 +202,7 @@ def load_adapter(path: Path, dtype: torch.dtype = torch.float32):
     from transformers import AutoTokenizer
 
     try:
-        with _quiet_loading():
+        with _quiet_progress():
             model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=dtype)
             tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:
@@ -219,7 +219,7 @@ def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict | None =
     ``meta`` (recipe, seed, versions, ...) is stored as ``obliviate.json`` beside the weights.
     """
     out = Path(out_dir)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp, _quiet_progress():
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         if meta is not None:
