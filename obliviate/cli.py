@@ -96,9 +96,14 @@ def cmd_unlearn(args) -> int:
     bench = _benchmark(args)
     model, tok = load_model(args.model)
     new, info = unlearn(model, tok, UnlearnData.from_benchmark(bench, tok), args.method, cfg)
-    save_model(new, tok, args.out, {"method": args.method, "base": str(args.model), "benchmark": bench.name,
-                                    "unlearning": info, "versions": versions()})
-    print(f"wrote {args.out}")
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.is_main_process:  # under `accelerate launch` / `torchrun`, one process writes
+        save_model(new, tok, args.out, {"method": args.method, "base": str(args.model), "benchmark": bench.name,
+                                        "unlearning": info, "processes": state.num_processes, "versions": versions()})
+        print(f"wrote {args.out}")
+    state.wait_for_everyone()
     return 0
 
 

@@ -30,6 +30,19 @@ def _to(x, device):
     return x.to(device) if torch.is_tensor(x) else x
 
 
+def _shard(x, rank: int, world: int):
+    """This process's contiguous share of every tensor's first dimension (a global batch split by rank)."""
+    if isinstance(x, dict):
+        return {k: _shard(v, rank, world) for k, v in x.items()}
+    if not torch.is_tensor(x):
+        return x
+    size = -(-x.shape[0] // world)
+    part = x[rank * size:(rank + 1) * size]
+    if part.shape[0] == 0:
+        raise ObliviateError(f"a batch of {x.shape[0]} cannot be split over {world} processes; raise batch_size")
+    return part
+
+
 def progress(desc: str, total: int):
     """A rich progress bar (quiet when OBLIVIATE_QUIET=1)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -47,6 +60,9 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
              callback: Callable[[int, torch.nn.Module], None] | None = None) -> list[float]:
     """Run ``n_steps`` optimiser steps of ``loss_fn(model, batch)`` over ``batches``; returns the loss curve.
     ``callback(step, model)`` runs after every step (steps counted from 1).
+
+    Under several processes (``accelerate launch`` or ``torchrun``), every process draws the same global
+    batch and trains on its own slice; DDP averages the gradients, so the global batch size is unchanged.
 
     Raises :class:`ObliviateError` if the loss stops being finite: the caller's model is then not saved.
     """
@@ -67,10 +83,13 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     model.train()
     wrapped, opt = accelerator.prepare(model, opt)
+    world, rank = accelerator.num_processes, accelerator.process_index
     curve: list[float] = []
     bar, task = progress(desc, n_steps)
     with bar:
         for step, batch in zip(range(n_steps), batches):
+            if world > 1:
+                batch = _shard(batch, rank, world)
             loss = loss_fn(wrapped, _to(batch, accelerator.device))
             if not torch.isfinite(loss):
                 raise ObliviateError(f"{desc}: loss became {loss.item()} at step {step}; lower the learning rate")

@@ -32,7 +32,8 @@ class RMUConfig(GradientConfig):
 
 def decoder_layers(model) -> torch.nn.ModuleList:
     """The list of transformer blocks of a causal LM (Llama-, Qwen-, Mistral-, GPT-2-style)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = getattr(model, "module", model)  # DDP wraps the model
+    base = base.get_base_model() if hasattr(base, "get_base_model") else base
     for path in ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers"):
         obj = base
         for part in path.split("."):
