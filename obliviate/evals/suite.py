@@ -8,7 +8,6 @@ Metric names (flat, snake_case) are listed in :data:`obliviate.evals.METRICS`.
 """
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import asdict, dataclass, field
 
@@ -154,6 +153,3 @@ def compare_to_oracle(result: EvalResult, oracle: EvalResult | None) -> EvalResu
         result.metrics[name] = privleak(a, b) if a is not None and b is not None and b > 0 else None
     return result
 
-
-def is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not (isinstance(x, float) and math.isnan(x))
