@@ -140,9 +140,14 @@ def load_gguf(path: str | os.PathLike, dtype: torch.dtype = torch.float32):
     except (ValueError, KeyError, OSError) as e:
         raise ObliviateError(f"could not load GGUF file {path}: {e}") from None
     _clear_quantizer_marks(model)
+    return model, _with_pad(tok)
+
+
+def _with_pad(tok):
+    """Batched scoring and generation need a pad token; models without one pad with EOS."""
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    return model, tok
+    return tok
 
 
 @contextlib.contextmanager
@@ -191,9 +196,7 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ObliviateError(f"unknown model {s!r}: not a built-in name ({', '.join(sorted(BUILTIN_MODELS))}), "
                              f"a local folder or a reachable hub id ({first})") from None
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    return model, tok
+    return model, _with_pad(tok)
 
 
 def load_adapter(path: Path, dtype: torch.dtype = torch.float32):
@@ -208,9 +211,7 @@ def load_adapter(path: Path, dtype: torch.dtype = torch.float32):
     except (OSError, ValueError) as e:
         raise ObliviateError(f"could not load the LoRA adapter in {path} (its base model must be reachable): "
                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    return model, tok
+    return model, _with_pad(tok)
 
 
 def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict | None = None) -> Path:

@@ -88,29 +88,25 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None,
     rows, arrays, metrics, notes = [], {}, {}, []
     bar, task = progress(desc, sum(len(r) for r in splits.values()))
     with bar:
-        scored = {}
         for split, recs in splits.items():
-            if recs:
-                bar.update(task, info=split)
-                scored[split] = _score_split(scorer, tokenizer, recs, split, cfg)
-                bar.update(task, advance=len(recs))
-    for split, recs in splits.items():
-        if not recs:
-            notes.append(f"split {split!r} is empty: its metrics are left out")
-            continue
-        r, a = scored[split]
-        rows += r
-        arrays[split] = a
-        tr = np.asarray(a["truth_ratio"], dtype=float)
-        tr = tr[~np.isnan(tr)]
-        metrics[f"{split}_prob"] = float(np.mean(a["prob"]))
-        metrics[f"{split}_rougeL_recall"] = float(np.mean(a["rougeL_recall"]))
-        metrics[f"{split}_exact_match"] = float(np.mean(a["exact_match"]))
-        if tr.size:
-            agg = forget_truth_ratio if split in FORGET_SIDE else retain_truth_ratio
-            metrics[f"{split}_truth_ratio"] = agg(tr)
-        else:
-            notes.append(f"split {split!r} has no perturbed answers: no truth ratio")
+            if not recs:
+                notes.append(f"split {split!r} is empty: its metrics are left out")
+                continue
+            bar.update(task, info=split)
+            r, a = _score_split(scorer, tokenizer, recs, split, cfg)
+            bar.update(task, advance=len(recs))
+            rows += r
+            arrays[split] = a
+            tr = np.asarray(a["truth_ratio"], dtype=float)
+            tr = tr[~np.isnan(tr)]
+            metrics[f"{split}_prob"] = float(np.mean(a["prob"]))
+            metrics[f"{split}_rougeL_recall"] = float(np.mean(a["rougeL_recall"]))
+            metrics[f"{split}_exact_match"] = float(np.mean(a["exact_match"]))
+            if tr.size:
+                agg = forget_truth_ratio if split in FORGET_SIDE else retain_truth_ratio
+                metrics[f"{split}_truth_ratio"] = agg(tr)
+            else:
+                notes.append(f"split {split!r} has no perturbed answers: no truth ratio")
 
     parts = [metrics.get(f"{s}_{m}") for s in UTILITY_SPLITS if s in arrays
              for m in ("prob", "rougeL_recall", "truth_ratio")]

@@ -84,6 +84,10 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
         raise ObliviateError(f"{desc}: the forget set is empty")
     if needs_retain and not data.retain:
         raise ObliviateError(f"{desc}: this method needs retain data and none was given")
+    if cfg.keep_best not in ("none", "gap"):
+        raise ObliviateError(f"{desc}: keep_best must be 'none' or 'gap', got {cfg.keep_best!r}")
+    if cfg.keep_best != "none" and cfg.eval_every <= 0:
+        raise ObliviateError(f"{desc}: keep_best={cfg.keep_best!r} needs eval_every > 0")
     seed_everything(cfg.seed)
     f_enc = [encode(tokenizer, ex, cfg.max_length) for ex in data.forget]
     r_enc = [encode(tokenizer, ex, cfg.max_length) for ex in data.retain]
@@ -110,10 +114,6 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
 
     opt = OptimConfig(lr=default_lr(model, cfg), weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                       grad_clip=cfg.grad_clip)
-    if cfg.keep_best not in ("none", "gap"):
-        raise ObliviateError(f"{desc}: keep_best must be 'none' or 'gap', got {cfg.keep_best!r}")
-    if cfg.keep_best != "none" and cfg.eval_every <= 0:
-        raise ObliviateError(f"{desc}: keep_best={cfg.keep_best!r} needs eval_every > 0")
     tracker = ProbeTracker(tokenizer, data, cfg) if cfg.eval_every > 0 else None
     if tracker is not None:
         tracker(0, model)

@@ -57,8 +57,10 @@ def idk(model, tokenizer, data: UnlearnData, cfg: IdkConfig) -> dict:
     """L = NLL(refusal | forget question) + α·NLL(retain)  (Maini et al., 2024, TOFU Sec. 4, "Preference
     Optimization" baseline with the refusal as the only target)."""
     qa, refusals = refusal_pairs(tokenizer, data, cfg.seed, "idk")
+
     def loss(m, b):
-        return with_retain_nll(m, b, mean_token_nll(lm_logits(m, b["refusal"]), b["refusal"]["labels"]), cfg.retain_weight)
+        refuse = mean_token_nll(lm_logits(m, b["refusal"]), b["refusal"]["labels"])
+        return with_retain_nll(m, b, refuse, cfg.retain_weight)
 
     return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idk", needs_retain=False,
                                 paired={"refusal": refusals})
@@ -77,6 +79,7 @@ def idkdpo(model, tokenizer, data: UnlearnData, cfg: IdkDPOConfig) -> dict:
     qa, refusals = refusal_pairs(tokenizer, data, cfg.seed, "idkdpo")
     ref_lose = reference_nll(model, tokenizer, qa.forget, cfg.max_length)
     ref_win = reference_nll(model, tokenizer, refusals, cfg.max_length)
+
     def loss(m, b):
         i = b["forget_idx"]
         win, lose = forward_nll(m, b["refusal"]), forward_nll(m, b["forget"])

@@ -21,7 +21,7 @@ class RetrainConfig:
     lr: float = 0.0
     batch_size: int = 0
     seed: int = 0
-    lora_rank: int = field(default=0, metadata={"help": "must stay 0: retraining trains every parameter"})  # noqa: E501
+    lora_rank: int = field(default=0, metadata={"help": "must stay 0: retraining trains every parameter"})
 
 
 def retrain(model, tokenizer, data, cfg: RetrainConfig) -> dict:

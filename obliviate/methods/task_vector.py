@@ -30,7 +30,7 @@ def task_vector(model, tokenizer, data: UnlearnData, cfg: TaskVectorConfig) -> d
         return mean_token_nll(lm_logits(m, b["forget"]), b["forget"]["labels"])
 
     out = run_gradient_method(tuned, tokenizer, data, cfg, loss, "unlearn task_vector (forget fine-tune)",
-                                needs_retain=False)
+                              needs_retain=False)
     tuned_params = dict(tuned.named_parameters())
     with torch.no_grad():
         for name, p in model.named_parameters():
