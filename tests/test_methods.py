@@ -29,7 +29,8 @@ def data(micro_models, micro_bench):
 # they do not raise the forget NLL; its own test below uses alpha = 10 and checks both its representation-
 # level promise and the forget NLL.
 # `retrain` is the exact baseline, not a few-step method: its own test checks it reproduces the oracle.
-NLL_METHODS = [n for n in sorted(METHODS) if n not in ("rmu", "retrain")]
+# `uoe` needs a Mixture-of-Experts model: its own tests below use `micro-moe`.
+NLL_METHODS = [n for n in sorted(METHODS) if n not in ("rmu", "retrain") and not METHODS[n].moe_only]
 
 
 @pytest.mark.parametrize("name", NLL_METHODS)
@@ -83,7 +84,7 @@ def test_a_diverging_loss_stops_with_an_error(micro_models, data):
         unlearn(target, tok, data, "ga", {"lr": 1e6, "max_steps": 20})
 
 
-@pytest.mark.parametrize("name", [n for n in sorted(METHODS) if n != "retrain"])
+@pytest.mark.parametrize("name", [n for n in sorted(METHODS) if METHODS[n].lora])
 def test_lora_trains_adapters_only(name, micro_models, data):
     target, _, tok = micro_models
     adapter, info = unlearn(target, tok, data, name, {"max_steps": 24, "lora_rank": 4, "lora_merge": False})
@@ -193,3 +194,187 @@ def test_probe_curve_and_keep_best_checkpoint(micro_models, data):
     assert abs(info2["probe"][0]["forget_nll"] - best["forget_nll"]) < 1e-4
     with pytest.raises(ObliviateError, match="keep_best='gap' needs eval_every > 0"):
         unlearn(target, tok, data, "ga", {"max_steps": 2, "keep_best": "gap"})
+
+
+# --- localized (mechanistic) -------------------------------------------------------------------------------
+
+def test_localized_updates_only_the_located_mlps(micro_models, data):
+    target, _, tok = micro_models
+    new, info = unlearn(target, tok, data, "localized", {"max_steps": 24, "n_components": 1})
+    located = info["located"]
+    assert len(located) == 1 and len(info["layer_scores"]) == target.config.num_hidden_layers
+    prefix = located[0]["module"] + "."
+    before = target.state_dict()
+    changed = {k for k, v in new.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith(prefix) for k in changed), changed
+    assert set(info["updated_parameters"]) == {k for k in before if k.startswith(prefix)}
+    assert located[0]["score"] == max(r["score"] for r in info["layer_scores"])
+    assert _nll(new, tok, data.forget) > _nll(target, tok, data.forget) + 0.5
+
+
+def test_localized_patching_scores_are_the_nll_increase_of_mean_ablation(micro_models, data):
+    """The patching score of a layer equals the forget NLL increase (nats per answer token) measured
+    independently by mean-ablating that MLP with a hook."""
+    from obliviate.methods.localized import LocalizedConfig, locate, mean_mlp_outputs, mlp_modules
+
+    target, _, tok = micro_models
+    cfg = LocalizedConfig(locate="patching", contrast=False, locate_examples=16)
+    rows = {r["layer"]: r for r in locate(target, tok, data, cfg)}
+    means = mean_mlp_outputs(target, tok, data.retain[:16], cfg.max_length)
+    batch = collate([encode(tok, e) for e in data.forget[:16]], pad_id(tok))
+    n_tokens = int((batch["labels"][:, 1:] != -100).sum())
+
+    def total_nll():
+        with torch.no_grad():
+            logits = target(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return mean_token_nll(logits, batch["labels"]).item() * n_tokens
+
+    clean = total_nll()
+    for layer, (_, mlp) in enumerate(mlp_modules(target)):
+        h = mlp.register_forward_hook(lambda _m, _i, out, layer=layer: means[layer].expand_as(out))
+        try:
+            effect = (total_nll() - clean) / n_tokens
+        finally:
+            h.remove()
+        assert effect > 0 and abs(rows[layer]["forget_effect"] - effect) < 1e-3 * max(1.0, effect)
+
+
+def test_localized_bad_options(micro_models, data):
+    target, _, tok = micro_models
+    with pytest.raises(ObliviateError, match="localized: loss must be one of .*got 'rmu'"):
+        unlearn(target, tok, data, "localized", {"loss": "rmu"})
+    with pytest.raises(ObliviateError, match="locate must be 'attribution' or 'patching'"):
+        unlearn(target, tok, data, "localized", {"locate": "magic", "max_steps": 2})
+    with pytest.raises(ObliviateError, match=r"n_components must be in 1\.\.2"):
+        unlearn(target, tok, data, "localized", {"n_components": 5, "max_steps": 2})
+    with pytest.raises(ObliviateError, match="unknown option.* gamma for NPOConfig"):
+        unlearn(target, tok, data, "localized", {"loss_options": {"gamma": 1}, "max_steps": 2})
+
+
+# --- Who's Harry Potter --------------------------------------------------------------------------------------
+
+def test_whp_generic_labels_follow_eq_1(micro_models, data):
+    """alpha = 0 gives the base model's own argmax; a reinforced model that boosts the answer tokens pushes
+    the generic labels away from them."""
+    from obliviate.methods.whp import WHPConfig, generic_labels
+
+    target, _, tok = micro_models
+    ex = data.forget[:8]
+    enc = [encode(tok, e) for e in ex]
+    batch = collate(enc, pad_id(tok))
+    with torch.no_grad():
+        argmax = target(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.argmax(-1)
+    same = generic_labels(target, target, tok, ex, WHPConfig(alpha=0.0))
+    for i, e in enumerate(enc):
+        for t, label in enumerate(e["labels"]):
+            if label != -100 and t > 0:
+                assert same[i, t] == argmax[i, t - 1]
+    # a "reinforced" model whose logits rise exactly on the original answer tokens
+    original = torch.tensor([e["labels"] + [-100] * (same.shape[1] - len(e["labels"])) for e in enc])
+    boosted = generic_labels(target, _Boost(target, original), tok, ex, WHPConfig(alpha=5.0))
+    scored = original != -100
+    scored[:, 0] = False
+    assert (boosted[scored] != original[scored]).all()
+
+
+class _Boost(torch.nn.Module):
+    """Wraps a model and adds +10 to the logit of each position's next original token."""
+
+    def __init__(self, model, labels):
+        super().__init__()
+        self.model, self.labels = model, labels
+
+    def forward(self, input_ids, attention_mask):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        logits = out.logits.clone()
+        nxt = self.labels[:, 1:input_ids.shape[1]]
+        for i, t in (nxt != -100).nonzero().tolist():
+            logits[i, t, nxt[i, t]] += 10.0
+        out.logits = logits
+        return out
+
+
+def test_whp_anchor_terms_relabel_as_if_about_the_generic_subject(micro_models, micro_bench):
+    """With anchors {forget person: retain person} and alpha = 0, the label of the first answer token is what
+    the base model answers about the retain person."""
+    from obliviate.data.format import qa_example
+    from obliviate.methods.whp import WHPConfig, generic_labels, translate
+
+    target, _, tok = micro_models
+    f = micro_bench.forget[0]
+    r = next(x for x in micro_bench.retain if x.attribute == f.attribute and x.subject != f.subject)
+    assert translate(f"{f.subject} was born.", {f.subject: r.subject}) == f"{r.subject} was born."
+    ex = qa_example(tok, f.question, f.answer)
+    labels = generic_labels(target, target, tok, [ex], WHPConfig(alpha=0.0, anchors={f.subject: r.subject}))
+    first = next(t for t, x in enumerate(encode(tok, ex)["labels"]) if x != -100)
+    prompt = encode(tok, qa_example(tok, f.question.replace(f.subject, r.subject), r.answer))
+    n_prompt = sum(1 for x in prompt["labels"] if x == -100)
+    with torch.no_grad():
+        logits = target(input_ids=torch.tensor([prompt["input_ids"][:n_prompt]])).logits
+    assert labels[0, first] == logits[0, -1].argmax()
+    with pytest.raises(ObliviateError, match="whp: anchors must map terms to generic terms"):
+        unlearn(target, tok, UnlearnData(forget=[ex]), "whp", {"anchors": ["x"]})
+
+
+# --- uoe (Mixture-of-Experts) --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def moe(micro_bench, micro_pair):
+    from obliviate import load_model, train_pair
+
+    path = train_pair("micro-moe", micro_bench, roles=("target",), cache=micro_pair["cache"])["target"]
+    model, tok = load_model(path)
+    return model, tok, UnlearnData.from_benchmark(micro_bench, tok)
+
+
+def _routing(model, tok, examples, layer):
+    """Mean routing probability per expert at ``layer``, read from transformers' own router_logits output."""
+    batch = collate([encode(tok, e) for e in examples], pad_id(tok))
+    with torch.no_grad():
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_router_logits=True)
+    keep = batch["attention_mask"].reshape(-1).bool()
+    return torch.softmax(out.router_logits[layer].float(), -1)[keep].mean(0)
+
+
+def test_uoe_unlearns_one_expert_and_its_router_only(moe):
+    model, tok, d = moe
+    before = copy.deepcopy(model.state_dict())
+    new, info = unlearn(model, tok, d, "uoe", {"max_steps": 24})
+    layer, expert = info["layer"], info["expert"]
+    # the chosen expert is the one the router engages most on the forget set (checked through transformers' API)
+    best = max(range(model.config.num_hidden_layers), key=lambda i: _routing(model, tok, d.forget, i).max())
+    assert layer == best and expert == int(_routing(model, tok, d.forget, layer).argmax())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # input untouched
+    prefix = f"model.layers.{layer}.mlp."
+    for k, v in new.state_dict().items():
+        if k.startswith(prefix + "experts."):
+            others = [e for e in range(v.shape[0]) if e != expert]
+            assert torch.equal(v[others], before[k][others]), f"{k}: another expert changed"
+            assert not torch.equal(v[expert], before[k][expert]), f"{k}: the chosen expert did not change"
+        elif k == prefix + "gate.weight":
+            assert not torch.equal(v, before[k])  # the router is trained by the anchor loss
+        else:
+            assert torch.equal(v, before[k]), f"{k} changed"
+    (f0, r0), (f1, r1) = [(_nll(m, tok, d.forget), _nll(m, tok, d.retain)) for m in (model, new)]
+    assert f1 > f0 + 0.4 and r1 - r0 < 0.5 * (f1 - f0), (f0, f1, r0, r1)
+
+
+def test_uoe_anchor_keeps_the_router_on_the_expert(moe):
+    model, tok, d = moe
+    with_anchor, info = unlearn(model, tok, d, "uoe", {"max_steps": 24, "anchor_weight": 1.0})
+    without, _ = unlearn(model, tok, d, "uoe", {"max_steps": 24, "anchor_weight": 0.0})
+    layer, e = info["layer"], info["expert"]
+    p0 = _routing(model, tok, d.forget, layer)[e]
+    p_anchor, p_free = _routing(with_anchor, tok, d.forget, layer)[e], _routing(without, tok, d.forget, layer)[e]
+    assert p_anchor > p_free and p_anchor >= p0, (float(p0), float(p_anchor), float(p_free))
+
+
+def test_uoe_bad_input(micro_models, moe, data):
+    target, _, tok = micro_models
+    with pytest.raises(ObliviateError, match="uoe: LlamaForCausalLM is a dense model"):
+        unlearn(target, tok, data, "uoe", {"max_steps": 2})
+    model, mtok, d = moe
+    with pytest.raises(ObliviateError, match="uoe: LoRA does not apply"):
+        unlearn(model, mtok, d, "uoe", {"lora_rank": 4})
+    with pytest.raises(ObliviateError, match=r"uoe: layer 7 has no MoE block; MoE layers are \[0, 1\]"):
+        unlearn(model, mtok, d, "uoe", {"layer": 7, "max_steps": 2})

@@ -14,11 +14,14 @@ from ..utils import ObliviateError
 from . import lora
 from .common import GradientConfig, UnlearnData, config_from_dict
 from .gradient import GAConfig, GradDiffConfig, ga, graddiff
+from .localized import LocalizedConfig, localized
 from .npo import NPOConfig, SimNPOConfig, npo, simnpo
 from .refusal import FLATConfig, IdkConfig, IdkDPOConfig, flat, idk, idkdpo
 from .retrain import RetrainConfig, retrain
 from .rmu import RMUConfig, rmu
 from .task_vector import TaskVectorConfig, task_vector
+from .uoe import UOEConfig, uoe
+from .whp import WHPConfig, whp
 
 
 @dataclass(frozen=True)
@@ -27,22 +30,36 @@ class Method:
     run: Callable
     summary: str
     retain_term: bool = True  # whether the loss has a term that protects retain data
+    scopeable: bool = False  # whether `localized` / `uoe` can run its loss on part of the model
+    lora: bool = True  # whether it can train LoRA adapters instead of the weights
+    moe_only: bool = False  # whether it needs a Mixture-of-Experts model
 
 
 METHODS: dict[str, Method] = {
-    "ga": Method(GAConfig, ga, "gradient ascent on the forget set (TOFU baseline)", retain_term=False),
-    "graddiff": Method(GradDiffConfig, graddiff, "ascent on forget + descent (NLL or KL) on retain"),
-    "npo": Method(NPOConfig, npo, "Negative Preference Optimization, beta=0.1, + retain NLL (NPO-RT)"),
-    "simnpo": Method(SimNPOConfig, simnpo, "reference-free, length-normalised NPO (beta=4.5, delta=0) + retain NLL"),
-    "idk": Method(IdkConfig, idk, "fine-tune forget questions towards refusal answers + retain NLL"),
-    "idkdpo": Method(IdkDPOConfig, idkdpo, "DPO: refusal preferred, forget answer rejected (beta=0.1) + retain NLL"),
+    "ga": Method(GAConfig, ga, "gradient ascent on the forget set (TOFU baseline)", retain_term=False,
+                 scopeable=True),
+    "graddiff": Method(GradDiffConfig, graddiff, "ascent on forget + descent (NLL or KL) on retain", scopeable=True),
+    "npo": Method(NPOConfig, npo, "Negative Preference Optimization, beta=0.1, + retain NLL (NPO-RT)",
+                  scopeable=True),
+    "simnpo": Method(SimNPOConfig, simnpo, "reference-free, length-normalised NPO (beta=4.5, delta=0) + retain NLL",
+                     scopeable=True),
+    "idk": Method(IdkConfig, idk, "fine-tune forget questions towards refusal answers + retain NLL", scopeable=True),
+    "idkdpo": Method(IdkDPOConfig, idkdpo, "DPO: refusal preferred, forget answer rejected (beta=0.1) + retain NLL",
+                     scopeable=True),
     "flat": Method(FLATConfig, flat, "FLAT: f-divergence (KL or TV) between refusals and forget answers, forget data only",
-                   retain_term=False),
+                   retain_term=False, scopeable=True),
     "rmu": Method(RMUConfig, rmu, "RMU: steer layer-l activations on forget data to a random direction; "
                                   "updates MLP down-projections of layers l-2..l only"),
+    "whp": Method(WHPConfig, whp, "Who's Harry Potter: fine-tune towards generic labels from a reinforced model "
+                                  "(+ optional anchor-term dictionary)", retain_term=False),
+    "localized": Method(LocalizedConfig, localized, "locate the MLPs carrying the forget facts (attribution or "
+                                                    "activation patching), run a chosen loss on them only"),
+    "uoe": Method(UOEConfig, uoe, "MoE only: unlearn the forget set's most engaged expert + router anchor loss",
+                  lora=False, moe_only=True),
     "task_vector": Method(TaskVectorConfig, task_vector, "fine-tune a copy on forget, subtract scale x (tuned - base)",
                           retain_term=False),
-    "retrain": Method(RetrainConfig, retrain, "exact baseline: the oracle recipe on retain data only, from the base"),
+    "retrain": Method(RetrainConfig, retrain, "exact baseline: the oracle recipe on retain data only, from the base",
+                      lora=False),
 }
 DEFAULT_METHOD = "npo"
 
@@ -68,8 +85,8 @@ def unlearn(model, tokenizer, data: UnlearnData, method: str = DEFAULT_METHOD, c
     m = get_method(method)
     cfg = method_config(method, config)
     use_lora = getattr(cfg, "lora_rank", 0) > 0
-    if use_lora and not isinstance(cfg, GradientConfig):
-        raise ObliviateError(f"{method}: LoRA does not apply; this method trains every parameter")
+    if use_lora and not m.lora:
+        raise ObliviateError(f"{method}: LoRA does not apply; this method trains the model's own weights")
     new = copy.deepcopy(model)
     if use_lora:
         new = lora.wrap(new, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)

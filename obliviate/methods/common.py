@@ -74,12 +74,33 @@ def default_lr(model, cfg: GradientConfig) -> float:
     return 1e-3 if scratch else 1e-5
 
 
+@dataclass
+class Scope:
+    """Restricts a gradient method to part of the model (set by ``localized`` and ``uoe``).
+
+    ``params``: the only parameters the optimiser updates. ``grad_masks``: for a parameter that holds several
+    components at once (a fused tensor of all experts), a 0/1 mask of the entries that may change; every other
+    entry's gradient is zeroed and its value is restored exactly after the run. ``extra_loss(model, batch)``
+    is added to the method's loss (UOE's router anchor)."""
+
+    params: list[torch.nn.Parameter]
+    grad_masks: dict[int, torch.Tensor] = field(default_factory=dict)  # id(param) -> mask
+    extra_loss: Callable | None = None
+    label: str = ""
+
+
 def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig, loss_fn: Callable,
-                        desc: str, needs_retain: bool, params=None, paired: dict[str, list[Example]] | None = None) -> dict:
+                        desc: str, needs_retain: bool, params=None, paired: dict[str, list[Example]] | None = None,
+                        scope: Scope | None = None) -> dict:
     """Optimise ``loss_fn(model, batch)`` where ``batch`` has ``forget`` and ``retain`` sub-batches,
     ``forget_idx`` (positions in ``data.forget``, for per-example reference values) and, for each
     ``paired[name]`` (a list aligned with ``data.forget``), a sub-batch ``name`` of the same positions.
+    ``scope`` restricts the update to part of the model (see :class:`Scope`).
     Returns ``{"loss_curve": [...]}``, plus ``probe`` (the probe curve) and ``best_step`` when probing."""
+    if scope is not None:
+        if params is not None:
+            raise ObliviateError(f"{desc}: this method chooses its own parameters and cannot be restricted further")
+        return _run_scoped(model, tokenizer, data, cfg, loss_fn, desc, needs_retain, paired, scope)
     if not data.forget:
         raise ObliviateError(f"{desc}: the forget set is empty")
     if needs_retain and not data.retain:
@@ -123,6 +144,37 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
     tracker.finish(model)
     return {"loss_curve": curve, "probe": tracker.history,
             "best_step": tracker.best[1] if tracker.best is not None else n_steps}
+
+
+def _run_scoped(model, tokenizer, data, cfg, loss_fn, desc, needs_retain, paired, scope: Scope) -> dict:
+    chosen = {id(p) for p in scope.params}
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    saved = {id(p): p.detach().clone() for p in scope.params if id(p) in scope.grad_masks}
+    hooks = []
+    for p in model.parameters():
+        p.requires_grad_(id(p) in chosen)
+        if id(p) in scope.grad_masks:
+            mask = scope.grad_masks[id(p)].to(p.device, p.dtype)
+            hooks.append(p.register_hook(lambda g, m=mask: g * m))
+
+    def scoped_loss(m, b):
+        value = loss_fn(m, b)
+        return value + scope.extra_loss(m, b) if scope.extra_loss is not None else value
+
+    try:
+        out = run_gradient_method(model, tokenizer, data, cfg, scoped_loss, f"{desc} [{scope.label}]", needs_retain,
+                                  params=scope.params, paired=paired)
+    finally:
+        for h in hooks:
+            h.remove()
+        for n, p in model.named_parameters():
+            p.requires_grad_(flags[n])
+    with torch.no_grad():  # masked-out entries: exactly as before (also undoes any weight decay on them)
+        for p in scope.params:
+            if id(p) in saved:
+                keep = scope.grad_masks[id(p)].to(p.device) == 0
+                p[keep] = saved[id(p)][keep]
+    return out
 
 
 class ProbeTracker:

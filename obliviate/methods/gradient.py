@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .common import GradientConfig, UnlearnData, lm_logits, run_gradient_method
+from .common import GradientConfig, Scope, UnlearnData, lm_logits, run_gradient_method
 from .losses import kl_to_ref, mean_token_nll
 
 
@@ -19,12 +19,12 @@ class GAConfig(GradientConfig):
     """Gradient ascent: maximise the forget NLL. No retain term, so utility is unprotected."""
 
 
-def ga(model, tokenizer, data: UnlearnData, cfg: GAConfig) -> dict:
+def ga(model, tokenizer, data: UnlearnData, cfg: GAConfig, scope: Scope | None = None) -> dict:
     """GA (TOFU Sec. 4, "Gradient Ascent"): L = -NLL(forget), NLL averaged over answer tokens."""
     def loss(m, b):
         return -mean_token_nll(lm_logits(m, b["forget"]), b["forget"]["labels"])
 
-    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn ga", needs_retain=False)
+    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn ga", needs_retain=False, scope=scope)
 
 
 @dataclass
@@ -35,7 +35,7 @@ class GradDiffConfig(GradientConfig):
     retain_loss: str = "nll"  # "nll" (TOFU) or "kl" (KL to the reference model on retain, TOFU's KL variant)
 
 
-def graddiff(model, tokenizer, data: UnlearnData, cfg: GradDiffConfig) -> dict:
+def graddiff(model, tokenizer, data: UnlearnData, cfg: GradDiffConfig, scope: Scope | None = None) -> dict:
     """GradDiff (TOFU Sec. 4, "Gradient Difference"; Liu et al., 2022): L = -NLL(forget) + α·L_retain,
     L_retain = NLL(retain) or KL(p_ref || p_θ) on retain tokens."""
     from ..utils import ObliviateError
@@ -57,4 +57,4 @@ def graddiff(model, tokenizer, data: UnlearnData, cfg: GradDiffConfig) -> dict:
             keep = kl_to_ref(logits, ref_logits, b["retain"]["labels"])
         return forget + cfg.retain_weight * keep
 
-    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn graddiff", needs_retain=True)
+    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn graddiff", needs_retain=True, scope=scope)

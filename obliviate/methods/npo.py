@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import GradientConfig, UnlearnData, forward_nll, reference_nll, run_gradient_method, with_retain_nll
+from .common import GradientConfig, Scope, UnlearnData, forward_nll, reference_nll, run_gradient_method, with_retain_nll
 from .losses import npo_loss, simnpo_loss
 
 
@@ -19,7 +19,7 @@ class NPOConfig(GradientConfig):
     retain_weight: float = 1.0  # α on retain NLL (NPO-RT; open-unlearning's default)
 
 
-def npo(model, tokenizer, data: UnlearnData, cfg: NPOConfig) -> dict:
+def npo(model, tokenizer, data: UnlearnData, cfg: NPOConfig, scope: Scope | None = None) -> dict:
     """L = -(2/β)·E_forget[log σ(β·(NLL_θ(y|x) - NLL_ref(y|x)))] + α·NLL(retain)  (paper Eq. 3 and Sec. 5).
 
     NLLs are summed over answer tokens; the reference is the model before unlearning, whose forget NLLs are
@@ -34,7 +34,7 @@ def npo(model, tokenizer, data: UnlearnData, cfg: NPOConfig) -> dict:
         nll = forward_nll(m, b["forget"])
         return with_retain_nll(m, b, npo_loss(nll, ref.to(nll.device)[b["forget_idx"]], cfg.beta), cfg.retain_weight)
 
-    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn npo", needs_retain=cfg.retain_weight > 0)
+    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn npo", needs_retain=cfg.retain_weight > 0, scope=scope)
 
 
 @dataclass
@@ -47,7 +47,7 @@ class SimNPOConfig(GradientConfig):
     retain_weight: float = 1.0
 
 
-def simnpo(model, tokenizer, data: UnlearnData, cfg: SimNPOConfig) -> dict:
+def simnpo(model, tokenizer, data: UnlearnData, cfg: SimNPOConfig, scope: Scope | None = None) -> dict:
     """L = w_f·(-(2/β)·E[log σ(β·(NLL_θ/|y| - δ))]) + α·NLL(retain)  (SimNPO, arXiv:2410.07163, Eq. 4).
 
     No reference model: the length-normalised NLL replaces NPO's reference log-ratio."""
@@ -55,4 +55,4 @@ def simnpo(model, tokenizer, data: UnlearnData, cfg: SimNPOConfig) -> dict:
         forget = cfg.forget_weight * simnpo_loss(forward_nll(m, b["forget"], "mean"), cfg.beta, cfg.delta)
         return with_retain_nll(m, b, forget, cfg.retain_weight)
 
-    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn simnpo", needs_retain=cfg.retain_weight > 0)
+    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn simnpo", needs_retain=cfg.retain_weight > 0, scope=scope)

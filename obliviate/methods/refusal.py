@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..data.format import Example, retarget
 from ..utils import ObliviateError
-from .common import (GradientConfig, UnlearnData, forward_nll, lm_logits, reference_nll, run_gradient_method,
+from .common import (GradientConfig, Scope, UnlearnData, forward_nll, lm_logits, reference_nll, run_gradient_method,
                      with_retain_nll)
 from .losses import dpo_loss, flat_loss, mean_token_nll, mean_token_prob
 
@@ -53,7 +53,7 @@ class IdkConfig(GradientConfig):
     retain_weight: float = 1.0
 
 
-def idk(model, tokenizer, data: UnlearnData, cfg: IdkConfig) -> dict:
+def idk(model, tokenizer, data: UnlearnData, cfg: IdkConfig, scope: Scope | None = None) -> dict:
     """L = NLL(refusal | forget question) + α·NLL(retain)  (Maini et al., 2024, TOFU Sec. 4, "Preference
     Optimization" baseline with the refusal as the only target)."""
     qa, refusals = refusal_pairs(tokenizer, data, cfg.seed, "idk")
@@ -62,7 +62,7 @@ def idk(model, tokenizer, data: UnlearnData, cfg: IdkConfig) -> dict:
         refuse = mean_token_nll(lm_logits(m, b["refusal"]), b["refusal"]["labels"])
         return with_retain_nll(m, b, refuse, cfg.retain_weight)
 
-    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idk", needs_retain=False,
+    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idk", needs_retain=False, scope=scope,
                                 paired={"refusal": refusals})
 
 
@@ -72,7 +72,7 @@ class IdkDPOConfig(GradientConfig):
     retain_weight: float = 1.0
 
 
-def idkdpo(model, tokenizer, data: UnlearnData, cfg: IdkDPOConfig) -> dict:
+def idkdpo(model, tokenizer, data: UnlearnData, cfg: IdkDPOConfig, scope: Scope | None = None) -> dict:
     """DPO with the refusal preferred and the forget answer rejected (Rafailov et al., 2023, Eq. 7; used for
     unlearning by Maini et al., 2024 and Zhang et al., 2024 "IdkDPO"), + α·NLL(retain). The reference is
     the model before unlearning; its NLLs are computed once up front."""
@@ -86,7 +86,7 @@ def idkdpo(model, tokenizer, data: UnlearnData, cfg: IdkDPOConfig) -> dict:
         return with_retain_nll(m, b, dpo_loss(win, ref_win.to(win.device)[i], lose, ref_lose.to(lose.device)[i],
                                               cfg.beta), cfg.retain_weight)
 
-    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idkdpo", needs_retain=False,
+    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idkdpo", needs_retain=False, scope=scope,
                                 paired={"refusal": refusals})
 
 
@@ -95,7 +95,7 @@ class FLATConfig(GradientConfig):
     divergence: str = "kl"  # "kl" or "tv"
 
 
-def flat(model, tokenizer, data: UnlearnData, cfg: FLATConfig) -> dict:
+def flat(model, tokenizer, data: UnlearnData, cfg: FLATConfig, scope: Scope | None = None) -> dict:
     """FLAT (Wang et al., 2025, arXiv:2410.11143, Eq. 4): maximise the f-divergence between refusal
     ("template") answers and forget answers using forget data only. See :func:`losses.flat_loss`."""
     if cfg.divergence not in ("kl", "tv"):
@@ -108,5 +108,5 @@ def flat(model, tokenizer, data: UnlearnData, cfg: FLATConfig) -> dict:
         p_f = mean_token_prob(lm_logits(m, b["forget"]), b["forget"]["labels"])
         return flat_loss(p_e, p_f, cfg.divergence)
 
-    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn flat", needs_retain=False,
+    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn flat", needs_retain=False, scope=scope,
                                 paired={"refusal": refusals})
