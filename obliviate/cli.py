@@ -131,7 +131,7 @@ def cmd_eval(args) -> int:
         if wanted:
             res.metrics = {k: v for k, v in res.metrics.items() if k in wanted}
         name = Path(str(args.model)).name or "model"
-        entries[name], rows[name] = result_entry(res, str(args.model)), res.rows
+        entries[name], rows[name] = result_entry(res, str(args.model), **_unlearning_of(args.model)), res.rows
         results = {"obliviate": "eval", "seed": args.seed, "versions": versions(),
                    "config": {"model": str(args.model), "oracle": args.oracle, "benchmark": bench.name,
                               "eval": vars(cfg)}, "benchmark": bench.summary(), "models": entries}
@@ -139,6 +139,17 @@ def cmd_eval(args) -> int:
     _summary(results)
     print(f"wrote {args.out}/results.json and {args.out}/report.html")
     return 0
+
+
+def _unlearning_of(model: str) -> dict:
+    """The loss and probe curves that `obliviate unlearn` stored beside a model it wrote (empty otherwise)."""
+    from .pipeline import unlearning_summary
+
+    meta = Path(str(model)) / "obliviate.json"
+    if not meta.is_file():
+        return {}
+    info = json.loads(meta.read_text()).get("unlearning")
+    return {"unlearning": unlearning_summary(info)} if isinstance(info, dict) else {}
 
 
 def cmd_ls(args) -> int:

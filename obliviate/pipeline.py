@@ -42,6 +42,11 @@ def result_entry(res: EvalResult, path: str | None = None, **extra) -> dict:
             "forget_truth_ratios": res.arrays.get("forget", {}).get("truth_ratio", []), **extra}
 
 
+def unlearning_summary(info: dict) -> dict:
+    """What the report shows of an unlearning run: its loss curve and, when it probed, the probe curve."""
+    return {k: info[k] for k in ("loss_curve", "probe", "best_step") if k in info}
+
+
 def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path | None = None) -> dict:
     """Run the whole spine and write ``out/results.json``, ``out/examples.jsonl`` and ``out/report.html``."""
     cfg = cfg or DemoConfig()
@@ -89,7 +94,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
                 "target": result_entry(target_res, str(paths["target"])),
                 "oracle": result_entry(oracle_res, str(paths["oracle"])),
                 cfg.method: result_entry(new_res, model_path, unlearning={
-                    "seconds": timings[f"unlearn_{cfg.method}"], "loss_curve": info.get("loss_curve", [])}),
+                    "seconds": timings[f"unlearn_{cfg.method}"], **unlearning_summary(info)}),
             },
             "timings": timings,
         }

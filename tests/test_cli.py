@@ -23,7 +23,7 @@ def test_train_unlearn_eval_round_trip(tmp_path, capsys, cache_args, micro_pair)
     code, out, _ = run([*cache_args, "train", "--model", "micro", "--benchmark", "micro"], capsys)
     assert code == 0 and json.loads(out) == {"target": str(micro_pair["target"]), "oracle": str(micro_pair["oracle"])}
     code, _, _ = run(["unlearn", "--model", str(micro_pair["target"]), "--method", "graddiff", "--benchmark", "micro",
-                      "--out", str(tmp_path / "u"), "--set", "max_steps=5"], capsys)
+                      "--out", str(tmp_path / "u"), "--set", "max_steps=5", "--set", "eval_every=2"], capsys)
     assert code == 0 and (tmp_path / "u" / "model.safetensors").is_file()
     meta = json.loads((tmp_path / "u" / "obliviate.json").read_text())
     assert meta["unlearning"]["config"]["max_steps"] == 5
@@ -32,6 +32,9 @@ def test_train_unlearn_eval_round_trip(tmp_path, capsys, cache_args, micro_pair)
     res = json.loads((tmp_path / "e" / "results.json").read_text())
     assert code == 0 and set(res["models"]) == {"oracle", "u"}
     assert res["models"]["u"]["metrics"]["forget_quality"] is not None
+    # the probe curve logged while unlearning reaches the report
+    assert [r["step"] for r in res["models"]["u"]["unlearning"]["probe"]] == [0, 2, 4, 5]
+    assert "Probe during unlearning" in (tmp_path / "e" / "report.html").read_text()
 
 
 def test_ls_lists_registries(capsys):

@@ -141,7 +141,7 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
     curve = optimize(model, batches(), n_steps, loss_fn, opt, desc, params, callback=tracker)
     if tracker is None:
         return {"loss_curve": curve}
-    tracker.finish(model)
+    tracker.finish(model, n_steps)
     return {"loss_curve": curve, "probe": tracker.history,
             "best_step": tracker.best[1] if tracker.best is not None else n_steps}
 
@@ -193,10 +193,12 @@ class ProbeTracker:
         self.history: list[dict] = []
         self.best: tuple[float, int, dict] | None = None
 
-    @torch.no_grad()
     def __call__(self, step: int, model) -> None:
-        if step % self.every:
-            return
+        if step % self.every == 0:
+            self.probe(step, model)
+
+    @torch.no_grad()
+    def probe(self, step: int, model) -> None:
         model.eval()
         dev = next(model.parameters()).device
         row = {"step": step}
@@ -213,7 +215,10 @@ class ProbeTracker:
             if self.best is None or score > self.best[0]:
                 self.best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
 
-    def finish(self, model) -> None:
+    def finish(self, model, n_steps: int) -> None:
+        """Probe the last step too (when ``eval_every`` does not divide the run), then load the best state."""
+        if self.history[-1]["step"] != n_steps:
+            self.probe(n_steps, model)
         if self.best is not None:
             model.load_state_dict(self.best[2])
 

@@ -90,6 +90,22 @@ def plots(results: dict) -> list[tuple[str, str]]:
         ax.set_ylabel("unlearning loss")
         ax.legend(frameon=False, fontsize=8)
         out.append(("Unlearning loss curve", _png(fig)))
+
+    probes = {n: m["unlearning"] for n, m in models.items() if m.get("unlearning", {}).get("probe")}
+    if probes:
+        fig, ax = plt.subplots(figsize=(7, 2.8))
+        for n, u in probes.items():
+            steps = [r["step"] for r in u["probe"]]
+            for side, style in (("forget", "-"), ("retain", "--")):
+                if f"{side}_token_em" in u["probe"][0]:
+                    ax.plot(steps, [r[f"{side}_token_em"] for r in u["probe"]], style, marker=".", label=f"{n} {side}")
+            if u.get("best_step") is not None:
+                ax.axvline(u["best_step"], color="#999", lw=0.8)
+        ax.set_xlabel("step (grey line: the kept checkpoint)")
+        ax.set_ylabel("token exact match")
+        ax.set_ylim(0, 1.05)
+        ax.legend(frameon=False, fontsize=8)
+        out.append(("Probe during unlearning: forget vs retain token exact match", _png(fig)))
     return out
 
 
