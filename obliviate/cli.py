@@ -83,7 +83,10 @@ def cmd_train(args) -> int:
     bench = _benchmark(args)
     cfg = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed)
     paths = train_pair(args.model, bench, cfg, cache=args.cache, force=args.force)
-    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
     return 0
 
 

@@ -100,5 +100,12 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
                 "seed": cfg.seed, "n_qa": len(qa), "n_texts": len(texts), "cache_key": key,
                 "train_seconds": round(time.time() - t0, 2), "final_loss": curve[-1],
                 "loss_curve": curve[:: max(1, len(curve) // 200)], "versions": versions()}
-        out[role] = save_model(model, tok, path, meta)
+        from accelerate import PartialState
+
+        state = PartialState()
+        meta["processes"] = state.num_processes
+        if state.is_main_process:  # under `accelerate launch` / `torchrun` every process holds the same model
+            save_model(model, tok, path, meta)
+        state.wait_for_everyone()
+        out[role] = path
     return out
