@@ -119,7 +119,7 @@ def cmd_eval(args) -> int:
 
     wanted = check_metrics(args.metrics.split(",")) if args.metrics else None
     bench = _benchmark(args)
-    cfg = EvalConfig(seed=args.seed)
+    cfg = EvalConfig(seed=args.seed, gradnorm=args.gradnorm)
     with atomic_dir(args.out) as tmp:
         model, tok = load_model(args.model)
         oracle_res = None
@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--oracle", help="the model trained without the forget set")
     e.add_argument("--out", required=True)
     e.add_argument("--metrics", help="comma-separated subset of `obliviate ls metrics`")
+    e.add_argument("--gradnorm", action="store_true", help="also the gradient-norm MIA (a backward pass per fact)")
     _add_data_args(e)
     e.set_defaults(fn=cmd_eval)
 

@@ -68,3 +68,67 @@ def test_mia_auc_forget_quality_and_privleak():
     assert forget_quality(x, x + 10) < 1e-10
     assert privleak(0.75, 0.5) == pytest.approx(50.0)
     assert privleak(0.5, 0.5) == 0.0
+
+
+def test_exact_memorization_and_extraction_strength_by_hand():
+    from obliviate.evals.memorization import exact_memorization, extraction_strength
+
+    def hits(*h):
+        return TokenScores(np.zeros(len(h)), np.zeros(len(h)), np.ones(len(h)), np.asarray(h, bool))
+
+    assert exact_memorization(hits(1, 0, 1, 1)) == 0.75
+    assert extraction_strength(hits(1, 0, 1, 1)) == 1 - 2 / 4  # from prefix length 2 on, the rest is reproduced
+    assert extraction_strength(hits(1, 1, 1, 1)) == 1.0 and extraction_strength(hits(1, 1, 1, 0)) == 0.0
+    assert math.isnan(extraction_strength(ts([-1.0])))  # no argmax information: not a number, not a guess
+
+
+def test_zlib_and_reference_scores_by_hand():
+    import zlib
+
+    from obliviate.evals.privacy import reference_scores, zlib_score
+
+    text = "Paris, the capital of France"
+    assert math.isclose(zlib_score(ts([-1.0, -3.0]), text), -2.0 / len(zlib.compress(text.encode())))
+    assert reference_scores([1.0, 2.0], [3.0, 2.5]).tolist() == [2.0, 0.5]
+
+
+def test_memorisation_and_new_mias_on_the_micro_target(micro_evals):
+    t, o = micro_evals
+    m = t.metrics
+    assert m["forget_extraction_strength"] > m["holdout_extraction_strength"] + 0.3
+    assert m["forget_exact_memorization"] > m["holdout_exact_memorization"] + 0.3
+    assert m["mia_reference_auc"] > 0.9  # the target finds forget answers far easier than the oracle does
+    assert m["mia_zlib_auc"] > 0.8 and m["privleak_zlib"] is not None
+    assert o.metrics["mia_reference_auc"] is None  # the oracle was evaluated with no reference: said, not guessed
+    rows = [r for r in t.rows if r["split"] == "forget"]
+    assert all("mia_reference" in r and 0 <= r["extraction_strength"] <= 1 for r in rows)
+
+
+def test_gradnorm_mia_separates_members_and_leaves_the_model_alone(micro_models, micro_bench):
+    import copy
+
+    import torch
+
+    from obliviate import evaluate
+    from obliviate.evals import EvalConfig
+
+    target, _, tok = micro_models
+    before = copy.deepcopy(target.state_dict())
+    res = evaluate(target, tok, micro_bench, EvalConfig(gradnorm=True))
+    assert res.metrics["mia_gradnorm_auc"] > 0.8
+    assert all(p.grad is None for p in target.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())
+    assert all("mia_gradnorm" in r for r in res.rows if r["split"] in ("forget", "holdout"))
+
+
+def test_reference_from_another_benchmark_is_an_error(micro_evals):
+    import copy
+
+    from obliviate import ObliviateError
+    from obliviate.evals.suite import add_reference_mia
+
+    t, o = micro_evals
+    short = copy.deepcopy(o)
+    short.arrays["forget"]["nll"] = short.arrays["forget"]["nll"][:-1]
+    with pytest.raises(ObliviateError, match="different forget split"):
+        add_reference_mia(copy.deepcopy(t), short)

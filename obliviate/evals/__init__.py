@@ -10,6 +10,8 @@ _SPLIT_METRICS = {
     "rougeL_recall": "ROUGE-L recall of the greedy answer against the gold answer",
     "truth_ratio": "truth ratio aggregate (forget/holdout: mean(min(R,1/R)); others: mean(max(0,1-R)))",
     "exact_match": "fraction of greedy answers that state the fact",
+    "extraction_strength": "mean of 1 - k*/|y|, k* the answer prefix after which teacher-forced argmax reproduces the rest",
+    "exact_memorization": "mean share of answer tokens the teacher-forced argmax reproduces (Tirumala et al. 2022)",
 }
 METRICS: dict[str, str] = {
     **{f"{s}_{m}": f"{d} on {s}" for s in ("forget", "retain", "holdout", "neighbours", "world")
@@ -19,6 +21,11 @@ METRICS: dict[str, str] = {
     "mia_loss_auc": "LOSS membership-inference AUC, forget vs holdout",
     "mia_min_k_auc": "Min-K% membership-inference AUC, forget vs holdout (k = 0.4)",
     "mia_min_k_plus_plus_auc": "Min-K%++ membership-inference AUC, forget vs holdout (k = 0.4)",
+    "mia_zlib_auc": "zlib membership-inference AUC (NLL / zlib length), forget vs holdout",
+    "mia_gradnorm_auc": "gradient-norm membership-inference AUC, forget vs holdout (EvalConfig.gradnorm / --gradnorm)",
+    "mia_reference_auc": "Reference membership-inference AUC (NLL_oracle - NLL_model), forget vs holdout; needs an oracle",
+    "privleak_zlib": "PrivLeak with zlib; needs an oracle",
+    "privleak_gradnorm": "PrivLeak with the gradient-norm attack; needs an oracle and --gradnorm",
     "privleak": "(AUC - AUC_oracle) / AUC_oracle x 100 with Min-K%++ (MUSE); needs an oracle",
     "privleak_loss": "PrivLeak with the LOSS attack; needs an oracle",
     "privleak_min_k": "PrivLeak with Min-K%; needs an oracle",

@@ -61,3 +61,22 @@ def forget_truth_ratio(ratios: np.ndarray) -> float:
 def retain_truth_ratio(ratios: np.ndarray) -> float:
     """Utility-side aggregate mean(max(0, 1 - R)): 1 when the true answer dominates."""
     return float(np.mean(np.maximum(0.0, 1.0 - np.asarray(ratios, dtype=float))))
+
+
+def exact_memorization(ts: TokenScores) -> float:
+    """Exact memorisation (Tirumala et al., 2022, arXiv:2205.10770, Def. 1): the share of target tokens that
+    the teacher-forced argmax reproduces."""
+    if ts.hit is None or not ts.hit.size:
+        return float("nan")
+    return float(ts.hit.mean())
+
+
+def extraction_strength(ts: TokenScores) -> float:
+    """Extraction strength (Carlini et al., 2021, arXiv:2012.07805, the k-extractability idea, as defined for
+    unlearning by Wang et al., 2025 / open-unlearning): ES = 1 - k*/|y|, k* the shortest prefix of the answer
+    from which the teacher-forced argmax reproduces every remaining token (k* = |y| if the last is missed)."""
+    if ts.hit is None or not ts.hit.size:
+        return float("nan")
+    misses = np.flatnonzero(~ts.hit)
+    k_star = 0 if misses.size == 0 else int(misses[-1]) + 1
+    return 1.0 - k_star / ts.hit.size

@@ -34,6 +34,48 @@ def min_k_plus_plus_score(ts: TokenScores, k: float = MIN_K) -> float:
     return _lowest_mean((ts.logp - ts.mu) / ts.sigma, k)
 
 
+def zlib_score(ts: TokenScores, text: str) -> float:
+    """zlib attack (Carlini et al., 2021, arXiv:2012.07805, Sec. 6.1): the mean token NLL relative to the text's
+    zlib-compressed length, negated so that higher is more member-like: -NLL / len(zlib.compress(text))."""
+    import zlib
+
+    return ts.mean_logp / max(1, len(zlib.compress(text.encode("utf-8"))))
+
+
+def reference_scores(nll, reference_nll) -> np.ndarray:
+    """Reference attack (Carlini et al., 2021, Sec. 6.1; the oracle or a user-given model as reference):
+    NLL_reference - NLL_model per example, high when the model finds the text easier than the reference does."""
+    return np.asarray(reference_nll, dtype=float) - np.asarray(nll, dtype=float)
+
+
+def gradnorm_scores(model, tokenizer, examples, max_length: int = 512) -> list[float]:
+    """Gradient-norm attack (as evaluated on LLMs by Duan et al., 2024, arXiv:2402.17012, "Do Membership
+    Inference Attacks Work on Large Language Models?"): -||∇_θ mean-token NLL(y | x)||_2 per example (training
+    members sit nearer a minimum). One backward pass per example; the model's gradients are left cleared."""
+    import torch
+
+    from ..data.format import collate, encode, pad_id
+    from ..methods.losses import mean_token_nll
+
+    was_training = model.training
+    model.eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    dev = next(model.parameters()).device
+    out = []
+    try:
+        for ex in examples:
+            b = {k: v.to(dev) for k, v in collate([encode(tokenizer, ex, max_length)], pad_id(tokenizer)).items()}
+            with torch.enable_grad():
+                loss = mean_token_nll(model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits,
+                                      b["labels"])
+                grads = torch.autograd.grad(loss, params, allow_unused=True)
+            sq = sum(float(g.float().square().sum()) for g in grads if g is not None)
+            out.append(-sq ** 0.5)
+    finally:
+        model.train(was_training)
+    return out
+
+
 def mia_auc(member_scores, nonmember_scores) -> float:
     """ROC AUC of separating members (label 1) from non-members (label 0) by score."""
     from sklearn.metrics import roc_auc_score

@@ -22,6 +22,7 @@ class TokenScores:
     logp: np.ndarray  # (n,)
     mu: np.ndarray  # (n,)
     sigma: np.ndarray  # (n,)
+    hit: np.ndarray | None = None  # (n,) bool: the teacher-forced argmax is the target token
 
     @property
     def mean_logp(self) -> float:
@@ -62,10 +63,11 @@ class Scorer:
             mu = (p * logsm).sum(-1)
             var = (p * logsm.square()).sum(-1) - mu.square()
             sigma = var.clamp_min(1e-12).sqrt()
+            hit = logsm.argmax(-1) == target
             for i, ex in enumerate(chunk):
                 m = mask[i]
                 self._scores[ex] = TokenScores(logp[i][m].cpu().numpy(), mu[i][m].cpu().numpy(),
-                                               sigma[i][m].cpu().numpy())
+                                               sigma[i][m].cpu().numpy(), hit[i][m].cpu().numpy())
             self.n_scored += len(chunk)
         return [self._scores[ex] for ex in examples]
 

@@ -16,14 +16,20 @@ import numpy as np
 from ..data import Benchmark, QARecord, format_prompt, qa_example
 from ..loop import progress
 from ..utils import ObliviateError
-from .memorization import (exact_match, forget_truth_ratio, length_normalised_prob, option_normalised_prob,
-                           retain_truth_ratio, rouge_l_recall, truth_ratio)
-from .privacy import forget_quality, loss_score, mia_auc, min_k_plus_plus_score, min_k_score, privleak
+from .memorization import (exact_match, exact_memorization, extraction_strength, forget_truth_ratio,
+                           length_normalised_prob, option_normalised_prob, retain_truth_ratio, rouge_l_recall,
+                           truth_ratio)
+from .privacy import (forget_quality, gradnorm_scores, loss_score, mia_auc, min_k_plus_plus_score, min_k_score,
+                      privleak, reference_scores, zlib_score)
 from .scoring import Scorer
 
 UTILITY_SPLITS = ("retain", "neighbours", "world")
 FORGET_SIDE = ("forget", "holdout")  # truth ratio aggregated as mean(min(R, 1/R))
-MIA_SCORES = {"loss": loss_score, "min_k": min_k_score, "min_k_plus_plus": min_k_plus_plus_score}
+# score(token scores, answer text) for each attack that needs only the model's own log-probs
+MIA_SCORES = {"loss": lambda ts, _: loss_score(ts), "min_k": lambda ts, _: min_k_score(ts),
+              "min_k_plus_plus": lambda ts, _: min_k_plus_plus_score(ts), "zlib": zlib_score}
+# attacks that need more: gradnorm (a backward pass per example, EvalConfig.gradnorm), reference (the oracle)
+MIA_ALL = (*MIA_SCORES, "gradnorm", "reference")
 
 
 @dataclass
@@ -31,6 +37,7 @@ class EvalConfig:
     batch_size: int = 32
     max_new_tokens: int = 32  # greedy answer length
     retain_eval_size: int = 60  # retain facts evaluated (a seeded sample; TOFU uses a retain subset too)
+    gradnorm: bool = False  # also the gradient-norm MIA on forget and holdout (one backward pass per fact)
     seed: int = 0
 
 
@@ -55,7 +62,9 @@ def _score_split(scorer: Scorer, tok, recs: list[QARecord], split: str, cfg: Eva
     scorer.score(ans + para + [e for ps in pert for e in ps])  # one batched pass over unique sequences
     gens = scorer.generate([format_prompt(tok, r.question) for r in recs], cfg.max_new_tokens)
     rouge = rouge_l_recall(gens, [r.answer for r in recs])
-    rows, arr = [], {k: [] for k in ("prob", "truth_ratio", "rougeL_recall", "exact_match", *MIA_SCORES)}
+    keys = ("prob", "truth_ratio", "rougeL_recall", "exact_match", "extraction_strength", "exact_memorization",
+            "nll", *MIA_SCORES)
+    rows, arr = [], {k: [] for k in keys}
     for r, a, p, ps, g, rl in zip(recs, ans, para, pert, gens, rouge):
         ts_a, = scorer.score([a])
         ts_ps = scorer.score(ps)
@@ -65,8 +74,10 @@ def _score_split(scorer: Scorer, tok, recs: list[QARecord], split: str, cfg: Eva
             prob = length_normalised_prob(ts_a)
         tr = truth_ratio(scorer.score([p])[0], ts_ps) if ts_ps else float("nan")
         row = {"split": split, "id": r.id, "question": r.question, "answer": r.answer, "generation": g,
-               "prob": prob, "truth_ratio": tr, "rougeL_recall": rl, "exact_match": exact_match(g, r.answer, r.value)}
-        row |= {f"mia_{k}": fn(ts_a) for k, fn in MIA_SCORES.items()}
+               "prob": prob, "truth_ratio": tr, "rougeL_recall": rl, "exact_match": exact_match(g, r.answer, r.value),
+               "extraction_strength": extraction_strength(ts_a), "exact_memorization": exact_memorization(ts_a),
+               "nll": -ts_a.mean_logp}
+        row |= {f"mia_{k}": fn(ts_a, a.target) for k, fn in MIA_SCORES.items()}
         rows.append(row)
         for k in arr:
             arr[k].append(row[f"mia_{k}"] if k in MIA_SCORES else row[k])
@@ -102,6 +113,8 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None,
             metrics[f"{split}_prob"] = float(np.mean(a["prob"]))
             metrics[f"{split}_rougeL_recall"] = float(np.mean(a["rougeL_recall"]))
             metrics[f"{split}_exact_match"] = float(np.mean(a["exact_match"]))
+            metrics[f"{split}_extraction_strength"] = float(np.nanmean(a["extraction_strength"]))
+            metrics[f"{split}_exact_memorization"] = float(np.nanmean(a["exact_memorization"]))
             if tr.size:
                 agg = forget_truth_ratio if split in FORGET_SIDE else retain_truth_ratio
                 metrics[f"{split}_truth_ratio"] = agg(tr)
@@ -118,8 +131,16 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None,
         if len(parts) < 9:
             notes.append(f"model_utility is the harmonic mean of {len(parts)} numbers, not TOFU's 9")
     if "holdout" in arrays:
-        for k in MIA_SCORES:
-            metrics[f"mia_{k}_auc"] = mia_auc(arrays["forget"][k], arrays["holdout"][k])
+        if cfg.gradnorm:
+            for split in ("forget", "holdout"):
+                recs = splits[split]
+                scores = gradnorm_scores(model, tokenizer, [qa_example(tokenizer, r.question, r.answer) for r in recs])
+                arrays[split]["gradnorm"] = scores
+                for row, sc in zip((x for x in rows if x["split"] == split), scores):
+                    row["mia_gradnorm"] = sc
+        for k in (*MIA_SCORES, "gradnorm"):
+            if k in arrays["forget"]:
+                metrics[f"mia_{k}_auc"] = mia_auc(arrays["forget"][k], arrays["holdout"][k])
     else:
         notes.append("no holdout split: membership-inference AUCs are left out")
 
@@ -134,7 +155,9 @@ def compare_to_oracle(result: EvalResult, oracle: EvalResult | None) -> EvalResu
     if oracle is None:
         result.metrics["forget_quality"] = None
         result.metrics["privleak"] = None
-        result.notes.append("no oracle given: forget_quality and privleak need one and are not computed")
+        result.metrics["mia_reference_auc"] = None
+        result.notes.append("no oracle given: forget_quality, privleak and the reference MIA need one and are not "
+                            "computed")
         return result
     mine = np.asarray(result.arrays["forget"]["truth_ratio"], dtype=float)
     theirs = np.asarray(oracle.arrays["forget"]["truth_ratio"], dtype=float)
@@ -143,9 +166,31 @@ def compare_to_oracle(result: EvalResult, oracle: EvalResult | None) -> EvalResu
         result.notes.append("forget set has no perturbed answers: forget_quality needs truth ratios")
     else:
         result.metrics["forget_quality"] = forget_quality(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
-    for k in MIA_SCORES:
+    for k in (*MIA_SCORES, "gradnorm"):
         a, b = result.metrics.get(f"mia_{k}_auc"), oracle.metrics.get(f"mia_{k}_auc")
+        if k == "gradnorm" and a is None:
+            continue
         name = "privleak" if k == "min_k_plus_plus" else f"privleak_{k}"
         result.metrics[name] = privleak(a, b) if a is not None and b is not None and b > 0 else None
+    add_reference_mia(result, oracle)
     return result
+
+
+def add_reference_mia(result: EvalResult, reference: EvalResult) -> None:
+    """The Reference attack's per-example scores (rows ``mia_reference``) and ``mia_reference_auc``, forget vs
+    holdout, with ``reference`` (the oracle, or any model evaluated on the same benchmark) as the reference."""
+    if "holdout" not in result.arrays or "holdout" not in reference.arrays:
+        result.metrics["mia_reference_auc"] = None
+        return
+    scores = {}
+    for split in ("forget", "holdout"):
+        mine, theirs = result.arrays[split]["nll"], reference.arrays[split]["nll"]
+        if len(mine) != len(theirs):
+            raise ObliviateError(f"the reference model was evaluated on a different {split} split "
+                                 f"({len(theirs)} facts, not {len(mine)}); evaluate both on the same benchmark")
+        scores[split] = reference_scores(mine, theirs)
+        result.arrays[split]["reference"] = scores[split].tolist()
+        for row, sc in zip((x for x in result.rows if x["split"] == split), scores[split]):
+            row["mia_reference"] = float(sc)
+    result.metrics["mia_reference_auc"] = mia_auc(scores["forget"], scores["holdout"])
 
