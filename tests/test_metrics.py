@@ -132,3 +132,30 @@ def test_reference_from_another_benchmark_is_an_error(micro_evals):
     short.arrays["forget"]["nll"] = short.arrays["forget"]["nll"][:-1]
     with pytest.raises(ObliviateError, match="different forget split"):
         add_reference_mia(copy.deepcopy(t), short)
+
+
+def test_scorer_matches_a_direct_full_logits_computation(micro_models, micro_bench):
+    """The engine scores only answer positions (and asks the model for those logits only); an independent,
+    unbatched computation over every position gives the same log-probs, Min-K%++ statistics and argmax hits."""
+    import torch
+
+    from obliviate.data import qa_example
+    from obliviate.data.format import encode
+    from obliviate.evals import Scorer
+
+    target, _, tok = micro_models
+    exs = [qa_example(tok, r.question, r.answer) for r in micro_bench.forget[:5] + micro_bench.retain[:5]]
+    got = Scorer(target, tok, batch_size=4).score(exs)
+    for ex, g in zip(exs, got):
+        e = encode(tok, ex)
+        with torch.no_grad():
+            logits = target(input_ids=torch.tensor([e["input_ids"]])).logits[0, :-1].double()
+        labels = torch.tensor(e["labels"][1:])
+        keep = labels != -100
+        logsm = torch.log_softmax(logits[keep], -1)
+        p = logsm.exp()
+        mu = (p * logsm).sum(-1)
+        sigma = ((p * logsm.square()).sum(-1) - mu.square()).sqrt()
+        assert np.allclose(g.logp, logsm.gather(-1, labels[keep].unsqueeze(-1)).squeeze(-1).numpy(), atol=1e-4)
+        assert np.allclose(g.mu, mu.numpy(), atol=1e-4) and np.allclose(g.sigma, sigma.numpy(), atol=1e-3)
+        assert (g.hit == (logsm.argmax(-1) == labels[keep]).numpy()).all()

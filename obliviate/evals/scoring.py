@@ -36,6 +36,7 @@ class Scorer:
         self._scores: dict[Example, TokenScores] = {}
         self._gens: dict[tuple[str, int], str] = {}
         self.n_scored = 0  # sequences actually run through the model
+        self._keeps_logits: bool | None = None
         self.n_generated = 0
 
     @property
@@ -54,22 +55,38 @@ class Scorer:
             chunk = todo[s:s + self.batch_size]
             batch = collate([encode(self.tok, ex, self.max_length) for ex in chunk], pad)
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            logsm = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
             target = batch["labels"][:, 1:]
             mask = target != IGNORE
-            logp = logsm.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)  # (B, T-1)
+            first = int(mask.float().argmax(1).min())  # the earliest scored position: nothing before it is needed
+            logits = self._logits(batch, keep=target.shape[1] - first + 1)[:, -(target.shape[1] - first) - 1:-1]
+            target, mask = target[:, first:], mask[:, first:]
+            # full-vocabulary statistics on the scored (answer) positions only, not on prompt or padding
+            logsm = torch.log_softmax(logits[mask].float(), dim=-1)  # (N, V)
+            tgt = target[mask]
+            logp = logsm.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
             p = logsm.exp()
             mu = (p * logsm).sum(-1)
             var = (p * logsm.square()).sum(-1) - mu.square()
             sigma = var.clamp_min(1e-12).sqrt()
-            hit = logsm.argmax(-1) == target
+            hit = logsm.argmax(-1) == tgt
+            del p, logsm
+            counts = mask.sum(1).tolist()
+            parts = [torch.split(x.cpu(), counts) for x in (logp, mu, sigma, hit)]
             for i, ex in enumerate(chunk):
-                m = mask[i]
-                self._scores[ex] = TokenScores(logp[i][m].cpu().numpy(), mu[i][m].cpu().numpy(),
-                                               sigma[i][m].cpu().numpy(), hit[i][m].cpu().numpy())
+                self._scores[ex] = TokenScores(*(part[i].numpy() for part in parts))
             self.n_scored += len(chunk)
         return [self._scores[ex] for ex in examples]
+
+    def _logits(self, batch: dict, keep: int) -> torch.Tensor:
+        """Logits of the last ``keep`` positions (transformers' ``logits_to_keep`` spares the LM head the
+        prompt positions where the model supports it; otherwise every position is computed)."""
+        if self._keeps_logits is None:
+            import inspect
+
+            self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        kw = {"logits_to_keep": keep} if self._keeps_logits else {}
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kw).logits
+        return logits[:, -keep:]
 
     @torch.no_grad()
     def generate(self, prompts: list[str], max_new_tokens: int = 32) -> list[str]:
