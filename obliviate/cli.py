@@ -120,6 +120,7 @@ def cmd_eval(args) -> int:
     wanted = check_metrics(args.metrics.split(",")) if args.metrics else None
     bench = _benchmark(args)
     cfg = EvalConfig(seed=args.seed, gradnorm=args.gradnorm)
+    muse = _muse_data(args.muse, bench) if args.muse else None  # bad MUSE files fail before any model work
     with atomic_dir(args.out) as tmp:
         model, tok = load_model(args.model)
         oracle_res = None
@@ -131,17 +132,42 @@ def cmd_eval(args) -> int:
             oracle_res = evaluate(om, otok, bench, cfg, desc="evaluate oracle")
             entries["oracle"], rows["oracle"] = result_entry(oracle_res, args.oracle), oracle_res.rows
         res = evaluate(model, tok, bench, cfg, oracle=oracle_res)
+        if muse is not None:
+            _add_muse(muse, model, tok, res, om if args.oracle else None, entries, rows)
         if wanted:
             res.metrics = {k: v for k, v in res.metrics.items() if k in wanted}
         name = Path(str(args.model)).name or "model"
         entries[name], rows[name] = result_entry(res, str(args.model), **_unlearning_of(args.model)), res.rows
         results = {"obliviate": "eval", "seed": args.seed, "versions": versions(),
                    "config": {"model": str(args.model), "oracle": args.oracle, "benchmark": bench.name,
-                              "eval": vars(cfg)}, "benchmark": bench.summary(), "models": entries}
+                              "muse": args.muse, "eval": vars(cfg)}, "benchmark": bench.summary(), "models": entries}
         write_results(tmp, results, rows)
     _summary(results)
     print(f"wrote {args.out}/results.json and {args.out}/report.html")
     return 0
+
+
+def _muse_data(spec: str, bench):
+    """``--muse FOLDER`` (MUSE's public layout) or ``--muse benchmark`` (the benchmark's own passages and QA)."""
+    from .evals.muse import MuseData, load_muse
+
+    return MuseData.from_benchmark(bench) if spec == "benchmark" else load_muse(spec)
+
+
+def _add_muse(data, model, tok, res, oracle_model, entries, rows) -> None:
+    """MUSE's C1-C4 merged into the model's (and the oracle's) metrics and rows."""
+    from .evals.muse import evaluate_muse
+
+    o = None
+    if oracle_model is not None:
+        o = evaluate_muse(oracle_model, tok, data)
+        entries["oracle"]["metrics"] |= o.metrics
+        entries["oracle"]["notes"] += o.notes
+        rows["oracle"] += o.rows
+    m = evaluate_muse(model, tok, data, oracle=o)
+    res.metrics |= m.metrics
+    res.notes += m.notes
+    res.rows += m.rows
 
 
 def _unlearning_of(model: str) -> dict:
@@ -207,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.add_argument("--metrics", help="comma-separated subset of `obliviate ls metrics`")
     e.add_argument("--gradnorm", action="store_true", help="also the gradient-norm MIA (a backward pass per fact)")
+    e.add_argument("--muse", help="also MUSE's C1-C4: a folder in MUSE's public layout, or 'benchmark' for the "
+                                  "benchmark's own passages and questions")
     _add_data_args(e)
     e.set_defaults(fn=cmd_eval)
 

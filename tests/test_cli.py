@@ -28,10 +28,12 @@ def test_train_unlearn_eval_round_trip(tmp_path, capsys, cache_args, micro_pair)
     meta = json.loads((tmp_path / "u" / "obliviate.json").read_text())
     assert meta["unlearning"]["config"]["max_steps"] == 5
     code, _, _ = run(["eval", "--model", str(tmp_path / "u"), "--oracle", str(micro_pair["oracle"]),
-                      "--benchmark", "micro", "--out", str(tmp_path / "e")], capsys)
+                      "--benchmark", "micro", "--muse", "benchmark", "--out", str(tmp_path / "e")], capsys)
     res = json.loads((tmp_path / "e" / "results.json").read_text())
     assert code == 0 and set(res["models"]) == {"oracle", "u"}
     assert res["models"]["u"]["metrics"]["forget_quality"] is not None
+    assert res["models"]["u"]["metrics"]["muse_privleak"] is not None  # MUSE's criteria beside TOFU's
+    assert res["models"]["oracle"]["metrics"]["muse_knowmem_retain"] > 0
     # the probe curve logged while unlearning reaches the report
     assert [r["step"] for r in res["models"]["u"]["unlearning"]["probe"]] == [0, 2, 4, 5]
     assert "Probe during unlearning" in (tmp_path / "e" / "report.html").read_text()
@@ -62,6 +64,8 @@ def test_bad_inputs(tmp_path, capsys, micro_pair):
     _bad(["eval", "--model", str(fake), "--benchmark", "micro", "--out", out], capsys, "is not a GGUF file", tmp_path)
     _bad(["eval", "--model", target, "--benchmark", "micro", "--metrics", "forget_quality,vibes", "--out", out],
          capsys, "unknown metric(s) vibes", tmp_path)
+    _bad(["eval", "--model", target, "--benchmark", "micro", "--muse", str(tmp_path / "no-muse"), "--out", out],
+         capsys, "MUSE folder", tmp_path)
     _bad(["unlearn", "--model", "no-such-model", "--benchmark", "micro", "--out", out], capsys,
          "unknown model 'no-such-model'", tmp_path)
     _bad(["unlearn", "--model", target, "--benchmark", "micro", "--method", "npo", "--set", "betta=1", "--out", out],

@@ -1,0 +1,84 @@
+"""MUSE six-way evaluation: loaders on files in MUSE's public format, the four per-model criteria, and the
+scalability / sustainability drivers."""
+import json
+
+import pytest
+
+from obliviate import ObliviateError, UnlearnData, unlearn
+from obliviate.evals.muse import MuseData, evaluate_muse, load_muse, rouge_l_f1, scalability, sustainability
+
+
+@pytest.fixture(scope="module")
+def muse_dir(tmp_path_factory, micro_bench):
+    return MuseData.from_benchmark(micro_bench).write(tmp_path_factory.mktemp("muse") / "people")
+
+
+def test_loader_reads_the_public_format(muse_dir, micro_bench):
+    data = load_muse(muse_dir)
+    assert len(data.knowmem_forget) == len(micro_bench.forget) and data.verbmem
+    # privleak files may also be plain lists of strings, and any file JSON lines
+    (muse_dir / "privleak" / "holdout.json").write_text(json.dumps(["a text", "another"]))
+    rows = json.loads((muse_dir / "knowmem" / "retain_qa.json").read_text())
+    (muse_dir / "knowmem" / "retain_qa.json").unlink()
+    (muse_dir / "knowmem" / "retain_qa.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    again = load_muse(muse_dir)
+    assert again.privleak["holdout"] == ["a text", "another"] and again.knowmem_retain == data.knowmem_retain
+    (muse_dir / "knowmem" / "retain_qa.jsonl").unlink()
+    (muse_dir / "knowmem" / "retain_qa.json").write_text(json.dumps(rows))
+    MuseData.from_benchmark(micro_bench).write(muse_dir)  # restore
+
+
+def test_loader_errors_name_the_file_row_and_field(tmp_path, micro_bench):
+    d = MuseData.from_benchmark(micro_bench).write(tmp_path / "m")
+    rows = json.loads((d / "verbmem" / "forget.json").read_text())
+    del rows[1]["gt"]
+    (d / "verbmem" / "forget.json").write_text(json.dumps(rows))
+    with pytest.raises(ObliviateError, match=r"verbmem/forget.json row 2: missing or empty field 'gt'"):
+        load_muse(d)
+    d = MuseData.from_benchmark(micro_bench).write(tmp_path / "m")
+    (d / "knowmem" / "forget_qa.json").unlink()
+    with pytest.raises(ObliviateError, match=r"lacks knowmem/forget_qa.json"):
+        load_muse(d)
+    with pytest.raises(ObliviateError, match="MUSE folder .* does not exist"):
+        load_muse(tmp_path / "nothing")
+
+
+def test_rouge_l_f1_by_hand():
+    # reference "the cat sat on the mat" (6 tokens), prediction "the cat sat" (3): LCS 3, P 1, R 0.5 -> F1 2/3
+    assert rouge_l_f1(["the cat sat"], ["the cat sat on the mat"])[0] == pytest.approx(2 / 3)
+
+
+def test_target_remembers_oracle_does_not(micro_models, muse_dir):
+    target, oracle, tok = micro_models
+    data = load_muse(muse_dir)
+    o = evaluate_muse(oracle, tok, data)
+    t = evaluate_muse(target, tok, data, oracle=o)
+    assert o.metrics["muse_privleak"] is None and any("no oracle" in n for n in o.notes)
+    assert t.metrics["muse_verbmem_forget"] > o.metrics["muse_verbmem_forget"] + 0.2
+    assert t.metrics["muse_knowmem_forget"] > o.metrics["muse_knowmem_forget"] + 0.3
+    assert t.metrics["muse_utility"] > 0.5 and o.metrics["muse_utility"] > 0.5  # both know the retain facts
+    assert t.metrics["muse_privleak"] > 0  # the target still marks forget texts as members
+    assert {r["split"] for r in t.rows} >= {"verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak_forget"}
+
+
+def test_scalability_and_sustainability(micro_models, micro_bench):
+    target, _, tok = micro_models
+    data = UnlearnData.from_benchmark(micro_bench, tok)
+    muse = MuseData.from_benchmark(micro_bench)
+    calls = []
+
+    def run(model, forget):
+        calls.append(len(forget))
+        return unlearn(model, tok, UnlearnData(forget=forget, retain=data.retain), "npo", {"max_steps": 6})[0]
+
+    def metrics(model):
+        return {"knowmem_forget": evaluate_muse(model, tok, muse).metrics["muse_knowmem_forget"]}
+
+    half = data.forget[: len(data.forget) // 2]
+    scal = scalability(target, tok, run, [half, data.forget], metrics)
+    assert [r["forget_size"] for r in scal] == [len(half), len(data.forget)] and calls == [len(half), len(data.forget)]
+    sust = sustainability(target, tok, run, [half, data.forget[len(half):]], metrics)
+    assert [r["request"] for r in sust] == [0, 1, 2]
+    assert sust[2]["knowmem_forget"] < sust[0]["knowmem_forget"]  # both requests together forget the set
+    with pytest.raises(ObliviateError, match="request 2 is empty"):
+        sustainability(target, tok, run, [half, []], metrics)
