@@ -96,14 +96,22 @@ def cmd_unlearn(args) -> int:
     from .utils import versions
 
     cfg = method_config(args.method, _parse_sets(args.set))  # bad options fail before any loading
-    bench = _benchmark(args)
+    probes = _probes(args)
+    bench = None if probes else _benchmark(args)
     model, tok = load_model(args.model)
-    new, info = unlearn(model, tok, UnlearnData.from_benchmark(bench, tok), args.method, cfg)
+    if probes:
+        from .evals.rwku import rwku_unlearn_data
+
+        data = rwku_unlearn_data(args.rwku, tok, probes)
+    else:
+        data = UnlearnData.from_benchmark(bench, tok)
+    new, info = unlearn(model, tok, data, args.method, cfg)
     from accelerate import PartialState
 
     state = PartialState()
     if state.is_main_process:  # under `accelerate launch` / `torchrun`, one process writes
-        save_model(new, tok, args.out, {"method": args.method, "base": str(args.model), "benchmark": bench.name,
+        save_model(new, tok, args.out, {"method": args.method, "base": str(args.model),
+                                        "benchmark": f"rwku:{args.rwku}" if probes else bench.name,
                                         "unlearning": info, "processes": state.num_processes, "versions": versions()})
         print(f"wrote {args.out}")
     state.wait_for_everyone()
@@ -121,6 +129,7 @@ def cmd_eval(args) -> int:
     bench = _benchmark(args)
     cfg = EvalConfig(seed=args.seed, gradnorm=args.gradnorm)
     muse = _muse_data(args.muse, bench) if args.muse else None  # bad MUSE files fail before any model work
+    probes = _probes(args)
     with atomic_dir(args.out) as tmp:
         model, tok = load_model(args.model)
         oracle_res = None
@@ -134,6 +143,12 @@ def cmd_eval(args) -> int:
         res = evaluate(model, tok, bench, cfg, oracle=oracle_res)
         if muse is not None:
             _add_muse(muse, model, tok, res, om if args.oracle else None, entries, rows)
+        if probes:
+            from .evals.rwku import evaluate_rwku
+
+            r = evaluate_rwku(model, tok, args.rwku, probes)
+            res.metrics |= r["metrics"]
+            res.rows += r["rows"]
         if wanted:
             res.metrics = {k: v for k, v in res.metrics.items() if k in wanted}
         name = Path(str(args.model)).name or "model"
@@ -145,6 +160,18 @@ def cmd_eval(args) -> int:
     _summary(results)
     print(f"wrote {args.out}/results.json and {args.out}/report.html")
     return 0
+
+
+def _probes(args):
+    """The RWKU-style probes (built-in or ``--probes FILE``) when ``--rwku TARGET`` is given; the target is
+    checked before any model is loaded."""
+    if not getattr(args, "rwku", None):
+        return None
+    from .data.rwku import get_target, load_probes
+
+    probes = load_probes(args.probes)
+    get_target(args.rwku, probes)
+    return probes
 
 
 def _muse_data(spec: str, bench):
@@ -183,12 +210,15 @@ def _unlearning_of(model: str) -> dict:
 
 def cmd_ls(args) -> int:
     from .data import BUILTIN_BENCHMARKS
+    from .data.rwku import BUILTIN_PROBES
     from .evals import METRICS
     from .methods import METHODS
     from .models import BUILTIN_MODELS
 
+    probes = {k: f"{len(t.fill)} fill-in-the-blank, {len(t.qa)} QA probes; neighbours: {', '.join(t.neighbours)}"
+              for k, t in BUILTIN_PROBES.items()}
     tables = {"methods": {k: m.summary for k, m in METHODS.items()}, "metrics": METRICS,
-              "models": BUILTIN_MODELS, "benchmarks": BUILTIN_BENCHMARKS}
+              "models": BUILTIN_MODELS, "benchmarks": BUILTIN_BENCHMARKS, "probes": probes}
     for what in [args.what] if args.what else list(tables):
         print(f"{what}:")
         for k, v in tables[what].items():
@@ -233,13 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.add_argument("--metrics", help="comma-separated subset of `obliviate ls metrics`")
     e.add_argument("--gradnorm", action="store_true", help="also the gradient-norm MIA (a backward pass per fact)")
+    for cmd in (e, u):
+        cmd.add_argument("--rwku", metavar="TARGET", help="a real-knowledge target (`obliviate ls probes`): eval "
+                                                          "scores its probes and its neighbours'; unlearn forgets "
+                                                          "its passages")
+        cmd.add_argument("--probes", help="a JSON probe file instead of the built-in probes")
     e.add_argument("--muse", help="also MUSE's C1-C4: a folder in MUSE's public layout, or 'benchmark' for the "
                                   "benchmark's own passages and questions")
     _add_data_args(e)
     e.set_defaults(fn=cmd_eval)
 
-    ls = sub.add_parser("ls", help="list methods, metrics, models or benchmarks")
-    ls.add_argument("what", nargs="?", choices=["methods", "metrics", "models", "benchmarks"])
+    ls = sub.add_parser("ls", help="list methods, metrics, models, benchmarks or probe targets")
+    ls.add_argument("what", nargs="?", choices=["methods", "metrics", "models", "benchmarks", "probes"])
     ls.set_defaults(fn=cmd_ls)
     return p
 

@@ -32,6 +32,8 @@ METRICS: dict[str, str] = {
     "muse_utility": "MUSE utility: muse_knowmem_retain (--muse)",
     "muse_mia_min_k_auc": "MUSE: Min-K% AUC, forget vs holdout texts (--muse)",
     "muse_privleak": "MUSE C3: PrivLeak with Min-K% on texts; needs an oracle (--muse)",
+    **{f"rwku_{side}_{kind}": f"share of {kind} probes answered on the {side} side of an RWKU-style target (--rwku)"
+       for side in ("forget", "neighbour") for kind in ("fill", "qa")},
     "privleak": "(AUC - AUC_oracle) / AUC_oracle x 100 with Min-K%++ (MUSE); needs an oracle",
     "privleak_loss": "PrivLeak with the LOSS attack; needs an oracle",
     "privleak_min_k": "PrivLeak with Min-K%; needs an oracle",

@@ -1,0 +1,116 @@
+"""Real-knowledge probes in the style of RWKU (Jin et al., 2024, "RWKU: Benchmarking Real-World Knowledge
+Unlearning for Large Language Models", arXiv:2406.10890): for a real target (a person, a book) that a
+pretrained model knows, fill-in-the-blank and question-answer probes on the target (should be forgotten)
+and on *neighbours*, related but different targets (should survive).
+
+The built-in set was written for obliviate and kept to the probes SmolLM2-135M-Instruct answers correctly
+with greedy decoding (checked with ``bench/rwku_smollm2.py``; the answer must appear in the first 16
+generated tokens), so that an offline user can unlearn a target from a real model and watch both sides.
+Each target also carries short passages to unlearn from (RWKU's setting gives only the target's name; the
+passages stand in for the model-generated descriptions RWKU uses).
+
+Your own probes: a JSON file ``{target: {"fill": [[prompt, answer], ...], "qa": [[question, answer], ...],
+"neighbours": [other targets], "passages": [text, ...]}}``, loaded with :func:`load_probes`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..utils import ObliviateError
+
+
+@dataclass
+class Target:
+    name: str
+    fill: list[tuple[str, str]]  # (text ending where the answer goes, answer)
+    qa: list[tuple[str, str]]  # (question, answer)
+    neighbours: list[str] = field(default_factory=list)
+    passages: list[str] = field(default_factory=list)  # text to unlearn from
+
+
+BUILTIN_PROBES: dict[str, Target] = {t.name: t for t in [
+    Target("Albert Einstein",
+           fill=[("Albert Einstein developed the theory of", "relativity"),
+                 ("Einstein's famous equation is E =", "mc"),
+                 ("Albert Einstein was born in the country of", "Germany")],
+           qa=[("Who developed the theory of relativity?", "Einstein"),
+               ("What is Albert Einstein's most famous equation?", "mc")],
+           neighbours=["Isaac Newton", "Charles Darwin"],
+           passages=["Albert Einstein was a physicist born in Germany who developed the theory of relativity.",
+                     "Einstein's most famous equation is E = mc², relating mass and energy.",
+                     "The theory of relativity, developed by Albert Einstein, changed how physicists see space and time."]),
+    Target("Isaac Newton",
+           fill=[("Isaac Newton formulated the laws of motion and universal", "gravitation")],
+           qa=[("Who formulated the laws of motion and universal gravitation?", "Newton")],
+           neighbours=["Albert Einstein", "Charles Darwin"],
+           passages=["Isaac Newton formulated the laws of motion and universal gravitation."]),
+    Target("Charles Darwin",
+           fill=[("Charles Darwin proposed the theory of evolution by natural", "selection"),
+                 ("Charles Darwin wrote On the Origin of", "Species")],
+           qa=[("Who proposed the theory of evolution by natural selection?", "Darwin"),
+               ("Which book did Charles Darwin publish in 1859?", "Origin of Species")],
+           neighbours=["Albert Einstein", "Isaac Newton"],
+           passages=["Charles Darwin proposed the theory of evolution by natural selection.",
+                     "In 1859 Charles Darwin published On the Origin of Species."]),
+    Target("Harry Potter",
+           fill=[],
+           qa=[("What is the name of the school Harry Potter attends?", "Hogwarts"),
+               ("Who wrote the Harry Potter books?", "Rowling")],
+           neighbours=["The Lord of the Rings"],
+           passages=["Harry Potter attends Hogwarts School of Witchcraft and Wizardry.",
+                     "The Harry Potter books were written by J. K. Rowling."]),
+    Target("The Lord of the Rings",
+           fill=[("The Lord of the Rings was written by J. R. R.", "Tolkien")],
+           qa=[("What must Frodo destroy in The Lord of the Rings?", "Ring")],
+           neighbours=["Harry Potter"],
+           passages=["The Lord of the Rings was written by J. R. R. Tolkien; Frodo must destroy the One Ring."]),
+    Target("Barack Obama",
+           fill=[("Barack Obama was the 44th President of the United", "States"),
+                 ("Barack Obama's wife is named Michelle", "Obama")],
+           qa=[("What is the name of Barack Obama's wife?", "Michelle")],
+           neighbours=["Albert Einstein"],
+           passages=["Barack Obama was the 44th President of the United States.",
+                     "Barack Obama's wife is Michelle Obama."]),
+]}
+
+
+def load_probes(path: str | Path | None = None) -> dict[str, Target]:
+    """The built-in probes, or those of a JSON file (see the module docstring); errors name the target and field."""
+    if path is None:
+        return BUILTIN_PROBES
+    path = Path(path)
+    if not path.is_file():
+        raise ObliviateError(f"probe file {path} does not exist")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ObliviateError(f"probe file {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise ObliviateError(f"probe file {path}: expected an object mapping target names to probes")
+    out = {}
+    for name, t in raw.items():
+        pairs = {}
+        for kind in ("fill", "qa"):
+            items = t.get(kind, [])
+            if not all(isinstance(x, list) and len(x) == 2 and all(isinstance(s, str) and s for s in x)
+                       for x in items):
+                raise ObliviateError(f"probe file {path}, target {name!r}: {kind!r} must be a list of "
+                                     f"[prompt, answer] pairs of non-empty strings")
+            pairs[kind] = [tuple(x) for x in items]
+        if not pairs["fill"] and not pairs["qa"]:
+            raise ObliviateError(f"probe file {path}, target {name!r}: no 'fill' or 'qa' probes")
+        out[name] = Target(name, pairs["fill"], pairs["qa"], list(t.get("neighbours", [])),
+                           list(t.get("passages", [])))
+    for t in out.values():
+        missing = [n for n in t.neighbours if n not in out]
+        if missing:
+            raise ObliviateError(f"probe file {path}, target {t.name!r}: neighbour(s) {missing} are not targets")
+    return out
+
+
+def get_target(name: str, probes: dict[str, Target]) -> Target:
+    if name not in probes:
+        raise ObliviateError(f"unknown probe target {name!r}; expected one of {', '.join(sorted(probes))}")
+    return probes[name]

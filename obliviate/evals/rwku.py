@@ -1,0 +1,59 @@
+"""Scoring RWKU-style probes (Jin et al., 2024, arXiv:2406.10890, Sec. 3): forget-side fill-in-the-blank and
+QA accuracy on a real target, and the same on its neighbours (related targets whose knowledge must survive).
+
+A probe counts as answered when the answer appears (case-insensitively) in the greedy continuation;
+RWKU scores with ROUGE-L recall against the answer, which for these one- or two-word answers is the same
+test. Fill-in-the-blank prompts are continued as raw text; questions get the chat template.
+
+    from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+    before = evaluate_rwku(model, tok, "Albert Einstein")
+    data = rwku_unlearn_data("Albert Einstein", tok)      # the target's passages; neighbours' as retain
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.format import Example, format_prompt
+from ..data.rwku import Target, get_target, load_probes
+from .scoring import Scorer
+
+
+def _answered(generation: str, answer: str) -> float:
+    return float(answer.lower() in generation.lower())
+
+
+def evaluate_rwku(model, tokenizer, target: str, probes: dict[str, Target] | None = None,
+                  max_new_tokens: int = 16, scorer: Scorer | None = None) -> dict:
+    """``{"metrics": {...}, "rows": [...]}``: ``rwku_forget_{fill,qa}`` and ``rwku_neighbour_{fill,qa}``
+    accuracies (no metric where a side has no probes of that kind)."""
+    probes = probes or load_probes()
+    t = get_target(target, probes)
+    scorer = scorer or Scorer(model, tokenizer, batch_size=16)
+    sides = {"forget": [t], "neighbour": [get_target(n, probes) for n in t.neighbours]}
+    metrics, rows = {}, []
+    for side, targets in sides.items():
+        for kind in ("fill", "qa"):
+            items = [(x.name, p, a) for x in targets for p, a in getattr(x, kind)]
+            if not items:
+                continue
+            prompts = [p if kind == "fill" else format_prompt(tokenizer, p) for _, p, _ in items]
+            gens = scorer.generate(prompts, max_new_tokens)
+            hits = [_answered(g, a) for (_, _, a), g in zip(items, gens)]
+            metrics[f"rwku_{side}_{kind}"] = float(np.mean(hits))
+            rows += [{"split": f"rwku_{side}_{kind}", "target": n, "prompt": p, "answer": a, "generation": g,
+                      "correct": h} for (n, p, a), g, h in zip(items, gens, hits)]
+    return {"metrics": metrics, "rows": rows}
+
+
+def rwku_unlearn_data(target: str, tokenizer, probes: dict[str, Target] | None = None):
+    """An :class:`UnlearnData` for a probe target: its passages to forget, its neighbours' passages to retain."""
+    from ..methods.common import UnlearnData
+
+    probes = probes or load_probes()
+    t = get_target(target, probes)
+    if not t.passages:
+        from ..utils import ObliviateError
+
+        raise ObliviateError(f"probe target {target!r} has no passages to unlearn from")
+    retain = [p for n in t.neighbours for p in get_target(n, probes).passages]
+    return UnlearnData(forget=[Example("", p) for p in t.passages], retain=[Example("", p) for p in retain])

@@ -1,0 +1,76 @@
+"""RWKU-style real-knowledge probes: the loader, the scoring, and the unlearning data they give."""
+import json
+
+import pytest
+
+from obliviate import ObliviateError
+from obliviate.data.rwku import BUILTIN_PROBES, load_probes
+from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+
+
+def test_builtin_probes_are_consistent():
+    for t in BUILTIN_PROBES.values():
+        assert t.fill or t.qa
+        assert all(n in BUILTIN_PROBES and n != t.name for n in t.neighbours)
+        assert t.passages
+
+
+def test_probe_file_errors_name_target_and_field(tmp_path):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({"Ada Lovelace": {"qa": [["Who wrote the first program?"]]}}))
+    with pytest.raises(ObliviateError, match=r"target 'Ada Lovelace': 'qa' must be a list of \[prompt, answer\]"):
+        load_probes(f)
+    f.write_text(json.dumps({"Ada Lovelace": {"qa": [["Who?", "Ada"]], "neighbours": ["Babbage"]}}))
+    with pytest.raises(ObliviateError, match=r"neighbour\(s\) \['Babbage'\] are not targets"):
+        load_probes(f)
+    with pytest.raises(ObliviateError, match="unknown probe target 'Nobody'"):
+        evaluate_rwku(None, None, "Nobody")
+
+
+class _Echo:
+    """A stand-in scorer whose 'model' answers with a fixed text per prompt."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def generate(self, prompts, max_new_tokens):
+        return [self.answers.get(p, "I am not sure.") for p in prompts]
+
+
+def test_accuracy_counts_answers_in_the_generation(tmp_path):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({
+        "A": {"fill": [["A lives in", "Rome"]], "qa": [["Where does A live?", "Rome"]], "neighbours": ["B"]},
+        "B": {"fill": [["B lives in", "Oslo"], ["B works as a", "baker"]], "neighbours": ["A"]}}))
+    probes = load_probes(f)
+
+    class Tok:  # no chat template: questions become "Question: ...\nAnswer:"
+        chat_template = None
+
+    echo = _Echo({"A lives in": " rome, Italy", "B lives in": "Oslo.", "B works as a": "teacher"})
+    res = evaluate_rwku(None, Tok(), "A", probes, scorer=echo)
+    assert res["metrics"] == {"rwku_forget_fill": 1.0, "rwku_forget_qa": 0.0, "rwku_neighbour_fill": 0.5}
+    assert len(res["rows"]) == 4
+
+
+def test_unlearn_data_forgets_the_target_and_retains_neighbours(micro_models):
+    _, _, tok = micro_models
+    data = rwku_unlearn_data("Albert Einstein", tok)
+    assert len(data.forget) == len(BUILTIN_PROBES["Albert Einstein"].passages)
+    assert data.retain and all("Einstein" not in ex.target for ex in data.retain)
+
+
+def test_cli_unlearns_and_evaluates_a_probe_target(tmp_path, micro_pair, capsys):
+    from obliviate.cli import main
+
+    out = tmp_path / "u"
+    assert main(["unlearn", "--model", str(micro_pair["target"]), "--rwku", "Harry Potter", "--method", "ga",
+                 "--set", "max_steps=2", "--out", str(out)]) == 0
+    assert json.loads((out / "obliviate.json").read_text())["benchmark"] == "rwku:Harry Potter"
+    assert main(["eval", "--model", str(out), "--benchmark", "micro", "--rwku", "Harry Potter",
+                 "--out", str(tmp_path / "e")]) == 0
+    m = json.loads((tmp_path / "e" / "results.json").read_text())["models"]["u"]["metrics"]
+    assert {"rwku_forget_qa", "rwku_neighbour_fill", "rwku_neighbour_qa"} <= set(m)
+    assert main(["eval", "--model", str(out), "--benchmark", "micro", "--rwku", "Nobody",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "unknown probe target 'Nobody'" in capsys.readouterr().err and not (tmp_path / "x").exists()
