@@ -84,6 +84,10 @@ def test_bad_data_files_name_file_row_and_field(tmp_path):
     pert = _write(tmp_path / "pert.jsonl", [{"question": "q", "answer": "a", "perturbed_answer": [1]}])
     with pytest.raises(ObliviateError, match="'perturbed_answer' must be a list of strings"):
         load_qa_file(pert)
+    uneven = _write(tmp_path / "uneven.json", [{"question": "q1", "answer": "a", "perturbed_answer": ["x", "y"]},
+                                               {"question": "q2", "answer": "b", "perturbed_answer": ["z"]}])
+    with pytest.raises(ObliviateError, match="uneven.json row 2: 1 perturbed answers, but earlier rows have 2"):
+        load_qa_file(uneven)
     with pytest.raises(ObliviateError, match="does not exist"):
         load_qa_file(tmp_path / "nothere.jsonl")
 

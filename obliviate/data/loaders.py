@@ -69,6 +69,13 @@ def load_qa_file(path: str | Path) -> list[QARecord]:
             perturbed_answers=tuple(pert), paraphrased_question=row.get("paraphrased_question"),
             value=row.get("value"), subject=row.get("subject"), attribute=row.get("attribute"),
             id=str(row.get("id", f"{path.stem}-{i}"))))
+    counts = {len(r.perturbed_answers) for r in records if r.perturbed_answers}
+    if len(counts) > 1:  # truth ratios over different numbers of options are not comparable (TOFU uses a fixed 5)
+        first = next(r for r in records if r.perturbed_answers)
+        odd = next(i for i, r in enumerate(records, 1)
+                   if r.perturbed_answers and len(r.perturbed_answers) != len(first.perturbed_answers))
+        raise ObliviateError(f"data file {path} row {odd}: {len(records[odd - 1].perturbed_answers)} perturbed answers, "
+                             f"but earlier rows have {len(first.perturbed_answers)}; every row needs the same number")
     return records
 
 
