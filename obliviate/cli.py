@@ -128,38 +128,70 @@ def cmd_eval(args) -> int:
     wanted = check_metrics(args.metrics.split(",")) if args.metrics else None
     bench = _benchmark(args)
     cfg = EvalConfig(seed=args.seed, gradnorm=args.gradnorm)
-    muse = _muse_data(args.muse, bench) if args.muse else None  # bad MUSE files fail before any model work
-    probes = _probes(args)
+    extras = _extra_evals(args, bench)  # bad MUSE files, probe targets or task names fail before any model work
     with atomic_dir(args.out) as tmp:
         model, tok = load_model(args.model)
-        oracle_res = None
         entries, rows = {}, {}
+        oracle_res, refs = None, [None] * len(extras)
         if args.oracle:
             om, otok = load_model(args.oracle)
             if otok.get_vocab() != tok.get_vocab():
                 raise ObliviateError(f"model {args.model} and oracle {args.oracle} have different tokenizers")
             oracle_res = evaluate(om, otok, bench, cfg, desc="evaluate oracle")
+            refs = [_merge(oracle_res, run(om, otok, None)) for _, run in extras]
             entries["oracle"], rows["oracle"] = result_entry(oracle_res, args.oracle), oracle_res.rows
         res = evaluate(model, tok, bench, cfg, oracle=oracle_res)
-        if muse is not None:
-            _add_muse(muse, model, tok, res, om if args.oracle else None, entries, rows)
-        if probes:
-            from .evals.rwku import evaluate_rwku
-
-            r = evaluate_rwku(model, tok, args.rwku, probes)
-            res.metrics |= r["metrics"]
-            res.rows += r["rows"]
+        for (_, run), ref in zip(extras, refs):
+            _merge(res, run(model, tok, ref))
         if wanted:
             res.metrics = {k: v for k, v in res.metrics.items() if k in wanted}
         name = Path(str(args.model)).name or "model"
         entries[name], rows[name] = result_entry(res, str(args.model), **_unlearning_of(args.model)), res.rows
         results = {"obliviate": "eval", "seed": args.seed, "versions": versions(),
                    "config": {"model": str(args.model), "oracle": args.oracle, "benchmark": bench.name,
-                              "muse": args.muse, "eval": vars(cfg)}, "benchmark": bench.summary(), "models": entries}
+                              "eval": vars(cfg), **{k: v for c, _ in extras for k, v in c.items()}},
+                   "benchmark": bench.summary(), "models": entries}
         write_results(tmp, results, rows)
     _summary(results)
     print(f"wrote {args.out}/results.json and {args.out}/report.html")
     return 0
+
+
+def _merge(res, extra):
+    """Add an extra evaluation's metrics, rows and notes (any object with those attributes) to ``res``."""
+    res.metrics |= extra.metrics
+    res.rows += getattr(extra, "rows", [])
+    res.notes += getattr(extra, "notes", [])
+    return extra
+
+
+def _extra_evals(args, bench) -> list:
+    """The optional evaluations beside the QA suite, as (config, run) pairs; ``run(model, tok, ref)`` evaluates
+    one model, ``ref`` being the same evaluation of the oracle (or None). Inputs are checked here, before
+    any model is loaded."""
+    from types import SimpleNamespace
+
+    out = []
+    if args.muse:
+        from .evals.muse import evaluate_muse
+
+        data = _muse_data(args.muse, bench)
+        out.append(({"muse": args.muse}, lambda m, t, ref: evaluate_muse(m, t, data, oracle=ref)))
+    probes = _probes(args)
+    if probes:
+        from .evals.rwku import evaluate_rwku
+
+        out.append(({"rwku": args.rwku, "probes": args.probes},
+                    lambda m, t, ref: SimpleNamespace(**evaluate_rwku(m, t, args.rwku, probes))))
+    if args.lm_eval:
+        from .evals.lm_eval import check_tasks, run_lm_eval
+
+        tasks = [x.strip() for x in args.lm_eval.split(",") if x.strip()]
+        tm = check_tasks(tasks, args.lm_eval_include)
+        opts = {"tasks": tasks, "include_path": args.lm_eval_include, "limit": args.lm_eval_limit,
+                "num_fewshot": args.lm_eval_fewshot}
+        out.append(({"lm_eval": opts}, lambda m, t, ref: run_lm_eval(m, t, seed=args.seed, task_manager=tm, **opts)))
+    return out
 
 
 def _probes(args):
@@ -179,22 +211,6 @@ def _muse_data(spec: str, bench):
     from .evals.muse import MuseData, load_muse
 
     return MuseData.from_benchmark(bench) if spec == "benchmark" else load_muse(spec)
-
-
-def _add_muse(data, model, tok, res, oracle_model, entries, rows) -> None:
-    """MUSE's C1-C4 merged into the model's (and the oracle's) metrics and rows."""
-    from .evals.muse import evaluate_muse
-
-    o = None
-    if oracle_model is not None:
-        o = evaluate_muse(oracle_model, tok, data)
-        entries["oracle"]["metrics"] |= o.metrics
-        entries["oracle"]["notes"] += o.notes
-        rows["oracle"] += o.rows
-    m = evaluate_muse(model, tok, data, oracle=o)
-    res.metrics |= m.metrics
-    res.notes += m.notes
-    res.rows += m.rows
 
 
 def _unlearning_of(model: str) -> dict:
@@ -270,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--probes", help="a JSON probe file instead of the built-in probes")
     e.add_argument("--muse", help="also MUSE's C1-C4: a folder in MUSE's public layout, or 'benchmark' for the "
                                   "benchmark's own passages and questions")
+    e.add_argument("--lm-eval", metavar="TASKS", help="also these comma-separated lm-evaluation-harness tasks "
+                                                      "(needs `pip install 'obliviate[lm-eval]'` and the tasks' data)")
+    e.add_argument("--lm-eval-include", metavar="DIR", help="a folder of extra lm-eval task YAMLs (local tasks)")
+    e.add_argument("--lm-eval-limit", type=int, metavar="N", help="at most N documents per lm-eval task")
+    e.add_argument("--lm-eval-fewshot", type=int, metavar="K", help="lm-eval few-shot examples (default: the task's)")
     _add_data_args(e)
     e.set_defaults(fn=cmd_eval)
 
