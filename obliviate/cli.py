@@ -4,6 +4,7 @@
     obliviate train --model tiny --benchmark people                # target + oracle (cached)
     obliviate unlearn --model TARGET_DIR --method npo --out OUT    # a new model folder
     obliviate eval --model OUT --oracle ORACLE_DIR --out EVAL_DIR  # results.json + examples.jsonl + report.html
+    obliviate curve scalability --method npo --out C     # MUSE C5 (C6: sustainability --requests 3)
     obliviate ls methods|metrics|models|benchmarks
 """
 from __future__ import annotations
@@ -224,6 +225,28 @@ def _unlearning_of(model: str) -> dict:
     return {"unlearning": unlearning_summary(info)} if isinstance(info, dict) else {}
 
 
+def cmd_curve(args) -> int:
+    from .pipeline import run_curve
+
+    points = args.fractions.split(",") if args.kind == "scalability" else args.requests
+    t = time.time()
+    res = run_curve(args.out, args.kind, points, model=args.model, benchmark=args.benchmark, method=args.method,
+                    method_cfg=_parse_sets(args.set), seed=args.seed, cache=args.cache)
+    from rich.console import Console
+    from rich.table import Table
+
+    curve = res["curves"][0]
+    table = Table(title=curve["title"])  # one column per point, one row per metric
+    table.add_column(curve["x"])
+    for r in curve["rows"]:
+        table.add_column(str(r[curve["x"]]), justify="right")
+    for k in [c for c in curve["rows"][0] if c != curve["x"]]:
+        table.add_row(k, *["n/a" if r.get(k) is None else f"{r[k]:.3g}" for r in curve["rows"]])
+    Console().print(table)
+    print(f"wrote {args.out}/results.json and {args.out}/report.html in {time.time() - t:.0f} s")
+    return 0
+
+
 def cmd_ls(args) -> int:
     from .data import BUILTIN_BENCHMARKS
     from .data.rwku import BUILTIN_PROBES
@@ -293,6 +316,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--lm-eval-fewshot", type=int, metavar="K", help="lm-eval few-shot examples (default: the task's)")
     _add_data_args(e)
     e.set_defaults(fn=cmd_eval)
+
+    c = sub.add_parser("curve", help="MUSE's scalability (growing forget sets) or sustainability (sequential "
+                                     "requests) of a method, on a built-in model and benchmark")
+    c.add_argument("kind", choices=["scalability", "sustainability"])
+    c.add_argument("--model", default="tiny")
+    c.add_argument("--benchmark", default="people")
+    c.add_argument("--method", default="npo")
+    c.add_argument("--fractions", default="0.1,0.5,1.0", help="scalability: fractions of the forget set's subjects")
+    c.add_argument("--requests", type=int, default=3, help="sustainability: how many sequential requests")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", required=True)
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set lr=5e-4")
+    c.set_defaults(fn=cmd_curve)
 
     ls = sub.add_parser("ls", help="list methods, metrics, models, benchmarks or probe targets")
     ls.add_argument("what", nargs="?", choices=["methods", "metrics", "models", "benchmarks", "probes"])

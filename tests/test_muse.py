@@ -71,7 +71,7 @@ def test_scalability_and_sustainability(micro_models, micro_bench):
         calls.append(len(forget))
         return unlearn(model, tok, UnlearnData(forget=forget, retain=data.retain), "npo", {"max_steps": 6})[0]
 
-    def metrics(model):
+    def metrics(model, forget):
         return {"knowmem_forget": evaluate_muse(model, tok, muse).metrics["muse_knowmem_forget"]}
 
     half = data.forget[: len(data.forget) // 2]
@@ -82,3 +82,26 @@ def test_scalability_and_sustainability(micro_models, micro_bench):
     assert sust[2]["knowmem_forget"] < sust[0]["knowmem_forget"]  # both requests together forget the set
     with pytest.raises(ObliviateError, match="request 2 is empty"):
         sustainability(target, tok, run, [half, []], metrics)
+
+
+def test_curve_cli_sustainability(tmp_path, capsys, micro_pair):
+    """`obliviate curve sustainability`: one row per request, the cumulative forget set grows, and the first
+    request's NPO run lowers forget accuracy below the target's; the report shows the curve."""
+    import json
+
+    from obliviate.cli import main
+
+    code = main(["--cache", str(micro_pair["cache"]), "curve", "sustainability", "--model", "micro", "--benchmark",
+                 "micro", "--requests", "2", "--out", str(tmp_path / "c")])
+    capsys.readouterr()
+    assert code == 0
+    res = json.loads((tmp_path / "c" / "results.json").read_text())
+    rows = res["curves"][0]["rows"]
+    assert [r["request"] for r in rows] == [0, 1, 2]
+    assert rows[0]["forget_total"] == rows[1]["forget_total"] < rows[2]["forget_total"]
+    assert rows[1]["forget_exact_match"] < rows[0]["forget_exact_match"]
+    assert all(r["forget_quality"] is not None for r in rows)
+    assert "MUSE C6 sustainability" in (tmp_path / "c" / "report.html").read_text()
+    code = main(["--cache", str(micro_pair["cache"]), "curve", "scalability", "--model", "micro", "--benchmark",
+                 "micro", "--fractions", "1,0.5", "--out", str(tmp_path / "d")])
+    assert code == 2 and "increasing fractions" in capsys.readouterr().err and not (tmp_path / "d").exists()

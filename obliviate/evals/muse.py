@@ -180,23 +180,25 @@ def evaluate_muse(model, tokenizer, data: MuseData, oracle: MuseResult | None = 
 
 def scalability(model, tokenizer, unlearn_fn: Callable, forget_sets: list, evaluate_fn: Callable) -> list[dict]:
     """C5: unlearn the *same* starting model with forget sets of growing size; ``unlearn_fn(model, forget)``
-    returns the unlearned model, ``evaluate_fn(model)`` a metrics dict. One row per size."""
+    returns the unlearned model, ``evaluate_fn(model, forget)`` a metrics dict. One row per size."""
     rows = []
     for forget in forget_sets:
-        if not forget:
+        if not len(forget):
             raise ObliviateError("scalability: a forget set is empty")
-        rows.append({"forget_size": len(forget), **evaluate_fn(unlearn_fn(model, forget))})
+        rows.append({"forget_size": len(forget), **evaluate_fn(unlearn_fn(model, forget), forget)})
     return rows
 
 
 def sustainability(model, tokenizer, unlearn_fn: Callable, requests: list, evaluate_fn: Callable) -> list[dict]:
-    """C6: sequential unlearning requests, each applied to the previous request's result; metrics after each.
-    Row 0 is the model before any request."""
-    rows = [{"request": 0, "forget_size": 0, **evaluate_fn(model)}]
+    """C6: sequential unlearning requests, each applied to the previous request's result; metrics after each
+    (``evaluate_fn(model, request)``). Row 0 is the model before any request, evaluated with the first request."""
+    if not requests:
+        raise ObliviateError("sustainability: no requests")
+    rows = [{"request": 0, "forget_size": 0, **evaluate_fn(model, requests[0])}]
     current = model
     for k, forget in enumerate(requests, 1):
-        if not forget:
+        if not len(forget):
             raise ObliviateError(f"sustainability: request {k} is empty")
         current = unlearn_fn(current, forget)
-        rows.append({"request": k, "forget_size": len(forget), **evaluate_fn(current)})
+        rows.append({"request": k, "forget_size": len(forget), **evaluate_fn(current, forget)})
     return rows

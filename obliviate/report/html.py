@@ -54,6 +54,8 @@ def plots(results: dict) -> list[tuple[str, str]]:
     models = results["models"]
     names = list(models)
     out = []
+    if not names:
+        return out
 
     splits = ["forget", "retain", "holdout", "neighbours", "world"]
     splits = [s for s in splits if any(f"{s}_exact_match" in m["metrics"] for m in models.values())]
@@ -109,6 +111,29 @@ def plots(results: dict) -> list[tuple[str, str]]:
     return out
 
 
+def curve_section(curve: dict) -> str:
+    """A table and a plot for a curve: ``{"title", "x", "rows": [{x: .., metric: ..}], "keys": [metrics]}``
+    (MUSE's scalability and sustainability, and the attacks' recovery against attack strength)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, x, keys = curve["rows"], curve["x"], [k for k in curve["keys"] if any(r.get(k) is not None for r in curve["rows"])]
+    cols = [x, *[k for k in rows[0] if k not in (x, *keys)], *keys] if rows else [x, *keys]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for k in keys:
+        pts = [(r[x], r[k]) for r in rows if r.get(k) is not None]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=k)
+    ax.set_xlabel(x)
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title(curve["title"], fontsize=10)
+    return (f"<h3>{html.escape(curve['title'])}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f"<figure><img alt='{html.escape(curve['title'])}' src='{_png(fig)}'></figure>")
+
+
 def render(results: dict) -> str:
     """The report page for a ``results.json`` dictionary."""
     models = results["models"]
@@ -129,6 +154,10 @@ def render(results: dict) -> str:
     figs = "".join(f"<figure><img alt='{html.escape(t)}' src='{uri}'><figcaption>{html.escape(t)}</figcaption></figure>"
                    for t, uri in plots(results))
     notes = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(x)}</li>" for n, m in models.items() for x in m.get("notes", []))
+    notes += "".join(f"<li>{html.escape(x)}</li>" for x in results.get("notes", []))
+    curves = "".join(curve_section(c) for c in results.get("curves", []))
+    table = (f"<h2>Models side by side</h2><table><thead><tr><th>metric</th>{head}<th>better</th></tr></thead>"
+             f"<tbody>{''.join(rows)}</tbody></table>") if names else ""
     timings = "".join(f"<li>{html.escape(k)}: {v:.1f} s</li>" for k, v in results.get("timings", {}).items())
     cfg = html.escape(_yaml(results.get("config", {})))
     vers = ", ".join(f"{k} {v}" for k, v in results.get("versions", {}).items())
@@ -141,8 +170,8 @@ figure{{margin:1.5em 0}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em
 </head><body><h1>obliviate report</h1>
 <p>Benchmark <b>{html.escape(results.get('benchmark', {}).get('name', ''))}</b>, seed {results.get('seed')}.
 "Forgotten" means indistinguishable from the <b>oracle</b>: the same model trained without the forget set.</p>
-<h2>Models side by side</h2><table><thead><tr><th>metric</th>{head}<th>better</th></tr></thead><tbody>{''.join(rows)}</tbody></table>
-<h2>Plots</h2>{figs}
+{table}{'<h2>Curves</h2>' + curves if curves else ''}
+{'<h2>Plots</h2>' + figs if figs else ''}
 <h2>Notes</h2><ul>{notes or '<li>none</li>'}</ul>
 <h2>Timings</h2><ul>{timings}</ul>
 <h2>Resolved configuration</h2><pre>{cfg}</pre><p style="color:#777;font-size:12px">{html.escape(vers)}</p>
