@@ -8,6 +8,7 @@
     ref = ob.evaluate(oracle, tok, bench)
     new, info = ob.unlearn(target, tok, ob.UnlearnData.from_benchmark(bench, tok), "npo")
     print(ob.evaluate(new, tok, bench, oracle=ref).metrics)
+    attacks = ob.run_attacks({"npo": new}, tok, bench, target=target, oracle=oracle)  # is it really gone?
 """
 from importlib.metadata import PackageNotFoundError, version
 
@@ -16,6 +17,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0"
 
+from .attacks import ATTACKS, run_attacks
 from .data import Benchmark, QARecord, TextRecord, benchmark_from_files, load_benchmark
 from .evals import METRICS, EvalConfig, evaluate
 from .methods import METHODS, UnlearnData, unlearn
@@ -24,6 +26,6 @@ from .pipeline import DemoConfig, run_demo
 from .train import TrainConfig, train_pair
 from .utils import ObliviateError
 
-__all__ = ["METHODS", "METRICS", "Benchmark", "DemoConfig", "EvalConfig", "ObliviateError", "QARecord", "TextRecord",
+__all__ = ["ATTACKS", "METHODS", "METRICS", "Benchmark", "DemoConfig", "EvalConfig", "ObliviateError", "QARecord", "TextRecord",
            "TrainConfig", "UnlearnData", "__version__", "benchmark_from_files", "evaluate", "load_benchmark",
-           "load_model", "run_demo", "save_model", "train_pair", "unlearn"]
+           "load_model", "run_attacks", "run_demo", "save_model", "train_pair", "unlearn"]

@@ -4,6 +4,7 @@
     obliviate train --model tiny --benchmark people                # target + oracle (cached)
     obliviate unlearn --model TARGET_DIR --method npo --out OUT    # a new model folder
     obliviate eval --model OUT --oracle ORACLE_DIR --out EVAL_DIR  # results.json + examples.jsonl + report.html
+    obliviate attack --model OUT --target T --oracle O --out A     # relearn, quantize, probes ... vs the oracle
     obliviate curve scalability --method npo --out C     # MUSE C5 (C6: sustainability --requests 3)
     obliviate ls methods|metrics|models|benchmarks
 """
@@ -225,6 +226,69 @@ def _unlearning_of(model: str) -> dict:
     return {"unlearning": unlearning_summary(info)} if isinstance(info, dict) else {}
 
 
+def cmd_attack(args) -> int:
+    from .attacks import attack_config, parse_attacks, run_attacks
+    from .models import load_model
+    from .report import write_results
+    from .utils import atomic_dir, versions
+
+    names = parse_attacks(args.attack)
+    configs: dict[str, dict] = {}
+    for key, value in _parse_sets(args.set).items():
+        attack, dot, opt = key.partition(".")
+        if not dot or attack not in names:
+            raise ObliviateError(f"--set {key}=...: expected ATTACK.OPTION with ATTACK among {', '.join(names)}")
+        configs.setdefault(attack, {})[opt] = value
+    for n in names:
+        attack_config(n, configs.get(n))  # unknown options fail before any model is loaded
+    bench = _benchmark(args)
+    if not (args.target and args.oracle):
+        print("obliviate: note: without --target and --oracle the attacks are run but not judged", file=sys.stderr)
+    with atomic_dir(args.out) as tmp:
+        models, tok = {}, None
+        for path in args.model:
+            m, t = load_model(path)
+            if tok is not None and t.get_vocab() != tok.get_vocab():
+                raise ObliviateError(f"model {path} has another tokenizer than {args.model[0]}")
+            tok = tok or t
+            models[Path(str(path)).name or str(path)] = m
+        refs = {}
+        for role in ("target", "oracle"):
+            path = getattr(args, role)
+            if path:
+                m, t = load_model(path)
+                if t.get_vocab() != tok.get_vocab():
+                    raise ObliviateError(f"{role} {path} and model {args.model[0]} have different tokenizers")
+                refs[role] = m
+        res = run_attacks(models, tok, bench, attacks=names, configs=configs, **refs)
+        results = {"obliviate": "attack", "seed": args.seed, "versions": versions(),
+                   "config": {"models": [str(m) for m in args.model], "target": args.target, "oracle": args.oracle,
+                              "benchmark": bench.name, "attacks": {n: res["attacks"][n]["config"] for n in names}},
+                   "benchmark": bench.summary(), "models": {},
+                   "robustness": {"attacks": res["attacks"], "thresholds": res["thresholds"]}}
+        write_results(tmp, results, res["rows"])
+    _attack_summary(results["robustness"])
+    print(f"wrote {args.out}/results.json and {args.out}/report.html")
+    return 0
+
+
+def _attack_summary(rob: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    attacks = rob["attacks"]
+    names = list(next(iter(attacks.values()))["models"])
+    table = Table(title="obliviate attacks (score: higher = more forget knowledge recovered)")
+    table.add_column("attack")
+    for n in names:
+        table.add_column(n, justify="right")
+    table.add_column("verdict")
+    for a, e in attacks.items():
+        verdicts = "; ".join(f"{n}: {v['verdict']}" for n, v in e["verdicts"].items())
+        table.add_row(a, *[f"{e['models'][n]['score']:.3f}" for n in names], verdicts)
+    Console().print(table)
+
+
 def cmd_curve(args) -> int:
     from .pipeline import run_curve
 
@@ -249,6 +313,7 @@ def cmd_curve(args) -> int:
 
 def cmd_ls(args) -> int:
     from .data import BUILTIN_BENCHMARKS
+    from .attacks import ATTACKS
     from .data.rwku import BUILTIN_PROBES
     from .evals import METRICS
     from .methods import METHODS
@@ -257,7 +322,8 @@ def cmd_ls(args) -> int:
     probes = {k: f"{len(t.fill)} fill-in-the-blank, {len(t.qa)} QA probes; neighbours: {', '.join(t.neighbours)}"
               for k, t in BUILTIN_PROBES.items()}
     tables = {"methods": {k: m.summary for k, m in METHODS.items()}, "metrics": METRICS,
-              "models": BUILTIN_MODELS, "benchmarks": BUILTIN_BENCHMARKS, "probes": probes}
+              "models": BUILTIN_MODELS, "benchmarks": BUILTIN_BENCHMARKS, "probes": probes,
+              "attacks": {k: a.summary for k, a in ATTACKS.items()}}
     for what in [args.what] if args.what else list(tables):
         print(f"{what}:")
         for k, v in tables[what].items():
@@ -317,6 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(e)
     e.set_defaults(fn=cmd_eval)
 
+    a = sub.add_parser("attack", help="attack unlearned models, and the target and oracle under the same attacks")
+    a.add_argument("--model", action="append", required=True, help="an unlearned model (repeat for several)")
+    a.add_argument("--target", help="the model before unlearning")
+    a.add_argument("--oracle", help="the model trained without the forget set")
+    a.add_argument("--attack", default="all", help="comma-separated names from `obliviate ls attacks`, or all")
+    a.add_argument("--out", required=True)
+    a.add_argument("--set", action="append", metavar="ATTACK.KEY=VALUE", help="attack option, e.g. --set relearn.steps=0,10")
+    _add_data_args(a)
+    a.set_defaults(fn=cmd_attack)
+
     c = sub.add_parser("curve", help="MUSE's scalability (growing forget sets) or sustainability (sequential "
                                      "requests) of a method, on a built-in model and benchmark")
     c.add_argument("kind", choices=["scalability", "sustainability"])
@@ -331,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_curve)
 
     ls = sub.add_parser("ls", help="list methods, metrics, models, benchmarks or probe targets")
-    ls.add_argument("what", nargs="?", choices=["methods", "metrics", "models", "benchmarks", "probes"])
+    ls.add_argument("what", nargs="?", choices=["methods", "metrics", "models", "benchmarks", "probes", "attacks"])
     ls.set_defaults(fn=cmd_ls)
     return p
 

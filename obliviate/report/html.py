@@ -134,6 +134,45 @@ def curve_section(curve: dict) -> str:
             f"<figure><img alt='{html.escape(curve['title'])}' src='{_png(fig)}'></figure>")
 
 
+def robustness_section(rob: dict) -> str:
+    """One row per attack (each model's score, the target's and the oracle's under the same attack, and a verdict
+    per model), the thresholds behind the verdicts, and a plot per attack of its score against attack strength."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    attacks = rob["attacks"]
+    names = list(next(iter(attacks.values()))["models"]) if attacks else []
+    judged = [n for n in names if n not in ("target", "oracle")]
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names) + "".join(
+        f"<th>verdict: {html.escape(n)}</th>" for n in judged)
+    body, figs = [], []
+    for a, e in attacks.items():
+        cells = "".join(f"<td>{_fmt(e['models'][n]['score'])}</td>" for n in names)
+        cells += "".join(f"<td class='verdict'>{html.escape(e['verdicts'][n]['verdict'])}</td>" for n in judged)
+        body.append(f"<tr><th title='{html.escape(e['summary'])}'>{html.escape(a)}<br><span class='dir'>"
+                    f"{html.escape(e.get('unit', ''))}</span></th>{cells}</tr>")
+        fig, ax = plt.subplots(figsize=(7, 2.6))
+        for n in names:
+            c = e["models"][n]["curve"]
+            ax.plot([str(p["strength"]) for p in c], [p["score"] for p in c], marker="o",
+                    ls="--" if n in ("target", "oracle") else "-", label=n)
+        ax.set_xlabel(e.get("strength", "attack strength"))
+        ax.set_ylabel(e.get("unit", "score"), fontsize=8)
+        ax.legend(frameon=False, fontsize=8)
+        ax.set_title(f"{a}: {e['summary']}", fontsize=9)
+        figs.append(f"<figure><img alt='{html.escape(a)}' src='{_png(fig)}'></figure>")
+    t = rob.get("thresholds", {})
+    rule = (f"Verdicts compare each model with the oracle under the identical attack. The attack is informative when "
+            f"the target scores more than {t.get('informative')} above the oracle; a model within "
+            f"{t.get('same_as_oracle')} of the oracle is indistinguishable from it; a model that recovers at least "
+            f"{t.get('recoverable')} of the target-oracle gap has its knowledge recoverable; partly recoverable "
+            f"in between.")
+    return (f"<h2>Robustness: attacks, each also run on the target and the oracle</h2><p>{html.escape(rule)}</p>"
+            f"<table><thead><tr><th>attack</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{''.join(figs)}")
+
+
 def render(results: dict) -> str:
     """The report page for a ``results.json`` dictionary."""
     models = results["models"]
@@ -165,12 +204,13 @@ def render(results: dict) -> str:
 <style>body{{font:14px/1.45 system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right}}
 th:first-child{{text-align:left;font-weight:normal}}thead th{{font-weight:bold;text-align:right}}
-td.dir{{color:#777;font-size:12px}}.na{{color:#a00}}tr.minor{{color:#666;font-size:12px}}
+td.dir,span.dir{{color:#777;font-size:12px}}td.verdict{{text-align:left;font-size:12px}}.na{{color:#a00}}tr.minor{{color:#666;font-size:12px}}
 figure{{margin:1.5em 0}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}</style>
 </head><body><h1>obliviate report</h1>
 <p>Benchmark <b>{html.escape(results.get('benchmark', {}).get('name', ''))}</b>, seed {results.get('seed')}.
 "Forgotten" means indistinguishable from the <b>oracle</b>: the same model trained without the forget set.</p>
-{table}{'<h2>Curves</h2>' + curves if curves else ''}
+{table}{robustness_section(results['robustness']) if results.get('robustness') else ''}
+{'<h2>Curves</h2>' + curves if curves else ''}
 {'<h2>Plots</h2>' + figs if figs else ''}
 <h2>Notes</h2><ul>{notes or '<li>none</li>'}</ul>
 <h2>Timings</h2><ul>{timings}</ul>

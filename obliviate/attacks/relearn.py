@@ -1,0 +1,99 @@
+"""Relearning attacks (Deeb & Roger, 2024, "Do Unlearning Methods Remove Information from Language Model
+Weights?", arXiv:2410.08827): fine-tune briefly on *some* forget facts and measure the *held-out* ones. If
+unlearning only hid the knowledge, a few steps on related facts bring the held-out facts back; a model that
+never knew them (the oracle) cannot answer them after the same fine-tuning.
+
+The ``retain`` variant fine-tunes on retain facts only (unrelated to the held-out facts) and watches forget
+accuracy: the "benign fine-tuning" recovery.
+"""
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data import examples_from
+from ..data.format import bucketed_batches, collate, encode, pad_id
+from ..evals.scoring import Scorer
+from ..loop import OptimConfig, optimize
+from ..methods.losses import mean_token_nll
+from ..utils import ObliviateError, seed_everything
+from .common import AttackResult, accuracy, ask, forget_facts, probe_facts
+
+
+@dataclass
+class RelearnConfig:
+    folds: int = 2  # forget subjects split into this many folds; each fold is held out once
+    steps: str = "0,10,25,50"  # checkpoints (optimizer steps) at which the held-out fold is measured
+    variant: str = "folds"  # folds: train on the other folds' facts; retain: train on retain facts only
+    lr: float = 0.0  # 0: 1e-3 for the built-in from-scratch models, 1e-5 for pretrained ones
+    batch_size: int = 8
+    lora_rank: int = 0  # > 0: relearn through LoRA adapters of this rank (the weights stay frozen)
+    max_new_tokens: int = 24
+    seed: int = 0
+
+
+def _folds(recs, k: int, seed: int) -> list[list]:
+    subjects = sorted({r.subject or r.id for r in recs})
+    if not 2 <= k <= len(subjects):
+        raise ObliviateError(f"relearn: folds must be in 2..{len(subjects)} (the forget set's subjects), got {k}")
+    random.Random(seed).shuffle(subjects)
+    groups = [set(subjects[i::k]) for i in range(k)]
+    return [[r for r in recs if (r.subject or r.id) in g] for g in groups]
+
+
+def relearn(model, tok, bench, cfg: RelearnConfig, refs=None) -> AttackResult:
+    """Score: held-out forget accuracy after the last checkpoint, averaged over folds. Curve: accuracy vs steps."""
+    recs = forget_facts(bench)
+    if cfg.variant not in ("folds", "retain"):
+        raise ObliviateError(f"relearn: variant must be 'folds' or 'retain', got {cfg.variant!r}")
+    try:
+        steps = sorted({int(s) for s in str(cfg.steps).split(",")})
+    except ValueError:
+        raise ObliviateError(f"relearn: steps must be comma-separated integers, got {cfg.steps!r}") from None
+    folds = _folds(recs, cfg.folds, cfg.seed) if cfg.variant == "folds" else [recs]
+    scratch = getattr(model.config, "obliviate_builtin", None) is not None
+    lr = cfg.lr or (1e-3 if scratch else 1e-5)
+    by_step: dict[int, list[float]] = {s: [] for s in steps}
+    rows = []
+    for fi, held in enumerate(folds):
+        train_recs = [r for r in recs if r not in held] if cfg.variant == "folds" else \
+            random.Random(cfg.seed).sample(bench.retain, min(len(bench.retain), 4 * len(recs)))
+        copy_ = copy.deepcopy(model)  # the attack trains a copy; the caller's model is never touched
+        if cfg.lora_rank:
+            from ..methods import lora
+
+            copy_ = lora.wrap(copy_, cfg.lora_rank, 0.0, "all-linear")
+        probes = probe_facts(tok, held, f"fold{fi}")
+
+        def measure(step: int, m) -> None:
+            if step in by_step:
+                r = ask(Scorer(m, tok), probes, cfg.max_new_tokens)
+                by_step[step].append(accuracy(r))
+                rows.extend({**x, "fold": fi, "step": step} for x in r)
+
+        measure(0, copy_)
+        if steps[-1] > 0:
+            enc = [encode(tok, ex) for ex in examples_from(tok, train_recs)]
+            rng = random.Random(cfg.seed + fi)
+            pad = pad_id(tok)
+
+            def batches():
+                while True:
+                    for b in bucketed_batches(len(enc), cfg.batch_size, [len(e["input_ids"]) for e in enc], rng):
+                        yield collate([enc[i] for i in b], pad)
+
+            def loss_fn(m, batch):
+                return mean_token_nll(m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                                      batch["labels"])
+
+            seed_everything(cfg.seed + fi)
+            optimize(copy_, batches(), steps[-1], loss_fn, OptimConfig(lr=lr), f"relearn fold {fi}",
+                     callback=measure)
+        del copy_
+    curve = [{"strength": s, "score": float(np.mean(v))} for s, v in by_step.items()]
+    return AttackResult(score=curve[-1]["score"], curve=curve, rows=rows, strength="fine-tuning steps",
+                        extra={"variant": cfg.variant, "folds": len(folds), "lr": lr,
+                               "trained_on": "other forget folds" if cfg.variant == "folds" else "retain facts"})

@@ -1,0 +1,183 @@
+"""Representation-level evidence: is the forgotten knowledge still readable inside the model?
+
+- ``probe`` ("Are We Truly Forgetting? A Critical Re-examination of Machine Unlearning Evaluation Protocols",
+  Kim et al., 2025): per layer, a logistic-regression probe (scikit-learn) learns from retain facts to read a
+  fact's value from the hidden state just before the value, and is tested on the forget facts. A model that
+  still encodes the forget facts lets the probe read them, even where its output no longer states them; a model
+  that never saw them (the oracle) does not.
+  Beside it, linear CKA (Kornblith et al., 2019, Eq. 5) between this model's and the target's / oracle's
+  representations of forget and retain texts.
+- ``concept_trace`` (Hong et al., 2024, "Intrinsic Evaluation of Unlearning Using Parametric Knowledge
+  Traces", ConceptVectors): MLP value vectors (columns of each layer's down-projection) are read through the
+  unembedding; vectors whose top tokens are the forget facts' own tokens are the knowledge's parametric trace.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data import format_prompt
+from ..utils import ObliviateError
+from .common import AttackResult, forget_facts, hidden_states
+
+
+@dataclass
+class ProbeConfig:
+    C: float = 1.0  # inverse L2 strength of the logistic regression (scikit-learn's default)
+    max_texts: int = 200  # forget and retain texts for CKA
+    seed: int = 0
+
+
+def _before_value(tok, r) -> str | None:
+    """The question and the answer up to the fact's value: the position from which the model must produce it."""
+    if not r.value or r.value not in r.answer or r.answer.index(r.value) == 0:
+        return None
+    return f"{format_prompt(tok, r.question)} {r.answer[:r.answer.index(r.value)].rstrip()}"
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA of two (N, D) representation matrices (Kornblith et al., 2019): ||Yc^T Xc||_F^2 /
+    (||Xc^T Xc||_F ||Yc^T Yc||_F) with column-centred Xc, Yc."""
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    num = np.linalg.norm(y.T @ x) ** 2
+    den = np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)
+    return float(num / den) if den > 0 else float("nan")
+
+
+def probe(model, tok, bench, cfg: ProbeConfig, refs=None) -> AttackResult:
+    """Per layer, a multinomial logistic regression reads the fact's value (a city, a year, an occupation) from
+    the hidden state at the last token before the value in the answer. It is trained on retain facts whose
+    values also occur among the forget facts, and tested on the forget facts.
+
+    Score: the best layer's accuracy on forget facts (chance: 1 / number of values). Curve: accuracy per layer.
+    Extra: linear CKA per layer with each reference model (``refs``: target, oracle) on forget and retain texts.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    recs = forget_facts(bench)
+    values = {r.value for r in recs if _before_value(tok, r)}
+    train = [(t, r.value) for r in bench.retain if r.value in values and (t := _before_value(tok, r))]
+    classes = {v for _, v in train}
+    test = [(t, r.value, r.id) for r in recs if r.value in classes and (t := _before_value(tok, r))]
+    if len(classes) < 2 or not test:
+        raise ObliviateError(f"probe: benchmark {bench.name} has no forget values that retain facts share "
+                             "(the probe learns to read values from retain facts and tests on forget facts)")
+    h_train, _ = hidden_states(model, tok, [t for t, _ in train])
+    h_test, _ = hidden_states(model, tok, [t for t, _, _ in test])
+    y_train, y_test = np.array([v for _, v in train]), np.array([v for _, v, _ in test])
+    curve, best = [], (-1.0, None, None)
+    for layer, (a, b) in enumerate(zip(h_train, h_test)):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, max_iter=3000, random_state=cfg.seed))
+        clf.fit(a.numpy(), y_train)
+        pred = clf.predict(b.numpy())
+        acc = float((pred == y_test).mean())
+        curve.append({"strength": layer, "score": acc})
+        if acc > best[0]:
+            best = (acc, layer, pred)
+    acc, layer, pred = best
+    rows = [{"id": i, "text": t[-200:], "value": v, "layer": layer, "read": str(p), "correct": float(p == v)}
+            for (t, v, i), p in zip(test, pred)]
+    rng = random.Random(cfg.seed)
+    texts = {"forget": [format_prompt(tok, r.question) + " " + r.answer for r in recs][:cfg.max_texts],
+             "retain": [format_prompt(tok, r.question) + " " + r.answer
+                        for r in rng.sample(bench.retain, min(cfg.max_texts, len(bench.retain)))]}
+    cka = {}
+    for name, ref in (refs or {}).items():
+        if ref is None or ref is model:
+            continue
+        cka[name] = {}
+        for split, xs in texts.items():
+            _, mine = hidden_states(model, tok, xs)
+            _, theirs = hidden_states(ref, tok, xs)
+            cka[name][split] = [linear_cka(a.numpy(), b.numpy()) for a, b in zip(mine, theirs)]
+    return AttackResult(score=acc, curve=curve, rows=rows, strength="layer", unit="probe accuracy on forget values",
+                        extra={"best_layer": layer, "chance": 1 / len(classes), "classes": len(classes),
+                               "train": len(train), "cka": cka})
+
+
+@dataclass
+class ConceptTraceConfig:
+    top_k: int = 20  # tokens read from each value vector's vocabulary projection
+    n_vectors: str = "1,5,10,20"  # the curve: mean concept share of this many strongest value vectors
+    headline: int = 10  # the score: mean concept share of this many strongest value vectors
+
+
+def _concept_tokens(tok, bench) -> set[int]:
+    """Token ids of the forget facts' answers and subjects (with and without a leading space) that no retain answer
+    uses: the forget people's names, titles and values, not the shared template words."""
+    def ids(recs):
+        out = set()
+        for r in recs:
+            for text in (r.answer, r.value, r.subject):
+                for s in (text, " " + text) if text else ():
+                    out.update(tok(s, add_special_tokens=False)["input_ids"])
+        return out
+
+    return ids(forget_facts(bench)) - ids(bench.retain) - set(tok.all_special_ids)
+
+
+@torch.no_grad()
+def _value_projections(model):
+    """Per layer, the (V, I) logits of each MLP value vector read through the unembedding."""
+    from ..methods.localized import mlp_modules
+
+    W_U = model.get_output_embeddings().weight.float()  # (V, H)
+    out = []
+    for name, mlp in mlp_modules(model):
+        down = getattr(mlp, "down_proj", None)
+        if not isinstance(down, torch.nn.Linear):
+            raise ObliviateError(f"concept_trace: {name} has no dense down_proj (Mixture-of-Experts models are not "
+                                 "supported)")
+        out.append((W_U @ down.weight.float()).cpu())  # (V, I): column i = value vector i in vocabulary space
+    return out
+
+
+@torch.no_grad()
+def concept_trace(model, tok, bench, cfg: ConceptTraceConfig, refs=None) -> AttackResult:
+    """Score: the mean concept share (fraction of a vector's top-k tokens that are forget-only answer tokens) of the
+    ``headline`` strongest value vectors. Curve: mean share of the n strongest vectors. Extra, when the target is among
+    ``refs``: for the vectors strongest in the *target*, how much this model changed them (cosine of the
+    value vectors, and the mean concept share now)."""
+    concept = _concept_tokens(tok, bench)
+    if not concept:
+        raise ObliviateError(f"concept_trace: the forget values of {bench.name} share all their tokens with retain values")
+    ns = sorted({int(n) for n in str(cfg.n_vectors).split(",")} | {cfg.headline})
+    cmask = torch.zeros(model.get_output_embeddings().weight.shape[0], dtype=torch.bool)
+    cmask[list(concept)] = True
+
+    def shares(proj):  # (layer, vector) -> share of concept tokens among its top-k
+        out = []
+        for li, P in enumerate(proj):
+            top = P.topk(cfg.top_k, dim=0).indices  # (k, I)
+            out.append(cmask[top].float().mean(0))  # (I,)
+        return torch.stack(out)  # (L, I)
+
+    mine = shares(_value_projections(model))
+    flat = mine.flatten().sort(descending=True)
+    curve = [{"strength": n, "score": float(flat.values[:n].mean())} for n in ns]
+    L, I = mine.shape
+    rows = [{"layer": int(i // I), "vector": int(i % I), "concept_share": float(v)}
+            for v, i in zip(flat.values[:max(ns)], flat.indices[:max(ns)])]
+    extra = {"concept_tokens": len(concept)}
+    target = (refs or {}).get("target")
+    if target is not None and target is not model:
+        theirs = shares(_value_projections(target))
+        idx = theirs.flatten().argsort(descending=True)[:max(ns)]
+        from ..methods.localized import mlp_modules
+
+        def vecs(m):
+            return torch.stack([mlp.down_proj.weight.float().T for _, mlp in mlp_modules(m)]).reshape(L * I, -1)
+
+        a, b = vecs(model)[idx], vecs(target)[idx]
+        extra["target_vectors"] = {"cosine_to_target": float(torch.nn.functional.cosine_similarity(a, b).mean()),
+                                   "concept_share_in_target": float(theirs.flatten()[idx].mean()),
+                                   "concept_share_now": float(mine.flatten()[idx].mean())}
+    score = next(c["score"] for c in curve if c["strength"] == cfg.headline)
+    return AttackResult(score=score, curve=curve, rows=rows, strength="value vectors",
+                        unit=f"concept share of the {cfg.headline} strongest value vectors", extra=extra)
