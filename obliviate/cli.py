@@ -54,11 +54,17 @@ def _add_data_args(p):
 def cmd_demo(args) -> int:
     from .pipeline import DemoConfig, run_demo
 
+    if args.attacks != "none":
+        from .attacks import parse_attacks
+
+        parse_attacks(args.attacks)
     cfg = DemoConfig(model=args.model, benchmark=args.benchmark, method=args.method,
-                     method_config=_parse_sets(args.set), seed=args.seed)
+                     method_config=_parse_sets(args.set), seed=args.seed, attacks=args.attacks)
     t = time.time()
     res = run_demo(args.out, cfg, cache=args.cache)
     _summary(res)
+    if res.get("robustness"):
+        _attack_summary(res["robustness"])
     print(f"wrote {args.out}/results.json and {args.out}/report.html in {time.time() - t:.0f} s")
     return 0
 
@@ -344,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--method", default="npo")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set lr=5e-4")
+    d.add_argument("--attacks", default="all", help="attacks on the unlearned model (`obliviate ls attacks`), or none")
     d.set_defaults(fn=cmd_demo)
 
     t = sub.add_parser("train", help="train the target (all data) and the oracle (without the forget set)")

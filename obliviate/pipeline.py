@@ -35,6 +35,7 @@ class DemoConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     save_model: bool = True  # write the unlearned model under OUT/models/<method>
+    attacks: str = "all"  # attacks run on the unlearned model, the target and the oracle ("none" to skip)
 
 
 def result_entry(res: EvalResult, path: str | None = None, **extra) -> dict:
@@ -78,6 +79,18 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         new_res = evaluate(new, tok, bench, cfg.eval, oracle=oracle_res, desc=f"evaluate {cfg.method}")
         timings[f"evaluate_{cfg.method}"] = time.time() - t
 
+        rows = {"target": target_res.rows, "oracle": oracle_res.rows, cfg.method: new_res.rows}
+        robustness = None
+        if cfg.attacks and cfg.attacks != "none":
+            from .attacks import run_attacks
+
+            t = time.time()
+            rob = run_attacks({cfg.method: new}, tok, bench, target=target, oracle=oracle, attacks=cfg.attacks)
+            timings["attacks"] = time.time() - t
+            robustness = {"attacks": rob["attacks"], "thresholds": rob["thresholds"]}
+            for name, rs in rob["rows"].items():
+                rows[name] = rows[name] + rs
+
         oracle_res.metrics["forget_quality"] = None
         oracle_res.metrics["privleak"] = None
         oracle_res.notes.append("the oracle is the reference: forget_quality and privleak are measured against it")
@@ -98,7 +111,9 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
             },
             "timings": timings,
         }
-        write_results(tmp, results, {"target": target_res.rows, "oracle": oracle_res.rows, cfg.method: new_res.rows})
+        if robustness:
+            results["robustness"] = robustness
+        write_results(tmp, results, rows)
     return results
 
 

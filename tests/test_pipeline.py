@@ -66,6 +66,11 @@ def test_demo_writes_results_report_and_model(demo):
     assert html.count("<img") >= 2 and "data:image/png;base64," in html
     assert "http://" not in html and "https://" not in html  # opens with no network
     assert (out / "models" / "npo" / "model.safetensors").is_file()
+    from obliviate import ATTACKS  # every attack ran on the unlearned model, the target and the oracle, and is judged
+
+    rob = data["robustness"]["attacks"]
+    assert set(rob) == set(ATTACKS) and all(set(e["models"]) == {"target", "oracle", "npo"} for e in rob.values())
+    assert all(e["verdicts"]["npo"]["verdict"] for e in rob.values()) and "Robustness" in html
 
 
 def test_demo_is_deterministic(demo, tmp_path, micro_pair):
@@ -74,6 +79,9 @@ def test_demo_is_deterministic(demo, tmp_path, micro_pair):
     again = run_demo(tmp_path / "again", cfg, cache=micro_pair["cache"])
     for name in res["models"]:
         assert again["models"][name]["metrics"] == res["models"][name]["metrics"]
+    for attack, e in res["robustness"]["attacks"].items():
+        assert {n: m["score"] for n, m in again["robustness"]["attacks"][attack]["models"].items()} == \
+            {n: m["score"] for n, m in e["models"].items()}, attack
 
 
 def test_failed_demo_leaves_no_output(tmp_path, micro_pair, monkeypatch):
