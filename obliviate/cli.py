@@ -271,7 +271,7 @@ def cmd_attack(args) -> int:
                    "config": {"models": [str(m) for m in args.model], "target": args.target, "oracle": args.oracle,
                               "benchmark": bench.name, "attacks": {n: res["attacks"][n]["config"] for n in names}},
                    "benchmark": bench.summary(), "models": {},
-                   "robustness": {"attacks": res["attacks"], "thresholds": res["thresholds"]}}
+                   "robustness": {"attacks": res["attacks"], "plain": res["plain"], "thresholds": res["thresholds"]}}
         write_results(tmp, results, res["rows"])
     _attack_summary(results["robustness"])
     print(f"wrote {args.out}/results.json and {args.out}/report.html")
@@ -289,6 +289,10 @@ def _attack_summary(rob: dict) -> None:
     for n in names:
         table.add_column(n, justify="right")
     table.add_column("verdict")
+    if rob.get("plain"):
+        p = rob["plain"]
+        table.add_row("(no attack)", *[f"{p['models'][n]:.3f}" for n in names],
+                      "; ".join(f"{n}: {v['verdict']}" for n, v in p["verdicts"].items()))
     for a, e in attacks.items():
         verdicts = "; ".join(f"{n}: {v['verdict']}" for n, v in e["verdicts"].items())
         table.add_row(a, *[f"{e['models'][n]['score']:.3f}" for n in names], verdicts)

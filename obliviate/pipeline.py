@@ -87,7 +87,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
             t = time.time()
             rob = run_attacks({cfg.method: new}, tok, bench, target=target, oracle=oracle, attacks=cfg.attacks)
             timings["attacks"] = time.time() - t
-            robustness = {"attacks": rob["attacks"], "thresholds": rob["thresholds"]}
+            robustness = {"attacks": rob["attacks"], "plain": rob["plain"], "thresholds": rob["thresholds"]}
             for name, rs in rob["rows"].items():
                 rows[name] = rows[name] + rs
 

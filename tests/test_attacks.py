@@ -71,8 +71,7 @@ def test_attack_separates_knower_from_oracle_and_leaves_models_alone(name, knowe
     assert {n: _digest(m) for n, m in (("knower", knower), ("target", target), ("oracle", oracle))} == before
     assert e["models"]["knower"]["curve"] and res["rows"]["knower"]
     assert all(r["attack"] == name for r in res["rows"]["knower"])
-    assert e["verdicts"]["knower"]["verdict"] in {"knowledge recoverable", "partly recoverable",
-                                                  "uninformative: the attack scores the target and the oracle alike"}
+    assert e["verdicts"]["knower"]["verdict"].startswith(("knowledge recoverable", "partly recoverable", "uninformative"))
 
 
 def test_verdict_logic_on_constructed_scores():
@@ -128,7 +127,9 @@ def test_attack_cli_writes_a_judged_report(tmp_path, capsys, micro_pair):
     e = res["robustness"]["attacks"]["quantize"]
     assert [c["strength"] for c in e["models"]["oracle"]["curve"]] == ["full", "4-bit"]
     name = micro_pair["target"].name
-    assert e["verdicts"][name]["verdict"] == "knowledge recoverable"  # the target itself keeps its knowledge
+    # the target itself keeps its knowledge, and the verdict says it was never removed
+    assert e["verdicts"][name]["verdict"] == "knowledge recoverable (never removed: the plain question recovers it too)"
+    assert res["robustness"]["plain"]["models"]["oracle"] < res["robustness"]["plain"]["models"][name]
     assert "Robustness" in (tmp_path / "a" / "report.html").read_text()
     rows = [json.loads(x) for x in (tmp_path / "a" / "examples.jsonl").read_text().splitlines()]
     assert {r["attack"] for r in rows} == {"quantize", "in_context"}

@@ -18,7 +18,9 @@ from typing import Callable
 
 from ..methods.common import config_from_dict
 from ..utils import ObliviateError
-from .common import INFORMATIVE, RECOVERABLE, SAME_AS_ORACLE, AttackResult, fingerprint, verdict
+from ..evals.scoring import Scorer
+from .common import (INFORMATIVE, RECOVERABLE, SAME_AS_ORACLE, AttackResult, accuracy, ask, fingerprint, forget_facts,
+                     probe_facts, verdict)
 from .prompts import (AdversarialConfig, InContextConfig, MultiHopConfig, ParaphraseConfig, adversarial_prompts,
                       in_context, multi_hop, paraphrase)
 from .quantize import QuantizeConfig, quantize, rtn_quantize_
@@ -67,8 +69,10 @@ def run_attacks(models: dict, tok, bench, target=None, oracle=None, attacks="all
     """Run each attack on every model in ``models`` and on the target and the oracle, and judge each model.
 
     Returns ``{"attacks": {name: {"config", "summary", "unit", "strength", "models": {model: {score, curve,
-    extra, seconds}}, "verdicts": {model: verdict}}}, "thresholds": {...}}`` and per-example rows under
-    ``"rows"`` (``{model: [row, ...]}``, each row naming its attack).
+    extra, seconds}}, "verdicts": {model: verdict}}}, "plain": {"models": {model: forget accuracy without any
+    attack}, "verdicts": ...}, "thresholds": {...}}`` and per-example rows under ``"rows"`` (``{model: [row,
+    ...]}``, each row naming its attack). A model that is recoverable without any attack gets "(never removed
+    ...)" added to its "knowledge recoverable" verdicts.
     """
     names = parse_attacks(attacks)
     configs = configs or {}
@@ -77,6 +81,10 @@ def run_attacks(models: dict, tok, bench, target=None, oracle=None, attacks="all
                 **models}
     refs = {"target": target, "oracle": oracle}
     out, rows = {}, {m: [] for m in everyone}
+    probes = probe_facts(tok, forget_facts(bench), "plain")
+    plain = {"models": {m: accuracy(ask(Scorer(model, tok), probes)) for m, model in everyone.items()}}
+    plain["verdicts"] = {m: verdict(v, plain["models"].get("target"), plain["models"].get("oracle"))
+                         for m, v in plain["models"].items() if m not in ("target", "oracle")}
     for n in names:
         entry = {"config": asdict(cfgs[n]), "summary": ATTACKS[n].summary, "models": {}, "verdicts": {}}
         for m, model in everyone.items():
@@ -93,8 +101,11 @@ def run_attacks(models: dict, tok, bench, target=None, oracle=None, attacks="all
         o_score = entry["models"].get("oracle", {}).get("score")
         entry["verdicts"] = {m: verdict(v["score"], t_score, o_score) for m, v in entry["models"].items()
                              if m not in ("target", "oracle")}
+        for m, v in entry["verdicts"].items():
+            if v["verdict"] == "knowledge recoverable" and plain["verdicts"][m]["verdict"] == "knowledge recoverable":
+                v["verdict"] += " (never removed: the plain question recovers it too)"
         out[n] = entry
-    return {"attacks": out, "rows": rows,
+    return {"attacks": out, "rows": rows, "plain": plain,
             "thresholds": {"informative": INFORMATIVE, "same_as_oracle": SAME_AS_ORACLE, "recoverable": RECOVERABLE}}
 
 

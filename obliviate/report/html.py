@@ -148,6 +148,11 @@ def robustness_section(rob: dict) -> str:
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names) + "".join(
         f"<th>verdict: {html.escape(n)}</th>" for n in judged)
     body, figs = [], []
+    if rob.get("plain"):
+        p = rob["plain"]
+        cells = "".join(f"<td>{_fmt(p['models'].get(n))}</td>" for n in names)
+        cells += "".join(f"<td class='verdict'>{html.escape(p['verdicts'][n]['verdict'])}</td>" for n in judged)
+        body.append(f"<tr><th>no attack<br><span class='dir'>forget accuracy</span></th>{cells}</tr>")
     for a, e in attacks.items():
         cells = "".join(f"<td>{_fmt(e['models'][n]['score'])}</td>" for n in names)
         cells += "".join(f"<td class='verdict'>{html.escape(e['verdicts'][n]['verdict'])}</td>" for n in judged)
