@@ -2,7 +2,7 @@
 benchmark (forget 10 %): one table of scores and verdicts, and the whole suite's wall time.
 
     python bench/attacks.py [--model tiny] [--benchmark people] [--out attacks_out]
-    python bench/attacks.py --model smollm2-135m --benchmark micro --quick   # a pretrained model, on a CPU
+    python bench/attacks.py --model smollm2-135m --benchmark micro --quick --attacks quantize,probe  # SmolLM2, CPU
 
 The methods run with the settings of bench/methods.py's rows: graddiff with its defaults, NPO and RMU with
 their tuned settings (NPO as in the demo), plus an under-trained NPO (see RUNS). The report (with a recovery-vs-strength plot per attack) is
@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--model", default="tiny")
     ap.add_argument("--benchmark", default="people")
     ap.add_argument("--out", default="attacks_out")
+    ap.add_argument("--attacks", default="all", help="comma-separated subset of the attacks")
     ap.add_argument("--quick", action="store_true", help="relearn checkpoints 0,10 only; no relearn variants")
     a = ap.parse_args()
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
@@ -44,9 +45,9 @@ def main() -> None:
         print(f"unlearned {label}: {method} {cfg} in {time.time() - t:.1f} s", flush=True)
     t = time.time()
     configs = {"relearn": {"steps": "0,10"}} if a.quick else {}
-    res = ob.run_attacks(models, tok, bench, target=target, oracle=oracle, configs=configs)
+    res = ob.run_attacks(models, tok, bench, target=target, oracle=oracle, attacks=a.attacks, configs=configs)
     wall = time.time() - t
-    variants = {} if a.quick else {f"relearn {k}={v}": ob.run_attacks(models, tok, bench, target=target, oracle=oracle, attacks=["relearn"],
+    variants = {} if a.quick or "relearn" not in res["attacks"] else {f"relearn {k}={v}": ob.run_attacks(models, tok, bench, target=target, oracle=oracle, attacks=["relearn"],
                                                    configs={"relearn": {k: v}})["attacks"]["relearn"]
                 for k, v in (("variant", "retain"), ("lora_rank", 8))}
     names = ["target", "oracle", *models]

@@ -123,19 +123,21 @@ def _concept_tokens(tok, bench) -> set[int]:
 
 
 @torch.no_grad()
-def _value_projections(model):
-    """Per layer, the (V, I) logits of each MLP value vector read through the unembedding."""
+def _concept_shares(model, cmask: torch.Tensor, top_k: int) -> torch.Tensor:
+    """(L, I): for each layer's MLP value vector (a column of its down-projection) read through the unembedding,
+    the share of its ``top_k`` tokens that are concept tokens. One layer's (V, I) projection at a time."""
     from ..methods.localized import mlp_modules
 
-    W_U = model.get_output_embeddings().weight.float()  # (V, H)
+    W_U = model.get_output_embeddings().weight  # (V, H)
     out = []
     for name, mlp in mlp_modules(model):
         down = getattr(mlp, "down_proj", None)
         if not isinstance(down, torch.nn.Linear):
             raise ObliviateError(f"concept_trace: {name} has no dense down_proj (Mixture-of-Experts models are not "
                                  "supported)")
-        out.append((W_U @ down.weight.float()).cpu())  # (V, I): column i = value vector i in vocabulary space
-    return out
+        top = (W_U.float() @ down.weight.float()).topk(top_k, dim=0).indices.cpu()  # (k, I)
+        out.append(cmask[top].float().mean(0))  # (I,)
+    return torch.stack(out)
 
 
 @torch.no_grad()
@@ -151,14 +153,7 @@ def concept_trace(model, tok, bench, cfg: ConceptTraceConfig, refs=None) -> Atta
     cmask = torch.zeros(model.get_output_embeddings().weight.shape[0], dtype=torch.bool)
     cmask[list(concept)] = True
 
-    def shares(proj):  # (layer, vector) -> share of concept tokens among its top-k
-        out = []
-        for li, P in enumerate(proj):
-            top = P.topk(cfg.top_k, dim=0).indices  # (k, I)
-            out.append(cmask[top].float().mean(0))  # (I,)
-        return torch.stack(out)  # (L, I)
-
-    mine = shares(_value_projections(model))
+    mine = _concept_shares(model, cmask, cfg.top_k)  # (L, I)
     flat = mine.flatten().sort(descending=True)
     curve = [{"strength": n, "score": float(flat.values[:n].mean())} for n in ns]
     L, I = mine.shape
@@ -167,7 +162,7 @@ def concept_trace(model, tok, bench, cfg: ConceptTraceConfig, refs=None) -> Atta
     extra = {"concept_tokens": len(concept)}
     target = (refs or {}).get("target")
     if target is not None and target is not model:
-        theirs = shares(_value_projections(target))
+        theirs = _concept_shares(target, cmask, cfg.top_k)
         idx = theirs.flatten().argsort(descending=True)[:max(ns)]
         from ..methods.localized import mlp_modules
 
