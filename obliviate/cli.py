@@ -6,7 +6,7 @@
     obliviate eval --model OUT --oracle ORACLE_DIR --out EVAL_DIR  # results.json + examples.jsonl + report.html
     obliviate attack --model OUT --target T --oracle O --out A     # relearn, quantize, probes ... vs the oracle
     obliviate curve scalability --method npo --out C     # MUSE C5 (C6: sustainability --requests 3)
-    obliviate ls methods|metrics|models|benchmarks
+    obliviate ls methods|metrics|models|benchmarks|probes|attacks
 """
 from __future__ import annotations
 
