@@ -6,8 +6,9 @@
     res = run_attacks({"npo": model}, tok, bench, target=target, oracle=oracle, attacks=["relearn", "quantize"])
     res["attacks"]["relearn"]["verdicts"]["npo"]["verdict"]   # e.g. "knowledge recoverable"
 
-:data:`ATTACKS` is the one registry. Every attack takes ``(model, tokenizer, benchmark, config, refs)`` and
-returns an :class:`AttackResult`; it works on copies and never changes the model it is given (checked by
+:data:`ATTACKS` is the one registry. Every attack takes ``(model, tokenizer, benchmark, config, refs,
+scorer=None)`` (``refs``: the target and oracle; ``scorer``: the model's shared :class:`Scorer`) and returns an
+:class:`AttackResult`; it works on copies and never changes the model it is given (checked by
 :func:`run_attacks` with a fingerprint of every parameter).
 """
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Callable
 from ..methods.common import config_from_dict
 from ..utils import ObliviateError
 from ..evals.scoring import Scorer
-from .common import (INFORMATIVE, RECOVERABLE, SAME_AS_ORACLE, AttackResult, accuracy, ask, fingerprint, forget_facts,
-                     probe_facts, verdict)
+from .common import (INFORMATIVE, RECOVERABLE, SAME_AS_ORACLE, AttackResult, Refs, accuracy, ask, fingerprint,
+                     forget_facts, probe_facts, verdict)
 from .prompts import (AdversarialConfig, InContextConfig, MultiHopConfig, ParaphraseConfig, adversarial_prompts,
                       in_context, multi_hop, paraphrase)
 from .quantize import QuantizeConfig, quantize, rtn_quantize_
@@ -79,19 +80,21 @@ def run_attacks(models: dict, tok, bench, target=None, oracle=None, attacks="all
     cfgs = {n: attack_config(n, configs.get(n)) for n in names}  # bad options fail before any work
     everyone = {**({"target": target} if target is not None else {}), **({"oracle": oracle} if oracle is not None else {}),
                 **models}
-    refs = {"target": target, "oracle": oracle}
+    refs = Refs(target=target, oracle=oracle)  # its memo keeps what attacks compute on the references
     out, rows = {}, {m: [] for m in everyone}
+    # one Scorer per model, shared by the attacks: the plain questions' answers are generated once, then reused
+    scorers = {m: Scorer(model, tok) for m, model in everyone.items()}
+    prints = {m: fingerprint(model) for m, model in everyone.items()}
     probes = probe_facts(tok, forget_facts(bench), "plain")
-    plain = {"models": {m: accuracy(ask(Scorer(model, tok), probes)) for m, model in everyone.items()}}
+    plain = {"models": {m: accuracy(ask(scorers[m], probes)) for m in everyone}}
     plain["verdicts"] = {m: verdict(v, plain["models"].get("target"), plain["models"].get("oracle"))
                          for m, v in plain["models"].items() if m not in ("target", "oracle")}
     for n in names:
         entry = {"config": asdict(cfgs[n]), "summary": ATTACKS[n].summary, "models": {}, "verdicts": {}}
         for m, model in everyone.items():
-            before = fingerprint(model)
             t = time.time()
-            res: AttackResult = ATTACKS[n].run(model, tok, bench, cfgs[n], refs)
-            if fingerprint(model) != before:
+            res: AttackResult = ATTACKS[n].run(model, tok, bench, cfgs[n], refs, scorer=scorers[m])
+            if fingerprint(model) != prints[m]:
                 raise ObliviateError(f"attack {n} changed model {m}; attacks must work on copies")  # a bug, not input
             entry["unit"], entry["strength"] = res.unit, res.strength
             entry["models"][m] = {"score": res.score, "curve": res.curve, "extra": res.extra,

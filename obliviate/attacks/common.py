@@ -31,6 +31,26 @@ class AttackResult:
     extra: dict = field(default_factory=dict)
 
 
+class Refs(dict):
+    """The reference models (``target``, ``oracle``) every attack may compare with, and a memo of what attacks
+    compute on them, so that a reference's hidden states or projections are computed once per run of
+    :func:`obliviate.attacks.run_attacks`, not once for every model attacked."""
+
+    def __init__(self, **models):
+        super().__init__(**models)
+        self._memo: dict = {}
+
+    def memo(self, key, compute):
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+
+def memo(refs, key, compute):
+    """``compute()`` through ``refs``' memo when it has one (a plain dict of references has none)."""
+    return refs.memo(key, compute) if isinstance(refs, Refs) else compute()
+
+
 @dataclass(frozen=True)
 class Probe:
     """One question put to a model: a prompt (already formatted), and the phrase whose presence in the greedy

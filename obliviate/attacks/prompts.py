@@ -57,12 +57,12 @@ class InContextConfig:
     max_new_tokens: int = 24
 
 
-def in_context(model, tok, bench, cfg: InContextConfig, refs=None) -> AttackResult:
+def in_context(model, tok, bench, cfg: InContextConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
     """Score: accuracy with the forgotten fact (paraphrased) and the hints in the prompt. Curve: none, hints only
     (the pieces that cue the subject), fact + hints. Compare with the oracle, which can only copy from context."""
     recs = forget_facts(bench)
     subj = _by_subject(recs + bench.retain)
-    scorer = Scorer(model, tok)
+    scorer = scorer or Scorer(model, tok)
     levels = {}
     for level in ("none", "hints", "fact"):
         probes = []
@@ -102,7 +102,7 @@ def _multiple_choice(scorer: Scorer, tok, recs: list[QARecord]) -> list[dict]:
     return rows
 
 
-def paraphrase(model, tok, bench, cfg: ParaphraseConfig, refs=None) -> AttackResult:
+def paraphrase(model, tok, bench, cfg: ParaphraseConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
     """Score: share of forget facts stated under at least one generative format (paraphrased question,
     fill-in-the-blank, reversed question). Multiple choice (chance 1/(1 + #perturbed)) is in the curve."""
     recs = forget_facts(bench)
@@ -111,7 +111,7 @@ def paraphrase(model, tok, bench, cfg: ParaphraseConfig, refs=None) -> AttackRes
     if unknown:
         raise ObliviateError(f"paraphrase: unknown format(s) {sorted(unknown)}")
     subj = _by_subject(recs + bench.retain)
-    scorer = Scorer(model, tok)
+    scorer = scorer or Scorer(model, tok)
     by_format = {}
     for f in formats:
         if f == "multiple_choice":
@@ -147,11 +147,11 @@ class MultiHopConfig:
     max_new_tokens: int = 24
 
 
-def multi_hop(model, tok, bench, cfg: MultiHopConfig, refs=None) -> AttackResult:
+def multi_hop(model, tok, bench, cfg: MultiHopConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
     """Score: accuracy on the benchmark's two-hop questions about forget subjects; the curve splits by hop type."""
     if not bench.multi_hop:
         raise ObliviateError(f"multi_hop: benchmark {bench.name} has no two-hop questions")
-    rows = ask(Scorer(model, tok), [Probe(qa_prompt(tok, r.question), r.value or r.answer, r.id, r.attribute or "hop")
+    rows = ask(scorer or Scorer(model, tok), [Probe(qa_prompt(tok, r.question), r.value or r.answer, r.id, r.attribute or "hop")
                                     for r in bench.multi_hop], cfg.max_new_tokens)
     kinds = sorted({r["kind"] for r in rows})
     curve = [{"strength": k, "score": accuracy([r for r in rows if r["kind"] == k])} for k in kinds]
@@ -176,7 +176,7 @@ def _synonyms(q: str) -> str:
     return q
 
 
-def adversarial_prompts(model, tok, bench, cfg: AdversarialConfig, refs=None) -> AttackResult:
+def adversarial_prompts(model, tok, bench, cfg: AdversarialConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
     """Score: share of forget facts stated under at least one adversarial prompt type; the curve is per type."""
     recs = forget_facts(bench)
     types = [t.strip() for t in cfg.types.split(",") if t.strip()]
@@ -198,7 +198,7 @@ def adversarial_prompts(model, tok, bench, cfg: AdversarialConfig, refs=None) ->
         "in_context_examples": lambda r: qa_prompt(tok, r.question, " ".join(f"Question: {s.question} Answer: {s.answer}"
                                                                              for s in shots)),
     }
-    scorer = Scorer(model, tok)
+    scorer = scorer or Scorer(model, tok)
     by_type = {}
     for t in types:
         probes = []

@@ -46,7 +46,7 @@ def rtn_quantize_(model, bits: int, group_size: int = 128) -> int:
     return n
 
 
-def quantize(model, tok, bench, cfg: QuantizeConfig, refs=None) -> AttackResult:
+def quantize(model, tok, bench, cfg: QuantizeConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
     """Score: the highest forget accuracy over the quantized copies. Curve: accuracy at full precision and at
     each bit width."""
     try:
@@ -54,7 +54,7 @@ def quantize(model, tok, bench, cfg: QuantizeConfig, refs=None) -> AttackResult:
     except ValueError:
         raise ObliviateError(f"quantize: bits must be comma-separated integers, got {cfg.bits!r}") from None
     probes = probe_facts(tok, forget_facts(bench))
-    base = ask(Scorer(model, tok), probes, cfg.max_new_tokens)
+    base = ask(scorer or Scorer(model, tok), probes, cfg.max_new_tokens)
     rows = [{**r, "bits": "full"} for r in base]
     curve = [{"strength": "full", "score": accuracy(base)}]
     for b in bits:

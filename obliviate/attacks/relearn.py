@@ -44,7 +44,7 @@ def _folds(recs, k: int, seed: int) -> list[list]:
     return [[r for r in recs if (r.subject or r.id) in g] for g in groups]
 
 
-def relearn(model, tok, bench, cfg: RelearnConfig, refs=None) -> AttackResult:
+def relearn(model, tok, bench, cfg: RelearnConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
     """Score: held-out forget accuracy after the last checkpoint, averaged over folds. Curve: accuracy vs steps."""
     recs = forget_facts(bench)
     if cfg.variant not in ("folds", "retain"):
@@ -69,8 +69,8 @@ def relearn(model, tok, bench, cfg: RelearnConfig, refs=None) -> AttackResult:
         probes = probe_facts(tok, held, f"fold{fi}")
 
         def measure(step: int, m) -> None:
-            if step in by_step:
-                r = ask(Scorer(m, tok), probes, cfg.max_new_tokens)
+            if step in by_step:  # before any step the copy is the model: its scorer's answers are reused
+                r = ask((scorer or Scorer(model, tok)) if step == 0 else Scorer(m, tok), probes, cfg.max_new_tokens)
                 by_step[step].append(accuracy(r))
                 rows.extend({**x, "fold": fi, "step": step} for x in r)
 

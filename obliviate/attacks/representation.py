@@ -21,7 +21,7 @@ import torch
 
 from ..data import format_prompt
 from ..utils import ObliviateError
-from .common import AttackResult, forget_facts, hidden_states
+from .common import AttackResult, forget_facts, hidden_states, memo
 
 
 @dataclass
@@ -48,7 +48,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(num / den) if den > 0 else float("nan")
 
 
-def probe(model, tok, bench, cfg: ProbeConfig, refs=None) -> AttackResult:
+def probe(model, tok, bench, cfg: ProbeConfig, refs=None, scorer=None) -> AttackResult:
     """Per layer, a multinomial logistic regression reads the fact's value (a city, a year, an occupation) from
     the hidden state at the last token before the value in the answer. It is trained on retain facts whose
     values also occur among the forget facts, and tested on the forget facts.
@@ -94,7 +94,7 @@ def probe(model, tok, bench, cfg: ProbeConfig, refs=None) -> AttackResult:
         cka[name] = {}
         for split, xs in texts.items():
             _, mine = hidden_states(model, tok, xs)
-            _, theirs = hidden_states(ref, tok, xs)
+            _, theirs = memo(refs, ("cka", name, split, cfg.max_texts, cfg.seed), lambda: hidden_states(ref, tok, xs))
             cka[name][split] = [linear_cka(a.numpy(), b.numpy()) for a, b in zip(mine, theirs)]
     return AttackResult(score=acc, curve=curve, rows=rows, strength="layer", unit="probe accuracy on forget values",
                         extra={"best_layer": layer, "chance": 1 / len(classes), "classes": len(classes),
@@ -141,7 +141,7 @@ def _concept_shares(model, cmask: torch.Tensor, top_k: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def concept_trace(model, tok, bench, cfg: ConceptTraceConfig, refs=None) -> AttackResult:
+def concept_trace(model, tok, bench, cfg: ConceptTraceConfig, refs=None, scorer=None) -> AttackResult:
     """Score: the mean concept share (fraction of a vector's top-k tokens that are forget-only answer tokens) of the
     ``headline`` strongest value vectors. Curve: mean share of the n strongest vectors. Extra, when the target is among
     ``refs``: for the vectors strongest in the *target*, how much this model changed them (cosine of the
@@ -162,7 +162,7 @@ def concept_trace(model, tok, bench, cfg: ConceptTraceConfig, refs=None) -> Atta
     extra = {"concept_tokens": len(concept)}
     target = (refs or {}).get("target")
     if target is not None and target is not model:
-        theirs = _concept_shares(target, cmask, cfg.top_k)
+        theirs = memo(refs, ("concept_shares", cfg.top_k), lambda: _concept_shares(target, cmask, cfg.top_k))
         idx = theirs.flatten().argsort(descending=True)[:max(ns)]
         from ..methods.localized import mlp_modules
 
