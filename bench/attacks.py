@@ -31,7 +31,8 @@ def main() -> None:
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     import obliviate as ob
     from obliviate.report import write_results
-    from obliviate.utils import atomic_dir, versions
+    from obliviate.outputs import atomic_dir
+    from obliviate.utils import versions
 
     bench = ob.load_benchmark(a.benchmark)
     paths = ob.train_pair(a.model, bench)
@@ -58,7 +59,7 @@ def main() -> None:
         print(f"{attack:<26}{scores}   " + " / ".join(e["verdicts"][m]["verdict"] for m in models))
     per = {k: sum(e["models"][n]["seconds"] for n in names) for k, e in res["attacks"].items()}
     print(f"\nattack suite wall time: {wall:.0f} s for {len(names)} models ({', '.join(f'{k} {v:.0f} s' for k, v in per.items())})")
-    with atomic_dir(a.out) as tmp:
+    with atomic_dir(a.out, overwrite=True) as tmp:
         write_results(tmp, {"obliviate": "attack", "seed": 0, "versions": versions(), "benchmark": bench.summary(),
                             "config": {"model": a.model, "runs": RUNS}, "models": {},
                             "robustness": {"attacks": res["attacks"], "plain": res["plain"], "thresholds": res["thresholds"]},

@@ -32,8 +32,8 @@ def main() -> None:
     out = Path(a.out)
     cache = tempfile.mkdtemp(prefix="obliviate-bench-cache-")
     env = {**os.environ, "OBLIVIATE_CACHE": cache, "OBLIVIATE_QUIET": "1"}
-    cold = run_cli(["demo", "--out", str(out / "cold"), "--benchmark", a.benchmark], env)
-    warm = run_cli(["demo", "--out", str(out / "warm"), "--benchmark", a.benchmark], env)
+    cold = run_cli(["demo", "--out", str(out / "cold"), "--benchmark", a.benchmark, "--overwrite"], env)
+    warm = run_cli(["demo", "--out", str(out / "warm"), "--benchmark", a.benchmark, "--overwrite"], env)
     res = json.loads((out / "warm" / "results.json").read_text())
     cold_res = json.loads((out / "cold" / "results.json").read_text())
     same = all(cold_res["models"][n]["metrics"] == res["models"][n]["metrics"] for n in res["models"])

@@ -6,7 +6,11 @@
     obliviate eval --model OUT --oracle ORACLE_DIR --out EVAL_DIR  # results.json + examples.jsonl + report.html
     obliviate attack --model OUT --target T --oracle O --out A     # relearn, quantize, probes ... vs the oracle
     obliviate curve scalability --method npo --out C     # MUSE C5 (C6: sustainability --requests 3)
-    obliviate ls methods|metrics|models|benchmarks|probes|attacks
+    obliviate ls methods|metrics|models|benchmarks|probes|attacks  # or `obliviate ls npo`: a method's options
+
+Every bad input (an option, a file, a model, an output folder) stops with one line ``obliviate: error: ...``
+and exit code 2 before any model is loaded, and nothing is written. Outputs never replace a file or folder
+obliviate did not write (see :mod:`obliviate.outputs`).
 """
 from __future__ import annotations
 
@@ -19,53 +23,137 @@ from pathlib import Path
 
 from .utils import ObliviateError
 
+LS_TABLES = ("methods", "metrics", "models", "benchmarks", "probes", "attacks")
 
-def _parse_sets(items: list[str]) -> dict:
-    import yaml
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the tool's one-line errors (argparse's own print the usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"obliviate: error: {message}\n")
+
+
+def _count(text: str) -> int:
+    """argparse type: an integer >= 0 (a count or a seed)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    return n
+
+
+def _parse_sets(items: list[str] | None, flag: str = "--set") -> dict:
+    """``KEY=VALUE`` pairs; values stay text and are parsed by the option's declared type."""
     out = {}
     for item in items or []:
         key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise ObliviateError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key] = yaml.safe_load(value)
+        if not eq or not key.strip():
+            raise ObliviateError(f"{flag} expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value
     return out
 
 
-def _benchmark(args):
+def _seed(args) -> int:
+    return 0 if args.seed is None else args.seed
+
+
+def _with_seed(sets: dict, seed: int | None, fields: set[str]) -> dict:
+    """``--seed`` seeds the run: it fills the config's ``seed`` unless ``--set seed=...`` names another."""
+    if seed is None or "seed" not in fields:
+        return sets
+    if "seed" in sets and str(sets["seed"]).strip() != str(seed):
+        raise ObliviateError(f"--seed {seed} and --set seed={sets['seed']} disagree; give one")
+    return {**sets, "seed": seed}
+
+
+def _named_benchmark(args):
+    """The benchmark the user named (``--benchmark`` or ``--data``/``--forget``), or None."""
     from .data import benchmark_from_files, load_benchmark
 
     if getattr(args, "data", None) or getattr(args, "forget", None):
         if not (args.data and args.forget):
             raise ObliviateError("--data and --forget go together: the training data and the forget request")
-        return benchmark_from_files(args.data, args.forget, args.holdout, args.world)
-    return load_benchmark(args.benchmark, seed=args.seed)
+        if getattr(args, "benchmark", None):
+            raise ObliviateError("--benchmark and --data/--forget both name the data; give one")
+        return benchmark_from_files(args.data, args.forget, args.holdout, args.world,
+                                    drop_unmatched=args.drop_unmatched)
+    if getattr(args, "benchmark", None):
+        return load_benchmark(args.benchmark, seed=args.benchmark_seed or 0)
+    if getattr(args, "benchmark_seed", None) is not None:
+        raise ObliviateError("--benchmark-seed needs --benchmark: the built-in benchmark it seeds")
+    return None
 
 
-def _add_data_args(p):
-    p.add_argument("--benchmark", default="people", help="built-in benchmark name or TOFU-format directory")
-    p.add_argument("--data", help="TOFU-format training data (JSON/JSONL), with --forget")
-    p.add_argument("--forget", help="TOFU-format rows of --data to forget")
-    p.add_argument("--holdout", help="TOFU-format rows never trained on (MIA non-members)")
-    p.add_argument("--world", help="TOFU-format utility facts")
-    p.add_argument("--seed", type=int, default=0)
+def _benchmark(args, models: list[tuple[str, object]]):
+    """The benchmark a command runs on: the one named, checked against what each model folder records, or the
+    recorded one (see :func:`obliviate.data.loaders.resolve_benchmark`)."""
+    from .data.loaders import resolve_benchmark
+
+    return resolve_benchmark(_named_benchmark(args), [(r, p) for r, p in models if p is not None])
+
+
+def _inputs(args) -> list[tuple[str, str]]:
+    """``(role, path)`` of everything on disk the command reads, and the cache: an output may not touch them."""
+    from .outputs import local_path
+    from .utils import cache_dir
+
+    pairs = []
+    for role in ("model", "oracle", "target", "data", "forget", "holdout", "world", "probes", "muse",
+                 "lm_eval_include", "benchmark"):
+        value = getattr(args, role, None)
+        for v in value if isinstance(value, list) else [value]:
+            if (p := local_path(v)) is not None:
+                pairs.append((role.replace("_", "-"), p))
+    return pairs + [("cache", str(cache_dir()))]
+
+
+def _check_models(*specs: tuple[str, object]) -> None:
+    from .models import check_model_spec
+
+    for role, spec in specs:
+        for s in spec if isinstance(spec, list) else [spec]:
+            if s is not None:
+                check_model_spec(s, role)
+
+
+def _wrote(out, seconds: float | None = None) -> None:
+    """The final line: the output folder and everything in it."""
+    from .outputs import MARKER
+
+    root = Path(out)
+    items = []
+    for p in sorted(root.iterdir()):
+        if p.name == MARKER:
+            continue
+        if p.is_dir():
+            subs = sorted(q.name for q in p.iterdir() if q.is_dir())
+            items.append(f"{p.name}/" + (f" ({', '.join(subs)})" if subs else ""))
+        else:
+            items.append(p.name)
+    took = f" in {seconds:.0f} s" if seconds is not None else ""
+    print(f"wrote {out}{took}: {', '.join(items)}")
 
 
 def cmd_demo(args) -> int:
+    from .methods import get_method
     from .pipeline import DemoConfig, run_demo
 
+    get_method(args.method)
     if args.attacks != "none":
         from .attacks import parse_attacks
 
         parse_attacks(args.attacks)
-    cfg = DemoConfig(model=args.model, benchmark=args.benchmark, method=args.method,
-                     method_config=_parse_sets(args.set), seed=args.seed, attacks=args.attacks)
+    _check_models(("model", args.model))
+    cfg = DemoConfig(model=args.model, benchmark=args.benchmark or "people", benchmark_seed=args.benchmark_seed or 0,
+                     method=args.method, method_config=_parse_sets(args.set), seed=_seed(args), attacks=args.attacks)
     t = time.time()
-    res = run_demo(args.out, cfg, cache=args.cache)
+    res = run_demo(args.out, cfg, cache=args.cache, overwrite=args.overwrite)
     _summary(res)
     if res.get("robustness"):
         _attack_summary(res["robustness"])
-    print(f"wrote {args.out}/results.json and {args.out}/report.html in {time.time() - t:.0f} s")
+    _wrote(args.out, time.time() - t)
     return 0
 
 
@@ -82,14 +170,20 @@ def _summary(res: dict) -> None:
     for k in keys:
         vals = [res["models"][n]["metrics"].get(k) for n in res["models"]]
         table.add_row(k, *["n/a" if v is None else f"{v:.3g}" for v in vals])
-    Console(stderr=False).print(table)
+    Console().print(table)
 
 
 def cmd_train(args) -> int:
+    from .options import from_dict
     from .train import TrainConfig, train_pair
 
-    bench = _benchmark(args)
-    cfg = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed)
+    cfg = from_dict(TrainConfig, {"epochs": args.epochs, "lr": args.lr, "seed": _seed(args)}, "train")
+    _check_models(("model", args.model))
+    bench = _named_benchmark(args)
+    if bench is None:
+        from .data import load_benchmark
+
+        bench = load_benchmark("people")
     paths = train_pair(args.model, bench, cfg, cache=args.cache, force=args.force)
     from accelerate import PartialState
 
@@ -99,13 +193,22 @@ def cmd_train(args) -> int:
 
 
 def cmd_unlearn(args) -> int:
-    from .methods import UnlearnData, method_config, unlearn
+    from dataclasses import fields
+
+    from .data.loaders import recorded_benchmark
+    from .methods import UnlearnData, get_method, method_config, unlearn
     from .models import load_model, save_model
+    from .outputs import check_output, weights_bytes
     from .utils import versions
 
-    cfg = method_config(args.method, _parse_sets(args.set))  # bad options fail before any loading
+    sets = _parse_sets(args.set)
+    names = {f.name for f in fields(get_method(args.method).config)}
+    cfg = method_config(args.method, _with_seed(sets, args.seed, names))  # bad options fail before any loading
+    _check_models(("model", args.model))
     probes = _probes(args)
-    bench = None if probes else _benchmark(args)
+    bench = None if probes else _benchmark(args, [("model", args.model)])
+    inputs = _inputs(args)
+    check_output(args.out, overwrite=args.overwrite, inputs=inputs, need_bytes=int(1.05 * weights_bytes(args.model)))
     model, tok = load_model(args.model)
     if probes:
         from .evals.rwku import rwku_unlearn_data
@@ -118,10 +221,12 @@ def cmd_unlearn(args) -> int:
 
     state = PartialState()
     if state.is_main_process:  # under `accelerate launch` / `torchrun`, one process writes
-        save_model(new, tok, args.out, {"method": args.method, "base": str(args.model),
-                                        "benchmark": f"rwku:{args.rwku}" if probes else bench.name,
-                                        "unlearning": info, "processes": state.num_processes, "versions": versions()})
-        print(f"wrote {args.out}")
+        record = bench.record() if bench is not None else recorded_benchmark(args.model)
+        save_model(new, tok, args.out, {"method": args.method, "base": str(args.model), "benchmark": record,
+                                        "rwku": args.rwku, "seed": cfg.seed, "unlearning": info,
+                                        "processes": state.num_processes, "versions": versions()},
+                   overwrite=args.overwrite, inputs=inputs)
+        _wrote(args.out)
     state.wait_for_everyone()
     return 0
 
@@ -129,16 +234,23 @@ def cmd_unlearn(args) -> int:
 def cmd_eval(args) -> int:
     from .evals import EvalConfig, check_metrics, evaluate
     from .models import load_model
+    from .options import from_dict
+    from .outputs import atomic_dir, check_output
     from .pipeline import result_entry
     from .report import write_results
-    from .utils import atomic_dir, versions
+    from .utils import versions
 
     wanted = check_metrics(args.metrics.split(",")) if args.metrics else None
-    bench = _benchmark(args)
-    cfg = EvalConfig(seed=args.seed, gradnorm=args.gradnorm)
+    cfg = from_dict(EvalConfig, {"seed": _seed(args), "gradnorm": args.gradnorm}, "eval")
+    _check_models(("model", args.model), ("oracle", args.oracle))
+    bench = _benchmark(args, [("model", args.model), ("oracle", args.oracle)])
     extras = _extra_evals(args, bench)  # bad MUSE files, probe targets or task names fail before any model work
-    with atomic_dir(args.out) as tmp:
+    inputs = _inputs(args)
+    check_output(args.out, overwrite=args.overwrite, inputs=inputs)
+    t = time.time()
+    with atomic_dir(args.out, overwrite=args.overwrite, inputs=inputs) as tmp:
         model, tok = load_model(args.model)
+        name = Path(str(args.model)).name or "model"
         entries, rows = {}, {}
         oracle_res, refs = None, [None] * len(extras)
         if args.oracle:
@@ -148,20 +260,19 @@ def cmd_eval(args) -> int:
             oracle_res = evaluate(om, otok, bench, cfg, desc="evaluate oracle")
             refs = [_merge(oracle_res, run(om, otok, None)) for _, run in extras]
             entries["oracle"], rows["oracle"] = result_entry(oracle_res, args.oracle), oracle_res.rows
-        res = evaluate(model, tok, bench, cfg, oracle=oracle_res)
+        res = evaluate(model, tok, bench, cfg, oracle=oracle_res, desc=f"evaluate {name}")
         for (_, run), ref in zip(extras, refs):
             _merge(res, run(model, tok, ref))
         if wanted:
             res.metrics = {k: v for k, v in res.metrics.items() if k in wanted}
-        name = Path(str(args.model)).name or "model"
         entries[name], rows[name] = result_entry(res, str(args.model), **_unlearning_of(args.model)), res.rows
-        results = {"obliviate": "eval", "seed": args.seed, "versions": versions(),
+        results = {"obliviate": "eval", "seed": cfg.seed, "versions": versions(),
                    "config": {"model": str(args.model), "oracle": args.oracle, "benchmark": bench.name,
                               "eval": vars(cfg), **{k: v for c, _ in extras for k, v in c.items()}},
                    "benchmark": bench.summary(), "models": entries}
         write_results(tmp, results, rows)
     _summary(results)
-    print(f"wrote {args.out}/results.json and {args.out}/report.html")
+    _wrote(args.out, time.time() - t)
     return 0
 
 
@@ -198,7 +309,7 @@ def _extra_evals(args, bench) -> list:
         tm = check_tasks(tasks, args.lm_eval_include)
         opts = {"tasks": tasks, "include_path": args.lm_eval_include, "limit": args.lm_eval_limit,
                 "num_fewshot": args.lm_eval_fewshot}
-        out.append(({"lm_eval": opts}, lambda m, t, ref: run_lm_eval(m, t, seed=args.seed, task_manager=tm, **opts)))
+        out.append(({"lm_eval": opts}, lambda m, t, ref: run_lm_eval(m, t, seed=_seed(args), task_manager=tm, **opts)))
     return out
 
 
@@ -233,10 +344,13 @@ def _unlearning_of(model: str) -> dict:
 
 
 def cmd_attack(args) -> int:
-    from .attacks import attack_config, parse_attacks, run_attacks
+    from dataclasses import fields
+
+    from .attacks import ATTACKS, attack_config, parse_attacks, run_attacks
     from .models import load_model
+    from .outputs import atomic_dir, check_output
     from .report import write_results
-    from .utils import atomic_dir, versions
+    from .utils import versions
 
     names = parse_attacks(args.attack)
     configs: dict[str, dict] = {}
@@ -245,12 +359,17 @@ def cmd_attack(args) -> int:
         if not dot or attack not in names:
             raise ObliviateError(f"--set {key}=...: expected ATTACK.OPTION with ATTACK among {', '.join(names)}")
         configs.setdefault(attack, {})[opt] = value
-    for n in names:
-        attack_config(n, configs.get(n))  # unknown options fail before any model is loaded
-    bench = _benchmark(args)
+    for n in names:  # --seed seeds every attack that draws at random; unknown or bad options fail before any loading
+        configs[n] = _with_seed(configs.get(n, {}), args.seed, {f.name for f in fields(ATTACKS[n].config)})
+        attack_config(n, configs[n])
+    _check_models(("model", args.model), ("target", args.target), ("oracle", args.oracle))
+    bench = _benchmark(args, [("model", m) for m in args.model] + [("target", args.target), ("oracle", args.oracle)])
     if not (args.target and args.oracle):
         print("obliviate: note: without --target and --oracle the attacks are run but not judged", file=sys.stderr)
-    with atomic_dir(args.out) as tmp:
+    inputs = _inputs(args)
+    check_output(args.out, overwrite=args.overwrite, inputs=inputs)
+    t0 = time.time()
+    with atomic_dir(args.out, overwrite=args.overwrite, inputs=inputs) as tmp:
         models, tok = {}, None
         for path in args.model:
             m, t = load_model(path)
@@ -267,45 +386,61 @@ def cmd_attack(args) -> int:
                     raise ObliviateError(f"{role} {path} and model {args.model[0]} have different tokenizers")
                 refs[role] = m
         res = run_attacks(models, tok, bench, attacks=names, configs=configs, **refs)
-        results = {"obliviate": "attack", "seed": args.seed, "versions": versions(),
+        results = {"obliviate": "attack", "seed": _seed(args), "versions": versions(),
                    "config": {"models": [str(m) for m in args.model], "target": args.target, "oracle": args.oracle,
                               "benchmark": bench.name, "attacks": {n: res["attacks"][n]["config"] for n in names}},
                    "benchmark": bench.summary(), "models": {},
                    "robustness": {"attacks": res["attacks"], "plain": res["plain"], "thresholds": res["thresholds"]}}
         write_results(tmp, results, res["rows"])
     _attack_summary(results["robustness"])
-    print(f"wrote {args.out}/results.json and {args.out}/report.html")
+    _wrote(args.out, time.time() - t0)
     return 0
 
 
+def short_verdict(v: str) -> str:
+    """A verdict in a few words, for console tables (the full wording and rule are in results.json and the report)."""
+    if "never removed" in v or "not removed" in v:
+        return "not removed"
+    return v.split(":")[0].split(" (")[0].replace("indistinguishable from the oracle", "like oracle") \
+            .replace("knowledge recoverable", "recoverable").replace("no oracle or target under the same attack",
+                                                                      "not judged")
+
+
 def _attack_summary(rob: dict) -> None:
+    """Scores per attack and model, each unlearned model's verdict in a few words beside its score."""
     from rich.console import Console
     from rich.table import Table
 
     attacks = rob["attacks"]
     names = list(next(iter(attacks.values()))["models"])
     table = Table(title="obliviate attacks (score: higher = more forget knowledge recovered)")
-    table.add_column("attack")
+    table.add_column("attack", no_wrap=True)
     for n in names:
-        table.add_column(n, justify="right")
-    table.add_column("verdict")
+        table.add_column(n, justify="right", no_wrap=True)
+
+    def cells(scores: dict, verdicts: dict) -> list[str]:
+        return [f"{scores[n]:.3f}" + (f" {short_verdict(verdicts[n]['verdict'])}" if n in verdicts else "")
+                for n in names]
+
     if rob.get("plain"):
         p = rob["plain"]
-        table.add_row("(no attack)", *[f"{p['models'][n]:.3f}" for n in names],
-                      "; ".join(f"{n}: {v['verdict']}" for n, v in p["verdicts"].items()))
+        table.add_row("(no attack)", *cells(p["models"], p["verdicts"]))
     for a, e in attacks.items():
-        verdicts = "; ".join(f"{n}: {v['verdict']}" for n, v in e["verdicts"].items())
-        table.add_row(a, *[f"{e['models'][n]['score']:.3f}" for n in names], verdicts)
+        table.add_row(a, *cells({n: e["models"][n]["score"] for n in names}, e["verdicts"]))
     Console().print(table)
 
 
 def cmd_curve(args) -> int:
+    from .methods import get_method
     from .pipeline import run_curve
 
+    get_method(args.method)
+    _check_models(("model", args.model))
     points = args.fractions.split(",") if args.kind == "scalability" else args.requests
     t = time.time()
-    res = run_curve(args.out, args.kind, points, model=args.model, benchmark=args.benchmark, method=args.method,
-                    method_cfg=_parse_sets(args.set), seed=args.seed, cache=args.cache)
+    res = run_curve(args.out, args.kind, points, model=args.model, benchmark=args.benchmark or "people",
+                    method=args.method, method_cfg=_parse_sets(args.set), seed=_seed(args), cache=args.cache,
+                    overwrite=args.overwrite, benchmark_seed=args.benchmark_seed or 0)
     from rich.console import Console
     from rich.table import Table
 
@@ -317,23 +452,28 @@ def cmd_curve(args) -> int:
     for k in [c for c in curve["rows"][0] if c != curve["x"]]:
         table.add_row(k, *["n/a" if r.get(k) is None else f"{r[k]:.3g}" for r in curve["rows"]])
     Console().print(table)
-    print(f"wrote {args.out}/results.json and {args.out}/report.html in {time.time() - t:.0f} s")
+    _wrote(args.out, time.time() - t)
     return 0
 
 
 def cmd_ls(args) -> int:
-    from .data import BUILTIN_BENCHMARKS
     from .attacks import ATTACKS
+    from .data import BUILTIN_BENCHMARKS
     from .data.rwku import BUILTIN_PROBES
     from .evals import METRICS
     from .methods import METHODS
     from .models import BUILTIN_MODELS
 
+    if args.what in METHODS or args.what in ATTACKS:
+        return _ls_options(args.what)
     probes = {k: f"{len(t.fill)} fill-in-the-blank, {len(t.qa)} QA probes; neighbours: {', '.join(t.neighbours)}"
               for k, t in BUILTIN_PROBES.items()}
     tables = {"methods": {k: m.summary for k, m in METHODS.items()}, "metrics": METRICS,
               "models": BUILTIN_MODELS, "benchmarks": BUILTIN_BENCHMARKS, "probes": probes,
               "attacks": {k: a.summary for k, a in ATTACKS.items()}}
+    if args.what and args.what not in tables:
+        raise ObliviateError(f"obliviate ls: unknown table {args.what!r}; expected one of {', '.join(LS_TABLES)}, "
+                             "or a method or attack name for its options")
     for what in [args.what] if args.what else list(tables):
         print(f"{what}:")
         for k, v in tables[what].items():
@@ -341,39 +481,73 @@ def cmd_ls(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="obliviate", description="Machine unlearning for language models.")
-    p.add_argument("--cache", help="cache folder for trained targets and oracles (default $OBLIVIATE_CACHE "
-                                   "or ~/.cache/obliviate)")
-    sub = p.add_subparsers(dest="command", required=True)
+def _ls_options(name: str) -> int:
+    """A method's or an attack's options: name, type, default, constraint and help, from their declarations."""
+    from .attacks import ATTACKS
+    from .methods import METHODS
+    from .options import describe
 
-    d = sub.add_parser("demo", help="data -> target + oracle -> unlearn -> evaluate -> report, on the built-in default")
-    d.add_argument("--out", default="demo_out")
-    d.add_argument("--model", default="tiny")
-    d.add_argument("--benchmark", default="people")
-    d.add_argument("--method", default="npo")
-    d.add_argument("--seed", type=int, default=0)
+    cls = METHODS[name].config if name in METHODS else ATTACKS[name].config
+    kind = "method" if name in METHODS else "attack"
+    print(f"{kind} {name}: options (--set {'KEY' if kind == 'method' else name + '.KEY'}=VALUE)")
+    for row in describe(cls):
+        default = "default for the model" if row["default"] is None else repr(row["default"])
+        rule = f"; {row['constraint']}" if row["constraint"] else ""
+        print(f"  {row['name']:<22} {row['type']:<6} {default:<24} {row['help']}{rule}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--cache", default=argparse.SUPPRESS,
+                        help="cache folder for trained targets and oracles (default $OBLIVIATE_CACHE or "
+                             "~/.cache/obliviate); accepted before or after the command")
+    seeded = _Parser(add_help=False)
+    seeded.add_argument("--seed", type=_count,
+                        help="seeds the run (default 0) (training, the method, evaluation samples, attacks); the same seed on "
+                             "the same machine gives the same numbers. It does not change the data: see "
+                             "--benchmark-seed")
+    written = _Parser(add_help=False)
+    written.add_argument("--overwrite", action="store_true",
+                         help="replace an existing, non-empty --out, if obliviate wrote it (never anything else, "
+                              "nor a folder holding the run's inputs)")
+
+    p = _Parser(prog="obliviate", description="Machine unlearning for language models.", parents=[common])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    d = sub.add_parser("demo", parents=[common, seeded, written],
+                       help="data -> target + oracle -> unlearn -> evaluate -> attack -> report, on the built-in default")
+    d.add_argument("--out", default="demo_out", help="output folder (results.json, report.html, the unlearned model)")
+    d.add_argument("--model", default="tiny", help="base model: built-in name (`obliviate ls models`), folder or .gguf")
+    d.add_argument("--benchmark", help="built-in benchmark (`obliviate ls benchmarks`, default people) or a "
+                                       "TOFU-format folder")
+    d.add_argument("--benchmark-seed", type=_count, help="seed of the built-in benchmark generator (default 0)")
+    d.add_argument("--method", default="npo", help="unlearning method (`obliviate ls methods`; "
+                                                   "`obliviate ls npo` lists its options)")
     d.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set lr=5e-4")
     d.add_argument("--attacks", default="all", help="attacks on the unlearned model (`obliviate ls attacks`), or none")
     d.set_defaults(fn=cmd_demo)
 
-    t = sub.add_parser("train", help="train the target (all data) and the oracle (without the forget set)")
-    t.add_argument("--model", default="tiny", help="base model: built-in name, folder, .gguf or hub id")
+    t = sub.add_parser("train", parents=[common, seeded],
+                       help="train the target (all data) and the oracle (without the forget set)")
+    t.add_argument("--model", default="tiny", help="base model: built-in name, folder, .gguf or hf:ORG/NAME")
     _add_data_args(t)
-    t.add_argument("--epochs", type=int, default=0, help="0: the recipe's default")
-    t.add_argument("--lr", type=float, default=0.0, help="0: the recipe's default")
+    t.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
+    t.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
     t.add_argument("--force", action="store_true", help="retrain even if cached")
     t.set_defaults(fn=cmd_train)
 
-    u = sub.add_parser("unlearn", help="unlearn the forget set from a model; writes a new model folder")
-    u.add_argument("--model", required=True)
-    u.add_argument("--method", default="npo")
-    u.add_argument("--out", required=True)
+    u = sub.add_parser("unlearn", parents=[common, seeded, written],
+                       help="unlearn the forget set from a model; writes a new model folder")
+    u.add_argument("--model", required=True, help="the model to unlearn from (it is never modified)")
+    u.add_argument("--method", default="npo", help="`obliviate ls methods`; `obliviate ls npo` lists its options")
+    u.add_argument("--out", required=True, help="the new model folder")
     u.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set beta=0.1")
     _add_data_args(u)
     u.set_defaults(fn=cmd_unlearn)
 
-    e = sub.add_parser("eval", help="evaluate a model (optionally against an oracle)")
+    e = sub.add_parser("eval", parents=[common, seeded, written],
+                       help="evaluate a model (optionally against an oracle)")
     e.add_argument("--model", required=True)
     e.add_argument("--oracle", help="the model trained without the forget set")
     e.add_argument("--out", required=True)
@@ -389,42 +563,64 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--lm-eval", metavar="TASKS", help="also these comma-separated lm-evaluation-harness tasks "
                                                       "(needs `pip install 'obliviate[lm-eval]'` and the tasks' data)")
     e.add_argument("--lm-eval-include", metavar="DIR", help="a folder of extra lm-eval task YAMLs (local tasks)")
-    e.add_argument("--lm-eval-limit", type=int, metavar="N", help="at most N documents per lm-eval task")
-    e.add_argument("--lm-eval-fewshot", type=int, metavar="K", help="lm-eval few-shot examples (default: the task's)")
+    e.add_argument("--lm-eval-limit", type=_count, metavar="N", help="at most N documents per lm-eval task")
+    e.add_argument("--lm-eval-fewshot", type=_count, metavar="K", help="lm-eval few-shot examples (default: the task's)")
     _add_data_args(e)
     e.set_defaults(fn=cmd_eval)
 
-    a = sub.add_parser("attack", help="attack unlearned models, and the target and oracle under the same attacks")
+    a = sub.add_parser("attack", parents=[common, seeded, written],
+                       help="attack unlearned models, and the target and oracle under the same attacks")
     a.add_argument("--model", action="append", required=True, help="an unlearned model (repeat for several)")
     a.add_argument("--target", help="the model before unlearning")
     a.add_argument("--oracle", help="the model trained without the forget set")
     a.add_argument("--attack", default="all", help="comma-separated names from `obliviate ls attacks`, or all")
     a.add_argument("--out", required=True)
-    a.add_argument("--set", action="append", metavar="ATTACK.KEY=VALUE", help="attack option, e.g. --set relearn.steps=0,10")
+    a.add_argument("--set", action="append", metavar="ATTACK.KEY=VALUE",
+                   help="attack option, e.g. --set relearn.steps=0,10 (`obliviate ls relearn` lists them)")
     _add_data_args(a)
     a.set_defaults(fn=cmd_attack)
 
-    c = sub.add_parser("curve", help="MUSE's scalability (growing forget sets) or sustainability (sequential "
-                                     "requests) of a method, on a built-in model and benchmark")
+    c = sub.add_parser("curve", parents=[common, seeded, written],
+                       help="MUSE's scalability (growing forget sets) or sustainability (sequential requests) of a "
+                            "method, on a built-in model and benchmark")
     c.add_argument("kind", choices=["scalability", "sustainability"])
     c.add_argument("--model", default="tiny")
-    c.add_argument("--benchmark", default="people")
+    c.add_argument("--benchmark", help="built-in benchmark (default people)")
+    c.add_argument("--benchmark-seed", type=_count, help="seed of the built-in benchmark generator (default 0)")
     c.add_argument("--method", default="npo")
     c.add_argument("--fractions", default="0.1,0.5,1.0", help="scalability: fractions of the forget set's subjects")
-    c.add_argument("--requests", type=int, default=3, help="sustainability: how many sequential requests")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--requests", type=_count, default=3, help="sustainability: how many sequential requests")
     c.add_argument("--out", required=True)
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set lr=5e-4")
     c.set_defaults(fn=cmd_curve)
 
-    ls = sub.add_parser("ls", help="list methods, metrics, models, benchmarks or probe targets")
-    ls.add_argument("what", nargs="?", choices=["methods", "metrics", "models", "benchmarks", "probes", "attacks"])
+    ls = sub.add_parser("ls", parents=[common],
+                        help=f"list a registry ({', '.join(LS_TABLES)}), or a method's or attack's options "
+                             "(`obliviate ls npo`)")
+    ls.add_argument("what", nargs="?", metavar="WHAT",
+                    help=f"one of {', '.join(LS_TABLES)} (all of them if left out), or a method or attack name")
     ls.set_defaults(fn=cmd_ls)
     return p
 
 
+def _add_data_args(p):
+    p.add_argument("--benchmark", help="built-in benchmark name (`obliviate ls benchmarks`) or TOFU-format folder; "
+                                       "default: the one the model was trained on")
+    p.add_argument("--benchmark-seed", type=_count, help="seed of the built-in benchmark generator (default 0)")
+    p.add_argument("--data", help="TOFU-format training data (JSON/JSONL), with --forget")
+    p.add_argument("--forget", help="TOFU-format rows of --data to forget")
+    p.add_argument("--holdout", help="TOFU-format rows never trained on (MIA non-members)")
+    p.add_argument("--world", help="TOFU-format utility facts")
+    p.add_argument("--drop-unmatched", action="store_true",
+                   help="drop forget rows that match no row of --data (default: an error listing them)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse's own exits (--help, one-line usage errors)
+        return int(e.code or 0)
+    args.cache = getattr(args, "cache", None)
     if args.cache:
         os.environ["OBLIVIATE_CACHE"] = args.cache
         args.cache = Path(args.cache)
@@ -432,6 +628,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except ObliviateError as e:
         print(f"obliviate: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a folder that vanished: one line, and no output (outputs are atomic)
+        if os.environ.get("OBLIVIATE_DEBUG"):
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"obliviate: error: {e.strerror or e}{where}; nothing was written", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("obliviate: interrupted; no output was written", file=sys.stderr)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -43,13 +45,53 @@ def _shard(x, rank: int, world: int):
     return part
 
 
-def progress(desc: str, total: int):
-    """A rich progress bar (quiet when OBLIVIATE_QUIET=1)."""
+class PlainProgress:
+    """Progress as plain lines on stderr, for output that is not a terminal (CI logs, pipes, files), where a
+    live bar shows nothing until it ends: a line when it starts, then at most every ``every`` seconds, then at
+    the end. Same interface as the rich bar :func:`progress` returns."""
+
+    def __init__(self, desc: str, total: int, every: float = 10.0, announce: bool = False):
+        self.desc, self.total, self.every, self.announce = desc, total, every, announce
+        self.done, self.info, self.t0, self.last = 0, "", 0.0, 0.0
+
+    def __enter__(self):
+        self.t0 = self.last = time.time()
+        self._line("started")
+        return self
+
+    def __exit__(self, *exc):
+        self._line("done" if exc[0] is None else "stopped")
+        return False
+
+    def update(self, task=None, advance: float = 0, info: str | None = None) -> None:
+        self.done += advance
+        changed = info is not None and info != self.info
+        if info is not None:
+            self.info = info
+        if (self.announce and changed) or time.time() - self.last >= self.every:
+            self._line()
+
+    def _line(self, state: str = "") -> None:
+        self.last = time.time()
+        pct = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""
+        extra = "; ".join(x for x in (state, self.info) if x)
+        print(f"{self.desc}: {self.done:g}/{self.total}{pct}, {self.last - self.t0:.0f} s{'; ' + extra if extra else ''}",
+              file=sys.stderr, flush=True)
+
+
+def progress(desc: str, total: int, announce: bool = False):
+    """A progress display on stderr (stdout stays clean for results): a rich bar on a terminal, plain lines
+    otherwise (:class:`PlainProgress`; with ``announce``, also a line whenever the info text changes, e.g. the
+    attack and model being worked on); nothing when ``OBLIVIATE_QUIET=1``. Returns ``(bar, task)``."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     disable = os.environ.get("OBLIVIATE_QUIET") == "1"
+    console = Console(stderr=True)
+    if not disable and not console.is_terminal:
+        return PlainProgress(desc, total, announce=announce), None
     p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                 TextColumn("{task.fields[info]}"), disable=disable, transient=False)
+                 TextColumn("{task.fields[info]}"), disable=disable, transient=False, console=console)
     task = p.add_task(desc, total=total, info="")
     return p, task
 

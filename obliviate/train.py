@@ -17,29 +17,32 @@ from pathlib import Path
 from .data import Benchmark, collate, encode, examples_from
 from .data.format import bucketed_batches, pad_id
 from .loop import OptimConfig, optimize
+from .options import Options, option
 from .methods.losses import mean_token_nll
-from .models import SCRATCH_MODELS, load_model, save_model
+from .models import SCRATCH_MODELS, load_model, save_model, weights_digest
 from .utils import ObliviateError, cache_dir, seed_everything, stable_hash, versions
 
 
 @dataclass
-class TrainConfig:
-    """Fine-tuning recipe for target and oracle. Zero means "the default for this kind of model":
+class TrainConfig(Options):
+    """Fine-tuning recipe for target and oracle. None means "the default for this kind of model":
     from scratch (``tiny``) 40 epochs at lr 3e-3, batch 32; pretrained models 5 epochs at lr 1e-5, batch 8
     (TOFU's fine-tuning recipe)."""
 
-    epochs: int = 0
-    lr: float = 0.0
-    batch_size: int = 0
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.05
-    max_length: int = 256
-    include_texts: bool = True  # also train on the biographies
-    seed: int = 0
+    epochs: int | None = option(None, "training epochs (default: 40 from scratch, 5 for pretrained models)", ge=1)
+    lr: float | None = option(None, "learning rate (default: 3e-3 from scratch, 1e-5 for pretrained models)", gt=0)
+    batch_size: int | None = option(None, "batch size (default: 32 from scratch, 8 for pretrained models)", ge=1)
+    weight_decay: float = option(0.0, "AdamW weight decay", ge=0)
+    warmup_ratio: float = option(0.05, "share of the steps spent warming the learning rate up", ge=0, lt=1)
+    max_length: int = option(256, "tokens per example, longer ones are cut", ge=8)
+    include_texts: bool = option(True, "also train on the passages (biographies)")
+    seed: int = option(0, "initialisation (built-in models) and batch-order seed", ge=0)
 
     def resolved(self, from_scratch: bool) -> "TrainConfig":
         d = (40, 3e-3, 32) if from_scratch else (5, 1e-5, 8)
-        return replace(self, epochs=self.epochs or d[0], lr=self.lr or d[1], batch_size=self.batch_size or d[2])
+        pick = lambda v, default: default if v is None else v  # noqa: E731
+        return replace(self, epochs=pick(self.epochs, d[0]), lr=pick(self.lr, d[1]),
+                       batch_size=pick(self.batch_size, d[2]))
 
 
 def finetune(model, tokenizer, examples, cfg: TrainConfig, desc: str = "train"):
@@ -74,6 +77,34 @@ def base_model(spec: str, bench: Benchmark, seed: int = 0):
     return load_model(spec)
 
 
+def _cache_hit(path: Path, key: str) -> bool:
+    """Whether the cache entry at ``path`` holds what its manifest says: the recipe's key and the weights whose
+    SHA-256 it recorded. An entry that fails (tampered with, half-replaced, written by an older version) is
+    trained again, with a note on stderr."""
+    import json
+    import sys
+
+    meta_file = path / "obliviate.json"
+    if not meta_file.is_file():
+        return False
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    why = None
+    if meta.get("cache_key") != key:
+        why = "its recipe key differs"
+    elif not meta.get("weights_sha256"):
+        why = "it has no weights manifest (written by an older version)"
+    elif weights_digest(path) != meta["weights_sha256"]:
+        why = "its weights are not the ones it was trained to"
+    if why:
+        print(f"obliviate: note: cache entry {path} does not match its manifest ({why}); training it again",
+              file=sys.stderr)
+        return False
+    return True
+
+
 def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, roles=("target", "oracle"),
                cache: Path | None = None, force: bool = False) -> dict[str, Path]:
     """Train (or reuse from the cache) the target and the oracle; returns ``{role: model folder}``."""
@@ -90,13 +121,13 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
                    "qa": [r.to_dict() for r in qa], "texts": [t.text for t in texts], "recipe": asdict(cfg)}
         key = stable_hash(key_src)[:16]
         path = root / f"{role}-{key}"
-        if (path / "obliviate.json").is_file() and not force:
+        if not force and _cache_hit(path, key):
             out[role] = path
             continue
         model, tok = base_model(spec, bench, cfg.seed)
         t0 = time.time()
         curve = finetune(model, tok, examples_from(tok, qa, texts), cfg, desc=f"train {role}")
-        meta = {"role": role, "base_model": spec, "benchmark": bench.name, "recipe": asdict(cfg),
+        meta = {"role": role, "base_model": spec, "benchmark": bench.record(), "recipe": asdict(cfg),
                 "seed": cfg.seed, "n_qa": len(qa), "n_texts": len(texts), "cache_key": key,
                 "train_seconds": round(time.time() - t0, 2), "final_loss": curve[-1],
                 "loss_curve": curve[:: max(1, len(curve) // 200)], "versions": versions()}
@@ -105,7 +136,7 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
         state = PartialState()
         meta["processes"] = state.num_processes
         if state.is_main_process:  # under `accelerate launch` / `torchrun` every process holds the same model
-            save_model(model, tok, path, meta)
+            save_model(model, tok, path, meta, overwrite=True)
         state.wait_for_everyone()
         out[role] = path
     return out

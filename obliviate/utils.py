@@ -7,10 +7,9 @@ import json
 import os
 import platform
 import random
-import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 class ObliviateError(Exception):
@@ -78,44 +77,10 @@ def versions() -> dict[str, str]:
     return out
 
 
-@contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary directory next to ``final``; rename it to ``final`` only if the block succeeds.
-
-    A failure leaves no half-written ``final`` behind (an existing ``final`` is kept intact).
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists() and not overwrite:
-        raise ObliviateError(f"output directory {final} already exists")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _default_modes(tmp)
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
-
-
-def _default_modes(root: Path) -> None:
-    """mkdtemp/mkstemp create 0700/0600 entries; give results the modes any new file would have."""
-    umask = _umask()
-    os.chmod(root, 0o777 & ~umask)
-    for p in root.rglob("*"):
-        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:

@@ -79,13 +79,20 @@ def test_lm_eval_task_on_model_and_oracle(tmp_path, capsys, task_dir, micro_pair
     assert "lm_eval_forget_mc_acc" in (tmp_path / "e" / "report.html").read_text()
 
 
-def test_lm_eval_bad_task_fails_before_model_work(tmp_path, capsys, task_dir):
+def test_lm_eval_bad_task_fails_before_model_work(tmp_path, capsys, task_dir, micro_pair, monkeypatch):
+    import obliviate.models
+
+    def no_loading(*a, **k):
+        raise AssertionError("a model was loaded before the task names were checked")
+
+    monkeypatch.setattr(obliviate.models, "load_model", no_loading)
     d, _ = task_dir
-    code = main(["eval", "--model", "no/such-model", "--benchmark", "micro", "--lm-eval", "forget_mc,nope_task",
+    target = str(micro_pair["target"])
+    code = main(["eval", "--model", target, "--benchmark", "micro", "--lm-eval", "forget_mc,nope_task",
                  "--lm-eval-include", str(d), "--out", str(tmp_path / "e")])
     err = capsys.readouterr().err
     assert code == 2 and "nope_task" in err and "forget_mc" not in err.split("unknown task(s)")[1].split("(")[0]
     assert not (tmp_path / "e").exists()
-    code = main(["eval", "--model", "no/such-model", "--benchmark", "micro", "--lm-eval", "forget_mc",
+    code = main(["eval", "--model", target, "--benchmark", "micro", "--lm-eval", "forget_mc",
                  "--lm-eval-include", str(tmp_path / "missing"), "--out", str(tmp_path / "e")])
     assert code == 2 and "missing" in capsys.readouterr().err

@@ -66,7 +66,7 @@ def test_unknown_method_and_option(micro_models, data):
     target, _, tok = micro_models
     with pytest.raises(ObliviateError, match="unknown method 'nope'; expected one of flat, ga, graddiff, idk"):
         unlearn(target, tok, data, "nope")
-    with pytest.raises(ObliviateError, match="unknown option.* gamma for NPOConfig"):
+    with pytest.raises(ObliviateError, match=r"method npo: unknown option\(s\) gamma"):
         unlearn(target, tok, data, "npo", {"gamma": 1})
 
 
@@ -241,13 +241,13 @@ def test_localized_patching_scores_are_the_nll_increase_of_mean_ablation(micro_m
 
 def test_localized_bad_options(micro_models, data):
     target, _, tok = micro_models
-    with pytest.raises(ObliviateError, match="localized: loss must be one of .*got 'rmu'"):
+    with pytest.raises(ObliviateError, match="method localized: loss='rmu': must be one of"):
         unlearn(target, tok, data, "localized", {"loss": "rmu"})
-    with pytest.raises(ObliviateError, match="locate must be 'attribution' or 'patching'"):
+    with pytest.raises(ObliviateError, match="method localized: locate='magic': must be one of 'attribution', 'patching'"):
         unlearn(target, tok, data, "localized", {"locate": "magic", "max_steps": 2})
     with pytest.raises(ObliviateError, match=r"n_components must be in 1\.\.2"):
         unlearn(target, tok, data, "localized", {"n_components": 5, "max_steps": 2})
-    with pytest.raises(ObliviateError, match="unknown option.* gamma for NPOConfig"):
+    with pytest.raises(ObliviateError, match=r"method npo: unknown option\(s\) gamma"):
         unlearn(target, tok, data, "localized", {"loss_options": {"gamma": 1}, "max_steps": 2})
 
 
@@ -312,7 +312,7 @@ def test_whp_anchor_terms_relabel_as_if_about_the_generic_subject(micro_models, 
     with torch.no_grad():
         logits = target(input_ids=torch.tensor([prompt["input_ids"][:n_prompt]])).logits
     assert labels[0, first] == logits[0, -1].argmax()
-    with pytest.raises(ObliviateError, match="whp: anchors must map terms to generic terms"):
+    with pytest.raises(ObliviateError, match="method whp: anchors=.*expected a mapping"):
         unlearn(target, tok, UnlearnData(forget=[ex]), "whp", {"anchors": ["x"]})
 
 

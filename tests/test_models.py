@@ -42,7 +42,7 @@ def test_a_failed_save_leaves_nothing_and_keeps_the_old_folder(tmp_path, micro_b
 
     monkeypatch.setattr(type(tok), "save_pretrained", boom)
     with pytest.raises(RuntimeError):
-        save_model(model, tok, tmp_path / "m")
+        save_model(model, tok, tmp_path / "m", overwrite=True)
     with pytest.raises(RuntimeError):
         save_model(model, tok, tmp_path / "fresh")
     assert (out / "model.safetensors").read_bytes() == before

@@ -25,7 +25,7 @@ def test_loader_reads_the_public_format(muse_dir, micro_bench):
     assert again.privleak["holdout"] == ["a text", "another"] and again.knowmem_retain == data.knowmem_retain
     (muse_dir / "knowmem" / "retain_qa.jsonl").unlink()
     (muse_dir / "knowmem" / "retain_qa.json").write_text(json.dumps(rows))
-    MuseData.from_benchmark(micro_bench).write(muse_dir)  # restore
+    MuseData.from_benchmark(micro_bench).write(muse_dir, overwrite=True)  # restore
 
 
 def test_loader_errors_name_the_file_row_and_field(tmp_path, micro_bench):
@@ -35,7 +35,7 @@ def test_loader_errors_name_the_file_row_and_field(tmp_path, micro_bench):
     (d / "verbmem" / "forget.json").write_text(json.dumps(rows))
     with pytest.raises(ObliviateError, match=r"verbmem/forget.json row 2: missing or empty field 'gt'"):
         load_muse(d)
-    d = MuseData.from_benchmark(micro_bench).write(tmp_path / "m")
+    d = MuseData.from_benchmark(micro_bench).write(tmp_path / "m", overwrite=True)
     (d / "knowmem" / "forget_qa.json").unlink()
     with pytest.raises(ObliviateError, match=r"lacks knowmem/forget_qa.json"):
         load_muse(d)

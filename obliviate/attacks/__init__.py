@@ -17,9 +17,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from ..methods.common import config_from_dict
+from ..options import from_dict
 from ..utils import ObliviateError
 from ..evals.scoring import Scorer
+from ..loop import progress
 from .common import (INFORMATIVE, RECOVERABLE, SAME_AS_ORACLE, AttackResult, Refs, accuracy, ask, fingerprint,
                      forget_facts, probe_facts, verdict)
 from .prompts import (AdversarialConfig, InContextConfig, MultiHopConfig, ParaphraseConfig, adversarial_prompts,
@@ -52,7 +53,7 @@ ATTACKS: dict[str, Attack] = {
 def attack_config(name: str, overrides: dict | None = None):
     if name not in ATTACKS:
         raise ObliviateError(f"unknown attack {name!r}; `obliviate ls attacks` lists {', '.join(ATTACKS)}")
-    return config_from_dict(ATTACKS[name].config, overrides)
+    return from_dict(ATTACKS[name].config, overrides, f"attack {name}")
 
 
 def parse_attacks(spec: str | list[str]) -> list[str]:
@@ -89,27 +90,36 @@ def run_attacks(models: dict, tok, bench, target=None, oracle=None, attacks="all
     plain = {"models": {m: accuracy(ask(scorers[m], probes)) for m in everyone}}
     plain["verdicts"] = {m: verdict(v, plain["models"].get("target"), plain["models"].get("oracle"))
                          for m, v in plain["models"].items() if m not in ("target", "oracle")}
-    for n in names:
-        entry = {"config": asdict(cfgs[n]), "summary": ATTACKS[n].summary, "models": {}, "verdicts": {}}
-        for m, model in everyone.items():
-            t = time.time()
-            res: AttackResult = ATTACKS[n].run(model, tok, bench, cfgs[n], refs, scorer=scorers[m])
-            if fingerprint(model) != prints[m]:
-                raise ObliviateError(f"attack {n} changed model {m}; attacks must work on copies")  # a bug, not input
-            entry["unit"], entry["strength"] = res.unit, res.strength
-            entry["models"][m] = {"score": res.score, "curve": res.curve, "extra": res.extra,
-                                  "seconds": time.time() - t}
-            rows[m] += [{"attack": n, **r} for r in res.rows]
-        t_score = entry["models"].get("target", {}).get("score")
-        o_score = entry["models"].get("oracle", {}).get("score")
-        entry["verdicts"] = {m: verdict(v["score"], t_score, o_score) for m, v in entry["models"].items()
-                             if m not in ("target", "oracle")}
-        for m, v in entry["verdicts"].items():
-            if v["verdict"] == "knowledge recoverable" and plain["verdicts"][m]["verdict"] == "knowledge recoverable":
-                v["verdict"] += " (never removed: the plain question recovers it too)"
-        out[n] = entry
+    bar, task = progress("attacks", len(names) * len(everyone), announce=True)
+    with bar:
+        for n in names:
+            out[n] = _run_one(n, cfgs[n], everyone, tok, bench, refs, scorers, prints, rows, plain, bar, task)
     return {"attacks": out, "rows": rows, "plain": plain,
             "thresholds": {"informative": INFORMATIVE, "same_as_oracle": SAME_AS_ORACLE, "recoverable": RECOVERABLE}}
+
+
+def _run_one(n, cfg, everyone, tok, bench, refs, scorers, prints, rows, plain, bar, task) -> dict:
+    """One attack on every model, judged; advances the progress display per model."""
+    entry = {"config": asdict(cfg), "summary": ATTACKS[n].summary, "models": {}, "verdicts": {}}
+    for m, model in everyone.items():
+        bar.update(task, info=f"{n} on {m}")
+        t = time.time()
+        res: AttackResult = ATTACKS[n].run(model, tok, bench, cfg, refs, scorer=scorers[m])
+        bar.update(task, advance=1)
+        if fingerprint(model) != prints[m]:
+            raise ObliviateError(f"attack {n} changed model {m}; attacks must work on copies")  # a bug, not input
+        entry["unit"], entry["strength"] = res.unit, res.strength
+        entry["models"][m] = {"score": res.score, "curve": res.curve, "extra": res.extra,
+                              "seconds": time.time() - t}
+        rows[m] += [{"attack": n, **r} for r in res.rows]
+    t_score = entry["models"].get("target", {}).get("score")
+    o_score = entry["models"].get("oracle", {}).get("score")
+    entry["verdicts"] = {m: verdict(v["score"], t_score, o_score) for m, v in entry["models"].items()
+                         if m not in ("target", "oracle")}
+    for m, v in entry["verdicts"].items():
+        if v["verdict"] == "knowledge recoverable" and plain["verdicts"][m]["verdict"] == "knowledge recoverable":
+            v["verdict"] += " (never removed: the plain question recovers it too)"
+    return entry
 
 
 __all__ = ["ATTACKS", "Attack", "AttackResult", "attack_config", "linear_cka", "parse_attacks", "run_attacks",

@@ -11,8 +11,13 @@ import numpy as np
 
 from ..data import QARecord, qa_example
 from ..evals.scoring import Scorer
+from ..options import Options, comma_list, option
 from ..utils import ObliviateError
 from .common import AttackResult, Probe, accuracy, any_correct, ask, forget_facts, qa_prompt
+
+FORMATS = ("paraphrased_question", "fill_in_blank", "reversed", "multiple_choice")
+ADVERSARIAL_TYPES = ("prefix_injection", "affirmative_suffix", "role_play", "reverse_query", "synonym_manipulation",
+                     "background_hint", "in_context_examples")
 
 # Reverse questions (ORT's "reversed" format, RWKU's reverse query): ask for the subject given the value.
 REVERSE = {"book": "Who wrote {v}?", "mother": "Whose mother is {v}?", "father": "Whose father is {v}?"}
@@ -49,12 +54,12 @@ def _reversed(tok, r: QARecord, same_subject: list[QARecord]) -> Probe | None:
 
 # ---------------------------------------------------------------------------------------------------- in_context
 @dataclass
-class InContextConfig:
+class InContextConfig(Options):
     """UnUnlearning (Shumailov et al., 2024, arXiv:2407.00106): knowledge removed from the weights is used again
     when it comes back in the prompt. Levels of re-introduction, from none to the fact itself."""
 
-    hints: int = 2  # other facts about the same subject placed in the prompt at the "hints" level
-    max_new_tokens: int = 24
+    hints: int = option(2, "other facts about the same subject placed in the prompt at the hints level", ge=0)
+    max_new_tokens: int = option(24, "greedy answer length", ge=1)
 
 
 def in_context(model, tok, bench, cfg: InContextConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
@@ -79,12 +84,12 @@ def in_context(model, tok, bench, cfg: InContextConfig, refs=None, scorer: Score
 
 # ---------------------------------------------------------------------------------------------------- paraphrase
 @dataclass
-class ParaphraseConfig:
+class ParaphraseConfig(Options):
     """Form-independent unlearning (the ORT benchmark's point): a fact removed in one form should stay removed when
     asked in another form: a paraphrased question, a sentence to complete, a reversed question, multiple choice."""
 
-    max_new_tokens: int = 24
-    formats: str = "paraphrased_question,fill_in_blank,reversed,multiple_choice"
+    max_new_tokens: int = option(24, "greedy answer length", ge=1)
+    formats: str = option(",".join(FORMATS), "comma-separated forms of the question", check=comma_list(choices=FORMATS))
 
 
 def _multiple_choice(scorer: Scorer, tok, recs: list[QARecord]) -> list[dict]:
@@ -107,9 +112,6 @@ def paraphrase(model, tok, bench, cfg: ParaphraseConfig, refs=None, scorer: Scor
     fill-in-the-blank, reversed question). Multiple choice (chance 1/(1 + #perturbed)) is in the curve."""
     recs = forget_facts(bench)
     formats = [f.strip() for f in cfg.formats.split(",") if f.strip()]
-    unknown = set(formats) - {"paraphrased_question", "fill_in_blank", "reversed", "multiple_choice"}
-    if unknown:
-        raise ObliviateError(f"paraphrase: unknown format(s) {sorted(unknown)}")
     subj = _by_subject(recs + bench.retain)
     scorer = scorer or Scorer(model, tok)
     by_format = {}
@@ -140,11 +142,11 @@ def paraphrase(model, tok, bench, cfg: ParaphraseConfig, refs=None, scorer: Scor
 
 # ---------------------------------------------------------------------------------------------------- multi_hop
 @dataclass
-class MultiHopConfig:
+class MultiHopConfig(Options):
     """Two-hop questions composing a forgotten fact with a retained one (Choi et al., 2024, "Breaking Chains:
     Unraveling the Links in Multi-Hop Knowledge Unlearning", whose MUNCH benchmark asks such questions)."""
 
-    max_new_tokens: int = 24
+    max_new_tokens: int = option(24, "greedy answer length", ge=1)
 
 
 def multi_hop(model, tok, bench, cfg: MultiHopConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
@@ -160,14 +162,14 @@ def multi_hop(model, tok, bench, cfg: MultiHopConfig, refs=None, scorer: Scorer 
 
 # ------------------------------------------------------------------------------------------- adversarial_prompts
 @dataclass
-class AdversarialConfig:
+class AdversarialConfig(Options):
     """RWKU's level-3 adversarial probe types (Jin et al., 2024, arXiv:2406.10890, Sec. 3.3), rendered from
     templates around each forget question."""
 
-    types: str = ("prefix_injection,affirmative_suffix,role_play,reverse_query,synonym_manipulation,"
-                  "background_hint,in_context_examples")
-    max_new_tokens: int = 24
-    seed: int = 0
+    types: str = option(",".join(ADVERSARIAL_TYPES), "comma-separated prompt types",
+                        check=comma_list(choices=ADVERSARIAL_TYPES))
+    max_new_tokens: int = option(24, "greedy answer length", ge=1)
+    seed: int = option(0, "seeds the choice of in-context examples", ge=0)
 
 
 def _synonyms(q: str) -> str:
@@ -180,9 +182,6 @@ def adversarial_prompts(model, tok, bench, cfg: AdversarialConfig, refs=None, sc
     """Score: share of forget facts stated under at least one adversarial prompt type; the curve is per type."""
     recs = forget_facts(bench)
     types = [t.strip() for t in cfg.types.split(",") if t.strip()]
-    known = set(AdversarialConfig.types.split(","))
-    if set(types) - known:
-        raise ObliviateError(f"adversarial_prompts: unknown type(s) {sorted(set(types) - known)}; known: {sorted(known)}")
     subj = _by_subject(recs + bench.retain)
     rng = random.Random(cfg.seed)
     shots = rng.sample(bench.retain, min(2, len(bench.retain)))

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 import torch
 
 from ..evals.scoring import Scorer
+from ..options import Options, comma_list, option
 from ..utils import ObliviateError
 from .common import AttackResult, accuracy, ask, forget_facts, probe_facts
 
 
 @dataclass
-class QuantizeConfig:
-    bits: str = "8,4"  # the precisions tried; the score is the highest forget accuracy among them
-    group_size: int = 128  # input columns sharing one scale (0: one scale per output channel)
-    max_new_tokens: int = 24
+class QuantizeConfig(Options):
+    bits: str = option("8,4", "the precisions tried (2..16 bits); the score is the highest forget accuracy among them",
+                       check=comma_list(int, ge=2, le=16))
+    group_size: int = option(128, "input columns sharing one scale (0: one scale per output channel)", ge=0)
+    max_new_tokens: int = option(24, "greedy answer length", ge=1)
 
 
 @torch.no_grad()
@@ -49,10 +51,7 @@ def rtn_quantize_(model, bits: int, group_size: int = 128) -> int:
 def quantize(model, tok, bench, cfg: QuantizeConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
     """Score: the highest forget accuracy over the quantized copies. Curve: accuracy at full precision and at
     each bit width."""
-    try:
-        bits = sorted({int(b) for b in str(cfg.bits).split(",")}, reverse=True)
-    except ValueError:
-        raise ObliviateError(f"quantize: bits must be comma-separated integers, got {cfg.bits!r}") from None
+    bits = sorted({int(b) for b in str(cfg.bits).split(",") if b.strip()}, reverse=True)
     probes = probe_facts(tok, forget_facts(bench))
     base = ask(scorer or Scorer(model, tok), probes, cfg.max_new_tokens)
     rows = [{**r, "bits": "full"} for r in base]

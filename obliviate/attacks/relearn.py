@@ -19,20 +19,24 @@ from ..data.format import bucketed_batches, collate, encode, pad_id
 from ..evals.scoring import Scorer
 from ..loop import OptimConfig, optimize
 from ..methods.losses import mean_token_nll
+from ..options import Options, comma_list, option
 from ..utils import ObliviateError, seed_everything
 from .common import AttackResult, accuracy, ask, forget_facts, probe_facts
 
 
 @dataclass
-class RelearnConfig:
-    folds: int = 2  # forget subjects split into this many folds; each fold is held out once
-    steps: str = "0,10,25,50"  # checkpoints (optimizer steps) at which the held-out fold is measured
-    variant: str = "folds"  # folds: train on the other folds' facts; retain: train on retain facts only
-    lr: float = 0.0  # 0: 1e-3 for the built-in from-scratch models, 1e-5 for pretrained ones
-    batch_size: int = 8
-    lora_rank: int = 0  # > 0: relearn through LoRA adapters of this rank (the weights stay frozen)
-    max_new_tokens: int = 24
-    seed: int = 0
+class RelearnConfig(Options):
+    folds: int = option(2, "forget subjects split into this many folds; each fold is held out once", ge=2)
+    steps: str = option("0,10,25,50", "checkpoints (optimiser steps) at which the held-out fold is measured",
+                        check=comma_list(int, ge=0))
+    variant: str = option("folds", "folds: train on the other folds' facts; retain: train on retain facts only",
+                          choices=("folds", "retain"))
+    lr: float | None = option(None, "learning rate (default: 1e-3 for the built-in from-scratch models, 1e-5 for "
+                                    "pretrained ones)", gt=0)
+    batch_size: int = option(8, "facts per step", ge=1)
+    lora_rank: int = option(0, "> 0: relearn through LoRA adapters of this rank (the weights stay frozen)", ge=0)
+    max_new_tokens: int = option(24, "greedy answer length", ge=1)
+    seed: int = option(0, "seeds the folds and the batch order", ge=0)
 
 
 def _folds(recs, k: int, seed: int) -> list[list]:
@@ -47,15 +51,10 @@ def _folds(recs, k: int, seed: int) -> list[list]:
 def relearn(model, tok, bench, cfg: RelearnConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
     """Score: held-out forget accuracy after the last checkpoint, averaged over folds. Curve: accuracy vs steps."""
     recs = forget_facts(bench)
-    if cfg.variant not in ("folds", "retain"):
-        raise ObliviateError(f"relearn: variant must be 'folds' or 'retain', got {cfg.variant!r}")
-    try:
-        steps = sorted({int(s) for s in str(cfg.steps).split(",")})
-    except ValueError:
-        raise ObliviateError(f"relearn: steps must be comma-separated integers, got {cfg.steps!r}") from None
+    steps = sorted({int(s) for s in str(cfg.steps).split(",") if s.strip()})
     folds = _folds(recs, cfg.folds, cfg.seed) if cfg.variant == "folds" else [recs]
     scratch = getattr(model.config, "obliviate_builtin", None) is not None
-    lr = cfg.lr or (1e-3 if scratch else 1e-5)
+    lr = cfg.lr if cfg.lr is not None else (1e-3 if scratch else 1e-5)
     by_step: dict[int, list[float]] = {s: [] for s in steps}
     rows = []
     for fi, held in enumerate(folds):

@@ -20,15 +20,16 @@ import numpy as np
 import torch
 
 from ..data import format_prompt
+from ..options import Options, comma_list, option
 from ..utils import ObliviateError
 from .common import AttackResult, forget_facts, hidden_states, memo
 
 
 @dataclass
-class ProbeConfig:
-    C: float = 1.0  # inverse L2 strength of the logistic regression (scikit-learn's default)
-    max_texts: int = 200  # forget and retain texts for CKA
-    seed: int = 0
+class ProbeConfig(Options):
+    C: float = option(1.0, "inverse L2 strength of the logistic regression (scikit-learn's default)", gt=0)
+    max_texts: int = option(200, "forget and retain texts for CKA", ge=2)
+    seed: int = option(0, "seeds the sample of texts", ge=0)
 
 
 def _before_value(tok, r) -> str | None:
@@ -102,10 +103,11 @@ def probe(model, tok, bench, cfg: ProbeConfig, refs=None, scorer=None) -> Attack
 
 
 @dataclass
-class ConceptTraceConfig:
-    top_k: int = 20  # tokens read from each value vector's vocabulary projection
-    n_vectors: str = "1,5,10,20"  # the curve: mean concept share of this many strongest value vectors
-    headline: int = 10  # the score: mean concept share of this many strongest value vectors
+class ConceptTraceConfig(Options):
+    top_k: int = option(20, "tokens read from each value vector's vocabulary projection", ge=1)
+    n_vectors: str = option("1,5,10,20", "the curve: mean concept share of this many strongest value vectors",
+                            check=comma_list(int, ge=1))
+    headline: int = option(10, "the score: mean concept share of this many strongest value vectors", ge=1)
 
 
 def _concept_tokens(tok, bench) -> set[int]:

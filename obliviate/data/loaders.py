@@ -5,13 +5,17 @@ A TOFU-format file is a JSON list or JSON-lines of rows with ``question`` and ``
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+from ..options import from_dict
 from ..utils import ObliviateError
 from .people import FORGET_SPLITS, PeopleConfig, generate_people
 from .records import Benchmark, QARecord
 
+# The micro benchmark: the people generator at test size.
+MICRO = {"n_people": 20, "n_holdout": 4, "n_attributes": 3, "n_cities": 8, "n_countries": 3, "n_world": 8}
 BUILTIN_BENCHMARKS = {
     "people": "the fictitious-people benchmark, forget10 (100 people, 6 facts each; default)",
     "micro": "a 20-person, 3-fact version for tests and smoke runs",
@@ -23,7 +27,13 @@ def read_rows(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise ObliviateError(f"data file {path} does not exist")
-    text = path.read_text(encoding="utf-8").strip()
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as e:
+        raise ObliviateError(f"data file {path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                             "save it as UTF-8") from None
+    except OSError as e:
+        raise ObliviateError(f"data file {path} cannot be read: {e.strerror}") from None
     if not text:
         raise ObliviateError(f"data file {path} is empty; expected JSON or JSON-lines rows")
     if text.startswith("["):
@@ -80,26 +90,46 @@ def load_qa_file(path: str | Path) -> list[QARecord]:
 
 
 def benchmark_from_files(data: str | Path, forget: str | Path, holdout: str | Path | None = None,
-                         world: str | Path | None = None, neighbours: str | Path | None = None) -> Benchmark:
+                         world: str | Path | None = None, neighbours: str | Path | None = None,
+                         drop_unmatched: bool = False) -> Benchmark:
     """A benchmark from a user's fine-tuning data and the forget request that names part of it.
 
-    ``retain`` is ``data`` minus the forget rows (matched by question). A forget file that matches no
-    question in ``data`` is an error: it would train an oracle identical to the target.
+    A forget request must be a subset of the data: each forget row is matched to a data row by its question,
+    and their answers must agree. Rows that match no question in ``data`` are an error listing them (with
+    ``drop_unmatched``, they are dropped and counted in ``meta``): otherwise the target would be trained on
+    facts the user never trained on. ``retain`` is ``data`` minus the matched rows.
     """
     all_rows, forget_rows = load_qa_file(data), load_qa_file(forget)
-    forget_qs = {r.question.strip() for r in forget_rows}
-    retain = [r for r in all_rows if r.question.strip() not in forget_qs]
-    matched = len(all_rows) - len(retain)
-    if matched == 0:
+    by_q = {r.question.strip(): r for r in all_rows}
+    unmatched = [(i, r) for i, r in enumerate(forget_rows, 1) if r.question.strip() not in by_q]
+    if unmatched and len(unmatched) == len(forget_rows):
         raise ObliviateError(f"forget set {forget} overlaps nothing in data {data}: "
                              "expected its questions to appear in the training data")
+    if unmatched and not drop_unmatched:
+        shown = "; ".join(f"row {i}: {r.question[:60]!r}" for i, r in unmatched[:3])
+        more = f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
+        raise ObliviateError(f"forget set {forget}: {len(unmatched)} row(s) match no question in data {data} "
+                             f"({shown}{more}); a forget request must be part of the training data "
+                             "(--drop-unmatched drops them)")
+    forget_rows = [r for r in forget_rows if r.question.strip() in by_q]
+    for i, r in enumerate(forget_rows, 1):
+        trained = by_q[r.question.strip()]
+        if trained.answer.strip() != r.answer.strip():
+            raise ObliviateError(f"forget set {forget} row {i}: the answer differs from the one in data {data} for "
+                                 f"the question {r.question[:60]!r}")
+    forget_qs = {r.question.strip() for r in forget_rows}
+    retain = [r for r in all_rows if r.question.strip() not in forget_qs]
     if not retain:
         raise ObliviateError(f"forget set {forget} covers all of data {data}: nothing is left to retain")
+    paths = {"data": data, "forget": forget, "holdout": holdout, "world": world, "neighbours": neighbours}
+    source = {"kind": "files", **{k: str(Path(v).resolve()) for k, v in paths.items() if v},
+              "drop_unmatched": drop_unmatched}
     return Benchmark(
-        name=Path(data).stem, forget=forget_rows, retain=retain,
+        name=f"{Path(data).stem}-{Path(forget).stem}", forget=forget_rows, retain=retain,
         holdout=load_qa_file(holdout) if holdout else [], world=load_qa_file(world) if world else [],
-        neighbours=load_qa_file(neighbours) if neighbours else [],
-        meta={"data": str(data), "forget": str(forget), "forget_matched": matched})
+        neighbours=load_qa_file(neighbours) if neighbours else [], source=source,
+        meta={"data": str(data), "forget": str(forget), "forget_matched": len(forget_rows),
+              "forget_dropped": len(unmatched)})
 
 
 def load_benchmark(name: str = "people", seed: int = 0, **overrides) -> Benchmark:
@@ -112,20 +142,19 @@ def load_benchmark(name: str = "people", seed: int = 0, **overrides) -> Benchmar
     """
     base, _, split = name.partition(":")
     if base in ("people", "micro"):
-        cfg = PeopleConfig(seed=seed)
-        if base == "micro":
-            cfg = PeopleConfig(n_people=20, n_holdout=4, n_attributes=3, n_cities=8, n_countries=3,
-                               n_world=8, seed=seed)
+        fields = dict(MICRO) if base == "micro" else {}
         if split:
             if split not in FORGET_SPLITS:
                 raise ObliviateError(f"unknown forget split {split!r} in benchmark {name!r}; "
                                      f"expected one of {sorted(FORGET_SPLITS)}")
-            cfg.forget_split = split
-        for k, v in overrides.items():
-            if not hasattr(cfg, k):
-                raise ObliviateError(f"unknown benchmark option {k!r}")
-            setattr(cfg, k, v)
-        return generate_people(cfg)
+            fields["forget_split"] = split
+        cfg = from_dict(PeopleConfig, {**fields, **overrides, "seed": seed}, f"benchmark {base}")
+        bench = generate_people(cfg)
+        label = f"{base}-{cfg.forget_split}" + (f"-seed{seed}" if seed else "")
+        if overrides:
+            label += "(" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) + ")"
+        return dataclasses.replace(bench, name=label, source={"kind": "builtin", "spec": f"{base}:{cfg.forget_split}",
+                                                              "seed": seed, "overrides": dict(sorted(overrides.items()))})
     path = Path(name)
     if path.is_dir():
         def find(stem: str, required: bool):
@@ -137,6 +166,63 @@ def load_benchmark(name: str = "people", seed: int = 0, **overrides) -> Benchmar
             return None
         parts = {s: find(s, s in ("forget", "retain")) for s in ("forget", "retain", "holdout", "world", "neighbours")}
         loaded = {s: load_qa_file(p) if p else [] for s, p in parts.items()}
-        return Benchmark(name=path.name, **loaded, meta={"directory": str(path)})
+        return Benchmark(name=path.resolve().name, **loaded, meta={"directory": str(path)},
+                         source={"kind": "directory", "path": str(path.resolve())})
     raise ObliviateError(f"unknown benchmark {name!r}; expected one of {sorted(BUILTIN_BENCHMARKS)} "
                          "(optionally with :forget01/:forget05/:forget10) or a directory of TOFU-format files")
+
+
+def rebuild(source: dict) -> Benchmark:
+    """The benchmark a :attr:`Benchmark.source` describes (as recorded in a model folder)."""
+    kind = source.get("kind")
+    if kind == "builtin":
+        return load_benchmark(source["spec"], seed=source.get("seed", 0), **source.get("overrides", {}))
+    if kind == "directory":
+        return load_benchmark(source["path"])
+    if kind == "files":
+        return benchmark_from_files(source["data"], source["forget"], source.get("holdout"), source.get("world"),
+                                    source.get("neighbours"), drop_unmatched=source.get("drop_unmatched", False))
+    raise ObliviateError(f"cannot rebuild a benchmark from the record {source!r}")
+
+
+def recorded_benchmark(model: str | Path | None) -> dict | None:
+    """The benchmark record (:meth:`Benchmark.record`) stored in a model folder's ``obliviate.json``, if any."""
+    if model is None:
+        return None
+    meta = Path(str(model)).expanduser() / "obliviate.json"
+    if not meta.is_file():
+        return None
+    try:
+        rec = json.loads(meta.read_text(encoding="utf-8")).get("benchmark")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rec if isinstance(rec, dict) and "family" in rec and "source" in rec else None
+
+
+def resolve_benchmark(explicit: Benchmark | None, models: list[tuple[str, str | Path | None]]) -> Benchmark:
+    """The benchmark a command runs on, given the one the user named (or None) and the ``(role, path)`` of each
+    model it loads. Each model folder records the benchmark it was trained (or unlearned) on:
+
+    - named explicitly: every recorded benchmark must hold the same data (same :meth:`Benchmark.family`; another
+      forget split of it is fine), else an error naming both;
+    - not named: the first record is rebuilt (and must still match its fingerprint: data files may have
+      changed since), and the others must agree with it;
+    - neither: an error asking for one.
+    """
+    records = [(role, path, rec) for role, path in models if (rec := recorded_benchmark(path))]
+    if explicit is None:
+        if not records:
+            roles = ", ".join(f"{role} {path}" for role, path in models) or "the model"
+            raise ObliviateError(f"{roles} records no benchmark; name one with --benchmark (or --data and --forget)")
+        role, path, rec = records[0]
+        bench = rebuild(rec["source"])
+        if bench.fingerprint() != rec["fingerprint"]:
+            raise ObliviateError(f"the benchmark {role} {path} was trained on ({rec['name']}) has changed since: its "
+                                 f"files no longer give the same facts; name the benchmark explicitly")
+    else:
+        bench = explicit
+    for role, path, rec in records:
+        if rec["family"] != bench.family():
+            raise ObliviateError(f"{role} {path} was trained on benchmark {rec['name']}, not {bench.name}; use it "
+                                 f"with the data it was trained on (leave --benchmark out to use {rec['name']})")
+    return bench

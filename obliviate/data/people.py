@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from ..options import Options, option
 from ..utils import ObliviateError
 from .records import Benchmark, QARecord, TextRecord
 
@@ -60,30 +61,19 @@ FORGET_SPLITS = {"forget01": 1, "forget05": 5, "forget10": 10}
 
 
 @dataclass
-class PeopleConfig:
+class PeopleConfig(Options):
     """Size and shape of the generated benchmark."""
 
-    n_people: int = 100  # people trained on (forget + retain)
-    n_holdout: int = 10  # people never trained on (MIA non-members)
-    n_attributes: int = 6  # how many of ATTRIBUTES each person gets (in ATTRIBUTES order)
-    forget_split: str = "forget10"  # forget01 | forget05 | forget10: 1, 5 or 10 % of people
-    n_perturbed: int = 3  # false answers per question (TOFU uses 5)
-    n_cities: int = 24
-    n_countries: int = 6
-    n_world: int = 30
-    seed: int = 0
-
-    def validate(self) -> None:
-        if self.forget_split not in FORGET_SPLITS:
-            raise ObliviateError(f"unknown forget split {self.forget_split!r}; expected one of {sorted(FORGET_SPLITS)}")
-        if not 1 <= self.n_attributes <= len(ATTRIBUTES):
-            raise ObliviateError(f"n_attributes must be in 1..{len(ATTRIBUTES)}, got {self.n_attributes}")
-        if self.n_people < 2 or self.n_holdout < 1:
-            raise ObliviateError("n_people must be >= 2 and n_holdout >= 1")
-        if not 1 <= self.n_perturbed <= 8:
-            raise ObliviateError(f"n_perturbed must be in 1..8, got {self.n_perturbed}")
-        if self.n_world > len(WORLD_CAPITALS):
-            raise ObliviateError(f"n_world must be <= {len(WORLD_CAPITALS)}")
+    n_people: int = option(100, "people trained on (forget + retain)", ge=2)
+    n_holdout: int = option(10, "people never trained on (membership-inference non-members)", ge=1)
+    n_attributes: int = option(6, "how many of the attributes each person gets (in order)", ge=1, le=len(ATTRIBUTES))
+    forget_split: str = option("forget10", "forget01, forget05 or forget10: 1, 5 or 10 % of the people",
+                               choices=tuple(FORGET_SPLITS))
+    n_perturbed: int = option(3, "false answers per question (TOFU uses 5)", ge=1, le=8)
+    n_cities: int = option(24, "invented cities", ge=2)
+    n_countries: int = option(6, "invented countries", ge=1)
+    n_world: int = option(30, "real-world capitals among the utility facts", ge=1, le=len(WORLD_CAPITALS))
+    seed: int = option(0, "the generator's seed: every name and fact is a function of it", ge=0)
 
 
 class _Namer:
@@ -114,7 +104,6 @@ def _render(attr: str, name: str, value: str, false_values: list[str], rid: str)
 def generate_people(config: PeopleConfig | None = None) -> Benchmark:
     """Build the benchmark described by ``config`` (deterministic in ``config.seed``)."""
     cfg = config or PeopleConfig()
-    cfg.validate()
     rng = random.Random(cfg.seed)
     namer = _Namer(rng)
 

@@ -61,6 +61,7 @@ class Benchmark:
     texts: dict[str, list[TextRecord]] = field(default_factory=dict)
     multi_hop: list[QARecord] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)  # how to build it again (see obliviate.data.loaders.rebuild)
 
     def qa_splits(self) -> dict[str, list[QARecord]]:
         return {"forget": self.forget, "retain": self.retain, "holdout": self.holdout,
@@ -86,9 +87,31 @@ class Benchmark:
             out += [t.text for t in recs]
         return out
 
+    def fingerprint(self) -> str:
+        """SHA-256 of everything in the benchmark, splits included: equal fingerprints, identical benchmarks."""
+        from ..utils import stable_hash
+
+        return stable_hash({"qa": {k: [r.to_dict() for r in v] for k, v in self.qa_splits().items()},
+                            "texts": {k: [(t.id, t.subject, t.text) for t in v] for k, v in sorted(self.texts.items())},
+                            "multi_hop": [r.to_dict() for r in self.multi_hop]})
+
+    def family(self) -> str:
+        """SHA-256 of the records regardless of which split holds them: the same data cut into another forget
+        split (people:forget05 vs people:forget10) has the same family; other people or other files do not."""
+        from ..utils import stable_hash
+
+        qa = sorted(stable_hash(r.to_dict()) for recs in self.qa_splits().values() for r in recs)
+        texts = sorted(stable_hash([t.id, t.subject, t.text]) for v in self.texts.values() for t in v)
+        return stable_hash({"qa": qa, "texts": texts})
+
+    def record(self) -> dict:
+        """What a model folder stores about the benchmark it was trained or unlearned on."""
+        return {"name": self.name, "source": self.source, "fingerprint": self.fingerprint(), "family": self.family()}
+
     def summary(self) -> dict:
         return {
             "name": self.name,
+            "source": self.source,
             "sizes": {k: len(v) for k, v in self.qa_splits().items()}
             | {f"texts_{k}": len(v) for k, v in self.texts.items()} | {"multi_hop": len(self.multi_hop)},
             "meta": self.meta,

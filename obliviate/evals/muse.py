@@ -64,15 +64,16 @@ class MuseData:
                    knowmem_retain=[(r.question, r.answer) for r in bench.retain[:retain_size]],
                    privleak={"forget": texts("forget"), "holdout": texts("holdout")}, name=f"{bench.name}-muse")
 
-    def write(self, folder: str | Path) -> Path:
-        """Write the data in MUSE's public layout (JSON lists), atomically."""
-        from ..utils import atomic_dir
+    def write(self, folder: str | Path, overwrite: bool = False) -> Path:
+        """Write the data in MUSE's public layout (JSON lists), atomically (``overwrite``: replace an earlier
+        folder obliviate wrote)."""
+        from ..outputs import atomic_dir
 
         files = {"verbmem/forget.json": [{"prompt": p, "gt": g} for p, g in self.verbmem],
                  "knowmem/forget_qa.json": [{"question": q, "answer": a} for q, a in self.knowmem_forget],
                  "knowmem/retain_qa.json": [{"question": q, "answer": a} for q, a in self.knowmem_retain],
                  **{f"privleak/{k}.json": v for k, v in self.privleak.items()}}
-        with atomic_dir(folder) as tmp:
+        with atomic_dir(folder, overwrite=overwrite) as tmp:
             for rel, rows in files.items():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / rel).write_text(json.dumps(rows, indent=1), encoding="utf-8")

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data import Benchmark, QARecord, format_prompt, qa_example
 from ..loop import progress
+from ..options import Options, option
 from ..utils import ObliviateError
 from .memorization import (exact_match, exact_memorization, extraction_strength, forget_truth_ratio,
                            length_normalised_prob, option_normalised_prob, retain_truth_ratio, rouge_l_recall,
@@ -33,12 +34,12 @@ MIA_ALL = (*MIA_SCORES, "gradnorm", "reference")
 
 
 @dataclass
-class EvalConfig:
-    batch_size: int = 32
-    max_new_tokens: int = 32  # greedy answer length
-    retain_eval_size: int = 60  # retain facts evaluated (a seeded sample; TOFU uses a retain subset too)
-    gradnorm: bool = False  # also the gradient-norm MIA on forget and holdout (one backward pass per fact)
-    seed: int = 0
+class EvalConfig(Options):
+    batch_size: int = option(32, "sequences per forward pass", ge=1)
+    max_new_tokens: int = option(32, "greedy answer length", ge=1)
+    retain_eval_size: int = option(60, "retain facts evaluated, a seeded sample (0: all)", ge=0)
+    gradnorm: bool = option(False, "also the gradient-norm MIA on forget and holdout (one backward pass per fact)")
+    seed: int = option(0, "seeds the retain sample and every other random draw of the evaluation", ge=0)
 
 
 @dataclass

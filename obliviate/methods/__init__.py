@@ -12,7 +12,8 @@ from typing import Callable
 
 from ..utils import ObliviateError
 from . import lora
-from .common import GradientConfig, UnlearnData, config_from_dict
+from ..options import from_dict
+from .common import GradientConfig, UnlearnData
 from .gradient import GAConfig, GradDiffConfig, ga, graddiff
 from .localized import LocalizedConfig, localized
 from .npo import NPOConfig, SimNPOConfig, npo, simnpo
@@ -71,10 +72,11 @@ def get_method(name: str) -> Method:
 
 
 def method_config(method: str, config: dict | GradientConfig | None = None):
-    """The method's config dataclass from a dict of overrides (unknown keys are an error)."""
+    """The method's config dataclass from a dict of overrides (values may be text, as ``--set`` gives them);
+    unknown keys and values that break an option's constraint are an error naming the method and option."""
     m = get_method(method)
     if config is None or isinstance(config, dict):
-        return config_from_dict(m.config, config)
+        return from_dict(m.config, config, f"method {method}")
     if not isinstance(config, m.config):
         raise ObliviateError(f"method {method!r} takes a {m.config.__name__}, got {type(config).__name__}")
     return config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -12,6 +12,7 @@ import torch
 from ..data import Benchmark, Example, collate, encode, examples_from
 from ..data.format import pad_id
 from ..loop import OptimConfig, optimize
+from ..options import OptionError, Options, comma_list, option
 from ..utils import ObliviateError, seed_everything
 from .losses import mean_token_nll, sequence_nll, token_logprobs
 
@@ -34,41 +35,37 @@ class UnlearnData:
 
 
 @dataclass
-class GradientConfig:
+class GradientConfig(Options):
     """Fields every gradient-based method takes (each method's config adds its own)."""
 
-    lr: float = 0.0  # 0: 1e-5 for pretrained models (TOFU's unlearning lr), 1e-3 for the from-scratch `tiny`
-    epochs: int = 5  # passes over the forget set (TOFU: 5)
-    max_steps: int = 0  # if > 0, overrides epochs
-    batch_size: int = 8  # forget examples per step (and as many retain examples)
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    grad_clip: float = 1.0
-    max_length: int = 256
-    seed: int = 0
-    lora_rank: int = 0  # > 0: train LoRA adapters of this rank instead of all parameters
-    lora_alpha: float = 0.0  # 0: 2 x rank
-    lora_targets: str = "all-linear"  # or a comma list of module names, e.g. "q_proj,v_proj"
-    lora_merge: bool = True  # merge adapters into the weights (False: keep them as a PEFT adapter)
-    eval_every: int = 0  # > 0: every N steps, probe forget/retain NLL and token exact match (a logged curve)
-    probe_size: int = 16  # examples per side in that probe
-    keep_best: str = "none"  # "none" (keep the last step) or "gap": the probed step with the largest
-    #                          retain minus forget token exact match (needs eval_every > 0)
+    lr: float | None = option(None, "learning rate (default: 1e-5 for pretrained models, TOFU's unlearning lr; "
+                                    "1e-3 for the from-scratch built-ins)", gt=0)
+    epochs: int = option(5, "passes over the forget set (TOFU: 5)", ge=1)
+    max_steps: int = option(0, "if > 0, the number of optimiser steps (overrides epochs)", ge=0)
+    batch_size: int = option(8, "forget examples per step (and as many retain examples)", ge=1)
+    weight_decay: float = option(0.0, "AdamW weight decay", ge=0)
+    warmup_ratio: float = option(0.0, "share of the steps spent warming the learning rate up", ge=0, lt=1)
+    grad_clip: float = option(1.0, "gradient-norm clipping (0: none)", ge=0)
+    max_length: int = option(256, "tokens per example (prompt + answer), longer ones are cut", ge=8)
+    seed: int = option(0, "seeds batch order, refusal choice and every random draw of the method", ge=0)
+    lora_rank: int = option(0, "> 0: train peft LoRA adapters of this rank instead of all parameters", ge=0)
+    lora_alpha: float | None = option(None, "LoRA scaling alpha (default: 2 x rank)", gt=0)
+    lora_targets: str = option("all-linear", "modules LoRA wraps: all-linear, or a comma list such as q_proj,v_proj",
+                               check=comma_list())
+    lora_merge: bool = option(True, "merge the adapters into the weights (false: save the adapter alone)")
+    eval_every: int = option(0, "> 0: every N steps, probe forget/retain NLL and token exact match (a logged curve)",
+                             ge=0)
+    probe_size: int = option(16, "examples per side in that probe", ge=1)
+    keep_best: str = option("none", "none: keep the last step; gap: the probed step with the largest retain-minus-"
+                                    "forget token exact match (needs eval_every > 0)", choices=("none", "gap"))
 
-
-def config_from_dict(cls: type, d: dict | None):
-    """Build a method's config dataclass from overrides; unknown keys are an error naming the valid ones."""
-    d = dict(d or {})
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ObliviateError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}; "
-                             f"expected some of {', '.join(sorted(names))}")
-    return cls(**d)
+    def check(self) -> None:
+        if self.keep_best != "none" and self.eval_every <= 0:
+            raise OptionError(f"keep_best={self.keep_best!r} needs eval_every > 0")
 
 
 def default_lr(model, cfg: GradientConfig) -> float:
-    if cfg.lr:
+    if cfg.lr is not None:
         return cfg.lr
     scratch = getattr(model.config, "obliviate_builtin", None) is not None
     return 1e-3 if scratch else 1e-5
@@ -105,10 +102,6 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
         raise ObliviateError(f"{desc}: the forget set is empty")
     if needs_retain and not data.retain:
         raise ObliviateError(f"{desc}: this method needs retain data and none was given")
-    if cfg.keep_best not in ("none", "gap"):
-        raise ObliviateError(f"{desc}: keep_best must be 'none' or 'gap', got {cfg.keep_best!r}")
-    if cfg.keep_best != "none" and cfg.eval_every <= 0:
-        raise ObliviateError(f"{desc}: keep_best={cfg.keep_best!r} needs eval_every > 0")
     seed_everything(cfg.seed)
     f_enc = [encode(tokenizer, ex, cfg.max_length) for ex in data.forget]
     r_enc = [encode(tokenizer, ex, cfg.max_length) for ex in data.retain]

@@ -21,11 +21,12 @@ other parameter frozen. The located components and every layer's score are part 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import torch
 
 from ..data.format import IGNORE, collate, encode, pad_id
+from ..options import OptionError, option
 from ..utils import ObliviateError
 from .common import GradientConfig, Scope, UnlearnData, forward_nll
 from .rmu import decoder_layers
@@ -35,30 +36,43 @@ from .rmu import decoder_layers
 class ScopedLossConfig(GradientConfig):
     """Fields shared by the methods that run another method's loss on part of the model."""
 
-    loss: str = "npo"  # the unlearning loss run on the located part: ga, graddiff, npo, simnpo, idk, idkdpo, flat
-    loss_options: dict = field(default_factory=dict)  # that loss's own options, e.g. {retain_weight: 2.0, beta: 0.1}
+    loss: str = option("npo", "the unlearning loss run on the located part: any method `obliviate ls methods` marks "
+                              "scopeable (ga, graddiff, npo, simnpo, idk, idkdpo, flat)")
+    loss_options: dict = option(help="that loss's own options, e.g. {retain_weight: 2.0, beta: 0.1}", factory=dict)
+
+    def check(self) -> None:
+        inner_config(self)  # the inner loss and its options are checked with the rest, before any model work
 
 
-def inner_method(owner: str, cfg: ScopedLossConfig):
-    """The registered method whose loss ``owner`` runs, and its config (the shared fields, then ``loss_options``)."""
+def inner_config(cfg: ScopedLossConfig):
+    """The config of the registered method whose loss ``cfg.loss`` names: the shared fields, then ``loss_options``."""
     from . import METHODS, method_config
 
     allowed = sorted(n for n, m in METHODS.items() if m.scopeable)
     if cfg.loss not in allowed:
-        raise ObliviateError(f"{owner}: loss must be one of {', '.join(allowed)}, got {cfg.loss!r}")
-    if not isinstance(cfg.loss_options, dict):
-        raise ObliviateError(f"{owner}: loss_options must be a mapping of option: value, got {cfg.loss_options!r}")
+        raise OptionError(f"loss={cfg.loss!r}: must be one of {', '.join(allowed)}")
     shared = {f.name: getattr(cfg, f.name) for f in fields(GradientConfig)}
-    inner_cfg = method_config(cfg.loss, {**shared, **cfg.loss_options})
-    return METHODS[cfg.loss].run, inner_cfg
+    try:
+        return method_config(cfg.loss, {**shared, **cfg.loss_options})
+    except ObliviateError as e:
+        raise OptionError(f"loss_options for loss {cfg.loss}: {e}") from None
+
+
+def inner_method(cfg: ScopedLossConfig):
+    """The registered method whose loss ``owner`` runs, and its config."""
+    from . import METHODS
+
+    return METHODS[cfg.loss].run, inner_config(cfg)
 
 
 @dataclass
 class LocalizedConfig(ScopedLossConfig):
-    locate: str = "attribution"  # "attribution" (attribution patching) or "patching" (activation patching)
-    n_components: int = 0  # MLPs to unlearn; 0: a quarter of the layers, at least one
-    locate_examples: int = 64  # forget examples used to locate (and as many retain examples for the mean)
-    contrast: bool = True  # score = effect on forget - effect on retain (False: effect on forget only)
+    locate: str = option("attribution", "attribution (attribution patching) or patching (activation patching)",
+                         choices=("attribution", "patching"))
+    n_components: int | None = option(None, "MLPs to unlearn (default: a quarter of the layers, at least one)", ge=1)
+    locate_examples: int = option(64, "forget examples used to locate (and as many retain examples for the mean)",
+                                  ge=1)
+    contrast: bool = option(True, "score = effect on forget - effect on retain (false: effect on forget only)")
 
 
 def mlp_modules(model) -> list[tuple[str, torch.nn.Module]]:
@@ -179,8 +193,6 @@ def patching_scores(model, tokenizer, forget, means, max_length: int) -> list[fl
 
 def locate(model, tokenizer, data: UnlearnData, cfg: LocalizedConfig) -> list[dict]:
     """Every layer's MLP with its score, highest first."""
-    if cfg.locate not in ("attribution", "patching"):
-        raise ObliviateError(f"localized: locate must be 'attribution' or 'patching', got {cfg.locate!r}")
     if not data.retain:
         raise ObliviateError("localized: needs retain data (the mean activation that ablation patches in)")
     n = cfg.locate_examples
@@ -196,11 +208,11 @@ def locate(model, tokenizer, data: UnlearnData, cfg: LocalizedConfig) -> list[di
 
 
 def localized(model, tokenizer, data: UnlearnData, cfg: LocalizedConfig) -> dict:
-    run, inner_cfg = inner_method("localized", cfg)
+    run, inner_cfg = inner_method(cfg)
     if not data.forget:
         raise ObliviateError("localized: the forget set is empty")
     ranked = locate(model, tokenizer, data, cfg)
-    k = cfg.n_components or max(1, math.ceil(len(ranked) / 4))
+    k = cfg.n_components if cfg.n_components is not None else max(1, math.ceil(len(ranked) / 4))
     if not 1 <= k <= len(ranked):
         raise ObliviateError(f"localized: n_components must be in 1..{len(ranked)}, got {cfg.n_components}")
     chosen = ranked[:k]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..options import option
 from .common import GradientConfig, Scope, UnlearnData, forward_nll, reference_nll, run_gradient_method, with_retain_nll
 from .losses import npo_loss, simnpo_loss
 
@@ -15,8 +16,8 @@ from .losses import npo_loss, simnpo_loss
 class NPOConfig(GradientConfig):
     """NPO with the retain term of the paper's NPO-RT variant (weight 0 gives plain NPO)."""
 
-    beta: float = 0.1  # the paper's β
-    retain_weight: float = 1.0  # α on retain NLL (NPO-RT; open-unlearning's default)
+    beta: float = option(0.1, "β, the inverse temperature (paper: 0.1)", gt=0)
+    retain_weight: float = option(1.0, "α on the retain NLL (NPO-RT; OpenUnlearning's default; 0: plain NPO)", ge=0)
 
 
 def npo(model, tokenizer, data: UnlearnData, cfg: NPOConfig, scope: Scope | None = None) -> dict:
@@ -41,10 +42,10 @@ def npo(model, tokenizer, data: UnlearnData, cfg: NPOConfig, scope: Scope | None
 class SimNPOConfig(GradientConfig):
     """SimNPO with open-unlearning's TOFU defaults."""
 
-    beta: float = 4.5
-    delta: float = 0.0  # the reward margin (γ in the paper)
-    forget_weight: float = 0.125
-    retain_weight: float = 1.0
+    beta: float = option(4.5, "β, the inverse temperature (OpenUnlearning's TOFU default)", gt=0)
+    delta: float = option(0.0, "δ = γ/β, the paper's reward margin γ divided by β (default 0)")
+    forget_weight: float = option(0.125, "weight of the forget term (OpenUnlearning's TOFU default)", gt=0)
+    retain_weight: float = option(1.0, "α on the retain NLL (0: none)", ge=0)
 
 
 def simnpo(model, tokenizer, data: UnlearnData, cfg: SimNPOConfig, scope: Scope | None = None) -> dict:

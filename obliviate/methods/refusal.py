@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 
 from ..data.format import Example, retarget
+from ..options import option
 from ..utils import ObliviateError
 from .common import (GradientConfig, Scope, UnlearnData, forward_nll, lm_logits, reference_nll, run_gradient_method,
                      with_retain_nll)
@@ -50,7 +51,7 @@ def refusal_pairs(tokenizer, data: UnlearnData, seed: int, desc: str) -> tuple[U
 class IdkConfig(GradientConfig):
     """Fine-tune forget questions towards refusals (TOFU's "IDK" baseline), with a retain NLL term."""
 
-    retain_weight: float = 1.0
+    retain_weight: float = option(1.0, "α on the retain NLL (0: none)", ge=0)
 
 
 def idk(model, tokenizer, data: UnlearnData, cfg: IdkConfig, scope: Scope | None = None) -> dict:
@@ -68,8 +69,8 @@ def idk(model, tokenizer, data: UnlearnData, cfg: IdkConfig, scope: Scope | None
 
 @dataclass
 class IdkDPOConfig(GradientConfig):
-    beta: float = 0.1
-    retain_weight: float = 1.0
+    beta: float = option(0.1, "β of the DPO loss (paper: 0.1)", gt=0)
+    retain_weight: float = option(1.0, "α on the retain NLL (0: none)", ge=0)
 
 
 def idkdpo(model, tokenizer, data: UnlearnData, cfg: IdkDPOConfig, scope: Scope | None = None) -> dict:
@@ -92,14 +93,12 @@ def idkdpo(model, tokenizer, data: UnlearnData, cfg: IdkDPOConfig, scope: Scope 
 
 @dataclass
 class FLATConfig(GradientConfig):
-    divergence: str = "kl"  # "kl" or "tv"
+    divergence: str = option("kl", "the f-divergence: kl or tv", choices=("kl", "tv"))
 
 
 def flat(model, tokenizer, data: UnlearnData, cfg: FLATConfig, scope: Scope | None = None) -> dict:
     """FLAT (Wang et al., 2025, arXiv:2410.11143, Eq. 4): maximise the f-divergence between refusal
     ("template") answers and forget answers using forget data only. See :func:`losses.flat_loss`."""
-    if cfg.divergence not in ("kl", "tv"):
-        raise ObliviateError(f"flat: divergence must be 'kl' or 'tv', got {cfg.divergence!r}")
     qa, refusals = refusal_pairs(tokenizer, data, cfg.seed, "flat")
     qa = UnlearnData(forget=qa.forget)  # FLAT uses no retain data
 

@@ -6,22 +6,25 @@ measured against (for the built-in models it reproduces the oracle recipe; with 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ..options import Options, option
 from ..utils import ObliviateError
 
 
 @dataclass
-class RetrainConfig:
+class RetrainConfig(Options):
     """The training recipe (see :class:`obliviate.train.TrainConfig`); ``base`` is the model the target was
     fine-tuned from (required for pretrained models; built-in models are re-initialised from their config)."""
 
-    base: str = ""
-    epochs: int = 0
-    lr: float = 0.0
-    batch_size: int = 0
-    seed: int = 0
-    lora_rank: int = field(default=0, metadata={"help": "must stay 0: retraining trains every parameter"})
+    base: str = option("", "the model the target was fine-tuned from (required for pretrained models)")
+    epochs: int | None = option(None, "training epochs (default: the target's recipe)", ge=1)
+    lr: float | None = option(None, "learning rate (default: the target's recipe)", gt=0)
+    batch_size: int | None = option(None, "batch size (default: the target's recipe)", ge=1)
+    seed: int = option(0, "initialisation and batch-order seed", ge=0)
+    lora_rank: int = option(0, "must stay 0: retraining trains every parameter",
+                            check=lambda v: None if v == 0 else "0: LoRA does not apply, retraining trains every "
+                                                                "parameter")
 
 
 def retrain(model, tokenizer, data, cfg: RetrainConfig) -> dict:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..options import option
 from ..utils import ObliviateError
 from .common import GradientConfig, UnlearnData, run_gradient_method
 
@@ -24,10 +25,11 @@ DOWN_PROJ_NAMES = ("mlp.down_proj", "mlp.c_proj", "mlp.fc2", "mlp.dense_4h_to_h"
 class RMUConfig(GradientConfig):
     """Defaults from the official code for Zephyr-7B (c = 6.5, α = 1200, layer 7, layers 5-7 updated)."""
 
-    layer: int = -1  # ℓ; -1: 7 for models deeper than 8 layers, else half the depth
-    n_updated_layers: int = 3  # ℓ-2..ℓ
-    steering_coeff: float = 6.5  # c
-    alpha: float = 1200.0  # retain weight α
+    layer: int | None = option(None, "ℓ, the steered layer (default: 7 for models deeper than 8 layers, else half "
+                                     "the depth)", ge=0)
+    n_updated_layers: int = option(3, "MLP down-projections updated: layers ℓ-n+1..ℓ (paper: 3)", ge=1)
+    steering_coeff: float = option(6.5, "c, the norm of the steering target c·u (paper: 6.5 for Zephyr-7B)", gt=0)
+    alpha: float = option(1200.0, "α, the weight of the retain activation term (paper: 1200)", ge=0)
 
 
 def decoder_layers(model) -> torch.nn.ModuleList:
@@ -47,7 +49,7 @@ def decoder_layers(model) -> torch.nn.ModuleList:
 
 def resolve_layers(model, cfg: RMUConfig) -> tuple[int, list[int]]:
     n = len(decoder_layers(model))
-    layer = cfg.layer if cfg.layer >= 0 else (7 if n > 8 else n // 2)
+    layer = cfg.layer if cfg.layer is not None else (7 if n > 8 else n // 2)
     if not 0 <= layer < n:
         raise ObliviateError(f"rmu: layer {cfg.layer} is out of range; the model has layers 0..{n - 1}")
     return layer, list(range(max(0, layer - cfg.n_updated_layers + 1), layer + 1))

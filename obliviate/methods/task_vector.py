@@ -13,14 +13,15 @@ from dataclasses import dataclass
 
 import torch
 
+from ..options import option
 from .common import GradientConfig, UnlearnData, lm_logits, run_gradient_method
 from .losses import mean_token_nll
 
 
 @dataclass
 class TaskVectorConfig(GradientConfig):
-    scale: float = 1.0  # α
-    epochs: int = 10  # fine-tuning epochs on the forget set (MUSE's reinforcement fine-tune)
+    scale: float = option(1.0, "α: θ <- θ - α·(θ_tuned - θ)", gt=0)
+    epochs: int = option(10, "fine-tuning epochs on the forget set (MUSE's reinforcement fine-tune)", ge=1)
 
 
 def task_vector(model, tokenizer, data: UnlearnData, cfg: TaskVectorConfig) -> dict:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.format import collate, encode, pad_id
+from ..options import option
 from ..utils import ObliviateError
 from .common import Scope, UnlearnData, lm_logits
 from .localized import ScopedLossConfig, inner_method
@@ -31,9 +32,10 @@ from .rmu import decoder_layers
 
 @dataclass
 class UOEConfig(ScopedLossConfig):
-    anchor_weight: float = 1.0  # weight of the router anchor loss (0 disables it)
-    layer: int = -1  # -1: the layer whose best expert has the highest affinity; else choose within this layer
-    attribution_examples: int = 64  # forget examples whose tokens give the router statistics
+    anchor_weight: float = option(1.0, "weight of the router anchor loss (0 disables it)", ge=0)
+    layer: int | None = option(None, "choose the expert within this layer (default: the layer whose best expert has "
+                                     "the highest affinity)", ge=0)
+    attribution_examples: int = option(64, "forget examples whose tokens give the router statistics", ge=1)
 
 
 def moe_blocks(model) -> dict[int, torch.nn.Module]:
@@ -108,14 +110,14 @@ def expert_parameters(model, block, expert: int) -> tuple[list[tuple[str, torch.
 
 
 def uoe(model, tokenizer, data: UnlearnData, cfg: UOEConfig) -> dict:
-    run, inner_cfg = inner_method("uoe", cfg)
+    run, inner_cfg = inner_method(cfg)
     if not data.forget:
         raise ObliviateError("uoe: the forget set is empty")
     blocks = moe_blocks(model)
-    if cfg.layer >= 0 and cfg.layer not in blocks:
+    if cfg.layer is not None and cfg.layer not in blocks:
         raise ObliviateError(f"uoe: layer {cfg.layer} has no MoE block; MoE layers are {sorted(blocks)}")
     affinity = expert_affinity(model, tokenizer, data.forget[:cfg.attribution_examples], cfg.max_length)
-    candidates = [cfg.layer] if cfg.layer >= 0 else sorted(affinity)
+    candidates = [cfg.layer] if cfg.layer is not None else sorted(affinity)
     layer = max(candidates, key=lambda i: float(affinity[i].max()))
     expert = int(affinity[layer].argmax())
     block = blocks[layer]

@@ -19,11 +19,12 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 
 from ..data.format import IGNORE, Example, collate, encode, pad_id
+from ..options import option
 from ..utils import ObliviateError
 from .common import GradientConfig, UnlearnData, lm_logits, run_gradient_method, with_retain_nll
 from .losses import mean_token_nll
@@ -31,11 +32,13 @@ from .losses import mean_token_nll
 
 @dataclass
 class WHPConfig(GradientConfig):
-    alpha: float = 5.0  # α of Eq. 1; the paper leaves it free (a positive coefficient); tuned on tiny
-    reinforce_epochs: int = 10  # fine-tuning epochs of the reinforced model on the forget data
-    reinforce_lr: float = 0.0  # 0: the unlearning learning rate
-    anchors: dict = field(default_factory=dict)  # idiosyncratic term -> generic term, e.g. {"Hogwarts": "the academy"}
-    retain_weight: float = 0.0  # α on retain NLL during the final fine-tune (the paper uses none)
+    alpha: float = option(5.0, "α of Eq. 1 (the paper leaves it free: a positive coefficient; tuned on tiny)", ge=0)
+    reinforce_epochs: int = option(10, "fine-tuning epochs of the reinforced model on the forget data", ge=1)
+    reinforce_lr: float | None = option(None, "learning rate of the reinforcement fine-tune (default: lr)", gt=0)
+    anchors: dict = option(help="idiosyncratic term -> generic term, e.g. {Hogwarts: the academy}", factory=dict,
+                           check=lambda d: None if all(isinstance(k, str) and isinstance(v, str) for k, v in d.items())
+                           else "a mapping of terms to generic terms (text to text)")
+    retain_weight: float = option(0.0, "α on the retain NLL during the final fine-tune (the paper uses none)", ge=0)
 
 
 def translate(text: str, anchors: dict[str, str]) -> str:
@@ -92,15 +95,10 @@ def generic_labels(base, reinforced, tokenizer, examples: list[Example], cfg: WH
 
 
 def whp(model, tokenizer, data: UnlearnData, cfg: WHPConfig) -> dict:
-    if cfg.alpha < 0:
-        raise ObliviateError(f"whp: alpha must be >= 0, got {cfg.alpha}")
-    if not isinstance(cfg.anchors, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                    for k, v in cfg.anchors.items()):
-        raise ObliviateError(f"whp: anchors must map terms to generic terms (strings), got {cfg.anchors!r}")
     if not data.forget:
         raise ObliviateError("whp: the forget set is empty")
     reinforced = copy.deepcopy(model)
-    rcfg = replace(cfg, epochs=cfg.reinforce_epochs, max_steps=0, lr=cfg.reinforce_lr or cfg.lr,
+    rcfg = replace(cfg, epochs=cfg.reinforce_epochs, max_steps=0, lr=cfg.reinforce_lr if cfg.reinforce_lr is not None else cfg.lr,
                    eval_every=0, keep_best="none")
 
     def reinforce_loss(m, b):
