@@ -86,12 +86,17 @@ def _named_benchmark(args):
     return None
 
 
-def _benchmark(args, models: list[tuple[str, object]]):
+def _benchmark(args, models: list[tuple[str, object]], optional: bool = False):
     """The benchmark a command runs on: the one named, checked against what each model folder records, or the
-    recorded one (see :func:`obliviate.data.loaders.resolve_benchmark`)."""
-    from .data.loaders import resolve_benchmark
+    recorded one (see :func:`obliviate.data.loaders.resolve_benchmark`). With ``optional``, None when nothing
+    is named and no model records one (``eval --muse FOLDER`` needs no QA benchmark)."""
+    from .data.loaders import recorded_benchmark, resolve_benchmark
 
-    return resolve_benchmark(_named_benchmark(args), [(r, p) for r, p in models if p is not None])
+    models = [(r, p) for r, p in models if p is not None]
+    named = _named_benchmark(args)
+    if optional and named is None and not any(recorded_benchmark(p) for _, p in models):
+        return None
+    return resolve_benchmark(named, models)
 
 
 def _inputs(args) -> list[tuple[str, str]]:
@@ -232,7 +237,7 @@ def cmd_unlearn(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evals import EvalConfig, check_metrics, evaluate
+    from .evals import EvalConfig, EvalResult, check_metrics, evaluate
     from .models import load_model
     from .options import from_dict
     from .outputs import atomic_dir, check_output
@@ -243,7 +248,8 @@ def cmd_eval(args) -> int:
     wanted = check_metrics(args.metrics.split(",")) if args.metrics else None
     cfg = from_dict(EvalConfig, {"seed": _seed(args), "gradnorm": args.gradnorm}, "eval")
     _check_models(("model", args.model), ("oracle", args.oracle))
-    bench = _benchmark(args, [("model", args.model), ("oracle", args.oracle)])
+    standalone = bool((args.muse and args.muse != "benchmark") or args.rwku or args.lm_eval)
+    bench = _benchmark(args, [("model", args.model), ("oracle", args.oracle)], optional=standalone)
     extras = _extra_evals(args, bench)  # bad MUSE files, probe targets or task names fail before any model work
     inputs = _inputs(args)
     check_output(args.out, overwrite=args.overwrite, inputs=inputs)
@@ -251,25 +257,36 @@ def cmd_eval(args) -> int:
     with atomic_dir(args.out, overwrite=args.overwrite, inputs=inputs) as tmp:
         model, tok = load_model(args.model)
         name = Path(str(args.model)).name or "model"
-        entries, rows = {}, {}
+        entries, rows, timings = {}, {}, {}
         oracle_res, refs = None, [None] * len(extras)
         if args.oracle:
             om, otok = load_model(args.oracle)
             if otok.get_vocab() != tok.get_vocab():
                 raise ObliviateError(f"model {args.model} and oracle {args.oracle} have different tokenizers")
-            oracle_res = evaluate(om, otok, bench, cfg, desc="evaluate oracle")
+            t1 = time.time()
+            oracle_res = (evaluate(om, otok, bench, cfg, desc="evaluate oracle", is_oracle=True) if bench is not None
+                          else EvalResult(metrics={}, rows=[]))
+            timings["evaluate_oracle"] = time.time() - t1
             refs = [_merge(oracle_res, run(om, otok, None)) for _, run in extras]
             entries["oracle"], rows["oracle"] = result_entry(oracle_res, args.oracle), oracle_res.rows
-        res = evaluate(model, tok, bench, cfg, oracle=oracle_res, desc=f"evaluate {name}")
-        for (_, run), ref in zip(extras, refs):
+        t1 = time.time()
+        res = (evaluate(model, tok, bench, cfg, oracle=oracle_res, desc=f"evaluate {name}") if bench is not None
+               else EvalResult(metrics={}, rows=[], notes=["no QA benchmark named or recorded: only the evaluations "
+                                                            "asked for beside it were run"]))
+        timings[f"evaluate_{name}"] = time.time() - t1
+        for (c, run), ref in zip(extras, refs):
+            t1 = time.time()
             _merge(res, run(model, tok, ref))
+            timings[f"{next(iter(c))}_{name}"] = time.time() - t1
         if wanted:
             res.metrics = {k: v for k, v in res.metrics.items() if k in wanted}
+            res.ci = {k: v for k, v in res.ci.items() if k in wanted}
         entries[name], rows[name] = result_entry(res, str(args.model), **_unlearning_of(args.model)), res.rows
         results = {"obliviate": "eval", "seed": cfg.seed, "versions": versions(),
-                   "config": {"model": str(args.model), "oracle": args.oracle, "benchmark": bench.name,
-                              "eval": vars(cfg), **{k: v for c, _ in extras for k, v in c.items()}},
-                   "benchmark": bench.summary(), "models": entries}
+                   "config": {"model": str(args.model), "oracle": args.oracle,
+                              "benchmark": bench.name if bench else None, "eval": vars(cfg),
+                              **{k: v for c, _ in extras for k, v in c.items()}},
+                   "benchmark": bench.summary() if bench else {}, "models": entries, "timings": timings}
         write_results(tmp, results, rows)
     _summary(results)
     _wrote(args.out, time.time() - t)
@@ -294,8 +311,9 @@ def _extra_evals(args, bench) -> list:
     if args.muse:
         from .evals.muse import evaluate_muse
 
-        data = _muse_data(args.muse, bench)
-        out.append(({"muse": args.muse}, lambda m, t, ref: evaluate_muse(m, t, data, oracle=ref)))
+        data = _muse_data(args.muse, bench, args.muse_limit)
+        out.append(({"muse": args.muse, "muse_limit": args.muse_limit},
+                    lambda m, t, ref: evaluate_muse(m, t, data, oracle=ref)))
     probes = _probes(args)
     if probes:
         from .evals.rwku import evaluate_rwku
@@ -325,11 +343,15 @@ def _probes(args):
     return probes
 
 
-def _muse_data(spec: str, bench):
+def _muse_data(spec: str, bench, limit: int | None = None):
     """``--muse FOLDER`` (MUSE's public layout) or ``--muse benchmark`` (the benchmark's own passages and QA)."""
     from .evals.muse import MuseData, load_muse
 
-    return MuseData.from_benchmark(bench) if spec == "benchmark" else load_muse(spec)
+    if spec == "benchmark":
+        if bench is None:
+            raise ObliviateError("--muse benchmark needs a QA benchmark (--benchmark, or a model that records one)")
+        return MuseData.from_benchmark(bench)
+    return load_muse(spec, limit=limit or 0)
 
 
 def _unlearning_of(model: str) -> dict:
@@ -560,6 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--probes", help="a JSON probe file instead of the built-in probes")
     e.add_argument("--muse", help="also MUSE's C1-C4: a folder in MUSE's public layout, or 'benchmark' for the "
                                   "benchmark's own passages and questions")
+    e.add_argument("--muse-limit", type=_count, metavar="N", help="at most N rows of each MUSE file (a quick look; "
+                                                                  "the full News set takes hours on a CPU)")
     e.add_argument("--lm-eval", metavar="TASKS", help="also these comma-separated lm-evaluation-harness tasks "
                                                       "(needs `pip install 'obliviate[lm-eval]'` and the tasks' data)")
     e.add_argument("--lm-eval-include", metavar="DIR", help="a folder of extra lm-eval task YAMLs (local tasks)")

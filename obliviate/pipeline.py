@@ -42,8 +42,9 @@ class DemoConfig(Options):
 
 
 def result_entry(res: EvalResult, path: str | None = None, **extra) -> dict:
-    return {"path": path, "metrics": res.metrics, "notes": res.notes, "cost": res.cost,
-            "forget_truth_ratios": res.arrays.get("forget", {}).get("truth_ratio", []), **extra}
+    """A model's entry in results.json: metrics, their 95 % intervals (``metrics_ci``), notes, cost."""
+    return {"path": path, "metrics": res.metrics, "metrics_ci": res.ci, "info": res.info, "notes": res.notes,
+            "cost": res.cost, "forget_truth_ratios": res.arrays.get("forget", {}).get("truth_ratio", []), **extra}
 
 
 def unlearning_summary(info: dict) -> dict:
@@ -75,7 +76,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         target, tok = load_model(paths["target"])
         oracle, _ = load_model(paths["oracle"])
         t = time.time()
-        oracle_res = evaluate(oracle, tok, bench, cfg.eval, desc="evaluate oracle")
+        oracle_res = evaluate(oracle, tok, bench, cfg.eval, desc="evaluate oracle", is_oracle=True)
         target_res = evaluate(target, tok, bench, cfg.eval, oracle=oracle_res, desc="evaluate target")
         timings["evaluate_target_and_oracle"] = time.time() - t
 
@@ -98,9 +99,6 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
             for name, rs in rob["rows"].items():
                 rows[name] = rows[name] + rs
 
-        oracle_res.metrics["forget_quality"] = None
-        oracle_res.metrics["privleak"] = None
-        oracle_res.notes.append("the oracle is the reference: forget_quality and privleak are measured against it")
         model_path = None
         if cfg.save_model:
             save_model(new, tok, tmp / "models" / cfg.method, {"method": cfg.method, "base": str(paths["target"]),

@@ -66,19 +66,29 @@ def test_mia_auc_forget_quality_and_privleak():
     x = np.linspace(0.1, 3, 40)
     assert forget_quality(x, x.copy()) == pytest.approx(1.0)
     assert forget_quality(x, x + 10) < 1e-10
-    assert privleak(0.75, 0.5) == pytest.approx(50.0)
+    # MUSE's convention: never unlearned (forget recognised as members) near -100, over-unlearned positive
+    assert privleak(1.0, 0.5) == pytest.approx(-100.0)
+    assert privleak(0.75, 0.5) == pytest.approx(-50.0)
+    assert privleak(0.25, 0.5) == pytest.approx(50.0)
     assert privleak(0.5, 0.5) == 0.0
 
 
 def test_exact_memorization_and_extraction_strength_by_hand():
     from obliviate.evals.memorization import exact_memorization, extraction_strength
 
-    def hits(*h):
+    from obliviate.evals.memorization import extraction_strength_paper
+
+    def hits(*h):  # answer tokens, then the EOS (hit), which these metrics leave out
+        h = (*h, 1)
         return TokenScores(np.zeros(len(h)), np.zeros(len(h)), np.ones(len(h)), np.asarray(h, bool))
 
     assert exact_memorization(hits(1, 0, 1, 1)) == 0.75
-    assert extraction_strength(hits(1, 0, 1, 1)) == 1 - 2 / 4  # from prefix length 2 on, the rest is reproduced
-    assert extraction_strength(hits(1, 1, 1, 1)) == 1.0 and extraction_strength(hits(1, 1, 1, 0)) == 0.0
+    for es in (extraction_strength, extraction_strength_paper):
+        assert es(hits(1, 0, 1, 1)) == 1 - 2 / 4  # from prefix length 2 on, the rest is reproduced
+        assert es(hits(1, 1, 1, 1)) == 1.0
+    assert extraction_strength_paper(hits(1, 1, 1, 0)) == 0.0  # nothing extractable
+    assert extraction_strength(hits(1, 1, 1, 0)) == 1 / 4  # OpenUnlearning's loop stops at k = |y| - 1
+    assert exact_memorization(hits(0, 0, 0, 0)) == 0.0 and exact_memorization(hits(1, 1)) == 1.0
     assert math.isnan(extraction_strength(ts([-1.0])))  # no argmax information: not a number, not a guess
 
 

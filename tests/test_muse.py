@@ -55,9 +55,11 @@ def test_target_remembers_oracle_does_not(micro_models, muse_dir):
     t = evaluate_muse(target, tok, data, oracle=o)
     assert o.metrics["muse_privleak"] is None and any("no oracle" in n for n in o.notes)
     assert t.metrics["muse_verbmem_forget"] > o.metrics["muse_verbmem_forget"] + 0.2
-    assert t.metrics["muse_knowmem_forget"] > o.metrics["muse_knowmem_forget"] + 0.3
+    # MUSE's prompt ends "Answer: " with a space, which a byte-level BPE model trained on "Answer:" + " X" reads as
+    # a stray token, so the target answers less well than to its own format, but still far better than the oracle
+    assert t.metrics["muse_knowmem_forget"] > o.metrics["muse_knowmem_forget"] + 0.2
     assert t.metrics["muse_utility"] > 0.5 and o.metrics["muse_utility"] > 0.5  # both know the retain facts
-    assert t.metrics["muse_privleak"] > 0  # the target still marks forget texts as members
+    assert t.metrics["muse_privleak"] < -50  # MUSE's sign: the target still marks forget texts as members
     assert {r["split"] for r in t.rows} >= {"verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak_forget"}
 
 
@@ -105,3 +107,38 @@ def test_curve_cli_sustainability(tmp_path, capsys, micro_pair):
     code = main(["--cache", str(micro_pair["cache"]), "curve", "scalability", "--model", "micro", "--benchmark",
                  "micro", "--fractions", "1,0.5", "--out", str(tmp_path / "d")])
     assert code == 2 and "increasing fractions" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+def test_muse_as_published_file_names_few_shot_and_a_row_limit(tmp_path, micro_bench):
+    """MUSE News names its retain QA ``retain2_qa.json`` and ships few-shot files; a row limit keeps the first N."""
+    from obliviate.evals.muse import knowmem_prompt
+
+    d = MuseData.from_benchmark(micro_bench, shots=3).write(tmp_path / "news")
+    (d / "knowmem" / "retain_qa.json").rename(d / "knowmem" / "retain2_qa.json")
+    (d / "knowmem" / "retain_qa_icl.json").rename(d / "knowmem" / "retain2_qa_icl.json")
+    data = load_muse(d, limit=2)
+    assert len(data.knowmem_retain) == 2 and len(data.verbmem) == 2 and len(data.privleak["forget"]) == 2
+    assert data.icl_retain and data.icl_forget  # the few-shot examples are read with their QA file
+    shots = [("Q1?", "A1."), ("Q2?", "A2.")]
+    assert knowmem_prompt("Q?", shots) == "Question: Q1?\nAnswer: A1.\n\nQuestion: Q2?\nAnswer: A2.\n\nQuestion: Q?\nAnswer: "
+
+
+def test_eval_runs_muse_alone_on_a_model_with_no_benchmark(tmp_path, micro_pair, micro_bench, capsys):
+    """A pretrained model evaluated on MUSE files needs no QA benchmark (the micro target's folder is copied
+    without its benchmark record, as a model from elsewhere would be)."""
+    import shutil
+
+    from obliviate.cli import main
+
+    model = tmp_path / "plain"
+    shutil.copytree(micro_pair["target"], model)
+    meta = json.loads((model / "obliviate.json").read_text())
+    del meta["benchmark"]
+    (model / "obliviate.json").write_text(json.dumps(meta))
+    d = MuseData.from_benchmark(micro_bench).write(tmp_path / "muse")
+    assert main(["eval", "--model", str(model), "--muse", str(d), "--muse-limit", "3", "--out", str(tmp_path / "e")]) == 0
+    res = json.loads((tmp_path / "e" / "results.json").read_text())
+    m = res["models"]["plain"]["metrics"]
+    assert "muse_verbmem_forget" in m and "forget_exact_match" not in m and res["config"]["muse_limit"] == 3
+    assert main(["eval", "--model", str(model), "--out", str(tmp_path / "x")]) == 2  # nothing to evaluate
+    assert "records no benchmark" in capsys.readouterr().err

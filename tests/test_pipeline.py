@@ -13,7 +13,7 @@ def test_target_memorises_and_oracle_guesses_like_on_unseen_people(micro_evals):
     # the oracle never saw the forget people: it does no better on them than on holdout people
     assert o.metrics["forget_exact_match"] <= o.metrics["holdout_exact_match"] + 0.2
     assert t.metrics["mia_min_k_plus_plus_auc"] > o.metrics["mia_min_k_plus_plus_auc"]
-    assert t.metrics["privleak"] > 0
+    assert t.metrics["privleak"] < -50  # MUSE: a model that still knows its forget set reads near -100
     # 6 forget facts: the KS test's p-value cannot go very low, but it separates target from oracle
     assert t.metrics["forget_quality"] < 0.5
     assert t.metrics["forget_truth_ratio"] < o.metrics["forget_truth_ratio"]

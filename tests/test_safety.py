@@ -110,10 +110,10 @@ def test_overwrite_replaces_an_earlier_obliviate_output_only(tmp_path, capsys, m
     out = tmp_path / "e"
     args = ["eval", "--model", str(micro_pair["target"]), "--out", str(out)]
     assert run(args, capsys)[0] == 0 and (out / MARKER).is_file()
-    first = (out / "results.json").read_text()
+    first = json.loads((out / "results.json").read_text())["models"]
     (out / "extra.txt").write_text("from the earlier run")
     assert run(args + ["--overwrite"], capsys)[0] == 0
-    assert (out / "results.json").read_text() == first and not (out / "extra.txt").exists()
+    assert json.loads((out / "results.json").read_text())["models"] == first and not (out / "extra.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]
 
 

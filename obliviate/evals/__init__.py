@@ -6,37 +6,36 @@ from .scoring import Scorer, TokenScores
 from .suite import EvalConfig, EvalResult, compare_to_oracle, evaluate
 
 _SPLIT_METRICS = {
-    "prob": "mean answer probability (length-normalised; option-normalised on neighbours and world)",
-    "rougeL_recall": "ROUGE-L recall of the greedy answer against the gold answer",
+    "prob": "mean answer probability exp(-mean token NLL), EOS included (option-normalised on neighbours and world)",
+    "rougeL_recall": "ROUGE-L recall (stemmed) of the greedy answer (up to 200 tokens, stopping at EOS)",
     "truth_ratio": "truth ratio aggregate (forget/holdout: mean(min(R,1/R)); others: mean(max(0,1-R)))",
-    "exact_match": "fraction of greedy answers that state the fact",
-    "extraction_strength": "mean of 1 - k*/|y|, k* the answer prefix after which teacher-forced argmax reproduces the rest",
-    "exact_memorization": "mean share of answer tokens the teacher-forced argmax reproduces (Tirumala et al. 2022)",
+    "exact_match": "share of greedy answers that state the fact (its value; free-text rows: ROUGE-L recall >= 0.8)",
+    "extraction_strength": "1 - k/|y| as OpenUnlearning computes it (k < |y|: a missed last token scores 1/|y|)",
+    "extraction_strength_paper": "1 - k*/|y| as Wang et al. 2025 define it (k* = |y| when the last token is missed)",
+    "exact_memorization": "share of answer tokens (EOS excluded) the teacher-forced argmax reproduces (Tirumala et al.)",
 }
+_MIA = {"loss": "LOSS (mean NLL, EOS included)", "zlib": "zlib (NLL / zlib length)",
+        "min_k": "Min-K% (k = 0.4, EOS excluded)", "min_k_plus_plus": "Min-K%++ (k = 0.4, EOS excluded)",
+        "reference": "Reference (NLL_oracle - NLL_model); needs an oracle",
+        "gradnorm": "gradient norm as OpenUnlearning: mean per-tensor L2 norm, train mode (--gradnorm)",
+        "gradnorm_global": "gradient norm over all parameters at once, eval mode (--gradnorm)"}
 METRICS: dict[str, str] = {
     **{f"{s}_{m}": f"{d} on {s}" for s in ("forget", "retain", "holdout", "neighbours", "world")
        for m, d in _SPLIT_METRICS.items()},
     "model_utility": "harmonic mean of prob, ROUGE-L recall and truth ratio on retain, neighbours and world (TOFU)",
     "forget_quality": "KS-test p-value of forget truth ratios against the oracle's (TOFU); needs an oracle",
-    "mia_loss_auc": "LOSS membership-inference AUC, forget vs holdout",
-    "mia_min_k_auc": "Min-K% membership-inference AUC, forget vs holdout (k = 0.4)",
-    "mia_min_k_plus_plus_auc": "Min-K%++ membership-inference AUC, forget vs holdout (k = 0.4)",
-    "mia_zlib_auc": "zlib membership-inference AUC (NLL / zlib length), forget vs holdout",
-    "mia_gradnorm_auc": "gradient-norm membership-inference AUC, forget vs holdout (EvalConfig.gradnorm / --gradnorm)",
-    "mia_reference_auc": "Reference membership-inference AUC (NLL_oracle - NLL_model), forget vs holdout; needs an oracle",
-    "privleak_zlib": "PrivLeak with zlib; needs an oracle",
-    "privleak_gradnorm": "PrivLeak with the gradient-norm attack; needs an oracle and --gradnorm",
+    **{f"mia_{k}_auc": f"{d}: membership-inference AUC, forget (members) vs holdout" for k, d in _MIA.items()},
+    "privleak": "MUSE's PrivLeak with Min-K%: ((1-AUC) - (1-AUC_oracle)) / (1-AUC_oracle) x 100; never unlearned "
+                "reads near -100, 0 is ideal, over-unlearning positive; needs an oracle",
+    **{f"privleak_{k}": f"PrivLeak with {d.split(' (')[0]}; needs an oracle" for k, d in _MIA.items() if k != "min_k"},
     "muse_verbmem_forget": "MUSE C1: ROUGE-L F1 of 128-token greedy continuations of forget passages (--muse)",
-    "muse_knowmem_forget": "MUSE C2: ROUGE-L F1 of greedy answers to forget questions (--muse)",
-    "muse_knowmem_retain": "MUSE C4: ROUGE-L F1 of greedy answers to retain questions (--muse)",
+    "muse_knowmem_forget": "MUSE C2: ROUGE-L F1 of few-shot greedy answers to forget questions (--muse)",
+    "muse_knowmem_retain": "MUSE C4: ROUGE-L F1 of few-shot greedy answers to retain questions (--muse)",
     "muse_utility": "MUSE utility: muse_knowmem_retain (--muse)",
-    "muse_mia_min_k_auc": "MUSE: Min-K% AUC, forget vs holdout texts (--muse)",
-    "muse_privleak": "MUSE C3: PrivLeak with Min-K% on texts; needs an oracle (--muse)",
+    "muse_mia_min_k_auc": "MUSE: Min-40% AUC, forget vs holdout texts (--muse)",
+    "muse_privleak": "MUSE C3: PrivLeak with Min-40% on texts; needs an oracle (--muse)",
     **{f"rwku_{side}_{kind}": f"share of {kind} probes answered on the {side} side of an RWKU-style target (--rwku)"
        for side in ("forget", "neighbour") for kind in ("fill", "qa")},
-    "privleak": "(AUC - AUC_oracle) / AUC_oracle x 100 with Min-K%++ (MUSE); needs an oracle",
-    "privleak_loss": "PrivLeak with the LOSS attack; needs an oracle",
-    "privleak_min_k": "PrivLeak with Min-K%; needs an oracle",
 }
 
 

@@ -1,4 +1,11 @@
-"""Per-example memorisation metrics of TOFU (Maini et al., 2024, arXiv:2401.06121, Sec. 2.5)."""
+"""Per-example memorisation metrics of TOFU (Maini et al., 2024, arXiv:2401.06121, Sec. 2.5), exact memorisation
+and extraction strength.
+
+Each equals OpenUnlearning's value (``src/evals/metrics/memorization.py``) on the same log-probabilities,
+checked in ``tests/test_parity.py``: probabilities and truth ratios read every answer token, the final EOS
+included (``evaluate_probability``); exact memorisation and extraction strength read the answer tokens without
+the EOS (``tokenwise_vocab_logprobs`` drops the final label position); ratios carry the same 1e-10 guard.
+"""
 from __future__ import annotations
 
 import math
@@ -10,6 +17,7 @@ import numpy as np
 from .scoring import TokenScores
 
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
+EPS = 1e-10  # OpenUnlearning's guard in every ratio (truth ratio, option-normalised probability, PrivLeak)
 
 
 def normalize(text: str) -> str:
@@ -32,20 +40,23 @@ def length_normalised_prob(ts: TokenScores) -> float:
 
 
 def option_normalised_prob(answer: TokenScores, perturbed: list[TokenScores]) -> float:
-    """P(a) / (P(a) + Σ P(ã)) with length-normalised P: TOFU's probability on Real Authors / World Facts."""
+    """P(a) / (P(a) + Σ P(ã) + 1e-10) with length-normalised P: TOFU's probability on Real Authors / World Facts
+    (OpenUnlearning's ``probability_w_options``)."""
     pa = length_normalised_prob(answer)
-    return pa / (pa + sum(length_normalised_prob(p) for p in perturbed))
+    return pa / (pa + sum(length_normalised_prob(p) for p in perturbed) + EPS)
 
 
 def truth_ratio(paraphrased: TokenScores, perturbed: list[TokenScores]) -> float:
-    """R = P(perturbed) / P(paraphrased), P = exp(-mean token NLL), the perturbed term a geometric mean over
-    the perturbed answers (TOFU, Eq. 1). Small R: the model prefers the true fact."""
+    """R = P(perturbed) / (P(paraphrased) + 1e-10), P = exp(-mean token NLL), the perturbed term a geometric mean
+    over the perturbed answers (TOFU, Eq. 1; OpenUnlearning's ``truth_ratio``). Small R: the model prefers the
+    true fact."""
     log_pert = float(np.mean([p.mean_logp for p in perturbed]))
-    return math.exp(log_pert - paraphrased.mean_logp)
+    return math.exp(log_pert) / (math.exp(paraphrased.mean_logp) + EPS)
 
 
 def rouge_l_recall(predictions: list[str], references: list[str]) -> list[float]:
-    """ROUGE-L recall of each greedy answer against the gold answer (``rouge-score`` with stemming)."""
+    """ROUGE-L recall of each greedy answer against the gold answer (``rouge-score`` with stemming, as TOFU and
+    OpenUnlearning's ``eval_text_similarity``)."""
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
@@ -53,9 +64,10 @@ def rouge_l_recall(predictions: list[str], references: list[str]) -> list[float]
 
 
 def forget_truth_ratio(ratios: np.ndarray) -> float:
-    """Forget-side aggregate mean(min(R, 1/R)): 1 when the model cannot tell true from false."""
+    """Forget-side aggregate mean(min(R, 1/(R + 1e-10))): 1 when the model cannot tell true from false
+    (OpenUnlearning's ``closer_to_1_better``)."""
     r = np.asarray(ratios, dtype=float)
-    return float(np.mean(np.minimum(r, 1.0 / r)))
+    return float(np.mean(np.minimum(r, 1.0 / (r + EPS))))
 
 
 def retain_truth_ratio(ratios: np.ndarray) -> float:
@@ -64,19 +76,40 @@ def retain_truth_ratio(ratios: np.ndarray) -> float:
 
 
 def exact_memorization(ts: TokenScores) -> float:
-    """Exact memorisation (Tirumala et al., 2022, arXiv:2205.10770, Def. 1): the share of target tokens that
-    the teacher-forced argmax reproduces."""
-    if ts.hit is None or not ts.hit.size:
+    """Exact memorisation (Tirumala et al., 2022, arXiv:2205.10770, Def. 1): the share of answer tokens (EOS
+    excluded) that the teacher-forced argmax reproduces. NaN (left out of the mean) for an answer without
+    tokens, where OpenUnlearning returns None."""
+    hit = ts.answer().hit
+    if hit is None or not hit.size:
         return float("nan")
-    return float(ts.hit.mean())
+    return float(hit.mean())
+
+
+def _first_reproduced_suffix(hit: np.ndarray) -> int:
+    """k*: the smallest k such that the teacher-forced argmax reproduces answer tokens k.. (|y| if none)."""
+    misses = np.flatnonzero(~hit)
+    return 0 if misses.size == 0 else int(misses[-1]) + 1
 
 
 def extraction_strength(ts: TokenScores) -> float:
-    """Extraction strength (Carlini et al., 2021, arXiv:2012.07805, the k-extractability idea, as defined for
-    unlearning by Wang et al., 2025 / open-unlearning): ES = 1 - k*/|y|, k* the shortest prefix of the answer
-    from which the teacher-forced argmax reproduces every remaining token (k* = |y| if the last is missed)."""
-    if ts.hit is None or not ts.hit.size:
+    """Extraction strength as OpenUnlearning computes it (``extraction_strength``): ES = 1 - k/|y| over the answer
+    tokens (EOS excluded), k the first suffix start from which the teacher-forced argmax reproduces the rest,
+    searched over k < |y| only, so an answer whose last token is missed scores 1/|y| (not 0); 0 for an answer
+    without tokens. :func:`extraction_strength_paper` is the paper's definition."""
+    if ts.hit is None:
         return float("nan")
-    misses = np.flatnonzero(~ts.hit)
-    k_star = 0 if misses.size == 0 else int(misses[-1]) + 1
-    return 1.0 - k_star / ts.hit.size
+    hit = ts.answer().hit
+    if not hit.size:
+        return 0.0
+    return 1.0 - min(_first_reproduced_suffix(hit), hit.size - 1) / hit.size
+
+
+def extraction_strength_paper(ts: TokenScores) -> float:
+    """Extraction strength as defined by Wang et al., 2025 ("Towards Effective Evaluations and Comparisons for LLM
+    Unlearning Methods", ICLR 2025, Sec. 4; after Carlini et al.'s k-extractability): ES = 1 - k*/|y|, k* the
+    shortest answer prefix after which the model reproduces the rest, k* = |y| when even the last token is
+    missed (ES 0). Same tokens as :func:`extraction_strength`."""
+    hit = ts.answer().hit
+    if hit is None or not hit.size:
+        return float("nan")
+    return 1.0 - _first_reproduced_suffix(hit) / hit.size

@@ -1,22 +1,33 @@
 """MUSE's six-way evaluation on text corpora (Shi et al., 2024, "MUSE: Machine Unlearning Six-Way Evaluation for
-Language Models", arXiv:2407.06460, Sec. 3).
+Language Models", arXiv:2407.06460, Sec. 3), computed as MUSE's own code does (swj0419/muse_bench, ``metrics/``).
 
     from obliviate.evals.muse import load_muse, evaluate_muse
-    data = load_muse("path/to/muse/news")          # MUSE's public layout, JSON or JSON lines
+    data = load_muse("path/to/muse/news", limit=100)   # MUSE's public layout, JSON or JSON lines
     result = evaluate_muse(model, tok, data, oracle=evaluate_muse(oracle, tok, data))
 
-Files (relative to the folder; each JSON list or JSON lines):
+Files (relative to the folder; each a JSON list or JSON lines; MUSE's own names are accepted):
 
 * ``verbmem/forget.json``: rows ``prompt``, ``gt`` (C1, verbatim memorisation);
-* ``knowmem/forget_qa.json``, ``knowmem/retain_qa.json``: rows ``question``, ``answer`` (C2 and C4);
+* ``knowmem/forget_qa.json`` and ``knowmem/retain_qa.json`` (or MUSE News's ``retain2_qa.json``): rows
+  ``question``, ``answer`` (C2 and C4), each optionally with its few-shot file ``*_qa_icl.json``;
 * ``privleak/forget.json``, ``privleak/holdout.json`` (and optionally ``privleak/retain.json``): texts, as
   strings or rows with ``text`` (C3).
 
-C1 VerbMem: ROUGE-L F1 between the model's 128-token greedy continuation of each prompt and the true one.
-C2 KnowMem (forget) and C4 utility (KnowMem on retain): ROUGE-L F1 of the greedy answer to each question.
-C3 PrivLeak: (AUC - AUC_oracle) / AUC_oracle × 100 with Min-K% (k = 0.4), forget vs holdout texts.
+C1 VerbMem: ROUGE-L F1 (no stemming) between the model's 128-token greedy continuation of each prompt (plain
+text with the tokenizer's special tokens, no chat template) and the true continuation cut to 128 tokens.
+C2 KnowMem (forget) and C4 utility (KnowMem on retain): ROUGE-L F1 of the greedy answer (32 tokens) to
+``Question: {q}\nAnswer: `` after the few-shot examples ``Question: {q}\nAnswer: {a}\n\n``, cut before
+"\n\n", "\nQuestion" or "Question:".
+C3 PrivLeak: ((1 - AUC) - (1 - AUC_oracle)) / (1 - AUC_oracle) × 100 with Min-40% over the text tokens (texts cut
+at 2,048 tokens, MUSE's length), forget (members) vs holdout; MUSE's AUC is 1 - AUC here (see
+:func:`obliviate.evals.privacy.privleak`). MUSE divides by a published retrained model's AUC; here the oracle
+is the retrained model.
 C5 scalability and C6 sustainability: :func:`scalability` (the same method at growing forget sets) and
 :func:`sustainability` (sequential requests, metrics after each).
+
+Departures, stated: the Min-K% fraction keeps at least one token on texts shorter than three tokens (MUSE's
+``int(0.4 n)`` would average nothing); generation is batched with left padding (MUSE generates one prompt at a
+time; greedy decoding gives the same tokens up to floating-point ties).
 """
 from __future__ import annotations
 
@@ -27,13 +38,16 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.format import Example, format_prompt
+from ..data.format import Example
 from ..data.loaders import read_rows
 from ..utils import ObliviateError
 from .privacy import mia_auc, min_k_score, privleak
 from .scoring import Scorer
 
-VERBMEM_TOKENS = 128  # MUSE's continuation length
+VERBMEM_TOKENS = 128  # MUSE's continuation length (verbmem_max_new_tokens)
+KNOWMEM_TOKENS = 32  # MUSE's answer length (knowmem_max_new_tokens)
+KNOWMEM_STOP = ("\n\n", "\nQuestion", "Question:")  # MUSE's knowmem cut
+TEXT_TOKENS = 2048  # MUSE's max_len: PrivLeak texts are scored up to this many tokens
 
 
 @dataclass
@@ -43,12 +57,17 @@ class MuseData:
     knowmem_retain: list[tuple[str, str]]
     privleak: dict[str, list[str]] = field(default_factory=dict)  # forget / holdout (/ retain) texts
     name: str = "muse"
+    icl_forget: list[tuple[str, str]] = field(default_factory=list)  # KnowMem few-shot examples
+    icl_retain: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
-    def from_benchmark(cls, bench, retain_size: int = 100) -> "MuseData":
+    def from_benchmark(cls, bench, retain_size: int = 100, shots: int = 0) -> "MuseData":
         """MUSE's views of a QA benchmark with biographies (the built-in ``people``): VerbMem continues each
-        forget biography from its first sentence; KnowMem asks the forget / retain questions; PrivLeak scores
-        the biographies and "question answer" texts of the forget and holdout people."""
+        forget biography from its first sentence; KnowMem asks the forget / retain questions, with ``shots``
+        retain facts that are not asked as the few-shot examples; PrivLeak scores the biographies and
+        "question answer" texts of the forget and holdout people. ``shots`` is 0 by default: the built-in models
+        are trained from scratch and cannot learn in context (given MUSE's three examples, micro copies their
+        answers), so their KnowMem is asked zero-shot; MUSE's public files bring their own few-shot examples."""
         verb = []
         for t in bench.texts.get("forget", []):
             head, sep, rest = t.text.partition(". ")
@@ -60,9 +79,12 @@ class MuseData:
         def texts(split):
             return [t.text for t in bench.texts.get(split, [])] + [f"{r.question} {r.answer}"
                                                                      for r in getattr(bench, split)]
+        icl = [(r.question, r.answer) for r in bench.retain[-shots:]] if shots else []  # never asked themselves
+        asked = bench.retain[:min(retain_size, len(bench.retain) - len(icl))]
         return cls(verbmem=verb, knowmem_forget=[(r.question, r.answer) for r in bench.forget],
-                   knowmem_retain=[(r.question, r.answer) for r in bench.retain[:retain_size]],
-                   privleak={"forget": texts("forget"), "holdout": texts("holdout")}, name=f"{bench.name}-muse")
+                   knowmem_retain=[(r.question, r.answer) for r in asked],
+                   privleak={"forget": texts("forget"), "holdout": texts("holdout")}, name=f"{bench.name}-muse",
+                   icl_forget=icl, icl_retain=icl)
 
     def write(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write the data in MUSE's public layout (JSON lists), atomically (``overwrite``: replace an earlier
@@ -73,6 +95,10 @@ class MuseData:
                  "knowmem/forget_qa.json": [{"question": q, "answer": a} for q, a in self.knowmem_forget],
                  "knowmem/retain_qa.json": [{"question": q, "answer": a} for q, a in self.knowmem_retain],
                  **{f"privleak/{k}.json": v for k, v in self.privleak.items()}}
+        if self.icl_forget:
+            files["knowmem/forget_qa_icl.json"] = [{"question": q, "answer": a} for q, a in self.icl_forget]
+        if self.icl_retain:
+            files["knowmem/retain_qa_icl.json"] = [{"question": q, "answer": a} for q, a in self.icl_retain]
         with atomic_dir(folder, overwrite=overwrite) as tmp:
             for rel, rows in files.items():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -80,17 +106,19 @@ class MuseData:
         return Path(folder)
 
 
-def _rows(path: Path, fields: tuple[str, ...]) -> list[tuple[str, ...]]:
+def _rows(path: Path, fields: tuple[str, ...], limit: int = 0) -> list[tuple[str, ...]]:
     out = []
     for i, r in enumerate(read_rows(path), 1):
         for f in fields:
             if not isinstance(r.get(f), str) or not r[f].strip():
                 raise ObliviateError(f"data file {path} row {i}: missing or empty field {f!r}")
         out.append(tuple(r[f] for f in fields))
+        if limit and len(out) == limit:
+            break
     return out
 
 
-def _texts(path: Path) -> list[str]:
+def _texts(path: Path, limit: int = 0) -> list[str]:
     """A JSON list of strings, or rows with ``text``."""
     if path.is_file() and path.read_text(encoding="utf-8").lstrip().startswith("["):
         try:
@@ -100,39 +128,59 @@ def _texts(path: Path) -> list[str]:
         if items and all(isinstance(x, str) for x in items):
             if not all(x.strip() for x in items):
                 raise ObliviateError(f"data file {path}: empty text at row {[x.strip() for x in items].index('') + 1}")
-            return items
-    return [t for (t,) in _rows(path, ("text",))]
+            return items[:limit] if limit else items
+    return [t for (t,) in _rows(path, ("text",), limit)]
 
 
-def load_muse(folder: str | Path) -> MuseData:
-    """Read a MUSE corpus folder (see the module docstring); errors name the file, the row and the field."""
+def load_muse(folder: str | Path, limit: int = 0) -> MuseData:
+    """Read a MUSE corpus folder (see the module docstring); errors name the file, the row and the field.
+    ``limit`` > 0 keeps the first ``limit`` rows of every file (a quick look before a full run)."""
     root = Path(folder)
     if not root.is_dir():
         raise ObliviateError(f"MUSE folder {root} does not exist")
 
-    def need(rel: str) -> Path:
-        p = root / rel
-        if not p.is_file() and p.with_suffix(".jsonl").is_file():
-            p = p.with_suffix(".jsonl")
-        if not p.is_file():
-            raise ObliviateError(f"MUSE folder {root} lacks {rel} (or {Path(rel).with_suffix('.jsonl')})")
-        return p
+    def find(*names: str, required: bool = True) -> Path | None:
+        for rel in names:
+            for p in (root / rel, (root / rel).with_suffix(".jsonl")):
+                if p.is_file():
+                    return p
+        if required:
+            raise ObliviateError(f"MUSE folder {root} lacks {' or '.join(names)} (or the .jsonl form)")
+        return None
 
-    priv = {"forget": _texts(need("privleak/forget.json")), "holdout": _texts(need("privleak/holdout.json"))}
-    if (root / "privleak" / "retain.json").is_file():
-        priv["retain"] = _texts(root / "privleak" / "retain.json")
-    return MuseData(verbmem=_rows(need("verbmem/forget.json"), ("prompt", "gt")),
-                    knowmem_forget=_rows(need("knowmem/forget_qa.json"), ("question", "answer")),
-                    knowmem_retain=_rows(need("knowmem/retain_qa.json"), ("question", "answer")),
-                    privleak=priv, name=root.name)
+    priv = {"forget": _texts(find("privleak/forget.json"), limit), "holdout": _texts(find("privleak/holdout.json"), limit)}
+    if (p := find("privleak/retain.json", required=False)) is not None:
+        priv["retain"] = _texts(p, limit)
+    retain_qa = find("knowmem/retain_qa.json", "knowmem/retain2_qa.json")
+    icl = {k: find(f"knowmem/{k}_qa_icl.json", required=False) for k in ("forget", "retain")}
+    if icl["retain"] is None and retain_qa.stem.startswith("retain2"):
+        icl["retain"] = find("knowmem/retain2_qa_icl.json", required=False)
+    return MuseData(verbmem=_rows(find("verbmem/forget.json"), ("prompt", "gt"), limit),
+                    knowmem_forget=_rows(find("knowmem/forget_qa.json"), ("question", "answer"), limit),
+                    knowmem_retain=_rows(retain_qa, ("question", "answer"), limit),
+                    privleak=priv, name=root.name,
+                    icl_forget=_rows(icl["forget"], ("question", "answer")) if icl["forget"] else [],
+                    icl_retain=_rows(icl["retain"], ("question", "answer")) if icl["retain"] else [])
 
 
 def rouge_l_f1(predictions: list[str], references: list[str]) -> list[float]:
-    """ROUGE-L F1 (``rouge-score``, with stemming), MUSE's score for VerbMem and KnowMem."""
+    """ROUGE-L F1 (``rouge-score`` without stemming), MUSE's score for VerbMem and KnowMem (MUSE's
+    ``RougeEvalLogger``; OpenUnlearning's MUSE port stems, and can differ on inflected words)."""
     from rouge_score import rouge_scorer
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     return [scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references)]
+
+
+def knowmem_prompt(question: str, shots: list[tuple[str, str]]) -> str:
+    """MUSE's KnowMem prompt: the few-shot examples, then the question."""
+    return "".join(f"Question: {q}\nAnswer: {a}\n\n" for q, a in shots) + f"Question: {question}\nAnswer: "
+
+
+def _cut(tokenizer, text: str, n: int) -> str:
+    """The text's first ``n`` tokens (special tokens counted, as MUSE cuts VerbMem's ground truth), decoded."""
+    ids = tokenizer(text, add_special_tokens=True)["input_ids"][:n]
+    return tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
 
 
 @dataclass
@@ -144,23 +192,30 @@ class MuseResult:
 
 
 def evaluate_muse(model, tokenizer, data: MuseData, oracle: MuseResult | None = None, batch_size: int = 16,
-                  max_new_tokens: int = 32, scorer: Scorer | None = None) -> MuseResult:
-    """C1-C4 on ``data``; PrivLeak needs the oracle's result (else it is None, with a note)."""
-    scorer = scorer or Scorer(model, tokenizer, batch_size=batch_size)
+                  scorer: Scorer | None = None) -> MuseResult:
+    """C1-C4 on ``data`` as MUSE computes them; PrivLeak needs the oracle's result (else it is None, with a
+    note). Memory stays bounded on long texts (see :class:`Scorer`)."""
+    scorer = scorer or Scorer(model, tokenizer, batch_size=batch_size, max_length=TEXT_TOKENS)
     rows, metrics, notes = [], {}, []
 
-    conts = scorer.generate([p for p, _ in data.verbmem], VERBMEM_TOKENS)
-    f1 = rouge_l_f1(conts, [gt for _, gt in data.verbmem])
+    conts = scorer.generate([p for p, _ in data.verbmem], VERBMEM_TOKENS, raw=True)
+    gts = [_cut(tokenizer, gt, VERBMEM_TOKENS) for _, gt in data.verbmem]
+    f1 = rouge_l_f1(conts, gts)
     rows += [{"split": "verbmem_forget", "prompt": p, "gt": gt, "generation": c, "rougeL_f1": s}
-             for (p, gt), c, s in zip(data.verbmem, conts, f1)]
+             for (p, _), gt, c, s in zip(data.verbmem, gts, conts, f1)]
     metrics["muse_verbmem_forget"] = float(np.mean(f1))
 
-    for split, qa in (("forget", data.knowmem_forget), ("retain", data.knowmem_retain)):
-        answers = scorer.generate([format_prompt(tokenizer, q) for q, _ in qa], max_new_tokens)
+    for split, qa, shots in (("forget", data.knowmem_forget, data.icl_forget),
+                             ("retain", data.knowmem_retain, data.icl_retain)):
+        answers = scorer.generate([knowmem_prompt(q, shots) for q, _ in qa], KNOWMEM_TOKENS, raw=True,
+                                  stop=KNOWMEM_STOP)
         f1 = rouge_l_f1(answers, [a for _, a in qa])
         rows += [{"split": f"knowmem_{split}", "question": q, "answer": a, "generation": g, "rougeL_f1": s}
                  for (q, a), g, s in zip(qa, answers, f1)]
         metrics[f"muse_knowmem_{split}"] = float(np.mean(f1))
+        if not shots:
+            notes.append(f"knowmem_{split}: no few-shot file (knowmem/{split}_qa_icl.json), so the questions are "
+                         "asked zero-shot; MUSE's published numbers use its few-shot examples")
     metrics["muse_utility"] = metrics["muse_knowmem_retain"]
 
     scores = {}

@@ -1,7 +1,11 @@
 """Forget quality, membership-inference scores and PrivLeak.
 
-Every MIA score here is oriented so that higher means "more member-like"; AUCs are forget (members)
-vs holdout (non-members) and come from scikit-learn's ``roc_auc_score``.
+Every MIA score here is oriented so that higher means "more member-like"; AUCs are forget (members) vs
+holdout (non-members) and come from scikit-learn's ``roc_auc_score``. OpenUnlearning orients its scores the
+other way and labels the forget set 0, so each score here is the negation of its ``src/evals/metrics/mia``
+score and every AUC is the same number (``tests/test_parity.py``). Token sets follow it too: LOSS, zlib and
+Reference read every answer token with the EOS (``evaluate_probability``); Min-K% and Min-K%++ drop the final
+label position (``tokenwise_logprobs``).
 """
 from __future__ import annotations
 
@@ -9,10 +13,14 @@ import numpy as np
 
 from .scoring import TokenScores
 
-MIN_K = 0.4  # fraction of lowest-scoring tokens averaged (MUSE's setting; Min-K% paper sweeps 0.1..0.5)
+MIN_K = 0.4  # fraction of lowest-scoring tokens averaged (MUSE's and OpenUnlearning's setting)
+EPS = 1e-10  # OpenUnlearning's guard in PrivLeak's denominator
 
 
 def _lowest_mean(x: np.ndarray, k: float) -> float:
+    """Mean of the ⌊k·n⌋ (at least one) smallest values; 0 for no values (OpenUnlearning's convention)."""
+    if not len(x):
+        return 0.0
     n = max(1, int(len(x) * k))
     return float(np.sort(x)[:n].mean())
 
@@ -23,15 +31,17 @@ def loss_score(ts: TokenScores) -> float:
 
 
 def min_k_score(ts: TokenScores, k: float = MIN_K) -> float:
-    """Min-K% Prob (Shi et al., 2024, arXiv:2310.16789, Eq. 1): mean log-prob of the k% least likely tokens."""
-    return _lowest_mean(ts.logp, k)
+    """Min-K% Prob (Shi et al., 2024, arXiv:2310.16789, Eq. 1): mean log-prob of the k% least likely answer
+    tokens (EOS excluded)."""
+    return _lowest_mean(ts.answer().logp, k)
 
 
 def min_k_plus_plus_score(ts: TokenScores, k: float = MIN_K) -> float:
     """Min-K%++ (Zhang et al., 2025, arXiv:2404.02936, Eq. 3): z_t = (log p_t - μ_t) / σ_t with μ_t, σ_t the
-    mean and standard deviation of log p under the model's next-token distribution; score = mean of the
-    lowest k% of z_t."""
-    return _lowest_mean((ts.logp - ts.mu) / ts.sigma, k)
+    mean and standard deviation of log p under the model's next-token distribution (σ² floored at 1e-6 as in
+    OpenUnlearning); score = mean of the lowest k% of z_t over the answer tokens (EOS excluded)."""
+    a = ts.answer()
+    return _lowest_mean((a.logp - a.mu) / a.sigma, k)
 
 
 def zlib_score(ts: TokenScores, text: str) -> float:
@@ -48,29 +58,46 @@ def reference_scores(nll, reference_nll) -> np.ndarray:
     return np.asarray(reference_nll, dtype=float) - np.asarray(nll, dtype=float)
 
 
-def gradnorm_scores(model, tokenizer, examples, max_length: int = 512) -> list[float]:
-    """Gradient-norm attack (as evaluated on LLMs by Duan et al., 2024, arXiv:2402.17012, "Do Membership
-    Inference Attacks Work on Large Language Models?"): -||∇_θ mean-token NLL(y | x)||_2 per example (training
-    members sit nearer a minimum). One backward pass per example; the model's gradients are left cleared."""
+def gradnorm_scores(model, tokenizer, examples, max_length: int = 2048) -> dict[str, list[float]]:
+    """Gradient-norm attacks (evaluated on LLMs by Duan et al., 2024, arXiv:2402.17012, "Do Membership Inference
+    Attacks Work on Large Language Models?"): members sit nearer a minimum, so a smaller gradient norm is more
+    member-like. Two variants, each a backward pass per example (the model's gradients are left cleared):
+
+    - ``gradnorm`` (OpenUnlearning's ``GradNormAttack``, p = 2): the model in train mode, the loss the mean NLL of
+      the answer tokens without the EOS, score -mean over parameter tensors of ||∇_W||_2 (a per-tensor norm,
+      averaged);
+    - ``gradnorm_global`` (the paper's gradient norm): the model in eval mode, the loss the mean NLL of every
+      answer token with the EOS, score -||∇_θ||_2 over all parameters at once.
+    """
     import torch
 
-    from ..data.format import collate, encode, pad_id
-    from ..methods.losses import mean_token_nll
+    from ..data.format import IGNORE, collate, encode, pad_id
 
     was_training = model.training
-    model.eval()
     params = [p for p in model.parameters() if p.requires_grad]
     dev = next(model.parameters()).device
-    out = []
+    out: dict[str, list[float]] = {"gradnorm": [], "gradnorm_global": []}
+
+    def grads(batch, drop_last: bool, train: bool):
+        model.train(train)
+        with torch.enable_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            labels = batch["labels"][:, 1:]
+            logp = torch.log_softmax(logits[:, :-1].float(), -1)
+            mask = labels != IGNORE
+            lp = logp[mask].gather(-1, labels[mask].unsqueeze(-1)).squeeze(-1)  # (n,) answer tokens in order
+            if drop_last:
+                lp = lp[:-1]
+            loss = -lp.mean()
+            return [g for g in torch.autograd.grad(loss, params, allow_unused=True) if g is not None]
+
     try:
         for ex in examples:
             b = {k: v.to(dev) for k, v in collate([encode(tokenizer, ex, max_length)], pad_id(tokenizer)).items()}
-            with torch.enable_grad():
-                loss = mean_token_nll(model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits,
-                                      b["labels"])
-                grads = torch.autograd.grad(loss, params, allow_unused=True)
-            sq = sum(float(g.float().square().sum()) for g in grads if g is not None)
-            out.append(-sq ** 0.5)
+            per_tensor = grads(b, drop_last=True, train=True)
+            out["gradnorm"].append(-float(torch.stack([g.detach().norm(2) for g in per_tensor]).mean()))
+            whole = grads(b, drop_last=False, train=False)
+            out["gradnorm_global"].append(-float(sum(g.detach().float().square().sum() for g in whole)) ** 0.5)
     finally:
         model.train(was_training)
     return out
@@ -93,6 +120,13 @@ def forget_quality(model_ratios, oracle_ratios) -> float:
 
 
 def privleak(auc: float, auc_oracle: float) -> float:
-    """MUSE PrivLeak (Shi et al., 2024, arXiv:2407.06460, Sec. 3): (AUC - AUC_oracle) / AUC_oracle × 100.
-    0 is ideal; positive means the model still marks forget data as members, negative over-unlearning."""
-    return (auc - auc_oracle) / auc_oracle * 100.0
+    """PrivLeak (Shi et al., 2024, "MUSE", arXiv:2407.06460, Sec. 3, C3) in MUSE's convention: MUSE's AUC treats the
+    forget set as the *non-members*, i.e. it is 1 - AUC here, so
+
+        PrivLeak = ((1 - AUC) - (1 - AUC_oracle)) / ((1 - AUC_oracle) + 1e-10) × 100
+
+    (OpenUnlearning's ``privleak``, the same guard). 0 is ideal; a model that was never unlearned reads near
+    -100 (its forget set is recognised as members: AUC near 1), an over-unlearned one reads positive (its forget
+    set looks less familiar than text it never saw)."""
+    mine, ref = 1.0 - auc, 1.0 - auc_oracle
+    return (mine - ref) / (ref + EPS) * 100.0

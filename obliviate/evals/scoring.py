@@ -2,7 +2,13 @@
 full-vocabulary statistics Min-K%++ needs) and greedy generation with left padding.
 
 A :class:`Scorer` belongs to one model. It scores each unique (prompt, target) once, however many
-metrics ask for it, and counts the sequences it ran so that benchmarks can report the cost.
+metrics ask for it, and counts the sequences it ran so that benchmarks can report the cost. Memory is
+bounded whatever the text length: batches are cut so that their logits fit ``logits_bytes``, and the
+full-vocabulary statistics are computed a slice of positions at a time (MUSE's 2,048-token texts on a
+49k-token vocabulary would otherwise need gigabytes per batch).
+
+Which tokens a metric reads is the metric's business (see :meth:`TokenScores.answer`): the scorer keeps every
+target token, the final EOS included.
 """
 from __future__ import annotations
 
@@ -13,35 +19,104 @@ import torch
 
 from ..data.format import IGNORE, Example, collate, encode, pad_id, uses_chat_template
 
+MIN_VARIANCE = 1e-6  # the floor on Var[log p] in Min-K%++ (OpenUnlearning's clamp; the paper gives none)
+STAT_CHUNK_BYTES = 64 * 2**20  # full-vocabulary statistics are computed this many bytes of log-probs at a time
+
 
 @dataclass(frozen=True)
 class TokenScores:
     """Per target token: log p(token), and under the model's own next-token distribution p the mean
-    μ = Σ_v p_v log p_v and standard deviation σ of log p (Zhang et al., 2024, Min-K%++)."""
+    μ = Σ_v p_v log p_v and standard deviation σ of log p (Zhang et al., 2024, Min-K%++); ``hit``: the
+    teacher-forced argmax is the target token. Every target token is kept, the final one (EOS) included."""
 
     logp: np.ndarray  # (n,)
     mu: np.ndarray  # (n,)
     sigma: np.ndarray  # (n,)
-    hit: np.ndarray | None = None  # (n,) bool: the teacher-forced argmax is the target token
+    hit: np.ndarray | None = None  # (n,) bool
 
     @property
     def mean_logp(self) -> float:
+        """Mean log-prob over every target token, EOS included (OpenUnlearning's ``evaluate_probability``)."""
         return float(self.logp.mean()) if self.logp.size else float("nan")
+
+    def answer(self) -> "TokenScores":
+        """The tokens the token-wise metrics read (Min-K%, Min-K%++, exact memorisation, extraction strength):
+        every target token but the final one, the EOS, as OpenUnlearning's ``tokenwise_logprobs`` drops the
+        final label position and MUSE scores a text without one."""
+        return TokenScores(self.logp[:-1], self.mu[:-1], self.sigma[:-1],
+                           None if self.hit is None else self.hit[:-1])
+
+
+def token_statistics(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(logp, μ, σ, hit) for ``targets`` (N,) under ``logits`` (N, V) of the positions that predict them,
+    a slice of rows at a time so that memory stays at ``STAT_CHUNK_BYTES`` beyond the logits. σ is the square
+    root of max(Var[log p], ``MIN_VARIANCE``)."""
+    n, v = logits.shape
+    step = max(1, STAT_CHUNK_BYTES // (4 * max(1, v)))
+    parts = []
+    for s in range(0, n, step):
+        logsm = torch.log_softmax(logits[s:s + step].float(), dim=-1)  # (n', V)
+        tgt = targets[s:s + step]
+        logp = logsm.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+        p = logsm.exp()
+        mu = (p * logsm).sum(-1)
+        var = (p * logsm.square()).sum(-1) - mu.square()
+        parts.append((logp, mu, var.clamp_min(MIN_VARIANCE).sqrt(), logsm.argmax(-1) == tgt))
+        del logsm, p
+    if not parts:
+        empty = torch.zeros(0)
+        return empty, empty, empty, torch.zeros(0, dtype=torch.bool)
+    return tuple(torch.cat(x) for x in zip(*parts))
+
+
+def scores_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> list[TokenScores]:
+    """:class:`TokenScores` of each row of a batch: ``logits`` (B, T, V) for input positions, ``labels`` (B, T)
+    with ``IGNORE`` on prompt and padding positions (the logits at position t predict the label at t + 1)."""
+    target = labels[:, 1:]
+    mask = target != IGNORE
+    stats = token_statistics(logits[:, :-1][mask], target[mask])
+    counts = mask.sum(1).tolist()
+    parts = [torch.split(x.cpu(), counts) for x in stats]
+    return [TokenScores(*(part[i].numpy() for part in parts)) for i in range(len(counts))]
 
 
 class Scorer:
-    def __init__(self, model, tokenizer, batch_size: int = 32, max_length: int = 512):
+    """Scores and generations of one model, each computed once.
+
+    ``batch_size`` caps sequences per forward pass; ``logits_bytes`` caps the logits a pass may hold (long texts
+    get smaller batches); ``max_length`` cuts longer sequences (and never exceeds the model's own context)."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 32, max_length: int = 2048, logits_bytes: int = 256 * 2**20):
         self.model, self.tok = model, tokenizer
-        self.batch_size, self.max_length = batch_size, max_length
+        self.batch_size, self.logits_bytes = batch_size, logits_bytes
+        limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        self.max_length = min(max_length, limit) if isinstance(limit, int) and limit > 0 else max_length
         self._scores: dict[Example, TokenScores] = {}
-        self._gens: dict[tuple[str, int], str] = {}
+        self._gens: dict[tuple, str] = {}
         self.n_scored = 0  # sequences actually run through the model
-        self._keeps_logits: bool | None = None
         self.n_generated = 0
+        self._keeps_logits: bool | None = None
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def _vocab(self) -> int:
+        head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
+        return int(head.weight.shape[0]) if head is not None else len(self.tok)
+
+    def _batches(self, encoded: list[dict]) -> list[list[int]]:
+        """Consecutive groups (the input is sorted by length) within ``batch_size`` and ``logits_bytes``."""
+        per_token = 4 * self._vocab()
+        out, cur, longest = [], [], 0
+        for i, e in enumerate(encoded):
+            n = len(e["input_ids"])
+            if cur and (len(cur) == self.batch_size or (len(cur) + 1) * max(longest, n) * per_token > self.logits_bytes):
+                out.append(cur)
+                cur, longest = [], 0
+            cur.append(i)
+            longest = max(longest, n)
+        return out + ([cur] if cur else [])
 
     @torch.no_grad()
     def score(self, examples: list[Example]) -> list[TokenScores]:
@@ -51,30 +126,21 @@ class Scorer:
                       key=lambda ex: (len(ex.prompt) + len(ex.target), ex.prompt, ex.target))
         self.model.eval()
         pad = pad_id(self.tok)
-        for s in range(0, len(todo), self.batch_size):
-            chunk = todo[s:s + self.batch_size]
-            batch = collate([encode(self.tok, ex, self.max_length) for ex in chunk], pad)
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            target = batch["labels"][:, 1:]
-            mask = target != IGNORE
-            first = int(mask.float().argmax(1).min())  # the earliest scored position: nothing before it is needed
-            logits = self._logits(batch, keep=target.shape[1] - first + 1)[:, -(target.shape[1] - first) - 1:-1]
-            target, mask = target[:, first:], mask[:, first:]
-            # full-vocabulary statistics on the scored (answer) positions only, not on prompt or padding
-            logsm = torch.log_softmax(logits[mask].float(), dim=-1)  # (N, V)
-            tgt = target[mask]
-            logp = logsm.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
-            p = logsm.exp()
-            mu = (p * logsm).sum(-1)
-            var = (p * logsm.square()).sum(-1) - mu.square()
-            sigma = var.clamp_min(1e-12).sqrt()
-            hit = logsm.argmax(-1) == tgt
-            del p, logsm
-            counts = mask.sum(1).tolist()
-            parts = [torch.split(x.cpu(), counts) for x in (logp, mu, sigma, hit)]
-            for i, ex in enumerate(chunk):
-                self._scores[ex] = TokenScores(*(part[i].numpy() for part in parts))
-            self.n_scored += len(chunk)
+        encoded = [encode(self.tok, ex, self.max_length) for ex in todo]
+        order = sorted(range(len(todo)), key=lambda i: (len(encoded[i]["input_ids"]), i))
+        for group in self._batches([encoded[i] for i in order]):
+            idx = [order[g] for g in group]
+            batch = {k: v.to(self.device) for k, v in collate([encoded[i] for i in idx], pad).items()}
+            labels = batch["labels"]
+            mask = labels[:, 1:] != IGNORE
+            first = int(mask.float().argmax(1).min()) if mask.any() else labels.shape[1] - 1
+            keep = labels.shape[1] - first  # positions first .. T-1: every scored position and the last
+            logits = self._logits(batch, keep)  # (B, keep, V)
+            ts = scores_from_logits(logits, labels[:, -keep:])
+            for i, t in zip(idx, ts):
+                self._scores[todo[i]] = t
+            self.n_scored += len(idx)
+            del logits
         return [self._scores[ex] for ex in examples]
 
     def _logits(self, batch: dict, keep: int) -> torch.Tensor:
@@ -89,25 +155,34 @@ class Scorer:
         return logits[:, -keep:]
 
     @torch.no_grad()
-    def generate(self, prompts: list[str], max_new_tokens: int = 32) -> list[str]:
-        """Greedy continuations of formatted prompts (batched, left-padded), decoded without special tokens."""
-        todo = sorted({p for p in prompts if (p, max_new_tokens) not in self._gens}, key=lambda p: (len(p), p))
-        chat = uses_chat_template(self.tok)
+    def generate(self, prompts: list[str], max_new_tokens: int = 200, raw: bool = False,
+                 stop: tuple[str, ...] = ()) -> list[str]:
+        """Greedy continuations of prompts (batched, left-padded), decoded without special tokens, stopping at
+        EOS or after ``max_new_tokens``. Prompts are already formatted; ``raw`` tokenises them with the
+        tokenizer's special tokens even for chat models (MUSE's plain-text prompts). A continuation is cut
+        before the first of the ``stop`` strings."""
+        key = (max_new_tokens, raw, tuple(stop))
+        todo = sorted({p for p in prompts if (p, *key) not in self._gens}, key=lambda p: (len(p), p))
+        special = raw or not uses_chat_template(self.tok)
         pad = pad_id(self.tok)
         self.model.eval()
         for s in range(0, len(todo), self.batch_size):
             chunk = todo[s:s + self.batch_size]
-            ids = [self.tok(p, add_special_tokens=not chat)["input_ids"] for p in chunk]
+            ids = [self.tok(p, add_special_tokens=special)["input_ids"][-self.max_length:] for p in chunk]
             T = max(map(len, ids))
             input_ids = torch.full((len(ids), T), pad, dtype=torch.long)
             attn = torch.zeros((len(ids), T), dtype=torch.long)
             for i, x in enumerate(ids):
                 input_ids[i, T - len(x):] = torch.tensor(x)
                 attn[i, T - len(x):] = 1
+            room = max(1, min(max_new_tokens, self.max_length - T))  # never past the model's context
             out = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device),
-                                      max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
+                                      max_new_tokens=room, do_sample=False, pad_token_id=pad,
                                       eos_token_id=self.tok.eos_token_id)
             for p, row in zip(chunk, out[:, T:]):
-                self._gens[(p, max_new_tokens)] = self.tok.decode(row, skip_special_tokens=True).strip()
+                text = self.tok.decode(row, skip_special_tokens=True)
+                for word in stop:
+                    text = text.split(word)[0]
+                self._gens[(p, *key)] = text.strip()
             self.n_generated += len(chunk)
-        return [self._gens[(p, max_new_tokens)] for p in prompts]
+        return [self._gens[(p, *key)] for p in prompts]

@@ -3,8 +3,12 @@
     from obliviate import evaluate
     result = evaluate(model, tok, bench)                      # no oracle: forget quality left out, and said so
     result = evaluate(model, tok, bench, oracle=oracle_result)
+    result.metrics["forget_quality"], result.ci["forget_quality"]   # the value and its 95 % interval
 
-Metric names (flat, snake_case) are listed in :data:`obliviate.evals.METRICS`.
+Metric names (flat, snake_case) are listed in :data:`obliviate.evals.METRICS`. Every metric the field shares
+equals TOFU's / OpenUnlearning's value on the same log-probabilities (``tests/test_parity.py``); where obliviate
+adds a variant, its name says so (``extraction_strength_paper``, ``mia_gradnorm_global_auc``). Every metric
+computed from per-fact values carries a 95 % interval from a subject-level bootstrap (:mod:`.uncertainty`).
 """
 from __future__ import annotations
 
@@ -17,43 +21,69 @@ from ..data import Benchmark, QARecord, format_prompt, qa_example
 from ..loop import progress
 from ..options import Options, option
 from ..utils import ObliviateError
-from .memorization import (exact_match, exact_memorization, extraction_strength, forget_truth_ratio,
-                           length_normalised_prob, option_normalised_prob, retain_truth_ratio, rouge_l_recall,
-                           truth_ratio)
+from .memorization import (exact_match, exact_memorization, extraction_strength, extraction_strength_paper,
+                           forget_truth_ratio, length_normalised_prob, option_normalised_prob, retain_truth_ratio,
+                           rouge_l_recall, truth_ratio)
 from .privacy import (forget_quality, gradnorm_scores, loss_score, mia_auc, min_k_plus_plus_score, min_k_score,
                       privleak, reference_scores, zlib_score)
 from .scoring import Scorer
+from .uncertainty import auc as fast_auc
+from .uncertainty import bootstrap
 
 UTILITY_SPLITS = ("retain", "neighbours", "world")
+UTILITY_PARTS = ("prob", "rougeL_recall", "truth_ratio")
 FORGET_SIDE = ("forget", "holdout")  # truth ratio aggregated as mean(min(R, 1/R))
 # score(token scores, answer text) for each attack that needs only the model's own log-probs
 MIA_SCORES = {"loss": lambda ts, _: loss_score(ts), "min_k": lambda ts, _: min_k_score(ts),
               "min_k_plus_plus": lambda ts, _: min_k_plus_plus_score(ts), "zlib": zlib_score}
-# attacks that need more: gradnorm (a backward pass per example, EvalConfig.gradnorm), reference (the oracle)
-MIA_ALL = (*MIA_SCORES, "gradnorm", "reference")
+# attacks that need more: gradnorm (backward passes, EvalConfig.gradnorm), reference (the oracle)
+GRADNORM = ("gradnorm", "gradnorm_global")
+MIA_ALL = (*MIA_SCORES, *GRADNORM, "reference")
+# PrivLeak per attack; the headline `privleak` uses Min-K% as MUSE and OpenUnlearning do
+PRIVLEAK = {"min_k": "privleak", **{k: f"privleak_{k}" for k in MIA_ALL if k != "min_k"}}
+IDEAL_AUC = 0.5  # the AUC of a model that cannot tell forget from holdout facts (OpenUnlearning's ref_value)
+PER_FACT = ("prob", "rougeL_recall", "exact_match", "extraction_strength", "extraction_strength_paper",
+            "exact_memorization")
 
 
 @dataclass
 class EvalConfig(Options):
-    batch_size: int = option(32, "sequences per forward pass", ge=1)
-    max_new_tokens: int = option(32, "greedy answer length", ge=1)
-    retain_eval_size: int = option(60, "retain facts evaluated, a seeded sample (0: all)", ge=0)
-    gradnorm: bool = option(False, "also the gradient-norm MIA on forget and holdout (one backward pass per fact)")
-    seed: int = option(0, "seeds the retain sample and every other random draw of the evaluation", ge=0)
+    batch_size: int = option(32, "sequences per forward pass (fewer for long texts: see Scorer)", ge=1)
+    max_new_tokens: int = option(200, "greedy answer length; generation stops at EOS (TOFU / OpenUnlearning: 200)",
+                                 ge=1)
+    retain_eval_size: int = option(0, "0: every retain fact; N: a seeded sample of N retain facts (faster)", ge=0)
+    match_threshold: float = option(0.8, "a fact without a value (free-text answers, as in TOFU) counts as stated "
+                                         "when the greedy answer's ROUGE-L recall is at least this", gt=0, le=1)
+    gradnorm: bool = option(False, "also the gradient-norm MIAs on forget and holdout (backward passes per fact)")
+    bootstrap: int = option(1000, "subject-level bootstrap resamples for the 95 % intervals (0: no intervals)",
+                            ge=0)
+    seed: int = option(0, "seeds the retain sample, the bootstrap and every other random draw", ge=0)
 
 
 @dataclass
 class EvalResult:
-    """Aggregate metrics, per-example rows, and the raw per-example arrays oracle comparisons need."""
+    """Aggregate metrics, their 95 % intervals (``ci``), per-example rows, and the raw per-example arrays oracle
+    comparisons need. ``info`` says how some metrics were formed (utility terms, the exact-match rule)."""
 
     metrics: dict[str, float | None]
     rows: list[dict]
-    arrays: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    arrays: dict[str, dict[str, list]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     cost: dict[str, int] = field(default_factory=dict)
+    ci: dict[str, list[float] | None] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def stated(generation: str, r: QARecord, rouge: float, threshold: float) -> float:
+    """Whether a greedy answer states the fact: its value as a whole phrase when the record has one (the built-in
+    benchmarks), else ROUGE-L recall against the gold answer of at least ``threshold`` (free-text answers such as
+    TOFU's, whose ~60 tokens no short value captures)."""
+    if r.value:
+        return exact_match(generation, r.answer, r.value)
+    return float(rouge >= threshold)
 
 
 def _score_split(scorer: Scorer, tok, recs: list[QARecord], split: str, cfg: EvalConfig) -> tuple[list[dict], dict]:
@@ -63,8 +93,7 @@ def _score_split(scorer: Scorer, tok, recs: list[QARecord], split: str, cfg: Eva
     scorer.score(ans + para + [e for ps in pert for e in ps])  # one batched pass over unique sequences
     gens = scorer.generate([format_prompt(tok, r.question) for r in recs], cfg.max_new_tokens)
     rouge = rouge_l_recall(gens, [r.answer for r in recs])
-    keys = ("prob", "truth_ratio", "rougeL_recall", "exact_match", "extraction_strength", "exact_memorization",
-            "nll", *MIA_SCORES)
+    keys = ("subject", *PER_FACT, "truth_ratio", "nll", *MIA_SCORES)
     rows, arr = [], {k: [] for k in keys}
     for r, a, p, ps, g, rl in zip(recs, ans, para, pert, gens, rouge):
         ts_a, = scorer.score([a])
@@ -74,10 +103,11 @@ def _score_split(scorer: Scorer, tok, recs: list[QARecord], split: str, cfg: Eva
         else:
             prob = length_normalised_prob(ts_a)
         tr = truth_ratio(scorer.score([p])[0], ts_ps) if ts_ps else float("nan")
-        row = {"split": split, "id": r.id, "question": r.question, "answer": r.answer, "generation": g,
-               "prob": prob, "truth_ratio": tr, "rougeL_recall": rl, "exact_match": exact_match(g, r.answer, r.value),
-               "extraction_strength": extraction_strength(ts_a), "exact_memorization": exact_memorization(ts_a),
-               "nll": -ts_a.mean_logp}
+        row = {"split": split, "id": r.id, "subject": r.subject or r.id, "question": r.question, "answer": r.answer,
+               "generation": g, "prob": prob, "truth_ratio": tr, "rougeL_recall": rl,
+               "exact_match": stated(g, r, rl, cfg.match_threshold),
+               "extraction_strength": extraction_strength(ts_a), "extraction_strength_paper": extraction_strength_paper(ts_a),
+               "exact_memorization": exact_memorization(ts_a), "nll": -ts_a.mean_logp}
         row |= {f"mia_{k}": fn(ts_a, a.target) for k, fn in MIA_SCORES.items()}
         rows.append(row)
         for k in arr:
@@ -85,9 +115,33 @@ def _score_split(scorer: Scorer, tok, recs: list[QARecord], split: str, cfg: Eva
     return rows, arr
 
 
-def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None,
-             oracle: EvalResult | None = None, scorer: Scorer | None = None, desc: str = "evaluate") -> EvalResult:
-    """Evaluate ``model`` on ``bench``; with an ``oracle`` result, also forget quality and PrivLeak."""
+def _mean(values) -> float:
+    v = np.asarray(values, dtype=float)
+    return float(np.nanmean(v)) if v.size and not np.isnan(v).all() else float("nan")
+
+
+def _truth_ratio_agg(split: str, ratios) -> float | None:
+    tr = np.asarray(ratios, dtype=float)
+    tr = tr[~np.isnan(tr)]
+    if not tr.size:
+        return None
+    return (forget_truth_ratio if split in FORGET_SIDE else retain_truth_ratio)(tr)
+
+
+def _utility(terms: dict[str, float | None]) -> float | None:
+    """TOFU's model utility: the harmonic mean of the available terms (0 if any is 0)."""
+    parts = [v for v in terms.values() if v is not None and not np.isnan(v)]
+    if not parts:
+        return None
+    from scipy.stats import hmean
+
+    return 0.0 if min(parts) <= 0 else float(hmean(parts))
+
+
+def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None, oracle: EvalResult | None = None,
+             scorer: Scorer | None = None, desc: str = "evaluate", is_oracle: bool = False) -> EvalResult:
+    """Evaluate ``model`` on ``bench``; with an ``oracle`` result, also forget quality and PrivLeak. Pass
+    ``is_oracle=True`` when ``model`` is the oracle itself (its comparisons with itself are left out)."""
     cfg = cfg or EvalConfig()
     if not bench.forget:
         raise ObliviateError(f"benchmark {bench.name}: the forget split is empty")
@@ -98,6 +152,11 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None,
     splits = {"forget": bench.forget, "retain": retain, "holdout": bench.holdout,
               "neighbours": bench.neighbours, "world": bench.world}
     rows, arrays, metrics, notes = [], {}, {}, []
+    info = {"retain_evaluated": len(retain), "retain_total": len(bench.retain),
+            "exact_match_rule": "the greedy answer states the fact's value (as a whole phrase) when the fact has one; "
+                                f"otherwise its ROUGE-L recall against the gold answer is at least {cfg.match_threshold}"}
+    if len(retain) < len(bench.retain):
+        notes.append(f"retain metrics on a seeded sample of {len(retain)} of {len(bench.retain)} retain facts")
     bar, task = progress(desc, sum(len(r) for r in splits.values()))
     with bar:
         for split, recs in splits.items():
@@ -109,45 +168,50 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None,
             bar.update(task, advance=len(recs))
             rows += r
             arrays[split] = a
-            tr = np.asarray(a["truth_ratio"], dtype=float)
-            tr = tr[~np.isnan(tr)]
-            metrics[f"{split}_prob"] = float(np.mean(a["prob"]))
-            metrics[f"{split}_rougeL_recall"] = float(np.mean(a["rougeL_recall"]))
-            metrics[f"{split}_exact_match"] = float(np.mean(a["exact_match"]))
-            metrics[f"{split}_extraction_strength"] = float(np.nanmean(a["extraction_strength"]))
-            metrics[f"{split}_exact_memorization"] = float(np.nanmean(a["exact_memorization"]))
-            if tr.size:
-                agg = forget_truth_ratio if split in FORGET_SIDE else retain_truth_ratio
-                metrics[f"{split}_truth_ratio"] = agg(tr)
+            for k in PER_FACT:
+                metrics[f"{split}_{k}"] = _mean(a[k])
+            tr = _truth_ratio_agg(split, a["truth_ratio"])
+            if tr is not None:
+                metrics[f"{split}_truth_ratio"] = tr
             else:
                 notes.append(f"split {split!r} has no perturbed answers: no truth ratio")
 
-    parts = [metrics.get(f"{s}_{m}") for s in UTILITY_SPLITS if s in arrays
-             for m in ("prob", "rougeL_recall", "truth_ratio")]
-    parts = [p for p in parts if p is not None]
-    if parts:
-        from scipy.stats import hmean
-
-        metrics["model_utility"] = 0.0 if min(parts) <= 0 else float(hmean(parts))
-        if len(parts) < 9:
-            notes.append(f"model_utility is the harmonic mean of {len(parts)} numbers, not TOFU's 9")
+    terms = {f"{s}_{m}": metrics.get(f"{s}_{m}") for s in UTILITY_SPLITS if s in arrays for m in UTILITY_PARTS}
+    terms = {k: v for k, v in terms.items() if v is not None}
+    if terms:
+        metrics["model_utility"] = _utility(terms)
+        info["model_utility_terms"] = list(terms)
+        if len(terms) < 9:
+            notes.append(f"model_utility is the harmonic mean of {len(terms)} terms, not TOFU's 9: {', '.join(terms)}")
     if "holdout" in arrays:
         if cfg.gradnorm:
-            for split in ("forget", "holdout"):
-                recs = splits[split]
-                scores = gradnorm_scores(model, tokenizer, [qa_example(tokenizer, r.question, r.answer) for r in recs])
-                arrays[split]["gradnorm"] = scores
-                for row, sc in zip((x for x in rows if x["split"] == split), scores):
-                    row["mia_gradnorm"] = sc
-        for k in (*MIA_SCORES, "gradnorm"):
+            for split in FORGET_SIDE:
+                exs = [qa_example(tokenizer, r.question, r.answer) for r in splits[split]]
+                for k, scores in gradnorm_scores(model, tokenizer, exs, scorer.max_length).items():
+                    arrays[split][k] = scores
+                    for row, sc in zip((x for x in rows if x["split"] == split), scores):
+                        row[f"mia_{k}"] = sc
+        for k in (*MIA_SCORES, *GRADNORM):
             if k in arrays["forget"]:
                 metrics[f"mia_{k}_auc"] = mia_auc(arrays["forget"][k], arrays["holdout"][k])
     else:
         notes.append("no holdout split: membership-inference AUCs are left out")
 
-    result = EvalResult(metrics=metrics, rows=rows, arrays=arrays, notes=notes,
+    result = EvalResult(metrics=metrics, rows=rows, arrays=arrays, notes=notes, info=info,
                         cost={"sequences_scored": scorer.n_scored, "prompts_generated": scorer.n_generated})
-    compare_to_oracle(result, oracle)
+    if is_oracle:
+        result.metrics["forget_quality"] = result.metrics["mia_reference_auc"] = None
+        result.metrics["privleak_reference"] = None
+        for k, name in PRIVLEAK.items():
+            if result.metrics.get(f"mia_{k}_auc") is not None:
+                result.metrics[name] = privleak(result.metrics[f"mia_{k}_auc"], IDEAL_AUC)
+        result.notes.append("this is the oracle: forget_quality and the reference MIA compare a model with it; its own "
+                            "PrivLeak is measured against the ideal AUC 0.5 (OpenUnlearning's ref_value), so an interval "
+                            "containing 0 says that forget and holdout facts look alike to a model that saw neither")
+    else:
+        compare_to_oracle(result, oracle)
+    if cfg.bootstrap:
+        result.ci = intervals(result, None if is_oracle else oracle, cfg.bootstrap, cfg.seed)
     return result
 
 
@@ -167,13 +231,14 @@ def compare_to_oracle(result: EvalResult, oracle: EvalResult | None) -> EvalResu
         result.notes.append("forget set has no perturbed answers: forget_quality needs truth ratios")
     else:
         result.metrics["forget_quality"] = forget_quality(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
-    for k in (*MIA_SCORES, "gradnorm"):
-        a, b = result.metrics.get(f"mia_{k}_auc"), oracle.metrics.get(f"mia_{k}_auc")
-        if k == "gradnorm" and a is None:
-            continue
-        name = "privleak" if k == "min_k_plus_plus" else f"privleak_{k}"
-        result.metrics[name] = privleak(a, b) if a is not None and b is not None and b > 0 else None
     add_reference_mia(result, oracle)
+    for k, name in PRIVLEAK.items():
+        a, b = result.metrics.get(f"mia_{k}_auc"), oracle.metrics.get(f"mia_{k}_auc")
+        if k == "reference" and a is not None:
+            b = 0.5  # the oracle as its own reference: NLL_oracle - NLL_oracle is 0 for every text
+        if a is None and k in GRADNORM:
+            continue
+        result.metrics[name] = privleak(a, b) if a is not None and b is not None else None
     return result
 
 
@@ -184,7 +249,7 @@ def add_reference_mia(result: EvalResult, reference: EvalResult) -> None:
         result.metrics["mia_reference_auc"] = None
         return
     scores = {}
-    for split in ("forget", "holdout"):
+    for split in FORGET_SIDE:
         mine, theirs = result.arrays[split]["nll"], reference.arrays[split]["nll"]
         if len(mine) != len(theirs):
             raise ObliviateError(f"the reference model was evaluated on a different {split} split "
@@ -195,3 +260,55 @@ def add_reference_mia(result: EvalResult, reference: EvalResult) -> None:
             row["mia_reference"] = float(sc)
     result.metrics["mia_reference_auc"] = mia_auc(scores["forget"], scores["holdout"])
 
+
+def intervals(result: EvalResult, oracle: EvalResult | None, n: int, seed: int) -> dict[str, list[float] | None]:
+    """95 % intervals of every metric computed from per-fact values, by a subject-level bootstrap
+    (:func:`obliviate.evals.uncertainty.bootstrap`); the oracle's facts are resampled with the model's."""
+    A = {s: {k: np.asarray(v, dtype=float) for k, v in a.items() if k != "subject"} for s, a in result.arrays.items()}
+    O = ({s: {k: np.asarray(v, dtype=float) for k, v in a.items() if k != "subject"} for s, a in oracle.arrays.items()}
+         if oracle is not None else None)
+    stats = {}
+    for s, a in A.items():
+        for k in PER_FACT:
+            stats[f"{s}_{k}"] = lambda i, s=s, k=k: _mean(A[s][k][i[s]])
+        if f"{s}_truth_ratio" in result.metrics:
+            stats[f"{s}_truth_ratio"] = lambda i, s=s: _truth_ratio_agg(s, A[s]["truth_ratio"][i[s]])
+    if result.metrics.get("model_utility") is not None:
+        def utility(i):
+            terms = {}
+            for s in UTILITY_SPLITS:
+                if s in A:
+                    terms[f"{s}_prob"] = _mean(A[s]["prob"][i[s]])
+                    terms[f"{s}_rougeL_recall"] = _mean(A[s]["rougeL_recall"][i[s]])
+                    terms[f"{s}_truth_ratio"] = _truth_ratio_agg(s, A[s]["truth_ratio"][i[s]])
+            return _utility({k: v for k, v in terms.items() if k in result.info.get("model_utility_terms", [])})
+        stats["model_utility"] = utility
+    if "holdout" in A:
+        for k in MIA_ALL:
+            if f"mia_{k}_auc" in result.metrics and result.metrics[f"mia_{k}_auc"] is not None and k in A["forget"]:
+                stats[f"mia_{k}_auc"] = lambda i, k=k: fast_auc(A["forget"][k][i["forget"]], A["holdout"][k][i["holdout"]])
+    if oracle is None and result.metrics.get("privleak") is not None and "holdout" in A:  # the oracle itself
+        for k, name in PRIVLEAK.items():
+            if result.metrics.get(name) is not None and k in A["forget"]:
+                stats[name] = lambda i, k=k: privleak(fast_auc(A["forget"][k][i["forget"]],
+                                                               A["holdout"][k][i["holdout"]]), IDEAL_AUC)
+    if O is not None and "forget" in O:
+        if len(O["forget"]["truth_ratio"]) != len(A["forget"]["truth_ratio"]):
+            raise ObliviateError("the oracle was evaluated on another forget split; evaluate both on the same benchmark")
+        if result.metrics.get("forget_quality") is not None:
+            def fq(i):
+                mine, theirs = A["forget"]["truth_ratio"][i["forget"]], O["forget"]["truth_ratio"][i["forget"]]
+                return forget_quality(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
+            stats["forget_quality"] = fq
+        for k, name in PRIVLEAK.items():
+            if result.metrics.get(name) is None or "holdout" not in A or k not in A["forget"]:
+                continue
+            if k == "reference":
+                stats[name] = lambda i: privleak(fast_auc(A["forget"]["reference"][i["forget"]],
+                                                          A["holdout"]["reference"][i["holdout"]]), 0.5)
+            elif k in O.get("forget", {}):
+                stats[name] = lambda i, k=k: privleak(
+                    fast_auc(A["forget"][k][i["forget"]], A["holdout"][k][i["holdout"]]),
+                    fast_auc(O["forget"][k][i["forget"]], O["holdout"][k][i["holdout"]]))
+    subjects = {s: list(a["subject"]) for s, a in result.arrays.items()}
+    return bootstrap(stats, subjects, n=n, seed=seed)
