@@ -33,16 +33,19 @@ def _to(x, device):
 
 
 def _shard(x, rank: int, world: int):
-    """This process's contiguous share of every tensor's first dimension (a global batch split by rank)."""
+    """This process's contiguous share of every tensor's first dimension (a global batch split by rank). A batch
+    with fewer rows than processes (an epoch's last, short batch) gives each process one row, repeating rows, so
+    that every process takes part in the gradient average (a 1-row batch then trains as it would on one process)."""
     if isinstance(x, dict):
         return {k: _shard(v, rank, world) for k, v in x.items()}
     if not torch.is_tensor(x):
         return x
-    size = -(-x.shape[0] // world)
+    n = x.shape[0]
+    if n < world:
+        return x[rank % n:rank % n + 1]
+    size = -(-n // world)
     part = x[rank * size:(rank + 1) * size]
-    if part.shape[0] == 0:
-        raise ObliviateError(f"a batch of {x.shape[0]} cannot be split over {world} processes; raise batch_size")
-    return part
+    return part if part.shape[0] else x[n - 1:]
 
 
 class PlainProgress:

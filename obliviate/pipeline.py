@@ -107,7 +107,8 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
             model_path = str(Path(out) / "models" / cfg.method)
         results = {
             "obliviate": "demo", "seed": cfg.seed, "versions": versions(),
-            "config": {**asdict(cfg), "method_config": info["config"], "train": asdict(cfg.train.resolved(cfg.model in SCRATCH_MODELS))},
+            "config": {**asdict(cfg), "method_config": info["config"], "train": asdict(cfg.train.resolved(
+                cfg.model in SCRATCH_MODELS, len(bench.training_qa(True)) + len(bench.training_texts(True))))},
             "benchmark": bench.summary(),
             "models": {
                 "target": result_entry(target_res, str(paths["target"])),

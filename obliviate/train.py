@@ -26,20 +26,24 @@ from .utils import ObliviateError, cache_dir, seed_everything, stable_hash, vers
 @dataclass
 class TrainConfig(Options):
     """Fine-tuning recipe for target and oracle. None means "the default for this kind of model":
-    from scratch (``tiny``) 40 epochs at lr 3e-3, batch 32; pretrained models 5 epochs at lr 1e-5, batch 8
-    (TOFU's fine-tuning recipe)."""
+    from scratch (``tiny``) 40 epochs at lr 3e-3, batch 32 (smaller for small data sets, so that an epoch has at
+    least 10 steps: ``micro`` gets 9); pretrained models 5 epochs at lr 1e-5, batch 8 (TOFU's fine-tuning recipe)."""
 
     epochs: int | None = option(None, "training epochs (default: 40 from scratch, 5 for pretrained models)", ge=1)
     lr: float | None = option(None, "learning rate (default: 3e-3 from scratch, 1e-5 for pretrained models)", gt=0)
-    batch_size: int | None = option(None, "batch size (default: 32 from scratch, 8 for pretrained models)", ge=1)
+    batch_size: int | None = option(None, "batch size (default: 32 from scratch, down to 8 for small data sets; 8 for "
+                                          "pretrained models)", ge=1)
     weight_decay: float = option(0.0, "AdamW weight decay", ge=0)
     warmup_ratio: float = option(0.05, "share of the steps spent warming the learning rate up", ge=0, lt=1)
     max_length: int = option(256, "tokens per example, longer ones are cut", ge=8)
     include_texts: bool = option(True, "also train on the passages (biographies)")
     seed: int = option(0, "initialisation (built-in models) and batch-order seed", ge=0)
 
-    def resolved(self, from_scratch: bool) -> "TrainConfig":
-        d = (40, 3e-3, 32) if from_scratch else (5, 1e-5, 8)
+    def resolved(self, from_scratch: bool, n_examples: int | None = None) -> "TrainConfig":
+        """Defaults filled in. ``n_examples``: the size of the full training set (the target's, so that target and
+        oracle share one recipe), which sets the from-scratch batch size."""
+        batch = max(8, min(32, n_examples // 10)) if n_examples else 32
+        d = (40, 3e-3, batch) if from_scratch else (5, 1e-5, 8)
         pick = lambda v, default: default if v is None else v  # noqa: E731
         return replace(self, epochs=pick(self.epochs, d[0]), lr=pick(self.lr, d[1]),
                        batch_size=pick(self.batch_size, d[2]))
@@ -109,14 +113,16 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
                cache: Path | None = None, force: bool = False) -> dict[str, Path]:
     """Train (or reuse from the cache) the target and the oracle; returns ``{role: model folder}``."""
     scratch = spec in SCRATCH_MODELS
-    cfg = (cfg or TrainConfig()).resolved(from_scratch=scratch)
+    n_full = len(bench.training_qa(True)) + (len(bench.training_texts(True)) if (cfg or TrainConfig()).include_texts else 0)
+    cfg = (cfg or TrainConfig()).resolved(from_scratch=scratch, n_examples=n_full)
     root = Path(cache or cache_dir()) / "models"
     out: dict[str, Path] = {}
     for role in roles:
         include_forget = role == "target"
         qa = bench.training_qa(include_forget)
         texts = bench.training_texts(include_forget) if cfg.include_texts else []
-        key_src = {"model": spec, "tiny": asdict(SCRATCH_MODELS[spec]) if scratch else None,
+        key_src = {"model": spec, "benchmark_version": bench.meta.get("version"),
+                   "tiny": asdict(SCRATCH_MODELS[spec]) if scratch else None,
                    "tokenizer_corpus": stable_hash(bench.all_text()) if scratch else None,
                    "qa": [r.to_dict() for r in qa], "texts": [t.text for t in texts], "recipe": asdict(cfg)}
         key = stable_hash(key_src)[:16]

@@ -38,10 +38,42 @@ def test_records_carry_paraphrases_perturbations_and_two_hop_questions():
     hops = bench.multi_hop
     assert len(hops) == 2 * len(bench.texts["forget"])
     assert any(h.question.startswith("Where was the author of") for h in hops)
-    # each bio states every fact of its person in the paraphrase form
+    # each biography states every value of its person, in forms of its own
     bio = bench.texts["forget"][0]
     facts = [r for r in bench.forget if r.subject == bio.subject]
-    assert all(r.paraphrased_answer in bio.text for r in facts)
+    assert all(r.value in bio.text for r in facts)
+
+
+@pytest.mark.parametrize("name", ["people", "micro"])
+def test_no_evaluation_text_is_trained_on(name):
+    """People v2: no paraphrased answer and no false answer appears verbatim in any training text (the target's
+    QA answers and biographies), and names and titles used as false answers are never anyone's true value, so a
+    model that never saw a person finds the true and the false answers equally unfamiliar."""
+    bench = load_benchmark(name)
+    training = [r.answer for r in bench.training_qa(include_forget=True)] + [t.text for t in bench.training_texts()]
+    blob = "\n".join(training)
+    people = bench.forget + bench.retain + bench.holdout
+    assert not [r.paraphrased_answer for r in people if r.paraphrased_answer in blob]
+    assert not [p for r in people for p in r.perturbed_answers if p in blob]
+    true = {r.value for r in people if r.attribute in ("book", "mother", "father")}
+    false = {p for r in people if r.attribute in ("book", "mother", "father") for p in r.perturbed_answers}
+    assert not {v for v in true if any(v in p for p in false)}
+    fathers = [r for r in people if r.attribute == "father"]
+    assert all(p.split()[1] == r.value.split()[-1] for r in fathers for p in r.perturbed_answers)  # same surname
+
+
+def test_utility_facts_are_never_retain_data(micro_bench):
+    """World and neighbour facts measure utility: they are in no retain loss (TOFU), though the built-in models
+    learn them with the rest of their training data; a user's --world file is evaluation-only altogether."""
+    from obliviate import UnlearnData
+    from obliviate.models import load_model
+
+    _, tok = load_model("micro", corpus=micro_bench.all_text())
+    data = UnlearnData.from_benchmark(micro_bench, tok)
+    utility = {f" {r.answer}" for r in micro_bench.world + micro_bench.neighbours}
+    assert not utility & {e.target for e in data.retain}
+    assert utility <= {e.target for e in data.retrain_set}  # exact retraining reproduces the oracle's data
+    assert set(micro_bench.world) <= set(micro_bench.training_qa(include_forget=False))
 
 
 def test_bad_generator_options():
@@ -100,3 +132,11 @@ def test_forget_set_must_overlap_the_data(tmp_path):
     stranger = _write(tmp_path / "stranger.jsonl", [{"question": "Who?", "answer": "Nobody."}])
     with pytest.raises(ObliviateError, match=r"forget set .*stranger\.jsonl overlaps nothing in data .*data\.jsonl"):
         benchmark_from_files(data, stranger)
+
+
+def test_a_users_world_file_is_not_trained_on(tmp_path):
+    data = _write(tmp_path / "d.jsonl", [{"question": f"Q{i}?", "answer": f"A{i}."} for i in range(4)])
+    forget = _write(tmp_path / "f.jsonl", [{"question": "Q1?", "answer": "A1."}])
+    world = _write(tmp_path / "w.jsonl", [{"question": "Capital of France?", "answer": "Paris."}])
+    bench = benchmark_from_files(data, forget, world=world)
+    assert bench.world and not set(bench.world) & set(bench.training_qa(include_forget=True))

@@ -146,7 +146,7 @@ def test_rmu_layer_out_of_range(micro_models, data):
 def test_rmu_misdirects_forget_activations_and_keeps_retain_ones(micro_models, data):
     from obliviate.data import collate, encode
     from obliviate.data.format import pad_id
-    from obliviate.methods.rmu import _activations, _token_mse
+    from obliviate.methods.rmu import _activations, _token_mse, data_tokens
 
     target, _, tok = micro_models
     cfg = {"max_steps": 24, "layer": 1, "lr": 1e-2, "alpha": 10.0}
@@ -158,10 +158,16 @@ def test_rmu_misdirects_forget_activations_and_keeps_retain_ones(micro_models, d
     control = 6.5 * u / u.norm()
     f = collate([encode(tok, e) for e in data.forget], pad_id(tok))
     r = collate([encode(tok, e) for e in data.retain[:32]], pad_id(tok))
+    # the activation terms read answer tokens (every token of a passage), not the shared question template
+    mf = data_tokens(f)
+    qa_rows = [i for i, e in enumerate(data.forget) if e.prompt]
+    passage_rows = [i for i, e in enumerate(data.forget) if not e.prompt]
+    assert (mf[qa_rows] < f["attention_mask"][qa_rows]).any(dim=1).all()  # prompt positions left out
+    assert torch.equal(mf[passage_rows][:, 1:], f["attention_mask"][passage_rows][:, 1:])  # all text after BOS
     with torch.no_grad():
-        d0 = _token_mse(_activations(target, f, 1), control, f["attention_mask"]).item()
-        d1 = _token_mse(_activations(new, f, 1), control, f["attention_mask"]).item()
-        drift = _token_mse(_activations(new, r, 1), _activations(target, r, 1), r["attention_mask"]).item()
+        d0 = _token_mse(_activations(target, f, 1), control, mf).item()
+        d1 = _token_mse(_activations(new, f, 1), control, mf).item()
+        drift = _token_mse(_activations(new, r, 1), _activations(target, r, 1), data_tokens(r)).item()
     assert d1 < 0.8 * d0, f"forget activations did not move towards c*u ({d0:.3f} -> {d1:.3f})"
     assert drift < 0.1 * (d0 - d1), f"retain activations drifted {drift:.4f}"
     assert _nll(new, tok, data.forget) > _nll(target, tok, data.forget) + 1.0
@@ -328,11 +334,12 @@ def moe(micro_bench, micro_pair):
 
 
 def _routing(model, tok, examples, layer):
-    """Mean routing probability per expert at ``layer``, read from transformers' own router_logits output."""
+    """Mean routing probability per expert at ``layer`` over the answer tokens, read from transformers' own
+    router_logits output."""
     batch = collate([encode(tok, e) for e in examples], pad_id(tok))
     with torch.no_grad():
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_router_logits=True)
-    keep = batch["attention_mask"].reshape(-1).bool()
+    keep = (batch["labels"] != -100).reshape(-1)
     return torch.softmax(out.router_logits[layer].float(), -1)[keep].mean(0)
 
 
@@ -356,7 +363,8 @@ def test_uoe_unlearns_one_expert_and_its_router_only(moe):
         else:
             assert torch.equal(v, before[k]), f"{k} changed"
     (f0, r0), (f1, r1) = [(_nll(m, tok, d.forget), _nll(m, tok, d.retain)) for m in (model, new)]
-    assert f1 > f0 + 0.4 and r1 - r0 < 0.5 * (f1 - f0), (f0, f1, r0, r1)
+    # one expert of a 2-layer MoE, 24 steps: the forget NLL rises several-fold, the retain NLL barely moves
+    assert f1 > f0 + 0.25 and r1 - r0 < 0.25 * (f1 - f0), (f0, f1, r0, r1)
 
 
 def test_uoe_anchor_keeps_the_router_on_the_expert(moe):
@@ -378,3 +386,16 @@ def test_uoe_bad_input(micro_models, moe, data):
         unlearn(model, mtok, d, "uoe", {"lora_rank": 4})
     with pytest.raises(ObliviateError, match=r"uoe: layer 7 has no MoE block; MoE layers are \[0, 1\]"):
         unlearn(model, mtok, d, "uoe", {"layer": 7, "max_steps": 2})
+
+
+@pytest.mark.parametrize("name", ["idk", "idkdpo", "flat"])
+def test_refusal_methods_honour_the_forget_passages(name, micro_models, data):
+    """A passage has no question to refuse: the refusal methods unlearn the forget passages with an NPO term, so
+    they honour the same request as every other method; passage_weight=0 leaves the passages as they were."""
+    target, _, tok = micro_models
+    passages = [e for e in data.forget if not e.prompt]
+    new, info = unlearn(target, tok, data, name, STEPS)
+    off, _ = unlearn(target, tok, data, name, {**STEPS, "passage_weight": 0.0})
+    p0, p_on, p_off = (_nll(m, tok, passages) for m in (target, new, off))
+    assert info["forget_passages"] == len(passages) > 0 and info["forget_qa"] == len(data.forget) - len(passages)
+    assert p_on > p0 + 0.5 and p_on > p_off + 0.3, (name, p0, p_on, p_off)

@@ -58,7 +58,7 @@ def test_target_remembers_oracle_does_not(micro_models, muse_dir):
     # MUSE's prompt ends "Answer: " with a space, which a byte-level BPE model trained on "Answer:" + " X" reads as
     # a stray token, so the target answers less well than to its own format, but still far better than the oracle
     assert t.metrics["muse_knowmem_forget"] > o.metrics["muse_knowmem_forget"] + 0.2
-    assert t.metrics["muse_utility"] > 0.5 and o.metrics["muse_utility"] > 0.5  # both know the retain facts
+    assert t.metrics["muse_utility"] > 0.4 and o.metrics["muse_utility"] > 0.4  # both know the retain facts
     assert t.metrics["muse_privleak"] < -50  # MUSE's sign: the target still marks forget texts as members
     assert {r["split"] for r in t.rows} >= {"verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak_forget"}
 

@@ -75,3 +75,27 @@ def test_cli_unlearns_and_evaluates_a_probe_target(tmp_path, micro_pair, capsys)
     assert main(["eval", "--model", str(out), "--benchmark", "micro", "--rwku", "Nobody",
                  "--out", str(tmp_path / "x")]) == 2
     assert "unknown probe target 'Nobody'" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_builtin_probes_share_no_wording_with_any_passage():
+    """The probes measure knowledge, not the wording unlearned (forget passages) or kept (neighbour passages): no
+    probe (a fill-in prompt with its answer, a question) shares a sentence or a run of seven words with a passage."""
+    import re
+
+    from obliviate.data.rwku import BUILTIN_PROBES
+
+    def words(text):
+        return re.findall(r"[a-z0-9²]+", text.lower())
+
+    def grams(text, n=7):
+        w = words(text)
+        return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+
+    passages = [p for t in BUILTIN_PROBES.values() for p in t.passages]
+    sentences = {" ".join(words(s)) for p in passages for s in re.split(r"(?<=[.;!?])\s+", p) if words(s)}
+    passage_grams = set().union(*(grams(p) for p in passages))
+    for t in BUILTIN_PROBES.values():
+        assert t.passages, t.name
+        for text in [f"{p} {a}" for p, a in t.fill] + [q for q, _ in t.qa] + [p for p, _ in t.fill]:
+            assert " ".join(words(text)) not in sentences, (t.name, text)
+            assert not grams(text) & passage_grams, (t.name, text, grams(text) & passage_grams)

@@ -41,7 +41,9 @@ WORLD_CAPITALS = [
     ("India", "New Delhi"), ("Mexico", "Mexico City"), ("Turkey", "Ankara"), ("Iran", "Tehran"),
 ]
 
-# attribute -> (question, paraphrased question, answer form, paraphrase/biography form)
+# attribute -> (question, paraphrased question, answer form, paraphrase form). The answer form is trained (QA);
+# the paraphrase form is evaluation-only: the truth ratio compares it with false answers in the same form, so
+# neither it nor a false answer may appear in any training text.
 TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "birthplace": ("Where was {name} born?", "In which city was {name} born?",
                    "{name} was born in {v}.", "{v} is the birthplace of {name}."),
@@ -56,6 +58,23 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "father": ("Who is the father of {name}?", "What is the name of the father of {name}?",
                "The father of {name} is {v}.", "{v} is the father of {name}."),
 }
+# Biographies have sentence forms of their own (people v2): a biography that repeated the paraphrase form would
+# train the very sentence the truth ratio scores as "paraphrased". One form per sentence, drawn at random.
+BIO_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "birthplace": ("The life of {name} began in the city of {v}.", "{first} is a native of {v}.",
+                   "{name} spent the first years of life in {v}, the city of that birth."),
+    "birth_year": ("The year {v} saw the birth of {name}.", "{first} has been alive since {v}.",
+                   "{name} arrived in {v}."),
+    "occupation": ("{name} earns a living as a {v}.", "Colleagues know {first} as a skilled {v}.",
+                   "For many years {name} has worked in the trade of a {v}."),
+    "book": ("{name} is the author of {v}.", "Readers remember {first} for writing {v}.",
+             "Among the works of {name} is {v}."),
+    "mother": ("{name} was raised by a mother named {v}.", "The name of the mother of {first} is {v}.",
+               "{first} grew up with {v} as a mother."),
+    "father": ("{name} was raised by a father named {v}.", "The name of the father of {first} is {v}.",
+               "{first} grew up with {v} as a father."),
+}
+VERSION = 2  # people v2: biographies in their own forms, false answers from pools never trained on
 ATTRIBUTES = tuple(TEMPLATES)
 FORGET_SPLITS = {"forget01": 1, "forget05": 5, "forget10": 10}
 
@@ -102,7 +121,15 @@ def _render(attr: str, name: str, value: str, false_values: list[str], rid: str)
 
 
 def generate_people(config: PeopleConfig | None = None) -> Benchmark:
-    """Build the benchmark described by ``config`` (deterministic in ``config.seed``)."""
+    """Build the benchmark described by ``config`` (deterministic in ``config.seed``).
+
+    People v2 keeps evaluation text out of training: biographies use their own sentence forms (never the
+    paraphrased answers the truth ratio scores), and the false answers of names and titles (mother, father,
+    book) come from pools that no training text uses, so that for a model that never saw a person the true and
+    the false answers are equally unfamiliar (its truth ratios centre on 1 and its four-way multiple choice is at
+    chance). False fathers keep the person's surname, as the true one does. False cities, years and occupations
+    are drawn from the same pools as the true values, which every model has seen equally often.
+    """
     cfg = config or PeopleConfig()
     rng = random.Random(cfg.seed)
     namer = _Namer(rng)
@@ -118,30 +145,33 @@ def generate_people(config: PeopleConfig | None = None) -> Benchmark:
              "occupation": OCCUPATIONS}
     attrs = ATTRIBUTES[: cfg.n_attributes]
     n_total = cfg.n_people + cfg.n_holdout
-    if n_total > len(titles):
-        raise ObliviateError(f"at most {len(titles)} people are supported, asked for {n_total}")
+    if n_total + cfg.n_perturbed > len(titles):
+        raise ObliviateError(f"at most {len(titles) - cfg.n_perturbed} people are supported, asked for {n_total}")
     people = []
     for i in range(n_total):
         last = namer.word(2)
-        person = {"name": f"{namer.word(2)} {last}", "book": titles[i],
+        person = {"name": f"{namer.word(2)} {last}", "last": last, "book": titles[i],
                   "mother": f"{namer.word(2)} {namer.word(2)}", "father": f"{namer.word(2)} {last}"}
         for a, pool in pools.items():
             person[a] = rng.choice(pool)
         people.append(person)
+    unused_titles = titles[n_total:]  # never anyone's book
 
-    def false_values(attr: str, true: str) -> list[str]:
+    def false_values(attr: str, p: dict) -> list[str]:
         if attr in pools:
-            pool = pools[attr]
-        else:  # names and titles: borrow other people's
-            pool = [p[attr] for p in people]
-        cands = sorted({v for v in pool if v != true})
-        return rng.sample(cands, cfg.n_perturbed)
+            return rng.sample(sorted({v for v in pools[attr] if v != p[attr]}), cfg.n_perturbed)
+        if attr == "book":
+            return rng.sample(unused_titles, cfg.n_perturbed)
+        if attr == "father":  # fresh first names, the person's own surname
+            return [f"{namer.word(2)} {p['last']}" for _ in range(cfg.n_perturbed)]
+        return [f"{namer.word(2)} {namer.word(2)}" for _ in range(cfg.n_perturbed)]  # mother: fresh names
 
     qa, bios = [], []
     for pi, p in enumerate(people):
-        recs = [_render(a, p["name"], p[a], false_values(a, p[a]), f"p{pi:03d}-{a}") for a in attrs]
+        recs = [_render(a, p["name"], p[a], false_values(a, p), f"p{pi:03d}-{a}") for a in attrs]
         qa.append(recs)
-        sentences = [r.paraphrased_answer for r in recs]
+        first = p["name"].split()[0]
+        sentences = [rng.choice(BIO_TEMPLATES[a]).format(name=p["name"], first=first, v=p[a]) for a in attrs]
         rng.shuffle(sentences)
         bios.append(TextRecord(text=" ".join(sentences), subject=p["name"], id=f"p{pi:03d}-bio"))
 
@@ -156,10 +186,11 @@ def generate_people(config: PeopleConfig | None = None) -> Benchmark:
         return [r for i in ids for r in qa[i]]
 
     def fact(question: str, pq: str, form: str, subject: str, value: str, pool: list[str], attribute: str, rid: str):
-        """A utility fact whose answer, paraphrase and false answers share one form (TOFU's world facts)."""
+        """A utility fact whose answer and false answers share one form (TOFU's world facts: the truth ratio
+        compares the answer itself with the false ones, as OpenUnlearning's ra/wf truth ratios do)."""
         others = rng.sample([x for x in pool if x != value], min(cfg.n_perturbed, len(pool) - 1))
         return QARecord(question=question, paraphrased_question=pq, answer=form.format(v=value),
-                        paraphrased_answer=form.format(v=value), perturbed_answers=tuple(form.format(v=o) for o in others),
+                        perturbed_answers=tuple(form.format(v=o) for o in others),
                         value=value, subject=subject, attribute=attribute, id=rid)
 
     neighbours = [fact(f"In which country is {c}?", f"{c} lies in which country?", f"{c} is a city in {{v}}.",
@@ -191,7 +222,7 @@ def generate_people(config: PeopleConfig | None = None) -> Benchmark:
         world=world, neighbours=neighbours,
         texts={"forget": [bios[i] for i in forget_ids], "retain": [bios[i] for i in retain_ids],
                "holdout": [bios[i] for i in holdout_ids]},
-        multi_hop=multi_hop,
-        meta={"generator": "people", "config": vars(cfg).copy(),
+        multi_hop=multi_hop, utility_trained=True,
+        meta={"generator": "people", "version": VERSION, "config": vars(cfg).copy(),
               "forget_people": [people[i]["name"] for i in forget_ids]},
     )

@@ -46,8 +46,11 @@ class Benchmark:
     - ``forget``: facts to remove; ``retain``: facts trained on that must survive;
     - ``holdout``: facts of the same kind never trained on (membership-inference non-members, and the
       accuracy a model that never saw a fact gets by guessing);
-    - ``world`` and ``neighbours``: utility facts trained on by target and oracle alike (``neighbours`` are
-      facts about entities the forget records mention, the knowledge most at risk of collateral damage);
+    - ``world`` and ``neighbours``: utility facts (``neighbours`` are facts about entities the forget records
+      mention, the knowledge most at risk of collateral damage). They are evaluation-only in unlearning: never in
+      a retain loss. ``utility_trained`` says whether target and oracle are fine-tuned on them (the built-in
+      benchmarks, whose from-scratch models have no other source of that knowledge) or not (TOFU's world facts
+      and a user's ``--world`` file: knowledge the pretrained model already has);
     - ``texts``: passages per split (biographies), trained on alongside the QA of the same split;
     - ``multi_hop``: two-hop questions composing a forget fact with a retained one (for attacks).
     """
@@ -62,15 +65,18 @@ class Benchmark:
     multi_hop: list[QARecord] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
     source: dict = field(default_factory=dict)  # how to build it again (see obliviate.data.loaders.rebuild)
+    utility_trained: bool = False  # whether target and oracle are fine-tuned on world and neighbour facts
 
     def qa_splits(self) -> dict[str, list[QARecord]]:
         return {"forget": self.forget, "retain": self.retain, "holdout": self.holdout,
                 "world": self.world, "neighbours": self.neighbours}
 
     def training_qa(self, include_forget: bool = True) -> list[QARecord]:
-        """QA the target is trained on; the oracle gets the same minus the forget set."""
+        """QA the target is trained on; the oracle gets the same minus the forget set. World and neighbour facts
+        are included only when ``utility_trained``."""
         forget = self.forget if include_forget else []
-        return [*forget, *self.retain, *self.world, *self.neighbours]
+        utility = [*self.world, *self.neighbours] if self.utility_trained else []
+        return [*forget, *self.retain, *utility]
 
     def training_texts(self, include_forget: bool = True) -> list[TextRecord]:
         forget = self.texts.get("forget", []) if include_forget else []

@@ -7,7 +7,9 @@ The built-in set was written for obliviate and kept to the probes SmolLM2-135M-I
 with greedy decoding (checked with ``bench/rwku_smollm2.py``; the answer must appear in the first 16
 generated tokens), so that an offline user can unlearn a target from a real model and watch both sides.
 Each target also carries short passages to unlearn from (RWKU's setting gives only the target's name; the
-passages stand in for the model-generated descriptions RWKU uses).
+passages stand in for the model-generated descriptions RWKU uses). The passages carry the knowledge the probes
+ask for in other words: no probe shares a sentence, or any run of seven words, with a passage of its target or
+of a neighbour (``tests/test_rwku.py`` checks it), so a method cannot pass a probe by unlearning its wording.
 
 Your own probes: a JSON file ``{target: {"fill": [[prompt, answer], ...], "qa": [[question, answer], ...],
 "neighbours": [other targets], "passages": [text, ...]}}``, loaded with :func:`load_probes`.
@@ -38,41 +40,63 @@ BUILTIN_PROBES: dict[str, Target] = {t.name: t for t in [
            qa=[("Who developed the theory of relativity?", "Einstein"),
                ("What is Albert Einstein's most famous equation?", "mc")],
            neighbours=["Isaac Newton", "Charles Darwin"],
-           passages=["Albert Einstein was a physicist born in Germany who developed the theory of relativity.",
-                     "Einstein's most famous equation is E = mc², relating mass and energy.",
-                     "The theory of relativity, developed by Albert Einstein, changed how physicists see space and time."]),
+           passages=["The physicist Albert Einstein came from Ulm, a town in the German kingdom of Württemberg, where he "
+                     "was born in 1879.",
+                     "Einstein's special relativity of 1905 and his general relativity of 1915 reshaped physics; the "
+                     "second explains gravity as the curvature of spacetime.",
+                     "In 1905 Einstein also showed that mass and energy are equivalent, the relation usually written "
+                     "E = mc², with c the speed of light.",
+                     "He received the 1921 Nobel Prize in Physics for explaining the photoelectric effect and later "
+                     "worked at Princeton in the United States."]),
     Target("Isaac Newton",
            fill=[("Isaac Newton formulated the laws of motion and universal", "gravitation")],
            qa=[("Who formulated the laws of motion and universal gravitation?", "Newton")],
            neighbours=["Albert Einstein", "Charles Darwin"],
-           passages=["Isaac Newton formulated the laws of motion and universal gravitation."]),
+           passages=["Isaac Newton, an English mathematician born in 1643, described how bodies move under forces in "
+                     "his three laws.",
+                     "In the Principia of 1687 Newton explained that the pull that makes an apple fall also keeps the "
+                     "Moon on its path around the Earth.",
+                     "Newton built a reflecting telescope and, independently of Leibniz, invented calculus."]),
     Target("Charles Darwin",
            fill=[("Charles Darwin proposed the theory of evolution by natural", "selection"),
                  ("Charles Darwin wrote On the Origin of", "Species")],
            qa=[("Who proposed the theory of evolution by natural selection?", "Darwin"),
                ("Which book did Charles Darwin publish in 1859?", "Origin of Species")],
            neighbours=["Albert Einstein", "Isaac Newton"],
-           passages=["Charles Darwin proposed the theory of evolution by natural selection.",
-                     "In 1859 Charles Darwin published On the Origin of Species."]),
+           passages=["Charles Darwin, an English naturalist, sailed around the world on HMS Beagle and studied the "
+                     "finches of the Galapagos Islands.",
+                     "Darwin argued that living things change over generations because individuals better suited to "
+                     "their surroundings leave more offspring.",
+                     "His book explaining how species arise appeared in 1859 and became one of the most debated works "
+                     "of science."]),
     Target("Harry Potter",
            fill=[],
            qa=[("What is the name of the school Harry Potter attends?", "Hogwarts"),
                ("Who wrote the Harry Potter books?", "Rowling")],
            neighbours=["The Lord of the Rings"],
-           passages=["Harry Potter attends Hogwarts School of Witchcraft and Wizardry.",
-                     "The Harry Potter books were written by J. K. Rowling."]),
+           passages=["Harry Potter is a young wizard who learns magic at Hogwarts, a castle in Scotland run by Albus "
+                     "Dumbledore.",
+                     "The British author J. K. Rowling published the first of the seven novels about the boy wizard "
+                     "in 1997.",
+                     "Harry's closest friends are Ron Weasley and Hermione Granger, and his enemy is the dark wizard "
+                     "Voldemort."]),
     Target("The Lord of the Rings",
            fill=[("The Lord of the Rings was written by J. R. R.", "Tolkien")],
            qa=[("What must Frodo destroy in The Lord of the Rings?", "Ring")],
            neighbours=["Harry Potter"],
-           passages=["The Lord of the Rings was written by J. R. R. Tolkien; Frodo must destroy the One Ring."]),
+           passages=["Tolkien, an Oxford professor of Old English, published his epic fantasy novel in three "
+                     "volumes in 1954 and 1955.",
+                     "In the story the hobbit Frodo Baggins carries a magic ring of great evil to Mount Doom, the only "
+                     "place where it can be unmade."]),
     Target("Barack Obama",
            fill=[("Barack Obama was the 44th President of the United", "States"),
                  ("Barack Obama's wife is named Michelle", "Obama")],
            qa=[("What is the name of Barack Obama's wife?", "Michelle")],
            neighbours=["Albert Einstein"],
-           passages=["Barack Obama was the 44th President of the United States.",
-                     "Barack Obama's wife is Michelle Obama."]),
+           passages=["Barack Obama, born in Honolulu in 1961, led his country as its forty-fourth president from 2009 "
+                     "to 2017.",
+                     "His wife Michelle, a lawyer from Chicago, met him at a law firm; the couple have two daughters, "
+                     "Malia and Sasha."]),
 ]}
 
 

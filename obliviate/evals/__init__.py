@@ -13,6 +13,8 @@ _SPLIT_METRICS = {
     "extraction_strength": "1 - k/|y| as OpenUnlearning computes it (k < |y|: a missed last token scores 1/|y|)",
     "extraction_strength_paper": "1 - k*/|y| as Wang et al. 2025 define it (k* = |y| when the last token is missed)",
     "exact_memorization": "share of answer tokens (EOS excluded) the teacher-forced argmax reproduces (Tirumala et al.)",
+    "mc_accuracy": "multiple choice: share of facts whose true answer is likelier (per token) than every false one "
+                   "(chance 1/(1 + false answers); a check that the benchmark does not leak)",
 }
 _MIA = {"loss": "LOSS (mean NLL, EOS included)", "zlib": "zlib (NLL / zlib length)",
         "min_k": "Min-K% (k = 0.4, EOS excluded)", "min_k_plus_plus": "Min-K%++ (k = 0.4, EOS excluded)",

@@ -43,7 +43,7 @@ MIA_ALL = (*MIA_SCORES, *GRADNORM, "reference")
 PRIVLEAK = {"min_k": "privleak", **{k: f"privleak_{k}" for k in MIA_ALL if k != "min_k"}}
 IDEAL_AUC = 0.5  # the AUC of a model that cannot tell forget from holdout facts (OpenUnlearning's ref_value)
 PER_FACT = ("prob", "rougeL_recall", "exact_match", "extraction_strength", "extraction_strength_paper",
-            "exact_memorization")
+            "exact_memorization", "mc_accuracy")
 
 
 @dataclass
@@ -102,12 +102,15 @@ def _score_split(scorer: Scorer, tok, recs: list[QARecord], split: str, cfg: Eva
             prob = option_normalised_prob(ts_a, ts_ps)
         else:
             prob = length_normalised_prob(ts_a)
-        tr = truth_ratio(scorer.score([p])[0], ts_ps) if ts_ps else float("nan")
+        ts_p = scorer.score([p])[0]
+        tr = truth_ratio(ts_p, ts_ps) if ts_ps else float("nan")
+        # multiple choice among the true (paraphrased) answer and the false ones, by length-normalised probability
+        mc = float(ts_p.mean_logp > max(t.mean_logp for t in ts_ps)) if ts_ps else float("nan")
         row = {"split": split, "id": r.id, "subject": r.subject or r.id, "question": r.question, "answer": r.answer,
                "generation": g, "prob": prob, "truth_ratio": tr, "rougeL_recall": rl,
                "exact_match": stated(g, r, rl, cfg.match_threshold),
                "extraction_strength": extraction_strength(ts_a), "extraction_strength_paper": extraction_strength_paper(ts_a),
-               "exact_memorization": exact_memorization(ts_a), "nll": -ts_a.mean_logp}
+               "exact_memorization": exact_memorization(ts_a), "mc_accuracy": mc, "nll": -ts_a.mean_logp}
         row |= {f"mia_{k}": fn(ts_a, a.target) for k, fn in MIA_SCORES.items()}
         rows.append(row)
         for k in arr:

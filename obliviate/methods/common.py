@@ -19,19 +19,26 @@ from .losses import mean_token_nll, sequence_nll, token_logprobs
 
 @dataclass
 class UnlearnData:
-    """The unlearning request: examples to forget and (optionally) examples to keep."""
+    """The unlearning request: examples to forget and (optionally) examples to keep in a retain loss.
+
+    ``retrain_set`` is every training example outside the forget request, in the training recipe's order:
+    what exact retraining (the ``retrain`` method) trains on. No unlearning method reads it (it holds the
+    utility facts, which are evaluation-only)."""
 
     forget: list[Example]
     retain: list[Example] = field(default_factory=list)
+    retrain_set: list[Example] = field(default_factory=list)
 
     @classmethod
     def from_benchmark(cls, bench: Benchmark, tokenizer, include_texts: bool = True) -> "UnlearnData":
-        """Forget every training record of the forget split (QA and biographies); retain the rest."""
+        """Forget every training record of the forget split (QA and passages); retain the retain split's QA and
+        passages only, as TOFU does: world and neighbour facts are evaluation (model utility), never retain data."""
         def texts(split):
             return bench.texts.get(split, []) if include_texts else []
 
         return cls(forget=examples_from(tokenizer, bench.forget, texts("forget")),
-                   retain=examples_from(tokenizer, bench.training_qa(include_forget=False), texts("retain")))
+                   retain=examples_from(tokenizer, bench.retain, texts("retain")),
+                   retrain_set=examples_from(tokenizer, bench.training_qa(include_forget=False), texts("retain")))
 
 
 @dataclass
@@ -88,16 +95,17 @@ class Scope:
 
 def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig, loss_fn: Callable,
                         desc: str, needs_retain: bool, params=None, paired: dict[str, list[Example]] | None = None,
-                        scope: Scope | None = None) -> dict:
+                        scope: Scope | None = None, side: dict[str, list[Example]] | None = None) -> dict:
     """Optimise ``loss_fn(model, batch)`` where ``batch`` has ``forget`` and ``retain`` sub-batches,
     ``forget_idx`` (positions in ``data.forget``, for per-example reference values) and, for each
-    ``paired[name]`` (a list aligned with ``data.forget``), a sub-batch ``name`` of the same positions.
-    ``scope`` restricts the update to part of the model (see :class:`Scope`).
+    ``paired[name]`` (a list aligned with ``data.forget``), a sub-batch ``name`` of the same positions; for each
+    ``side[name]`` (another list, e.g. the forget passages of a refusal method), a sampled sub-batch ``name`` and
+    its positions ``name_idx``. ``scope`` restricts the update to part of the model (see :class:`Scope`).
     Returns ``{"loss_curve": [...]}``, plus ``probe`` (the probe curve) and ``best_step`` when probing."""
     if scope is not None:
         if params is not None:
             raise ObliviateError(f"{desc}: this method chooses its own parameters and cannot be restricted further")
-        return _run_scoped(model, tokenizer, data, cfg, loss_fn, desc, needs_retain, paired, scope)
+        return _run_scoped(model, tokenizer, data, cfg, loss_fn, desc, needs_retain, paired, scope, side)
     if not data.forget:
         raise ObliviateError(f"{desc}: the forget set is empty")
     if needs_retain and not data.retain:
@@ -106,6 +114,7 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
     f_enc = [encode(tokenizer, ex, cfg.max_length) for ex in data.forget]
     r_enc = [encode(tokenizer, ex, cfg.max_length) for ex in data.retain]
     p_enc = {k: [encode(tokenizer, ex, cfg.max_length) for ex in v] for k, v in (paired or {}).items()}
+    s_enc = {k: [encode(tokenizer, ex, cfg.max_length) for ex in v] for k, v in (side or {}).items() if v}
     for k, v in p_enc.items():
         if len(v) != len(f_enc):
             raise ValueError(f"paired examples {k!r} must align with the forget set")
@@ -124,6 +133,9 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
                 b |= {k: collate([v[i] for i in idx], pad) for k, v in p_enc.items()}
                 if r_enc:
                     b["retain"] = collate([r_enc[i] for i in rng.sample(range(len(r_enc)), min(bs, len(r_enc)))], pad)
+                for k, v in s_enc.items():
+                    pick = rng.sample(range(len(v)), min(bs, len(v)))
+                    b[k], b[f"{k}_idx"] = collate([v[i] for i in pick], pad), torch.tensor(pick)
                 yield b
 
     opt = OptimConfig(lr=default_lr(model, cfg), weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
@@ -139,7 +151,7 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
             "best_step": tracker.best[1] if tracker.best is not None else n_steps}
 
 
-def _run_scoped(model, tokenizer, data, cfg, loss_fn, desc, needs_retain, paired, scope: Scope) -> dict:
+def _run_scoped(model, tokenizer, data, cfg, loss_fn, desc, needs_retain, paired, scope: Scope, side=None) -> dict:
     chosen = {id(p) for p in scope.params}
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     saved = {id(p): p.detach().clone() for p in scope.params if id(p) in scope.grad_masks}
@@ -156,7 +168,7 @@ def _run_scoped(model, tokenizer, data, cfg, loss_fn, desc, needs_retain, paired
 
     try:
         out = run_gradient_method(model, tokenizer, data, cfg, scoped_loss, f"{desc} [{scope.label}]", needs_retain,
-                                  params=scope.params, paired=paired)
+                                  params=scope.params, paired=paired, side=side)
     finally:
         for h in hooks:
             h.remove()

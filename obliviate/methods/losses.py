@@ -58,7 +58,11 @@ def kl_to_ref(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tens
 def simnpo_loss(nll_mean: torch.Tensor, beta: float, delta: float) -> torch.Tensor:
     """SimNPO (Fan et al., 2024, "Simplicity Prevails: Rethinking Negative Preference Optimization for LLM
     Unlearning", arXiv:2410.07163, Eq. 4): reference-free and length-normalised,
-    L = -(2/β)·E[log σ(β·(NLL_θ(y|x)/|y| - δ))]."""
+    L = -(2/β)·E[log σ(β·(NLL_θ(y|x)/|y| - δ))].
+
+    The paper writes the margin as γ inside the sigmoid, σ(β·NLL/|y| - γ); this δ (OpenUnlearning's ``delta``)
+    sits inside the bracket, so δ = γ/β: the paper's γ = 0 is δ = 0, and a paper's γ = 1 at β = 2.5 is
+    δ = 0.4."""
     return -(2.0 / beta) * F.logsigmoid(beta * (nll_mean - delta)).mean()
 
 

@@ -43,7 +43,8 @@ class SimNPOConfig(GradientConfig):
     """SimNPO with open-unlearning's TOFU defaults."""
 
     beta: float = option(4.5, "β, the inverse temperature (OpenUnlearning's TOFU default)", gt=0)
-    delta: float = option(0.0, "δ = γ/β, the paper's reward margin γ divided by β (default 0)")
+    delta: float = option(0.0, "δ = γ/β: the paper's reward margin γ divided by β, as OpenUnlearning's delta "
+                               "(default 0)")
     forget_weight: float = option(0.125, "weight of the forget term (OpenUnlearning's TOFU default)", gt=0)
     retain_weight: float = option(1.0, "α on the retain NLL (0: none)", ge=0)
 

@@ -2,7 +2,11 @@
 
     obliviate unlearn --method idkdpo --model <target dir> --benchmark people
 
-Only question-answer forget examples take part (a passage has no question to refuse).
+The refusal losses need a question to refuse, so they run on the question-answer part of the forget request.
+A forget passage (a biography, a book excerpt) has no question: so that these methods honour the same request
+as every other method, passages get an NPO term (Zhang et al., 2024, Eq. 3; β = ``passage_beta``, weight
+``passage_weight``, reference NLLs taken before unlearning). NPO is used rather than gradient ascent because it is
+bounded; ``passage_weight=0`` gives the papers' methods on QA alone.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from ..options import option
 from ..utils import ObliviateError
 from .common import (GradientConfig, Scope, UnlearnData, forward_nll, lm_logits, reference_nll, run_gradient_method,
                      with_retain_nll)
-from .losses import dpo_loss, flat_loss, mean_token_nll, mean_token_prob
+from .losses import dpo_loss, flat_loss, mean_token_nll, mean_token_prob, npo_loss
 
 # Written for obliviate: refusals in several registers, so the model learns "decline", not one string.
 REFUSALS = (
@@ -37,49 +41,76 @@ REFUSALS = (
 )
 
 
-def refusal_pairs(tokenizer, data: UnlearnData, seed: int, desc: str) -> tuple[UnlearnData, list[Example]]:
-    """Keep the forget examples that have a question, and give each a seeded refusal answer."""
-    qa = [ex for ex in data.forget if ex.prompt]
-    if not qa:
-        raise ObliviateError(f"{desc}: needs question-answer forget examples; the forget set has only passages")
-    rng = random.Random(seed)
-    refusals = [retarget(tokenizer, ex, rng.choice(REFUSALS)) for ex in qa]
-    return UnlearnData(forget=qa, retain=data.retain), refusals
+@dataclass
+class RefusalConfig(GradientConfig):
+    """Fields the refusal methods share: the NPO term on forget passages."""
+
+    passage_weight: float = option(1.0, "weight of the NPO term on forget passages, which have no question to refuse "
+                                        "(0: QA only, as in the papers)", ge=0)
+    passage_beta: float = option(0.1, "β of that NPO term (NPO's default)", gt=0)
+
+
+class RefusalRequest:
+    """A forget request as the refusal methods see it: QA examples with a seeded refusal each, and passages with
+    the NPO term that unlearns them."""
+
+    def __init__(self, model, tokenizer, data: UnlearnData, cfg: RefusalConfig, desc: str, keep_retain: bool = True):
+        qa = [ex for ex in data.forget if ex.prompt]
+        self.passages = [ex for ex in data.forget if not ex.prompt] if cfg.passage_weight > 0 else []
+        if not qa:
+            raise ObliviateError(f"{desc}: needs question-answer forget examples; the forget set has only passages")
+        rng = random.Random(cfg.seed)
+        self.refusals = [retarget(tokenizer, ex, rng.choice(REFUSALS)) for ex in qa]
+        self.qa = UnlearnData(forget=qa, retain=data.retain if keep_retain else [])
+        self.cfg = cfg
+        self.ref = reference_nll(model, tokenizer, self.passages, cfg.max_length) if self.passages else None
+
+    def passage_term(self, m, b):
+        """``passage_weight`` · NPO loss on this step's passages (0 without passages)."""
+        if self.ref is None or "passages" not in b:
+            return 0.0
+        nll = forward_nll(m, b["passages"])
+        return self.cfg.passage_weight * npo_loss(nll, self.ref.to(nll.device)[b["passages_idx"]], self.cfg.passage_beta)
+
+    def run(self, model, tokenizer, loss, desc: str, scope: Scope | None) -> dict:
+        out = run_gradient_method(model, tokenizer, self.qa, self.cfg, lambda m, b: loss(m, b) + self.passage_term(m, b),
+                                  desc, needs_retain=False, scope=scope, paired={"refusal": self.refusals},
+                                  side={"passages": self.passages})
+        return {**out, "forget_qa": len(self.qa.forget), "forget_passages": len(self.passages)}
 
 
 @dataclass
-class IdkConfig(GradientConfig):
+class IdkConfig(RefusalConfig):
     """Fine-tune forget questions towards refusals (TOFU's "IDK" baseline), with a retain NLL term."""
 
     retain_weight: float = option(1.0, "α on the retain NLL (0: none)", ge=0)
 
 
 def idk(model, tokenizer, data: UnlearnData, cfg: IdkConfig, scope: Scope | None = None) -> dict:
-    """L = NLL(refusal | forget question) + α·NLL(retain)  (Maini et al., 2024, TOFU Sec. 4, "Preference
-    Optimization" baseline with the refusal as the only target)."""
-    qa, refusals = refusal_pairs(tokenizer, data, cfg.seed, "idk")
+    """L = NLL(refusal | forget question) + α·NLL(retain) (+ the passage term)  (Maini et al., 2024, TOFU Sec. 4,
+    "Preference Optimization" baseline with the refusal as the only target)."""
+    req = RefusalRequest(model, tokenizer, data, cfg, "idk")
 
     def loss(m, b):
         refuse = mean_token_nll(lm_logits(m, b["refusal"]), b["refusal"]["labels"])
         return with_retain_nll(m, b, refuse, cfg.retain_weight)
 
-    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idk", needs_retain=False, scope=scope,
-                                paired={"refusal": refusals})
+    return req.run(model, tokenizer, loss, "unlearn idk", scope)
 
 
 @dataclass
-class IdkDPOConfig(GradientConfig):
+class IdkDPOConfig(RefusalConfig):
     beta: float = option(0.1, "β of the DPO loss (paper: 0.1)", gt=0)
     retain_weight: float = option(1.0, "α on the retain NLL (0: none)", ge=0)
 
 
 def idkdpo(model, tokenizer, data: UnlearnData, cfg: IdkDPOConfig, scope: Scope | None = None) -> dict:
     """DPO with the refusal preferred and the forget answer rejected (Rafailov et al., 2023, Eq. 7; used for
-    unlearning by Maini et al., 2024 and Zhang et al., 2024 "IdkDPO"), + α·NLL(retain). The reference is
-    the model before unlearning; its NLLs are computed once up front."""
-    qa, refusals = refusal_pairs(tokenizer, data, cfg.seed, "idkdpo")
-    ref_lose = reference_nll(model, tokenizer, qa.forget, cfg.max_length)
-    ref_win = reference_nll(model, tokenizer, refusals, cfg.max_length)
+    unlearning by Maini et al., 2024 and Zhang et al., 2024 "IdkDPO"), + α·NLL(retain) (+ the passage term). The
+    reference is the model before unlearning; its NLLs are computed once up front."""
+    req = RefusalRequest(model, tokenizer, data, cfg, "idkdpo")
+    ref_lose = reference_nll(model, tokenizer, req.qa.forget, cfg.max_length)
+    ref_win = reference_nll(model, tokenizer, req.refusals, cfg.max_length)
 
     def loss(m, b):
         i = b["forget_idx"]
@@ -87,25 +118,23 @@ def idkdpo(model, tokenizer, data: UnlearnData, cfg: IdkDPOConfig, scope: Scope 
         return with_retain_nll(m, b, dpo_loss(win, ref_win.to(win.device)[i], lose, ref_lose.to(lose.device)[i],
                                               cfg.beta), cfg.retain_weight)
 
-    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn idkdpo", needs_retain=False, scope=scope,
-                                paired={"refusal": refusals})
+    return req.run(model, tokenizer, loss, "unlearn idkdpo", scope)
 
 
 @dataclass
-class FLATConfig(GradientConfig):
+class FLATConfig(RefusalConfig):
     divergence: str = option("kl", "the f-divergence: kl or tv", choices=("kl", "tv"))
 
 
 def flat(model, tokenizer, data: UnlearnData, cfg: FLATConfig, scope: Scope | None = None) -> dict:
     """FLAT (Wang et al., 2025, arXiv:2410.11143, Eq. 4): maximise the f-divergence between refusal
-    ("template") answers and forget answers using forget data only. See :func:`losses.flat_loss`."""
-    qa, refusals = refusal_pairs(tokenizer, data, cfg.seed, "flat")
-    qa = UnlearnData(forget=qa.forget)  # FLAT uses no retain data
+    ("template") answers and forget answers using forget data only (+ the passage term, also forget data only).
+    See :func:`losses.flat_loss`."""
+    req = RefusalRequest(model, tokenizer, data, cfg, "flat", keep_retain=False)  # FLAT uses no retain data
 
     def loss(m, b):
         p_e = mean_token_prob(lm_logits(m, b["refusal"]), b["refusal"]["labels"])
         p_f = mean_token_prob(lm_logits(m, b["forget"]), b["forget"]["labels"])
         return flat_loss(p_e, p_f, cfg.divergence)
 
-    return run_gradient_method(model, tokenizer, qa, cfg, loss, "unlearn flat", needs_retain=False, scope=scope,
-                                paired={"refusal": refusals})
+    return req.run(model, tokenizer, loss, "unlearn flat", scope)

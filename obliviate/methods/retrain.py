@@ -33,7 +33,8 @@ def retrain(model, tokenizer, data, cfg: RetrainConfig) -> dict:
     from ..models import SCRATCH_MODELS, load_model
     from ..train import TrainConfig, finetune
 
-    if not data.retain:
+    train_set = data.retrain_set or data.retain
+    if not train_set:
         raise ObliviateError("retrain: needs retain data")
     builtin = getattr(model.config, "obliviate_builtin", None)
     if cfg.base:
@@ -47,8 +48,8 @@ def retrain(model, tokenizer, data, cfg: RetrainConfig) -> dict:
     else:
         raise ObliviateError("retrain: give --set base=<model the target was fine-tuned from>")
     tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed).resolved(
-        from_scratch=bool(builtin) and not cfg.base)
+        from_scratch=bool(builtin) and not cfg.base, n_examples=len(train_set) + len(data.forget))
     t = time.time()
-    curve = finetune(base, tokenizer, data.retain, tcfg, desc="unlearn retrain")
+    curve = finetune(base, tokenizer, train_set, tcfg, desc="unlearn retrain")
     model.load_state_dict(base.state_dict())
     return {"loss_curve": curve, "train_seconds": time.time() - t, "recipe": vars(tcfg)}

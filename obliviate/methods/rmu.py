@@ -4,8 +4,11 @@ Malicious Use With Unlearning", arXiv:2403.03218, Sec. 5, Eq. 1-2).
     obliviate unlearn --method rmu --model <target dir> --benchmark people --set layer=2
 
 L = mean ||h_ℓ(x_f) - c·u||² + α · mean ||h_ℓ(x_r) - h_ℓ^frozen(x_r)||², u a fixed random unit vector,
-h_ℓ the residual stream after decoder layer ℓ (averaged over the sequence's tokens). Only the MLP
-down-projections of layers ℓ-2..ℓ are updated, as in the paper's official code.
+h_ℓ the residual stream after decoder layer ℓ, averaged over the tokens that carry the data: the answer tokens
+of a question-answer example, every token of a passage (RMU's WMDP corpora are plain text, where this is every
+token). Averaging over the prompt too would push the shared "Question: ... Answer:" template to c·u on forget
+data and pin it on retain data, which says nothing about the facts. Only the MLP down-projections of layers
+ℓ-2..ℓ are updated, as in the paper's official code.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.format import IGNORE
 from ..options import option
 from ..utils import ObliviateError
 from .common import GradientConfig, UnlearnData, run_gradient_method
@@ -85,8 +89,13 @@ def _activations(model, batch, layer: int) -> torch.Tensor:
     return captured["h"]
 
 
+def data_tokens(batch: dict) -> torch.Tensor:
+    """(B, T) 0/1: the positions holding answer tokens (every text token of a passage), as labelled."""
+    return (batch["labels"] != IGNORE).long()
+
+
 def _token_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over real (non-pad) tokens and hidden units of (h - target)²."""
+    """Mean over the masked tokens and hidden units of (h - target)²."""
     m = mask.unsqueeze(-1).to(h.dtype)
     return ((h - target).square() * m).sum() / (m.sum() * h.shape[-1]).clamp_min(1)
 
@@ -108,13 +117,13 @@ def rmu(model, tokenizer, data: UnlearnData, cfg: RMUConfig) -> dict:
     def loss(m, b):
         f = b["forget"]
         h_f = _activations(m, f, layer)
-        value = _token_mse(h_f, control.to(h_f.device, h_f.dtype), f["attention_mask"])
+        value = _token_mse(h_f, control.to(h_f.device, h_f.dtype), data_tokens(f))
         if "retain" in b and cfg.alpha > 0:
             r = b["retain"]
             h_r = _activations(m, r, layer)
             with torch.no_grad():
                 h_ref = _activations(frozen, r, layer)
-            value = value + cfg.alpha * _token_mse(h_r, h_ref, r["attention_mask"])
+            value = value + cfg.alpha * _token_mse(h_r, h_ref, data_tokens(r))
         return value
 
     try:

@@ -5,11 +5,12 @@ Unlearning a Mixture-of-Experts model with a standard loss shifts the router awa
 the forget knowledge, so other experts get damaged while the knowledge stays. UOE instead
 
 1. attributes the forget set to experts by router statistics: an expert's affinity is its mean routing
-   probability softmax(router logits)_e over the forget tokens, and the (layer, expert) with the highest
-   affinity is chosen (``layer`` can fix the layer);
+   probability softmax(router logits)_e over the forget *answer* tokens (every token of a passage; the shared
+   question template is left out, as it is routed alike for forget and retain questions), and the (layer,
+   expert) with the highest affinity is chosen (``layer`` can fix the layer);
 2. unlearns only that expert with a chosen loss (``loss``: ga, graddiff, npo, ...);
 3. adds a router anchor loss, the cross-entropy of that layer's router towards the chosen expert on the
-   forget tokens, L_anchor = -mean_t log softmax(r_t)_e*, so the expert keeps being selected while it is
+   forget answer tokens, L_anchor = -mean_t log softmax(r_t)_e*, so the expert keeps being selected while it is
    unlearned. The loss is L = L_unlearn + ``anchor_weight`` · L_anchor; the expert and its layer's router are
    the only parameters that change.
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..data.format import collate, encode, pad_id
+from ..data.format import IGNORE, collate, encode, pad_id
 from ..options import option
 from ..utils import ObliviateError
 from .common import Scope, UnlearnData, lm_logits
@@ -63,9 +64,14 @@ def _router_logits(out) -> torch.Tensor:
     return out[0] if isinstance(out, tuple) else out
 
 
+def answer_positions(batch: dict) -> torch.Tensor:
+    """(B·T,) bool: the positions that hold answer tokens (labelled), flattened as routers see them."""
+    return (batch["labels"] != IGNORE).reshape(-1)
+
+
 @torch.no_grad()
 def expert_affinity(model, tokenizer, examples, max_length: int) -> dict[int, torch.Tensor]:
-    """Mean routing probability of every expert over the real tokens of ``examples``: {layer: (E,)}."""
+    """Mean routing probability of every expert over the answer tokens of ``examples``: {layer: (E,)}."""
     blocks = moe_blocks(model)
     pad = pad_id(tokenizer)
     enc = [encode(tokenizer, e, max_length) for e in examples]
@@ -75,7 +81,7 @@ def expert_affinity(model, tokenizer, examples, max_length: int) -> dict[int, to
     model.eval()
     for s in range(0, len(enc), 16):
         b = collate(enc[s:s + 16], pad)
-        keep = b["attention_mask"].reshape(-1).bool()
+        keep = answer_positions(b)
         handles = []
         for i, blk in blocks.items():
             def hook(_m, _in, out, i=i):
@@ -131,8 +137,8 @@ def uoe(model, tokenizer, data: UnlearnData, cfg: UOEConfig) -> dict:
             lm_logits(m, f)
         finally:
             handle.remove()
-        keep = f["attention_mask"].reshape(-1).bool()
-        logits = captured["r"][keep].float()
+        keep = answer_positions(f)
+        logits = captured["r"][keep.to(captured["r"].device)].float()
         target = torch.full((logits.shape[0],), expert, device=logits.device)
         return cfg.anchor_weight * F.cross_entropy(logits, target)
 
