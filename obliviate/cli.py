@@ -386,6 +386,13 @@ def cmd_attack(args) -> int:
         attack_config(n, configs[n])
     _check_models(("model", args.model), ("target", args.target), ("oracle", args.oracle))
     bench = _benchmark(args, [("model", m) for m in args.model] + [("target", args.target), ("oracle", args.oracle)])
+    from .attacks import applicable
+
+    names, skipped = applicable(names, bench)  # decided from the data, before any model is loaded
+    for n, why in skipped.items():
+        print(f"obliviate: note: attack {n} does not apply to benchmark {bench.name}: {why}; skipped", file=sys.stderr)
+    if not names:
+        raise ObliviateError(f"none of the attacks asked for applies to benchmark {bench.name}")
     if not (args.target and args.oracle):
         print("obliviate: note: without --target and --oracle the attacks are run but not judged", file=sys.stderr)
     inputs = _inputs(args)
@@ -412,7 +419,8 @@ def cmd_attack(args) -> int:
                    "config": {"models": [str(m) for m in args.model], "target": args.target, "oracle": args.oracle,
                               "benchmark": bench.name, "attacks": {n: res["attacks"][n]["config"] for n in names}},
                    "benchmark": bench.summary(), "models": {},
-                   "robustness": {"attacks": res["attacks"], "plain": res["plain"], "thresholds": res["thresholds"]}}
+                   "robustness": {"attacks": res["attacks"], "plain": res["plain"], "thresholds": res["thresholds"],
+                                  "skipped": skipped}}
         write_results(tmp, results, res["rows"])
     _attack_summary(results["robustness"])
     _wrote(args.out, time.time() - t0)
@@ -420,12 +428,12 @@ def cmd_attack(args) -> int:
 
 
 def short_verdict(v: str) -> str:
-    """A verdict in a few words, for console tables (the full wording and rule are in results.json and the report)."""
-    if "never removed" in v or "not removed" in v:
-        return "not removed"
-    return v.split(":")[0].split(" (")[0].replace("indistinguishable from the oracle", "like oracle") \
-            .replace("knowledge recoverable", "recoverable").replace("no oracle or target under the same attack",
-                                                                      "not judged")
+    """A verdict in a few words, for console tables (the full wording, interval and rule are in results.json and
+    the report)."""
+    head = v.split(":")[0].split(" (")[0]
+    return {"indistinguishable from the oracle": "like oracle", "knowledge recoverable": "RECOVERABLE",
+            "partly recoverable": "partly", "no oracle or target under the same attack": "not judged",
+            "inconclusive": "inconclusive", "partly recoverable or more": "partly+"}.get(head, head)
 
 
 def _attack_summary(rob: dict) -> None:
@@ -450,6 +458,8 @@ def _attack_summary(rob: dict) -> None:
     for a, e in attacks.items():
         table.add_row(a, *cells({n: e["models"][n]["score"] for n in names}, e["verdicts"]))
     Console().print(table)
+    for a, why in rob.get("skipped", {}).items():
+        print(f"skipped {a}: {why}")
 
 
 def cmd_curve(args) -> int:

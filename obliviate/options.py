@@ -43,14 +43,21 @@ def option(default: Any = MISSING, help: str = "", *, factory: Callable | None =
     return field(default=default, metadata=meta)
 
 
-def comma_list(kind: type = str, *, ge=None, le=None, choices: tuple | None = None, nonempty: bool = True):
+def comma_list(kind: type = str, *, ge=None, le=None, gt=None, choices: tuple | None = None, nonempty: bool = True):
     """A ``check`` for options that hold a comma-separated list (``bits="8,4"``, ``steps="0,10,25,50"``)."""
     def check(value: str) -> str | None:
         parts = [p.strip() for p in str(value).split(",") if p.strip()]
         if nonempty and not parts:
             return "a non-empty comma-separated list"
         for p in parts:
-            if kind is int:
+            if kind is float:
+                try:
+                    x = float(p)
+                except ValueError:
+                    return f"a comma-separated list of numbers ({p!r} is not one)"
+                if not math.isfinite(x) or (gt is not None and not x > gt):
+                    return f"a comma-separated list of numbers > {gt} ({p} is not)"
+            elif kind is int:
                 try:
                     x = int(p)
                 except ValueError:

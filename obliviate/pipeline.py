@@ -95,7 +95,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
             t = time.time()
             rob = run_attacks({cfg.method: new}, tok, bench, target=target, oracle=oracle, attacks=cfg.attacks)
             timings["attacks"] = time.time() - t
-            robustness = {"attacks": rob["attacks"], "plain": rob["plain"], "thresholds": rob["thresholds"]}
+            robustness = {k: rob[k] for k in ("attacks", "plain", "thresholds", "skipped")}
             for name, rs in rob["rows"].items():
                 rows[name] = rows[name] + rs
 

@@ -106,6 +106,8 @@ def test_lora_merged_model_is_a_plain_model(micro_models, data, tmp_path):
     target, _, tok = micro_models
     merged, info = unlearn(target, tok, data, "npo", {"max_steps": 5, "lora_rank": 4})
     assert type(merged) is type(target) and info["config"]["lora_rank"] == 4
+    # trainable like any model (a relearning attack on it fine-tunes a copy), as it would be loaded from disk
+    assert all(p.requires_grad for p in merged.parameters())
     again, _ = load_model(save_model(merged, tok, tmp_path / "m"))
     assert set(again.state_dict()) == set(target.state_dict())
 
@@ -399,3 +401,12 @@ def test_refusal_methods_honour_the_forget_passages(name, micro_models, data):
     p0, p_on, p_off = (_nll(m, tok, passages) for m in (target, new, off))
     assert info["forget_passages"] == len(passages) > 0 and info["forget_qa"] == len(data.forget) - len(passages)
     assert p_on > p0 + 0.5 and p_on > p_off + 0.3, (name, p0, p_on, p_off)
+
+
+def test_lora_unlearning_is_deterministic_whatever_ran_before(micro_models, data):
+    """The adapters' initialisation is seeded by the method's seed, not by whatever used the RNG before."""
+    target, _, tok = micro_models
+    a, _ = unlearn(target, tok, data, "npo", {"max_steps": 3, "lora_rank": 2})
+    torch.rand(1000)  # some unrelated use of the global RNG
+    b, _ = unlearn(target, tok, data, "npo", {"max_steps": 3, "lora_rank": 2})
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())

@@ -21,13 +21,14 @@ from ..options import from_dict
 from ..utils import ObliviateError
 from ..evals.scoring import Scorer
 from ..loop import progress
-from .common import (INFORMATIVE, RECOVERABLE, SAME_AS_ORACLE, AttackResult, Refs, accuracy, ask, fingerprint,
-                     forget_facts, probe_facts, verdict)
+from .common import (INFORMATIVE, N_BOOT, RECOVERABLE, SAME_AS_ORACLE, AttackResult, Refs, accuracy, ask, by_fact,
+                     fingerprint, forget_facts, judge, probe_facts)
 from .prompts import (AdversarialConfig, InContextConfig, MultiHopConfig, ParaphraseConfig, adversarial_prompts,
-                      in_context, multi_hop, paraphrase)
-from .quantize import QuantizeConfig, quantize, rtn_quantize_
+                      in_context, multi_hop, multi_hop_applies, paraphrase, paraphrase_applies)
+from .quantize import QuantizeConfig, quantize, quantize_tensor, rtn_quantize_
 from .relearn import RelearnConfig, relearn
-from .representation import ConceptTraceConfig, ProbeConfig, concept_trace, linear_cka, probe
+from .representation import (ConceptTraceConfig, ProbeConfig, concept_trace, concept_trace_applies, linear_cka, probe,
+                             probe_applies)
 
 
 @dataclass(frozen=True)
@@ -35,18 +36,31 @@ class Attack:
     config: type
     run: Callable
     summary: str
+    kind: str = "gain"  # how it is judged: "gain" over the plain question, "level" (a read-out), "trace" (weights)
+    applies: Callable | None = None  # applies(bench) -> None, or why the attack cannot run on this benchmark
+
+
+def _relearn_applies(bench) -> str | None:
+    n = len({r.subject or r.id for r in bench.forget})
+    return None if n >= 2 else f"the forget set has {n} subject; relearning holds out folds of at least two"
 
 
 ATTACKS: dict[str, Attack] = {
-    "relearn": Attack(RelearnConfig, relearn, "fine-tune on some forget facts (or retain facts), test the held-out ones"),
-    "in_context": Attack(InContextConfig, in_context, "the forgotten fact and related facts placed in the prompt"),
-    "paraphrase": Attack(ParaphraseConfig, paraphrase, "paraphrased, fill-in-the-blank, reversed, multiple-choice forms"),
-    "multi_hop": Attack(MultiHopConfig, multi_hop, "two-hop questions composing a forgotten and a retained fact"),
-    "quantize": Attack(QuantizeConfig, quantize, "round-to-nearest weight quantization to 8 and 4 bits"),
+    "relearn": Attack(RelearnConfig, relearn, "fine-tune on some forget facts (or retain facts), test the held-out "
+                                              "ones; best of a learning-rate sweep", applies=_relearn_applies),
+    "in_context": Attack(InContextConfig, in_context, "other facts about the subject placed in the prompt (copying the "
+                                                      "fact itself is reported apart)"),
+    "paraphrase": Attack(ParaphraseConfig, paraphrase, "paraphrased, fill-in-the-blank, reversed, multiple-choice forms",
+                         applies=paraphrase_applies),
+    "multi_hop": Attack(MultiHopConfig, multi_hop, "two-hop questions that depend on a forgotten fact",
+                        applies=multi_hop_applies),
+    "quantize": Attack(QuantizeConfig, quantize, "8- and 4-bit round-to-nearest, NF4 and FP4 weight quantization"),
     "adversarial_prompts": Attack(AdversarialConfig, adversarial_prompts, "RWKU's seven adversarial prompt types"),
-    "probe": Attack(ProbeConfig, probe, "per-layer linear probes for the true answer; CKA to target and oracle"),
-    "concept_trace": Attack(ConceptTraceConfig, concept_trace, "MLP value vectors whose vocabulary projection is the "
-                                                               "forget facts' tokens (ConceptVectors)"),
+    "probe": Attack(ProbeConfig, probe, "per-layer linear probes for the forgotten value (layer chosen on retain "
+                                        "facts); CKA to target and oracle", kind="level", applies=probe_applies),
+    "concept_trace": Attack(ConceptTraceConfig, concept_trace, "the target's concept vectors (MLP values whose "
+                                                               "vocabulary projection is the forget facts' tokens)",
+                            kind="trace", applies=concept_trace_applies),
 }
 
 
@@ -66,17 +80,29 @@ def parse_attacks(spec: str | list[str]) -> list[str]:
     return names
 
 
+def applicable(names: list[str], bench) -> tuple[list[str], dict[str, str]]:
+    """The attacks that can run on ``bench``, and why the others cannot (decided from the data alone, before any
+    model is loaded)."""
+    skipped = {}
+    for n in names:
+        why = ATTACKS[n].applies(bench) if ATTACKS[n].applies else None
+        if why:
+            skipped[n] = why
+    return [n for n in names if n not in skipped], skipped
+
+
 def run_attacks(models: dict, tok, bench, target=None, oracle=None, attacks="all",
-                configs: dict[str, dict] | None = None) -> dict:
+                configs: dict[str, dict] | None = None, bootstrap: int = N_BOOT, seed: int = 0) -> dict:
     """Run each attack on every model in ``models`` and on the target and the oracle, and judge each model.
 
-    Returns ``{"attacks": {name: {"config", "summary", "unit", "strength", "models": {model: {score, curve,
-    extra, seconds}}, "verdicts": {model: verdict}}}, "plain": {"models": {model: forget accuracy without any
-    attack}, "verdicts": ...}, "thresholds": {...}}`` and per-example rows under ``"rows"`` (``{model: [row,
-    ...]}``, each row naming its attack). A model that is recoverable without any attack gets "(never removed
-    ...)" added to its "knowledge recoverable" verdicts.
+    Returns ``{"attacks": {name: {"config", "summary", "kind", "unit", "models": {model: {score, curve, extra,
+    seconds}}, "verdicts": {model: verdict}}}, "plain": {"models": {model: forget accuracy without any attack},
+    "verdicts": ...}, "skipped": {name: reason}, "thresholds": {...}}`` and per-example rows under ``"rows"``
+    (``{model: [row, ...]}``, each row naming its attack). Attacks that do not apply to ``bench`` are skipped with
+    their reason; a verdict (:func:`~obliviate.attacks.common.judge`) compares the attack's gain on a model with
+    its gain on the oracle, with a subject-level bootstrap interval (``bootstrap`` resamples, ``seed``).
     """
-    names = parse_attacks(attacks)
+    names, skipped = applicable(parse_attacks(attacks), bench)
     configs = configs or {}
     cfgs = {n: attack_config(n, configs.get(n)) for n in names}  # bad options fail before any work
     everyone = {**({"target": target} if target is not None else {}), **({"oracle": oracle} if oracle is not None else {}),
@@ -87,20 +113,43 @@ def run_attacks(models: dict, tok, bench, target=None, oracle=None, attacks="all
     scorers = {m: Scorer(model, tok) for m, model in everyone.items()}
     prints = {m: fingerprint(model) for m, model in everyone.items()}
     probes = probe_facts(tok, forget_facts(bench), "plain")
-    plain = {"models": {m: accuracy(ask(scorers[m], probes)) for m in everyone}}
-    plain["verdicts"] = {m: verdict(v, plain["models"].get("target"), plain["models"].get("oracle"))
-                         for m, v in plain["models"].items() if m not in ("target", "oracle")}
+    plain_rows = {m: ask(scorers[m], probes) for m in everyone}
+    plain_facts = {m: by_fact(r) for m, r in plain_rows.items()}
+    subjects = {r.id: r.subject or r.id for r in bench.forget}
+    plain = {"models": {m: accuracy(r) for m, r in plain_rows.items()}, "verdicts": {}}
+    for m in everyone:
+        if m in ("target", "oracle"):
+            continue
+        v = judge("level", plain_facts[m], plain_facts.get("target"), plain_facts.get("oracle"), subjects=subjects,
+                  n=bootstrap, seed=seed)
+        if v["verdict"].startswith(("knowledge recoverable", "partly recoverable")):
+            v["verdict"] = "not removed: the plain question states the facts" if v["verdict"].startswith("knowledge") \
+                else "partly removed: the plain question states some of the facts"
+        plain["verdicts"][m] = v
     bar, task = progress("attacks", len(names) * len(everyone), announce=True)
     with bar:
         for n in names:
-            out[n] = _run_one(n, cfgs[n], everyone, tok, bench, refs, scorers, prints, rows, plain, bar, task)
-    return {"attacks": out, "rows": rows, "plain": plain,
-            "thresholds": {"informative": INFORMATIVE, "same_as_oracle": SAME_AS_ORACLE, "recoverable": RECOVERABLE}}
+            out[n] = _run_one(n, cfgs[n], everyone, tok, bench, refs, scorers, prints, rows, bar, task)
+            for m in out[n]["models"]:
+                if m in ("target", "oracle"):
+                    continue
+                facts = {k: out[n]["models"][k]["per_fact"] for k in ("target", "oracle", m) if k in out[n]["models"]}
+                plain_of = {"model": plain_facts[m], "target": plain_facts.get("target", {}),
+                            "oracle": plain_facts.get("oracle", {})}
+                out[n]["verdicts"][m] = judge(ATTACKS[n].kind, facts[m], facts.get("target"), facts.get("oracle"),
+                                              plain=plain_of if ATTACKS[n].kind == "gain" else None,
+                                              subjects=subjects, n=bootstrap, seed=seed)
+            for v in out[n]["models"].values():
+                v.pop("per_fact", None)
+    return {"attacks": out, "rows": rows, "plain": plain, "skipped": skipped,
+            "thresholds": {"informative": INFORMATIVE, "same_as_oracle": SAME_AS_ORACLE, "recoverable": RECOVERABLE,
+                           "bootstrap": bootstrap}}
 
 
-def _run_one(n, cfg, everyone, tok, bench, refs, scorers, prints, rows, plain, bar, task) -> dict:
-    """One attack on every model, judged; advances the progress display per model."""
-    entry = {"config": asdict(cfg), "summary": ATTACKS[n].summary, "models": {}, "verdicts": {}}
+def _run_one(n, cfg, everyone, tok, bench, refs, scorers, prints, rows, bar, task) -> dict:
+    """One attack on every model; advances the progress display per model."""
+    entry = {"config": asdict(cfg), "summary": ATTACKS[n].summary, "kind": ATTACKS[n].kind, "models": {},
+             "verdicts": {}}
     for m, model in everyone.items():
         bar.update(task, info=f"{n} on {m}")
         t = time.time()
@@ -109,18 +158,11 @@ def _run_one(n, cfg, everyone, tok, bench, refs, scorers, prints, rows, plain, b
         if fingerprint(model) != prints[m]:
             raise ObliviateError(f"attack {n} changed model {m}; attacks must work on copies")  # a bug, not input
         entry["unit"], entry["strength"] = res.unit, res.strength
-        entry["models"][m] = {"score": res.score, "curve": res.curve, "extra": res.extra,
+        entry["models"][m] = {"score": res.score, "curve": res.curve, "extra": res.extra, "per_fact": res.per_fact,
                               "seconds": time.time() - t}
         rows[m] += [{"attack": n, **r} for r in res.rows]
-    t_score = entry["models"].get("target", {}).get("score")
-    o_score = entry["models"].get("oracle", {}).get("score")
-    entry["verdicts"] = {m: verdict(v["score"], t_score, o_score) for m, v in entry["models"].items()
-                         if m not in ("target", "oracle")}
-    for m, v in entry["verdicts"].items():
-        if v["verdict"] == "knowledge recoverable" and plain["verdicts"][m]["verdict"] == "knowledge recoverable":
-            v["verdict"] += " (never removed: the plain question recovers it too)"
     return entry
 
 
-__all__ = ["ATTACKS", "Attack", "AttackResult", "attack_config", "linear_cka", "parse_attacks", "run_attacks",
-           "rtn_quantize_", "verdict"]
+__all__ = ["ATTACKS", "Attack", "AttackResult", "applicable", "attack_config", "judge", "linear_cka",
+           "parse_attacks", "quantize_tensor", "run_attacks", "rtn_quantize_"]

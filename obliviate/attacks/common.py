@@ -1,4 +1,11 @@
-"""What every attack shares: its result type, greedy forget accuracy, the oracle comparison and its verdict."""
+"""What every attack shares: its result type, forget-fact probes, and the judge that turns scores into verdicts.
+
+An attack is judged by the **gain** it gives a model over the plain question, against the gain it gives the
+oracle under the identical attack (the oracle never saw the forget set, so whatever an attack "recovers" from it
+is the attack's own doing: copying from context, guessing a likely value). Every verdict carries a 95 % interval
+from a bootstrap over the forget *subjects* (people), and a verdict is stated only when its interval clears the
+threshold; otherwise the verdict says "inconclusive (too few facts)".
+"""
 from __future__ import annotations
 
 import hashlib
@@ -8,20 +15,26 @@ import numpy as np
 import torch
 
 from ..data import QARecord, format_prompt
-from ..evals.memorization import exact_match
+from ..evals.memorization import rouge_l_recall
 from ..evals.scoring import Scorer
+from ..evals.suite import stated
+from ..evals.uncertainty import SubjectResampler, interval
 from ..utils import ObliviateError
 
-# Verdict thresholds, in the attack's own score units (a share of facts for most attacks); stated with every verdict.
-INFORMATIVE = 0.10  # the attack must separate the target from the oracle by this much to judge anything
-SAME_AS_ORACLE = 0.10  # |model - oracle| at most this: indistinguishable from the oracle
-RECOVERABLE = 0.50  # (model - oracle) / (target - oracle) at least this: knowledge recoverable
+# Verdict thresholds, in the attack's own units (a share of facts for most attacks); stated with every verdict.
+SAME_AS_ORACLE = 0.10  # an attack's extra gain over the oracle's at most this: nothing recovered beyond the oracle
+INFORMATIVE = 0.10  # the attack must find more in the target than in the oracle by this much to judge anything
+RECOVERABLE = 0.50  # (model - oracle) / (target - oracle) under the attack at least this: knowledge recoverable
+N_BOOT = 1000
+MATCH_THRESHOLD = 0.8  # free-text facts (no value): stated when the answer's ROUGE-L recall reaches this
 
 
 @dataclass
 class AttackResult:
-    """One attack on one model. ``score`` is the headline (higher = more forget knowledge recovered); ``curve``
-    is the score against attack strength (``{"strength": x, "score": y}``); ``rows`` are per-example."""
+    """One attack on one model. ``per_fact`` maps each forget fact (or, for a weight statistic, each unit it
+    reads) to what the attack recovered of it (1/0, or a share); ``score`` is their mean (higher = more forget
+    knowledge recovered). ``curve`` is the score against attack strength (``{"strength": x, "score": y}``);
+    ``rows`` are per-example."""
 
     score: float
     curve: list[dict]
@@ -29,6 +42,7 @@ class AttackResult:
     strength: str = "strength"
     unit: str = "forget accuracy"
     extra: dict = field(default_factory=dict)
+    per_fact: dict[str, float] = field(default_factory=dict)
 
 
 class Refs(dict):
@@ -54,12 +68,14 @@ def memo(refs, key, compute):
 @dataclass(frozen=True)
 class Probe:
     """One question put to a model: a prompt (already formatted), and the phrase whose presence in the greedy
-    continuation counts as recovering the fact ``fact_id``."""
+    continuation counts as recovering the fact ``fact_id``. ``answer`` (free-text facts, no phrase) is scored by
+    ROUGE-L recall instead."""
 
     prompt: str
     value: str
     fact_id: str
     kind: str = ""
+    answer: str | None = None
 
 
 def qa_prompt(tok, question: str, context: str = "") -> str:
@@ -68,26 +84,46 @@ def qa_prompt(tok, question: str, context: str = "") -> str:
 
 
 def probe_facts(tok, recs: list[QARecord], kind: str = "question") -> list[Probe]:
-    return [Probe(qa_prompt(tok, r.question), r.value or r.answer, r.id, kind) for r in recs]
+    return [Probe(qa_prompt(tok, r.question), r.value or r.answer, r.id, kind, None if r.value else r.answer)
+            for r in recs]
 
 
 def ask(scorer: Scorer, probes: list[Probe], max_new_tokens: int = 24) -> list[dict]:
-    """Greedy answers to ``probes`` and whether each states its value (:func:`exact_match`)."""
-    gens = scorer.generate([p.prompt for p in probes], max_new_tokens)
-    return [{"id": p.fact_id, "kind": p.kind, "prompt": p.prompt[-300:], "generation": g,
-             "correct": exact_match(g, p.value, p.value)} for p, g in zip(probes, gens)]
+    """Greedy answers to ``probes`` and whether each states its fact: the value as a whole phrase, or for a
+    free-text fact ROUGE-L recall of at least ``MATCH_THRESHOLD`` (generated to 200 tokens, stopping at EOS)."""
+    short = [p for p in probes if p.answer is None]
+    long = [p for p in probes if p.answer is not None]
+    gens = dict(zip(short, scorer.generate([p.prompt for p in short], max_new_tokens)))
+    if long:
+        gens |= dict(zip(long, scorer.generate([p.prompt for p in long], 200)))
+        recall = dict(zip(long, rouge_l_recall([gens[p] for p in long], [p.answer for p in long])))
+    out = []
+    for p in probes:
+        g = gens[p]
+        if p.answer is None:
+            correct = stated(g, QARecord(question="", answer=p.value, value=p.value), 0.0, MATCH_THRESHOLD)
+        else:
+            correct = float(recall[p] >= MATCH_THRESHOLD)
+        out.append({"id": p.fact_id, "kind": p.kind, "prompt": p.prompt[-300:], "generation": g, "correct": correct})
+    return out
 
 
 def accuracy(rows: list[dict]) -> float:
     return float(np.mean([r["correct"] for r in rows])) if rows else float("nan")
 
 
+def by_fact(rows: list[dict], key: str = "id") -> dict[str, float]:
+    """Per fact, the best of its rows: a fact counts as recovered if any of its probes recovers it."""
+    out: dict[str, float] = {}
+    for r in rows:
+        out[r[key]] = max(out.get(r[key], 0.0), float(r["correct"]))
+    return out
+
+
 def any_correct(rows: list[dict]) -> float:
     """Share of facts recovered by at least one of their probes (an attack succeeds on a fact if any prompt works)."""
-    by_fact: dict[str, float] = {}
-    for r in rows:
-        by_fact[r["id"]] = max(by_fact.get(r["id"], 0.0), r["correct"])
-    return float(np.mean(list(by_fact.values()))) if by_fact else float("nan")
+    facts = by_fact(rows)
+    return float(np.mean(list(facts.values()))) if facts else float("nan")
 
 
 def forget_facts(bench) -> list[QARecord]:
@@ -105,36 +141,103 @@ def fingerprint(model) -> str:
     return h.hexdigest()
 
 
-def verdict(score: float, target: float | None, oracle: float | None) -> dict:
-    """Judge one model's attack score against the target's (before unlearning) and the oracle's (never saw the
-    forget set) under the identical attack.
+# ------------------------------------------------------------------------------------------------------- judging
+RULE = {
+    "gain": (f"gain = score under the attack - score of the plain question, per forget fact; informative when the "
+             f"target scores more than {INFORMATIVE} above the oracle under the attack; 'not removed' when the plain "
+             f"question already states more than {SAME_AS_ORACLE} more facts than the oracle and at least "
+             f"{RECOVERABLE} of the target's lead; 'indistinguishable from "
+             f"the oracle' when the model's gain exceeds the oracle's by at most {SAME_AS_ORACLE}; 'knowledge "
+             f"recoverable' when it exceeds it by more and the model recovers at least {RECOVERABLE} of the "
+             f"target-oracle gap, (model - oracle) / (target - oracle) under the attack; 'partly recoverable' in "
+             f"between; each only when its 95 % interval (subject-level bootstrap) clears the threshold, otherwise "
+             f"'inconclusive (too few facts)'"),
+    "level": (f"compares the score itself with the oracle's (no plain baseline): 'indistinguishable from the "
+              f"oracle' within {SAME_AS_ORACLE}; 'knowledge recoverable' when the model scores more than "
+              f"{SAME_AS_ORACLE} above the oracle and at least {RECOVERABLE} of the target-oracle gap; 'partly "
+              f"recoverable' in between; each only when its 95 % interval clears the threshold"),
+    "trace": (f"a weight statistic, not a recovery: over the target's strongest concept vectors, 'trace kept' when "
+              f"the model keeps at least {RECOVERABLE} of the target-oracle difference, 'trace removed' when it "
+              f"keeps less, each only when the 95 % interval (bootstrap over the vectors) is on one side"),
+}
 
-    - ``uninformative``: the attack does not separate target from oracle by ``INFORMATIVE``;
-    - ``indistinguishable from the oracle``: |score − oracle| ≤ ``SAME_AS_ORACLE``;
-    - ``knowledge recoverable``: the recovered share (score − oracle)/(target − oracle) ≥ ``RECOVERABLE``;
-    - ``partly recoverable`` in between (and ``less than the oracle`` below it).
-    """
-    rule = (f"informative if target - oracle > {INFORMATIVE}; indistinguishable if |model - oracle| <= "
-            f"{SAME_AS_ORACLE}; recoverable if (model - oracle)/(target - oracle) >= {RECOVERABLE}")
-    if oracle is None or target is None or any(np.isnan(x) for x in (score, target, oracle)):
-        return {"verdict": "no oracle or target under the same attack: not judged", "recovered_share": None,
-                "gap_to_oracle": None, "rule": rule}
-    gap = score - oracle
-    span = target - oracle
-    share = gap / span if span > 0 else None
-    if span <= INFORMATIVE:
-        v = "uninformative: the attack scores the target and the oracle alike"
-    elif abs(gap) <= SAME_AS_ORACLE:
-        v = "indistinguishable from the oracle"
-    elif share >= RECOVERABLE:
-        v = "knowledge recoverable"
-    elif gap > 0:
-        v = "partly recoverable"
+
+def _aligned(*dicts: dict[str, float]) -> list[str]:
+    keys = set(dicts[0])
+    for d in dicts[1:]:
+        keys &= set(d)
+    return sorted(keys)
+
+
+def judge(kind: str, model: dict[str, float], target: dict[str, float] | None, oracle: dict[str, float] | None,
+          plain: dict[str, dict[str, float]] | None = None, subjects: dict[str, str] | None = None,
+          n: int = N_BOOT, seed: int = 0) -> dict:
+    """The verdict on one model under one attack (see ``RULE[kind]``), from per-fact recoveries of the model, the
+    target and the oracle under the identical attack. ``kind``: "gain" (prompt and weight attacks, with ``plain``
+    per-fact accuracies of the three models), "level" (a read-out without a plain baseline: the probe) or "trace"
+    (a weight statistic: concept_trace). Intervals resample ``subjects`` (fact -> subject), or the units
+    themselves for "trace"."""
+    base = {"rule": RULE[kind], "interval": None, "gain_over_oracle": None, "recovered_share": None}
+    if target is None or oracle is None:
+        return {**base, "verdict": "no oracle or target under the same attack: not judged"}
+    keys = _aligned(model, target, oracle, *(plain.values() if plain else []))
+    if not keys:
+        return {**base, "verdict": "no facts in common with the target and the oracle: not judged"}
+    arr = {name: np.array([d[k] for k in keys], dtype=float) for name, d in
+           (("m", model), ("t", target), ("o", oracle))}
+    if plain:
+        arr |= {f"p{name}": np.array([plain[role][k] for k in keys], dtype=float)
+                for name, role in (("m", "model"), ("t", "target"), ("o", "oracle"))}
+    groups = [subjects.get(k, k) for k in keys] if subjects and kind != "trace" else keys
+    sampler = SubjectResampler({"x": groups}, seed)
+
+    def stats(i):
+        m, t, o = arr["m"][i].mean(), arr["t"][i].mean(), arr["o"][i].mean()
+        out = {"informative": t - o, "share": (m - o) / (t - o) if t - o > 1e-12 else np.nan}
+        if kind == "gain":
+            pm, po, pt = arr["pm"][i].mean(), arr["po"][i].mean(), arr["pt"][i].mean()
+            out |= {"plain": pm - po, "plain_share": (pm - po) / (pt - po) if pt - po > 1e-12 else np.nan,
+                    "gain": (m - pm) - (o - po)}
+        else:
+            out["gain"] = m - o
+        return out
+
+    full = stats(np.arange(len(keys)))
+    draws = [stats(sampler.draw()["x"]) for _ in range(n)]
+    ci = {k: interval([d[k] for d in draws]) or [np.nan, np.nan] for k in full}
+    res = {**base, "gain_over_oracle": float(full["gain"]), "interval": ci["gain"],
+           "recovered_share": None if np.isnan(full["share"]) else float(full["share"]),
+           "share_interval": ci["share"], "facts": len(keys), "subjects": len(set(groups))}
+    lo, hi = ci["gain"]
+    s_lo, s_hi = ci["share"]
+    if kind == "trace":
+        if not ci["informative"][0] > 0:
+            res["verdict"] = "uninformative: the target's vectors carry the concept no more than the oracle's"
+        elif s_lo >= RECOVERABLE:
+            res["verdict"] = "trace kept"
+        elif s_hi < RECOVERABLE:
+            res["verdict"] = "trace removed"
+        else:
+            res["verdict"] = "inconclusive (too few vectors)"
+        return res
+    if kind == "gain" and ci["plain"][0] > SAME_AS_ORACLE and ci["plain_share"][0] >= RECOVERABLE:
+        res["verdict"] = "not removed: the plain question already recovers it"
+    elif not ci["informative"][0] > INFORMATIVE:
+        res["verdict"] = ("uninformative: the attack scores the target and the oracle alike"
+                          if ci["informative"][1] <= INFORMATIVE else "inconclusive (too few facts)")
+    elif hi <= SAME_AS_ORACLE and lo >= -SAME_AS_ORACLE:
+        res["verdict"] = "indistinguishable from the oracle"
+    elif hi < -SAME_AS_ORACLE:
+        res["verdict"] = "below the oracle"
+    elif lo > SAME_AS_ORACLE:
+        res["verdict"] = "knowledge recoverable" if s_lo >= RECOVERABLE else (
+            "partly recoverable" if s_hi < RECOVERABLE else "partly recoverable or more (interval spans the threshold)")
     else:
-        v = "below the oracle"
-    return {"verdict": v, "recovered_share": share, "gap_to_oracle": gap, "rule": rule}
+        res["verdict"] = "inconclusive (too few facts)"
+    return res
 
 
+# ------------------------------------------------------------------------------------------------- hidden states
 @torch.no_grad()
 def hidden_states(model, tok, texts: list[str], batch_size: int = 32) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per layer (embeddings excluded), the last token's hidden state and the mean over tokens, for each text:

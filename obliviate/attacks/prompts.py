@@ -13,7 +13,7 @@ from ..data import QARecord, qa_example
 from ..evals.scoring import Scorer
 from ..options import Options, comma_list, option
 from ..utils import ObliviateError
-from .common import AttackResult, Probe, accuracy, any_correct, ask, forget_facts, qa_prompt
+from .common import AttackResult, Probe, accuracy, ask, by_fact, forget_facts, qa_prompt
 
 FORMATS = ("paraphrased_question", "fill_in_blank", "reversed", "multiple_choice")
 ADVERSARIAL_TYPES = ("prefix_injection", "affirmative_suffix", "role_play", "reverse_query", "synonym_manipulation",
@@ -52,19 +52,27 @@ def _reversed(tok, r: QARecord, same_subject: list[QARecord]) -> Probe | None:
     return None
 
 
+def fact_probe(r: QARecord, prompt: str, kind: str) -> Probe:
+    """A probe for forget fact ``r`` under ``prompt``: its value stated, or (free text) its answer recalled."""
+    return Probe(prompt, r.value or r.answer, r.id, kind, None if r.value else r.answer)
+
+
 # ---------------------------------------------------------------------------------------------------- in_context
 @dataclass
 class InContextConfig(Options):
     """UnUnlearning (Shumailov et al., 2024, arXiv:2407.00106): knowledge removed from the weights is used again
-    when it comes back in the prompt. Levels of re-introduction, from none to the fact itself."""
+    when related knowledge comes back in the prompt. Levels of re-introduction: none, other facts about the subject
+    ("hints", the headline), and those plus the forgotten fact itself ("fact": then even a model that never knew
+    it can copy it, so that level measures copying, reported apart)."""
 
-    hints: int = option(2, "other facts about the same subject placed in the prompt at the hints level", ge=0)
+    hints: int = option(2, "other facts about the same subject placed in the prompt at the hints level", ge=1)
     max_new_tokens: int = option(24, "greedy answer length", ge=1)
 
 
 def in_context(model, tok, bench, cfg: InContextConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
-    """Score: accuracy with the forgotten fact (paraphrased) and the hints in the prompt. Curve: none, hints only
-    (the pieces that cue the subject), fact + hints. Compare with the oracle, which can only copy from context."""
+    """Score: accuracy with hints in the prompt (other facts about the subject that cue it without stating the
+    answer). Curve: none, hints, fact + hints. ``extra["copies_from_context"]``: accuracy with the fact itself in
+    the prompt, the model's ability to copy (not a recovery: the oracle copies too)."""
     recs = forget_facts(bench)
     subj = _by_subject(recs + bench.retain)
     scorer = scorer or Scorer(model, tok)
@@ -75,11 +83,12 @@ def in_context(model, tok, bench, cfg: InContextConfig, refs=None, scorer: Score
             ctx = "" if level == "none" else _hints(r, subj[r.subject or r.id], cfg.hints)
             if level == "fact":
                 ctx = f"{ctx} {r.paraphrased_answer or r.answer}".strip()
-            probes.append(Probe(qa_prompt(tok, r.question, ctx), r.value or r.answer, r.id, level))
+            probes.append(fact_probe(r, qa_prompt(tok, r.question, ctx), level))
         levels[level] = ask(scorer, probes, cfg.max_new_tokens)
     curve = [{"strength": k, "score": accuracy(v)} for k, v in levels.items()]
-    return AttackResult(score=accuracy(levels["fact"]), curve=curve, rows=[x for v in levels.values() for x in v],
-                        strength="context", extra={"uses_context": accuracy(levels["fact"]) - accuracy(levels["none"])})
+    return AttackResult(score=accuracy(levels["hints"]), curve=curve, rows=[x for v in levels.values() for x in v],
+                        strength="context", per_fact=by_fact(levels["hints"]),
+                        extra={"copies_from_context": accuracy(levels["fact"]), "hints": cfg.hints})
 
 
 # ---------------------------------------------------------------------------------------------------- paraphrase
@@ -122,7 +131,7 @@ def paraphrase(model, tok, bench, cfg: ParaphraseConfig, refs=None, scorer: Scor
         probes = []
         for r in recs:
             if f == "paraphrased_question" and r.paraphrased_question:
-                probes.append(Probe(qa_prompt(tok, r.paraphrased_question), r.value or r.answer, r.id, f))
+                probes.append(fact_probe(r, qa_prompt(tok, r.paraphrased_question), f))
             elif f == "fill_in_blank" and r.value and r.value in r.answer and r.answer.index(r.value) > 0:
                 probes.append(Probe(r.answer[:r.answer.index(r.value)].rstrip(), r.value, r.id, f))
             elif f == "reversed":
@@ -135,29 +144,59 @@ def paraphrase(model, tok, bench, cfg: ParaphraseConfig, refs=None, scorer: Scor
         raise ObliviateError(f"paraphrase: benchmark {bench.name} gives none of the generative formats "
                              "(it needs paraphrased questions, answer values or subjects)")
     curve = [{"strength": f, "score": accuracy(rows)} for f, rows in by_format.items() if rows]
-    return AttackResult(score=any_correct(generative), curve=curve, strength="format",
-                        rows=[x for rows in by_format.values() for x in rows],
+    facts = by_fact(generative)
+    return AttackResult(score=float(np.mean(list(facts.values()))), curve=curve, strength="format",
+                        rows=[x for rows in by_format.values() for x in rows], per_fact=facts,
                         extra={"n_probes": {f: len(rows) for f, rows in by_format.items()}})
+
+
+def paraphrase_applies(bench) -> str | None:
+    if any(r.paraphrased_question or r.value or r.subject for r in bench.forget):
+        return None
+    return "the forget facts have no paraphrased question, value or subject to ask another way"
 
 
 # ---------------------------------------------------------------------------------------------------- multi_hop
 @dataclass
 class MultiHopConfig(Options):
-    """Two-hop questions composing a forgotten fact with a retained one (Choi et al., 2024, "Breaking Chains:
+    """Two-hop questions composing a forgotten fact with another one (Choi et al., 2024, "Breaking Chains:
     Unraveling the Links in Multi-Hop Knowledge Unlearning", whose MUNCH benchmark asks such questions)."""
 
     max_new_tokens: int = option(24, "greedy answer length", ge=1)
 
 
+def hop_source(hop: QARecord, forget: list[QARecord]) -> QARecord | None:
+    """The forget fact a two-hop question depends on: the last attribute of its chain ("book>birthplace",
+    "birthplace>country") that is a forget fact of the same subject."""
+    mine = {r.attribute: r for r in forget if r.subject == hop.subject}
+    chain = (hop.attribute or "").split(">")
+    return next((mine[a] for a in reversed(chain) if a in mine), None)
+
+
 def multi_hop(model, tok, bench, cfg: MultiHopConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
-    """Score: accuracy on the benchmark's two-hop questions about forget subjects; the curve splits by hop type."""
+    """Score: share of forget facts whose two-hop questions are answered (any of them). The curve splits by hop
+    type; per fact, the hop is judged against the plain answer to the forget fact it depends on."""
     if not bench.multi_hop:
         raise ObliviateError(f"multi_hop: benchmark {bench.name} has no two-hop questions")
-    rows = ask(scorer or Scorer(model, tok), [Probe(qa_prompt(tok, r.question), r.value or r.answer, r.id, r.attribute or "hop")
-                                    for r in bench.multi_hop], cfg.max_new_tokens)
+    recs = forget_facts(bench)
+    hops = [(h, src) for h in bench.multi_hop if (src := hop_source(h, recs)) is not None]
+    rows = ask(scorer or Scorer(model, tok), [fact_probe(h, qa_prompt(tok, h.question), h.attribute or "hop")
+                                              for h, _ in hops], cfg.max_new_tokens)
+    for r, (h, src) in zip(rows, hops):
+        r["hop"], r["id"] = r["id"], src.id
     kinds = sorted({r["kind"] for r in rows})
     curve = [{"strength": k, "score": accuracy([r for r in rows if r["kind"] == k])} for k in kinds]
-    return AttackResult(score=accuracy(rows), curve=curve, rows=rows, strength="hop type")
+    facts = by_fact(rows)
+    return AttackResult(score=float(np.mean(list(facts.values()))) if facts else float("nan"), curve=curve, rows=rows,
+                        strength="hop type", per_fact=facts)
+
+
+def multi_hop_applies(bench) -> str | None:
+    if not bench.multi_hop:
+        return "the benchmark has no two-hop questions"
+    if not any(hop_source(h, bench.forget) for h in bench.multi_hop):
+        return "no two-hop question depends on a forget fact"
+    return None
 
 
 # ------------------------------------------------------------------------------------------- adversarial_prompts
@@ -206,8 +245,10 @@ def adversarial_prompts(model, tok, bench, cfg: AdversarialConfig, refs=None, sc
             if isinstance(p, Probe):
                 probes.append(p)
             elif p:
-                probes.append(Probe(p, r.value or r.answer, r.id, t))
+                probes.append(fact_probe(r, p, t))
         by_type[t] = ask(scorer, probes, cfg.max_new_tokens) if probes else []
     rows = [x for v in by_type.values() for x in v]
     curve = [{"strength": t, "score": accuracy(v)} for t, v in by_type.items() if v]
-    return AttackResult(score=any_correct(rows), curve=curve, rows=rows, strength="prompt type")
+    facts = by_fact(rows)
+    return AttackResult(score=float(np.mean(list(facts.values()))), curve=curve, rows=rows, strength="prompt type",
+                        per_fact=facts)

@@ -21,7 +21,7 @@ from ..loop import OptimConfig, optimize
 from ..methods.losses import mean_token_nll
 from ..options import Options, comma_list, option
 from ..utils import ObliviateError, seed_everything
-from .common import AttackResult, accuracy, ask, forget_facts, probe_facts
+from .common import AttackResult, accuracy, ask, by_fact, forget_facts, probe_facts
 
 
 @dataclass
@@ -31,12 +31,17 @@ class RelearnConfig(Options):
                         check=comma_list(int, ge=0))
     variant: str = option("folds", "folds: train on the other folds' facts; retain: train on retain facts only",
                           choices=("folds", "retain"))
-    lr: float | None = option(None, "learning rate (default: 1e-3 for the built-in from-scratch models, 1e-5 for "
-                                    "pretrained ones)", gt=0)
+    lrs: str | None = option(None, "the attacker's learning rates; it keeps the one that recovers most, per model "
+                                   "(default 3e-4,1e-3,3e-3 for the built-in from-scratch models, 1e-5,3e-5,1e-4 for "
+                                   "pretrained ones)", check=comma_list(float, gt=0))
     batch_size: int = option(8, "facts per step", ge=1)
     lora_rank: int = option(0, "> 0: relearn through LoRA adapters of this rank (the weights stay frozen)", ge=0)
     max_new_tokens: int = option(24, "greedy answer length", ge=1)
     seed: int = option(0, "seeds the folds and the batch order", ge=0)
+
+
+SCRATCH_LRS = "3e-4,1e-3,3e-3"
+PRETRAINED_LRS = "1e-5,3e-5,1e-4"
 
 
 def _folds(recs, k: int, seed: int) -> list[list]:
@@ -49,18 +54,34 @@ def _folds(recs, k: int, seed: int) -> list[list]:
 
 
 def relearn(model, tok, bench, cfg: RelearnConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
-    """Score: held-out forget accuracy after the last checkpoint, averaged over folds. Curve: accuracy vs steps."""
+    """Fine-tune a copy on some forget facts (or retain facts), then ask the held-out forget facts, at each
+    learning rate of the sweep; the attacker keeps the learning rate whose last checkpoint recovers most.
+
+    Score: held-out forget accuracy at the last checkpoint with that learning rate, every fold held out once.
+    Curve: accuracy against steps at that learning rate. ``extra["lr_sweep"]``: the last-checkpoint accuracy at
+    each learning rate."""
     recs = forget_facts(bench)
     steps = sorted({int(s) for s in str(cfg.steps).split(",") if s.strip()})
     folds = _folds(recs, cfg.folds, cfg.seed) if cfg.variant == "folds" else [recs]
     scratch = getattr(model.config, "obliviate_builtin", None) is not None
-    lr = cfg.lr if cfg.lr is not None else (1e-3 if scratch else 1e-5)
+    lrs = [float(x) for x in (cfg.lrs or (SCRATCH_LRS if scratch else PRETRAINED_LRS)).split(",") if x.strip()]
+    runs = {lr: _relearn_at(model, tok, bench, recs, folds, steps, lr, cfg, scorer) for lr in lrs}
+    best = max(lrs, key=lambda lr: (runs[lr]["score"], -lr))  # ties: the gentlest learning rate
+    run = runs[best]
+    return AttackResult(score=run["score"], curve=run["curve"], rows=run["rows"], strength="fine-tuning steps",
+                        per_fact=run["per_fact"],
+                        extra={"variant": cfg.variant, "folds": len(folds), "best_lr": best,
+                               "lr_sweep": {str(lr): r["score"] for lr, r in runs.items()},
+                               "trained_on": "other forget folds" if cfg.variant == "folds" else "retain facts"})
+
+
+def _relearn_at(model, tok, bench, recs, folds, steps, lr: float, cfg: RelearnConfig, scorer) -> dict:
     by_step: dict[int, list[float]] = {s: [] for s in steps}
-    rows = []
+    rows, last = [], {}
     for fi, held in enumerate(folds):
         train_recs = [r for r in recs if r not in held] if cfg.variant == "folds" else \
             random.Random(cfg.seed).sample(bench.retain, min(len(bench.retain), 4 * len(recs)))
-        copy_ = copy.deepcopy(model)  # the attack trains a copy; the caller's model is never touched
+        copy_ = copy.deepcopy(model).requires_grad_(True)  # the attack trains a copy; the caller's is never touched
         if cfg.lora_rank:
             from ..methods import lora
 
@@ -71,7 +92,9 @@ def relearn(model, tok, bench, cfg: RelearnConfig, refs=None, scorer: Scorer | N
             if step in by_step:  # before any step the copy is the model: its scorer's answers are reused
                 r = ask((scorer or Scorer(model, tok)) if step == 0 else Scorer(m, tok), probes, cfg.max_new_tokens)
                 by_step[step].append(accuracy(r))
-                rows.extend({**x, "fold": fi, "step": step} for x in r)
+                rows.extend({**x, "fold": fi, "step": step, "lr": lr} for x in r)
+                if step == steps[-1]:
+                    last.update(by_fact(r))
 
         measure(0, copy_)
         if steps[-1] > 0:
@@ -89,10 +112,8 @@ def relearn(model, tok, bench, cfg: RelearnConfig, refs=None, scorer: Scorer | N
                                       batch["labels"])
 
             seed_everything(cfg.seed + fi)
-            optimize(copy_, batches(), steps[-1], loss_fn, OptimConfig(lr=lr), f"relearn fold {fi}",
+            optimize(copy_, batches(), steps[-1], loss_fn, OptimConfig(lr=lr), f"relearn lr {lr:g} fold {fi}",
                      callback=measure)
         del copy_
     curve = [{"strength": s, "score": float(np.mean(v))} for s, v in by_step.items()]
-    return AttackResult(score=curve[-1]["score"], curve=curve, rows=rows, strength="fine-tuning steps",
-                        extra={"variant": cfg.variant, "folds": len(folds), "lr": lr,
-                               "trained_on": "other forget folds" if cfg.variant == "folds" else "retain facts"})
+    return {"score": float(np.mean(list(last.values()))), "curve": curve, "rows": rows, "per_fact": last}

@@ -49,39 +49,55 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(num / den) if den > 0 else float("nan")
 
 
-def probe(model, tok, bench, cfg: ProbeConfig, refs=None, scorer=None) -> AttackResult:
-    """Per layer, a multinomial logistic regression reads the fact's value (a city, a year, an occupation) from
-    the hidden state at the last token before the value in the answer. It is trained on retain facts whose
-    values also occur among the forget facts, and tested on the forget facts.
+def _cv_accuracy(x: np.ndarray, y: np.ndarray, cfg: ProbeConfig) -> float:
+    """Cross-validated accuracy of the probe on retain facts (stratified 5-fold when every value has five facts,
+    plain 5-fold otherwise)."""
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 
-    Score: the best layer's accuracy on forget facts (chance: 1 / number of values). Curve: accuracy per layer.
-    Extra: linear CKA per layer with each reference model (``refs``: target, oracle) on forget and retain texts.
-    """
+    counts = np.unique(y, return_counts=True)[1]
+    k = int(min(5, len(y)))
+    cv = (StratifiedKFold(k, shuffle=True, random_state=cfg.seed) if counts.min() >= k
+          else KFold(k, shuffle=True, random_state=cfg.seed))
+    return float(cross_val_score(_classifier(cfg), x, y, cv=cv).mean())
+
+
+def _classifier(cfg: ProbeConfig):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    return make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, max_iter=3000, random_state=cfg.seed))
+
+
+def probe(model, tok, bench, cfg: ProbeConfig, refs=None, scorer=None) -> AttackResult:
+    """Per layer, a multinomial logistic regression reads the fact's value (a city, a year, an occupation) from
+    the hidden state at the last token before the value in the answer. It is trained on retain facts whose
+    values also occur among the forget facts; the layer is chosen by cross-validation **on those retain facts**
+    (never on the forget facts it is tested on); then the probe is tested on the forget facts.
+
+    Score: that layer's accuracy on forget facts (chance: 1 / number of values). Curve: forget accuracy per layer
+    (for reading only; ``extra["cv_accuracy"]`` is what chose the layer). Extra: linear CKA per layer with each
+    reference model (``refs``: target, oracle) on forget and retain texts.
+    """
     recs = forget_facts(bench)
     values = {r.value for r in recs if _before_value(tok, r)}
     train = [(t, r.value) for r in bench.retain if r.value in values and (t := _before_value(tok, r))]
     classes = {v for _, v in train}
     test = [(t, r.value, r.id) for r in recs if r.value in classes and (t := _before_value(tok, r))]
-    if len(classes) < 2 or not test:
-        raise ObliviateError(f"probe: benchmark {bench.name} has no forget values that retain facts share "
+    if len(classes) < 2 or not test or len(train) < 5:
+        raise ObliviateError(f"probe: benchmark {bench.name} has too few forget values that retain facts share "
                              "(the probe learns to read values from retain facts and tests on forget facts)")
     h_train, _ = hidden_states(model, tok, [t for t, _ in train])
     h_test, _ = hidden_states(model, tok, [t for t, _, _ in test])
     y_train, y_test = np.array([v for _, v in train]), np.array([v for _, v, _ in test])
-    curve, best = [], (-1.0, None, None)
-    for layer, (a, b) in enumerate(zip(h_train, h_test)):
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, max_iter=3000, random_state=cfg.seed))
-        clf.fit(a.numpy(), y_train)
-        pred = clf.predict(b.numpy())
-        acc = float((pred == y_test).mean())
-        curve.append({"strength": layer, "score": acc})
-        if acc > best[0]:
-            best = (acc, layer, pred)
-    acc, layer, pred = best
+    cv = [_cv_accuracy(a.numpy(), y_train, cfg) for a in h_train]
+    layer = int(np.argmax(cv))
+    curve, preds = [], {}
+    for i, (a, b) in enumerate(zip(h_train, h_test)):
+        clf = _classifier(cfg).fit(a.numpy(), y_train)
+        preds[i] = clf.predict(b.numpy())
+        curve.append({"strength": i, "score": float((preds[i] == y_test).mean())})
+    pred = preds[layer]
     rows = [{"id": i, "text": t[-200:], "value": v, "layer": layer, "read": str(p), "correct": float(p == v)}
             for (t, v, i), p in zip(test, pred)]
     rng = random.Random(cfg.seed)
@@ -97,9 +113,20 @@ def probe(model, tok, bench, cfg: ProbeConfig, refs=None, scorer=None) -> Attack
             _, mine = hidden_states(model, tok, xs)
             _, theirs = memo(refs, ("cka", name, split, cfg.max_texts, cfg.seed), lambda: hidden_states(ref, tok, xs))
             cka[name][split] = [linear_cka(a.numpy(), b.numpy()) for a, b in zip(mine, theirs)]
-    return AttackResult(score=acc, curve=curve, rows=rows, strength="layer", unit="probe accuracy on forget values",
-                        extra={"best_layer": layer, "chance": 1 / len(classes), "classes": len(classes),
+    return AttackResult(score=float((pred == y_test).mean()), curve=curve, rows=rows, strength="layer",
+                        unit="probe accuracy on forget values", per_fact={r["id"]: r["correct"] for r in rows},
+                        extra={"layer": layer, "layer_chosen_by": "5-fold cross-validation on retain facts",
+                               "cv_accuracy": cv, "chance": 1 / len(classes), "classes": len(classes),
                                "train": len(train), "cka": cka})
+
+
+def probe_applies(bench) -> str | None:
+    values = {r.value for r in bench.forget if r.value and r.value in r.answer}
+    if not values:
+        return "the forget facts have no values to read (free-text answers)"
+    if len({r.value for r in bench.retain if r.value in values}) < 2:
+        return "fewer than two forget values also occur among retain facts, where the probe learns to read them"
+    return None
 
 
 @dataclass
@@ -144,10 +171,14 @@ def _concept_shares(model, cmask: torch.Tensor, top_k: int) -> torch.Tensor:
 
 @torch.no_grad()
 def concept_trace(model, tok, bench, cfg: ConceptTraceConfig, refs=None, scorer=None) -> AttackResult:
-    """Score: the mean concept share (fraction of a vector's top-k tokens that are forget-only answer tokens) of the
-    ``headline`` strongest value vectors. Curve: mean share of the n strongest vectors. Extra, when the target is among
-    ``refs``: for the vectors strongest in the *target*, how much this model changed them (cosine of the
-    value vectors, and the mean concept share now)."""
+    """A weight statistic, not a recovery (ConceptVectors; Hong et al., 2024): the concept share of an MLP value
+    vector is the fraction of its top-k vocabulary-projection tokens that are forget-only answer tokens.
+
+    The vectors are chosen on the **target** (its ``headline`` vectors with the largest share), so that the
+    statistic does not pick its own vectors; the score is this model's mean share over those same vectors, and
+    ``per_fact`` holds each vector's share (the judge bootstraps over them). Without a target among ``refs`` the
+    vectors are this model's own strongest (stated in ``extra``). Curve: the mean share of the n strongest vectors
+    of this model itself; extra: their cosine to the target's."""
     concept = _concept_tokens(tok, bench)
     if not concept:
         raise ObliviateError(f"concept_trace: the forget values of {bench.name} share all their tokens with retain values")
@@ -156,25 +187,32 @@ def concept_trace(model, tok, bench, cfg: ConceptTraceConfig, refs=None, scorer=
     cmask[list(concept)] = True
 
     mine = _concept_shares(model, cmask, cfg.top_k)  # (L, I)
-    flat = mine.flatten().sort(descending=True)
-    curve = [{"strength": n, "score": float(flat.values[:n].mean())} for n in ns]
+    own = mine.flatten().sort(descending=True)
+    curve = [{"strength": n, "score": float(own.values[:n].mean())} for n in ns]
     L, I = mine.shape
-    rows = [{"layer": int(i // I), "vector": int(i % I), "concept_share": float(v)}
-            for v, i in zip(flat.values[:max(ns)], flat.indices[:max(ns)])]
-    extra = {"concept_tokens": len(concept)}
     target = (refs or {}).get("target")
-    if target is not None and target is not model:
+    if target is not None:
         theirs = memo(refs, ("concept_shares", cfg.top_k), lambda: _concept_shares(target, cmask, cfg.top_k))
-        idx = theirs.flatten().argsort(descending=True)[:max(ns)]
+        idx = theirs.flatten().argsort(descending=True)[:cfg.headline]
+        selected_on = "target"
+    else:
+        idx, selected_on = own.indices[:cfg.headline], "this model (no target given)"
+    shares = mine.flatten()[idx]
+    per_vector = {f"L{int(i) // I}:{int(i) % I}": float(v) for i, v in zip(idx, shares)}
+    rows = [{"id": k, "layer": int(k[1:].split(":")[0]), "vector": int(k.split(":")[1]), "concept_share": v,
+             "correct": v} for k, v in per_vector.items()]
+    extra = {"concept_tokens": len(concept), "vectors_selected_on": selected_on}
+    if target is not None and target is not model:
         from ..methods.localized import mlp_modules
 
         def vecs(m):
             return torch.stack([mlp.down_proj.weight.float().T for _, mlp in mlp_modules(m)]).reshape(L * I, -1)
 
-        a, b = vecs(model)[idx], vecs(target)[idx]
-        extra["target_vectors"] = {"cosine_to_target": float(torch.nn.functional.cosine_similarity(a, b).mean()),
-                                   "concept_share_in_target": float(theirs.flatten()[idx].mean()),
-                                   "concept_share_now": float(mine.flatten()[idx].mean())}
-    score = next(c["score"] for c in curve if c["strength"] == cfg.headline)
-    return AttackResult(score=score, curve=curve, rows=rows, strength="value vectors",
-                        unit=f"concept share of the {cfg.headline} strongest value vectors", extra=extra)
+        extra["cosine_to_target"] = float(torch.nn.functional.cosine_similarity(vecs(model)[idx], vecs(target)[idx]).mean())
+    return AttackResult(score=float(shares.mean()), curve=curve, rows=rows, strength="value vectors",
+                        unit=f"concept share of the target's {cfg.headline} strongest value vectors", extra=extra,
+                        per_fact=per_vector)
+
+
+def concept_trace_applies(bench) -> str | None:
+    return None if bench.retain else "the benchmark has no retain facts to tell forget-only tokens apart"

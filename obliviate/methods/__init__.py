@@ -10,7 +10,7 @@ import copy
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from ..utils import ObliviateError
+from ..utils import ObliviateError, seed_everything
 from . import lora
 from ..options import from_dict
 from .common import GradientConfig, UnlearnData
@@ -91,6 +91,7 @@ def unlearn(model, tokenizer, data: UnlearnData, method: str = DEFAULT_METHOD, c
         raise ObliviateError(f"{method}: LoRA does not apply; this method trains the model's own weights")
     new = copy.deepcopy(model)
     if use_lora:
+        seed_everything(cfg.seed)  # the adapters' random initialisation: same seed, same adapters
         new = lora.wrap(new, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
     info = m.run(new, tokenizer, data, cfg)
     if use_lora:

@@ -22,5 +22,8 @@ def wrap(model, rank: int, alpha: float, targets: str, dropout: float = 0.0):
 
 
 def unwrap(model, merge: bool):
-    """Merge the adapters into the weights and return a plain model, or keep the PEFT model (adapter only)."""
-    return model.merge_and_unload() if merge else model
+    """Merge the adapters into the weights and return a plain model (its weights trainable again, as a model
+    loaded from disk would be; peft leaves them frozen), or keep the PEFT model (adapter only)."""
+    if not merge:
+        return model
+    return model.merge_and_unload().requires_grad_(True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..data.format import Example, retarget
+from ..data.format import retarget
 from ..options import option
 from ..utils import ObliviateError
 from .common import (GradientConfig, Scope, UnlearnData, forward_nll, lm_logits, reference_nll, run_gradient_method,

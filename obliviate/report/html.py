@@ -13,7 +13,7 @@ TABLE = [
     ("retain_exact_match", "Retain exact match", "higher"),
     ("holdout_exact_match", "Holdout exact match (never trained)", "—"),
     ("forget_quality", "Forget quality (KS p-value vs oracle)", "higher"),
-    ("model_utility", "Model utility (harmonic mean of 9)", "higher"),
+    ("model_utility", "Model utility (harmonic mean of {n} terms)", "higher"),
     ("forget_truth_ratio", "Forget truth ratio mean(min(R,1/R))", "match oracle"),
     ("forget_rougeL_recall", "Forget ROUGE-L recall", "match oracle"),
     ("forget_prob", "Forget answer probability", "match oracle"),
@@ -22,9 +22,16 @@ TABLE = [
     ("retain_truth_ratio", "Retain truth ratio mean(max(0,1-R))", "higher"),
     ("neighbours_exact_match", "Neighbour facts exact match", "higher"),
     ("world_exact_match", "World facts exact match", "higher"),
-    ("mia_min_k_plus_plus_auc", "Min-K%++ AUC forget vs holdout", "match oracle"),
-    ("privleak", "PrivLeak (Min-K%++, %; 0 ideal)", "near 0"),
+    ("forget_mc_accuracy", "Forget multiple choice (chance 1/(1+false answers))", "match oracle"),
+    ("mia_min_k_auc", "Min-K% AUC forget vs holdout", "match oracle"),
+    ("privleak", "PrivLeak (Min-K%, MUSE's sign: -100 never unlearned, 0 ideal, >0 over-unlearned)", "near 0"),
 ]
+
+
+def _legend(ax) -> None:
+    """A legend, when the plot has labelled lines (an empty one warns)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=8)
 
 
 def _png(fig) -> str:
@@ -36,11 +43,19 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _fmt(v) -> str:
+def _num(v: float) -> str:
+    return f"{v:.3g}" if abs(v) < 1e-3 and v != 0 else f"{v:.3f}"
+
+
+def _fmt(v, ci=None) -> str:
+    """A value, with its 95 % interval beneath when there is one."""
     if v is None:
         return '<span class="na" title="needs an oracle or data that is not at hand">n/a</span>'
     if isinstance(v, float):
-        return f"{v:.3g}" if abs(v) < 1e-3 and v != 0 else f"{v:.3f}"
+        cell = _num(v)
+        if ci:
+            cell += f"<br><span class='ci' title='95 % interval, subject-level bootstrap'>[{_num(ci[0])}, {_num(ci[1])}]</span>"
+        return cell
     return html.escape(str(v))
 
 
@@ -63,13 +78,15 @@ def plots(results: dict) -> list[tuple[str, str]]:
     w = 0.8 / max(1, len(names))
     for i, n in enumerate(names):
         vals = [models[n]["metrics"].get(f"{s}_exact_match") or 0 for s in splits]
-        ax.bar(np.arange(len(splits)) + i * w, vals, w, label=n)
+        cis = [(models[n].get("metrics_ci") or {}).get(f"{s}_exact_match") for s in splits]
+        err = np.array([[v - c[0], c[1] - v] if c else [0, 0] for v, c in zip(vals, cis)]).T
+        ax.bar(np.arange(len(splits)) + i * w, vals, w, label=n, yerr=np.clip(err, 0, None), capsize=2)
     ax.set_xticks(np.arange(len(splits)) + w * (len(names) - 1) / 2, splits)
-    ax.set_ylabel("exact match")
+    ax.set_ylabel("exact match (95 % interval)")
     ax.set_ylim(0, 1.05)
-    ax.legend(frameon=False, fontsize=8)
+    _legend(ax)
     ax.set_title("Does the model still state the fact? (per split)")
-    out.append(("Exact match per split", _png(fig)))
+    out.append(("Exact match per split, with subject-level bootstrap intervals", _png(fig)))
 
     fig, ax = plt.subplots(figsize=(7, 3.2))
     for n in names:
@@ -79,7 +96,7 @@ def plots(results: dict) -> list[tuple[str, str]]:
             ax.step(np.log10(tr), np.arange(1, tr.size + 1) / tr.size, where="post", label=n)
     ax.set_xlabel("log10 truth ratio R = P(perturbed)/P(paraphrased) on forget facts")
     ax.set_ylabel("fraction of facts")
-    ax.legend(frameon=False, fontsize=8)
+    _legend(ax)
     ax.set_title("Forget truth ratios: the KS test behind forget quality compares these curves with the oracle's")
     out.append(("Forget truth-ratio distributions (ECDF)", _png(fig)))
 
@@ -90,7 +107,7 @@ def plots(results: dict) -> list[tuple[str, str]]:
             ax.plot(c, label=n)
         ax.set_xlabel("step")
         ax.set_ylabel("unlearning loss")
-        ax.legend(frameon=False, fontsize=8)
+        _legend(ax)
         out.append(("Unlearning loss curve", _png(fig)))
 
     probes = {n: m["unlearning"] for n, m in models.items() if m.get("unlearning", {}).get("probe")}
@@ -106,7 +123,7 @@ def plots(results: dict) -> list[tuple[str, str]]:
         ax.set_xlabel("step (grey line: the kept checkpoint)")
         ax.set_ylabel("token exact match")
         ax.set_ylim(0, 1.05)
-        ax.legend(frameon=False, fontsize=8)
+        _legend(ax)
         out.append(("Probe during unlearning: forget vs retain token exact match", _png(fig)))
     return out
 
@@ -128,15 +145,25 @@ def curve_section(curve: dict) -> str:
         pts = [(r[x], r[k]) for r in rows if r.get(k) is not None]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=k)
     ax.set_xlabel(x)
-    ax.legend(frameon=False, fontsize=8)
+    _legend(ax)
     ax.set_title(curve["title"], fontsize=10)
     return (f"<h3>{html.escape(curve['title'])}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
             f"<figure><img alt='{html.escape(curve['title'])}' src='{_png(fig)}'></figure>")
 
 
+def _verdict_cell(v: dict) -> str:
+    text = html.escape(v["verdict"])
+    if v.get("gain_over_oracle") is not None and v.get("interval"):
+        lo, hi = v["interval"]
+        text += (f"<br><span class='ci' title='the attack gives this model this much more than it gives the oracle "
+                 f"(95 % interval)'>vs oracle {v['gain_over_oracle']:+.2f} [{lo:+.2f}, {hi:+.2f}]</span>")
+    return f"<td class='verdict'>{text}</td>"
+
+
 def robustness_section(rob: dict) -> str:
     """One row per attack (each model's score, the target's and the oracle's under the same attack, and a verdict
-    per model), the thresholds behind the verdicts, and a plot per attack of its score against attack strength."""
+    per model with its interval), the rules behind the verdicts, the attacks skipped and why, and a plot per attack
+    of its score against attack strength."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,11 +178,14 @@ def robustness_section(rob: dict) -> str:
     if rob.get("plain"):
         p = rob["plain"]
         cells = "".join(f"<td>{_fmt(p['models'].get(n))}</td>" for n in names)
-        cells += "".join(f"<td class='verdict'>{html.escape(p['verdicts'][n]['verdict'])}</td>" for n in judged)
+        cells += "".join(_verdict_cell(p["verdicts"][n]) for n in judged)
         body.append(f"<tr><th>no attack<br><span class='dir'>forget accuracy</span></th>{cells}</tr>")
+    rules = {}
     for a, e in attacks.items():
         cells = "".join(f"<td>{_fmt(e['models'][n]['score'])}</td>" for n in names)
-        cells += "".join(f"<td class='verdict'>{html.escape(e['verdicts'][n]['verdict'])}</td>" for n in judged)
+        cells += "".join(_verdict_cell(e["verdicts"][n]) for n in judged)
+        for v in e["verdicts"].values():
+            rules.setdefault(e.get("kind", "gain"), v.get("rule", ""))
         body.append(f"<tr><th title='{html.escape(e['summary'])}'>{html.escape(a)}<br><span class='dir'>"
                     f"{html.escape(e.get('unit', ''))}</span></th>{cells}</tr>")
         fig, ax = plt.subplots(figsize=(7, 2.6))
@@ -165,17 +195,17 @@ def robustness_section(rob: dict) -> str:
                     ls="--" if n in ("target", "oracle") else "-", label=n)
         ax.set_xlabel(e.get("strength", "attack strength"))
         ax.set_ylabel(e.get("unit", "score"), fontsize=8)
-        ax.legend(frameon=False, fontsize=8)
+        _legend(ax)
         ax.set_title(f"{a}: {e['summary']}", fontsize=9)
         figs.append(f"<figure><img alt='{html.escape(a)}' src='{_png(fig)}'></figure>")
-    t = rob.get("thresholds", {})
-    rule = (f"Verdicts compare each model with the oracle under the identical attack. The attack is informative when "
-            f"the target scores more than {t.get('informative')} above the oracle; a model within "
-            f"{t.get('same_as_oracle')} of the oracle is indistinguishable from it; a model that recovers at least "
-            f"{t.get('recoverable')} of the target-oracle gap has its knowledge recoverable; partly recoverable "
-            f"in between.")
-    return (f"<h2>Robustness: attacks, each also run on the target and the oracle</h2><p>{html.escape(rule)}</p>"
-            f"<table><thead><tr><th>attack</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{''.join(figs)}")
+    rule_list = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(r)}</li>" for k, r in rules.items() if r)
+    skipped = "".join(f"<li>{html.escape(a)}: {html.escape(w)}</li>" for a, w in rob.get("skipped", {}).items())
+    return (f"<h2>Robustness: attacks, each also run on the target and the oracle</h2>"
+            f"<p>Every verdict compares what the attack recovers from a model with what the identical attack recovers "
+            f"from the oracle, with a 95 % interval from a bootstrap over forget subjects.</p><ul>{rule_list}</ul>"
+            f"<table><thead><tr><th>attack</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            + (f"<p>Skipped (they do not apply to this benchmark):</p><ul>{skipped}</ul>" if skipped else "")
+            + "".join(figs))
 
 
 def render(results: dict) -> str:
@@ -185,20 +215,31 @@ def render(results: dict) -> str:
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     rows = []
     shown = set()
+    terms = next((len(m.get("info", {}).get("model_utility_terms", [])) for m in models.values()
+                  if m.get("info", {}).get("model_utility_terms")), 9)
     for key, label, better in TABLE:
         if not any(key in m["metrics"] for m in models.values()):
             continue
         shown.add(key)
-        cells = "".join(f"<td>{_fmt(models[n]['metrics'].get(key))}</td>" for n in names)
-        rows.append(f"<tr><th title='{key}'>{html.escape(label)}</th>{cells}<td class='dir'>{better}</td></tr>")
+        cells = "".join(f"<td>{_fmt(models[n]['metrics'].get(key), (models[n].get('metrics_ci') or {}).get(key))}</td>"
+                        for n in names)
+        rows.append(f"<tr><th title='{key}'>{html.escape(label.format(n=terms))}</th>{cells}"
+                    f"<td class='dir'>{better}</td></tr>")
     other = sorted({k for m in models.values() for k in m["metrics"]} - shown)
     for key in other:
-        cells = "".join(f"<td>{_fmt(models[n]['metrics'].get(key))}</td>" for n in names)
+        cells = "".join(f"<td>{_fmt(models[n]['metrics'].get(key), (models[n].get('metrics_ci') or {}).get(key))}</td>"
+                        for n in names)
         rows.append(f"<tr class='minor'><th>{html.escape(key)}</th>{cells}<td></td></tr>")
     figs = "".join(f"<figure><img alt='{html.escape(t)}' src='{uri}'><figcaption>{html.escape(t)}</figcaption></figure>"
                    for t, uri in plots(results))
     notes = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(x)}</li>" for n, m in models.items() for x in m.get("notes", []))
     notes += "".join(f"<li>{html.escape(x)}</li>" for x in results.get("notes", []))
+    rule = next((m["info"]["exact_match_rule"] for m in models.values() if m.get("info", {}).get("exact_match_rule")), None)
+    if rule:
+        notes += f"<li><b>exact match</b>: {html.escape(rule)}</li>"
+    if any(m.get("metrics_ci") for m in models.values()):
+        notes += ("<li><b>intervals</b>: 95 % percentile intervals from a bootstrap over subjects (people), not "
+                  "facts, with the oracle's facts resampled with the model's</li>")
     curves = "".join(curve_section(c) for c in results.get("curves", []))
     table = (f"<h2>Models side by side</h2><table><thead><tr><th>metric</th>{head}<th>better</th></tr></thead>"
              f"<tbody>{''.join(rows)}</tbody></table>") if names else ""
@@ -209,7 +250,7 @@ def render(results: dict) -> str:
 <style>body{{font:14px/1.45 system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right}}
 th:first-child{{text-align:left;font-weight:normal}}thead th{{font-weight:bold;text-align:right}}
-td.dir,span.dir{{color:#777;font-size:12px}}td.verdict{{text-align:left;font-size:12px}}.na{{color:#a00}}tr.minor{{color:#666;font-size:12px}}
+td.dir,span.dir{{color:#777;font-size:12px}}span.ci{{color:#777;font-size:11px;white-space:nowrap}}td.verdict{{text-align:left;font-size:12px}}.na{{color:#a00}}tr.minor{{color:#666;font-size:12px}}
 figure{{margin:1.5em 0}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}</style>
 </head><body><h1>obliviate report</h1>
 <p>Benchmark <b>{html.escape(results.get('benchmark', {}).get('name', ''))}</b>, seed {results.get('seed')}.
