@@ -7,7 +7,6 @@ metrics and the MIAs, MUSE's own code (swj0419/muse_bench, ``metrics/``) for MUS
 peer function it mirrors. Inputs are hand-built logits (B, T, V) and labels in the layout both use: prompt
 positions masked with -100, then the answer tokens, then EOS.
 """
-import math
 import zlib
 
 import numpy as np
