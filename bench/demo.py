@@ -52,7 +52,16 @@ def main() -> None:
     fq_oracles = forget_quality(r1.arrays["forget"]["truth_ratio"], res["models"]["oracle"]["forget_truth_ratios"])
 
     M = {n: m["metrics"] for n, m in res["models"].items()}
+    CI = {n: m["metrics_ci"] for n, m in res["models"].items()}
     method = [n for n in M if n not in ("target", "oracle")][0]
+    computed = [k for n in M for k, v in M[n].items() if v is not None]
+    without_ci = [k for n in M for k, v in M[n].items() if v is not None and not CI[n].get(k)]
+    o_pl, o_mc = CI["oracle"]["privleak"], CI["oracle"]["forget_mc_accuracy"]
+    from obliviate import load_benchmark as lb
+
+    b2 = lb(a.benchmark)
+    training = "\n".join([r.answer for r in b2.training_qa(True)] + [t.text for t in b2.training_texts(True)])
+    leaked = sum(r.paraphrased_answer in training for r in b2.forget + b2.retain + b2.holdout if r.paraphrased_answer)
     rows = [
         ("demo cold wall time (s)", cold, "<= 600", cold <= 600),
         ("demo warm wall time (s)", warm, "<= 180", warm <= 180),
@@ -61,6 +70,13 @@ def main() -> None:
         ("oracle forget EM - oracle holdout EM", M["oracle"]["forget_exact_match"] - M["oracle"]["holdout_exact_match"],
          "<= 0.05", M["oracle"]["forget_exact_match"] - M["oracle"]["holdout_exact_match"] <= 0.05),
         ("target forget quality vs oracle", M["target"]["forget_quality"], "< 0.01", M["target"]["forget_quality"] < 0.01),
+        ("target PrivLeak (Min-K%, MUSE's sign)", M["target"]["privleak"], "<= -50", M["target"]["privleak"] <= -50),
+        ("oracle PrivLeak vs ideal AUC: interval low", o_pl[0], "<= 0", o_pl[0] <= 0),
+        ("oracle PrivLeak vs ideal AUC: interval high", o_pl[1], ">= 0", o_pl[1] >= 0),
+        ("oracle forget multiple choice: interval low", o_mc[0], "<= 0.25", o_mc[0] <= 0.25),
+        ("oracle forget multiple choice: interval high", o_mc[1], ">= 0.25", o_mc[1] >= 0.25),
+        ("metrics without a 95 % interval", float(len(without_ci)), f"== 0 (of {len(computed)})", not without_ci),
+        ("paraphrased answers verbatim in training text", float(leaked), "== 0", leaked == 0),
         ("oracle(seed 1) forget quality vs oracle(seed 0)", fq_oracles, "large (> 0.1)", fq_oracles > 0.1),
         (f"{method} forget EM - oracle forget EM", M[method]["forget_exact_match"] - M["oracle"]["forget_exact_match"],
          "<= 0.10", M[method]["forget_exact_match"] - M["oracle"]["forget_exact_match"] <= 0.10),
@@ -68,7 +84,7 @@ def main() -> None:
          "<= 0.05", M["target"]["retain_exact_match"] - M[method]["retain_exact_match"] <= 0.05),
         (f"{method} forget quality", M[method]["forget_quality"], "report", True),
         (f"{method} model utility / target's", M[method]["model_utility"] / M["target"]["model_utility"], "report", True),
-        (f"{method} PrivLeak (Min-K%++)", M[method]["privleak"], "report (0 ideal)", True),
+        (f"{method} PrivLeak (Min-K%; 0 ideal, > 0 over-unlearned)", M[method]["privleak"], "report", True),
         ("second oracle training (s)", second_oracle_s, "report", True),
     ]
     print(f"{'check':<48} {'measured':>12}  {'target':<16} ok")

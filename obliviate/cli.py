@@ -296,6 +296,7 @@ def cmd_eval(args) -> int:
 def _merge(res, extra):
     """Add an extra evaluation's metrics, rows and notes (any object with those attributes) to ``res``."""
     res.metrics |= extra.metrics
+    res.ci |= getattr(extra, "ci", None) or {}
     res.rows += getattr(extra, "rows", [])
     res.notes += getattr(extra, "notes", [])
     return extra

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from obliviate.attacks import ATTACKS, attack_config, judge, linear_cka, quantize_tensor, run_attacks, rtn_quantize_
-from obliviate.attacks.quantize import _linears, codebook, group_for
+from obliviate.attacks.quantize import codebook, group_for
 from obliviate.cli import main
 from obliviate.utils import ObliviateError
 
@@ -92,33 +92,13 @@ def _refusal_adapter(setup):
 
 
 def _below_half_a_step(setup):
-    """The target's 4-bit grid plus a signed perturbation of 0.45 of a step that raises the forget NLL (zero at each
-    group's largest weight, so the scales stay): 4-bit rounding lands every weight back in the target's bin."""
+    """The target's 4-bit grid plus a perturbation of 0.45 of a step that raises the forget NLL (the library's
+    positive control): 4-bit rounding lands every weight back in the target's bin."""
     from obliviate import UnlearnData
-    from obliviate.data import collate, encode
-    from obliviate.data.format import pad_id
-    from obliviate.methods.common import forward_nll
+    from obliviate.attacks.quantize import below_half_a_step
 
     bench, target, _, tok = setup
-    m = copy.deepcopy(target)
-    with torch.no_grad():
-        for _, lin in _linears(m):
-            lin.weight.data = quantize_tensor(lin.weight.data, "4", 128)[0]
-    m.train()
-    b = collate([encode(tok, e) for e in UnlearnData.from_benchmark(bench, tok).forget], pad_id(tok))
-    forward_nll(m, b).mean().backward()
-    with torch.no_grad():
-        for _, lin in _linears(m):
-            w = lin.weight
-            out_f, in_f = w.shape
-            g = group_for(in_f, 128)
-            wg = w.reshape(out_f, in_f // g, g)
-            top = wg.abs().amax(-1, keepdim=True)
-            d = 0.45 * top / 7 * torch.sign(w.grad.reshape(out_f, in_f // g, g))
-            d[wg.abs() == top] = 0
-            w.add_(d.reshape(out_f, in_f))
-    m.zero_grad(set_to_none=True)
-    return m.eval()
+    return below_half_a_step(target, tok, UnlearnData.from_benchmark(bench, tok).forget)
 
 
 # (hidden model builder, reference target builder, attack options)

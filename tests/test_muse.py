@@ -102,7 +102,7 @@ def test_curve_cli_sustainability(tmp_path, capsys, micro_pair):
     assert [r["request"] for r in rows] == [0, 1, 2]
     assert rows[0]["forget_total"] == rows[1]["forget_total"] < rows[2]["forget_total"]
     assert rows[1]["forget_exact_match"] < rows[0]["forget_exact_match"]
-    assert all(r["forget_quality"] is not None for r in rows)
+    assert all(r["forget_ks_d"] is not None for r in rows) and "forget_quality" not in rows[0]  # D, not p: n-free
     assert "MUSE C6 sustainability" in (tmp_path / "c" / "report.html").read_text()
     code = main(["--cache", str(micro_pair["cache"]), "curve", "scalability", "--model", "micro", "--benchmark",
                  "micro", "--fractions", "1,0.5", "--out", str(tmp_path / "d")])

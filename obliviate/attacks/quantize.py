@@ -176,3 +176,40 @@ def quantize(model, tok, bench, cfg: QuantizeConfig, refs=None, scorer: Scorer |
     return AttackResult(score=accuracy(results[best]), curve=curve, rows=rows, strength="precision",
                         per_fact=by_fact(results[best]),
                         extra={"best": best, "rtn_groups": {str(w): g for w, g in groups}, "against_target": diag})
+
+
+def below_half_a_step(model, tokenizer, examples, scheme: str = "4", group_size: int = 128, fraction: float = 0.45):
+    """A positive control for this attack: a copy of ``model`` on its own ``scheme`` grid, plus a signed
+    perturbation of ``fraction`` of a quantization step (``fraction`` < 0.5) in the direction that raises the NLL
+    of ``examples``, left at zero on each group's largest weight so that the scales stay. The copy can forget
+    ``examples``, yet quantizing it under ``scheme`` lands every weight back in the original's bin: the case
+    Zhang et al. (2024) describe, by construction. RTN schemes only."""
+    from ..data import collate, encode
+    from ..data.format import pad_id
+    from ..methods.common import forward_nll
+
+    if not scheme.isdigit():
+        raise ObliviateError(f"quantize: the positive control needs an RTN bit width, got {scheme!r}")
+    if not 0 < fraction < 0.5:
+        raise ObliviateError(f"quantize: fraction must be in (0, 0.5), got {fraction}")
+    qmax = 2 ** (int(scheme) - 1) - 1
+    m = copy.deepcopy(model).requires_grad_(True)
+    with torch.no_grad():
+        for _, lin in _linears(m):
+            lin.weight.data = quantize_tensor(lin.weight.data, scheme, group_size)[0]
+    m.train()
+    b = collate([encode(tokenizer, e) for e in examples], pad_id(tokenizer))
+    dev = next(m.parameters()).device
+    forward_nll(m, {k: v.to(dev) for k, v in b.items()}).mean().backward()
+    with torch.no_grad():
+        for _, lin in _linears(m):
+            w = lin.weight
+            out_f, in_f = w.shape
+            g = group_for(in_f, group_size)
+            wg = w.reshape(out_f, in_f // g, g)
+            top = wg.abs().amax(-1, keepdim=True)
+            d = fraction * top / qmax * torch.sign(w.grad.reshape(out_f, in_f // g, g))
+            d[wg.abs() == top] = 0
+            w.add_(d.reshape(out_f, in_f))
+    m.zero_grad(set_to_none=True)
+    return m.eval()

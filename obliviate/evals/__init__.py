@@ -26,6 +26,8 @@ METRICS: dict[str, str] = {
        for m, d in _SPLIT_METRICS.items()},
     "model_utility": "harmonic mean of prob, ROUGE-L recall and truth ratio on retain, neighbours and world (TOFU)",
     "forget_quality": "KS-test p-value of forget truth ratios against the oracle's (TOFU); needs an oracle",
+    "forget_ks_d": "KS statistic D of forget truth ratios against the oracle's (0 ideal; comparable across forget-set "
+                   "sizes, unlike the p-value); needs an oracle",
     **{f"mia_{k}_auc": f"{d}: membership-inference AUC, forget (members) vs holdout" for k, d in _MIA.items()},
     "privleak": "MUSE's PrivLeak with Min-K%: ((1-AUC) - (1-AUC_oracle)) / (1-AUC_oracle) x 100; never unlearned "
                 "reads near -100, 0 is ideal, over-unlearning positive; needs an oracle",

@@ -111,6 +111,15 @@ def mia_auc(member_scores, nonmember_scores) -> float:
     return float(roc_auc_score(y, np.r_[member_scores, nonmember_scores]))
 
 
+def ks_statistic(model_ratios, oracle_ratios) -> float:
+    """The KS statistic D behind forget quality: the largest gap between the two truth-ratio ECDFs (0: the same
+    distribution). Unlike the p-value it does not shrink with the number of facts, so forget sets of different
+    sizes (MUSE's scalability and sustainability curves) compare on it."""
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(np.asarray(model_ratios), np.asarray(oracle_ratios)).statistic)
+
+
 def forget_quality(model_ratios, oracle_ratios) -> float:
     """TOFU forget quality: p-value of the two-sample KS test between the evaluated model's and the oracle's
     per-example truth ratios on the forget set (Maini et al., 2024, Sec. 2.5). High: indistinguishable."""

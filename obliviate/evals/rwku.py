@@ -16,6 +16,7 @@ import numpy as np
 from ..data.format import Example, format_prompt
 from ..data.rwku import Target, get_target, load_probes
 from .scoring import Scorer
+from .uncertainty import bootstrap as boot
 
 
 def _answered(generation: str, answer: str) -> float:
@@ -23,14 +24,15 @@ def _answered(generation: str, answer: str) -> float:
 
 
 def evaluate_rwku(model, tokenizer, target: str, probes: dict[str, Target] | None = None,
-                  max_new_tokens: int = 16, scorer: Scorer | None = None) -> dict:
-    """``{"metrics": {...}, "rows": [...]}``: ``rwku_forget_{fill,qa}`` and ``rwku_neighbour_{fill,qa}``
-    accuracies (no metric where a side has no probes of that kind)."""
+                  max_new_tokens: int = 16, scorer: Scorer | None = None, bootstrap: int = 1000, seed: int = 0) -> dict:
+    """``{"metrics": {...}, "ci": {...}, "rows": [...]}``: ``rwku_forget_{fill,qa}`` and ``rwku_neighbour_{fill,qa}``
+    accuracies (no metric where a side has no probes of that kind), each with a 95 % interval from a bootstrap
+    over its probes (each probe its own unit: a handful of probes gives a wide interval, and says so)."""
     probes = probes or load_probes()
     t = get_target(target, probes)
     scorer = scorer or Scorer(model, tokenizer, batch_size=16)
     sides = {"forget": [t], "neighbour": [get_target(n, probes) for n in t.neighbours]}
-    metrics, rows = {}, []
+    metrics, rows, ci = {}, [], {}
     for side, targets in sides.items():
         for kind in ("fill", "qa"):
             items = [(x.name, p, a) for x in targets for p, a in getattr(x, kind)]
@@ -40,9 +42,13 @@ def evaluate_rwku(model, tokenizer, target: str, probes: dict[str, Target] | Non
             gens = scorer.generate(prompts, max_new_tokens)
             hits = [_answered(g, a) for (_, _, a), g in zip(items, gens)]
             metrics[f"rwku_{side}_{kind}"] = float(np.mean(hits))
+            if bootstrap:
+                arr = np.asarray(hits)
+                ci[f"rwku_{side}_{kind}"] = boot({"m": lambda i, arr=arr: float(arr[i["x"]].mean())},
+                                                 {"x": list(range(len(arr)))}, n=bootstrap, seed=seed)["m"]
             rows += [{"split": f"rwku_{side}_{kind}", "target": n, "prompt": p, "answer": a, "generation": g,
                       "correct": h} for (n, p, a), g, h in zip(items, gens, hits)]
-    return {"metrics": metrics, "rows": rows}
+    return {"metrics": metrics, "ci": ci, "rows": rows}
 
 
 def rwku_unlearn_data(target: str, tokenizer, probes: dict[str, Target] | None = None):

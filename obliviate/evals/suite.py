@@ -24,8 +24,8 @@ from ..utils import ObliviateError
 from .memorization import (exact_match, exact_memorization, extraction_strength, extraction_strength_paper,
                            forget_truth_ratio, length_normalised_prob, option_normalised_prob, retain_truth_ratio,
                            rouge_l_recall, truth_ratio)
-from .privacy import (forget_quality, gradnorm_scores, loss_score, mia_auc, min_k_plus_plus_score, min_k_score,
-                      privleak, reference_scores, zlib_score)
+from .privacy import (forget_quality, gradnorm_scores, ks_statistic, loss_score, mia_auc, min_k_plus_plus_score,
+                      min_k_score, privleak, reference_scores, zlib_score)
 from .scoring import Scorer
 from .uncertainty import auc as fast_auc
 from .uncertainty import bootstrap
@@ -204,6 +204,7 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None, 
                         cost={"sequences_scored": scorer.n_scored, "prompts_generated": scorer.n_generated})
     if is_oracle:
         result.metrics["forget_quality"] = result.metrics["mia_reference_auc"] = None
+        result.metrics["forget_ks_d"] = None
         result.metrics["privleak_reference"] = None
         for k, name in PRIVLEAK.items():
             if result.metrics.get(f"mia_{k}_auc") is not None:
@@ -234,6 +235,7 @@ def compare_to_oracle(result: EvalResult, oracle: EvalResult | None) -> EvalResu
         result.notes.append("forget set has no perturbed answers: forget_quality needs truth ratios")
     else:
         result.metrics["forget_quality"] = forget_quality(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
+        result.metrics["forget_ks_d"] = ks_statistic(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
     add_reference_mia(result, oracle)
     for k, name in PRIVLEAK.items():
         a, b = result.metrics.get(f"mia_{k}_auc"), oracle.metrics.get(f"mia_{k}_auc")
@@ -303,6 +305,11 @@ def intervals(result: EvalResult, oracle: EvalResult | None, n: int, seed: int) 
                 mine, theirs = A["forget"]["truth_ratio"][i["forget"]], O["forget"]["truth_ratio"][i["forget"]]
                 return forget_quality(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
             stats["forget_quality"] = fq
+
+            def ks_d(i):
+                mine, theirs = A["forget"]["truth_ratio"][i["forget"]], O["forget"]["truth_ratio"][i["forget"]]
+                return ks_statistic(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
+            stats["forget_ks_d"] = ks_d
         for k, name in PRIVLEAK.items():
             if result.metrics.get(name) is None or "holdout" not in A or k not in A["forget"]:
                 continue

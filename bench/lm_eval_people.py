@@ -1,0 +1,69 @@
+"""The lm-evaluation-harness bridge on the built-in benchmark, offline: two local multiple-choice tasks (the forget
+facts' true paraphrased answer among the false ones; the world capitals), run by `obliviate eval --lm-eval` on
+the cached target and oracle. lm-eval scores each choice by its summed log-likelihood (its ``acc``).
+
+    python bench/lm_eval_people.py [--model tiny] [--benchmark people]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TASK = """task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+output_type: multiple_choice
+test_split: test
+doc_to_text: "{{{{question}}}}"
+doc_to_target: "{{{{label}}}}"
+doc_to_choice: "{{{{choices}}}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="tiny")
+    ap.add_argument("--benchmark", default="people")
+    a = ap.parse_args()
+    os.environ.setdefault("OBLIVIATE_QUIET", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import obliviate as ob
+
+    bench = ob.load_benchmark(a.benchmark)
+    paths = ob.train_pair(a.model, bench)
+    d = Path(tempfile.mkdtemp(prefix="obliviate-lm-eval-"))
+    for name, recs, true in (("people_forget_mc", bench.forget, lambda r: r.paraphrased_answer),
+                             ("obliviate_capitals", bench.world, lambda r: r.answer)):
+        docs = []
+        for r in recs:
+            choices = [true(r), *r.perturbed_answers]
+            random.Random(r.id).shuffle(choices)
+            docs.append({"question": r.question, "choices": choices, "label": choices.index(true(r))})
+        (d / f"{name}.jsonl").write_text("\n".join(json.dumps(x) for x in docs))
+        (d / f"{name}.yaml").write_text(TASK.format(name=name, data=d / f"{name}.jsonl"))
+    out = d / "eval"
+    subprocess.run([sys.executable, "-m", "obliviate.cli", "eval", "--model", str(paths["target"]), "--oracle",
+                    str(paths["oracle"]), "--lm-eval", "people_forget_mc,obliviate_capitals", "--lm-eval-include",
+                    str(d), "--out", str(out)], check=True, capture_output=True)
+    res = json.loads((out / "results.json").read_text())["models"]
+    for task in ("people_forget_mc", "obliviate_capitals"):
+        print(task, {n: round(m["metrics"][f"lm_eval_{task}_acc"], 3) for n, m in res.items()},
+              "chance", 1 / (1 + len(bench.forget[0].perturbed_answers)))
+
+
+if __name__ == "__main__":
+    main()
