@@ -6,7 +6,8 @@ diagnostics and the suite's wall time.
     python bench/attacks.py [--model tiny] [--benchmark people] [--out bench_out/attacks]
     python bench/attacks.py --model smollm2-135m --benchmark micro --quick --attacks quantize,probe  # SmolLM2, CPU
 
-The runs (RUNS): GradDiff with its defaults, NPO as in the demo, RMU with its tuned settings, an under-trained
+The runs (RUNS): GradDiff with its defaults, NPO as in the demo, RMU with the settings bench/methods.py tuned on
+people v2, an under-trained
 NPO (lr 3e-4), ``small-lr``: NPO at lr 1e-4, the smallest learning rate that still forgets on `tiny` (the regime
 of Zhang et al. 2024, where most weights stay in the target's 4-bit bins), and ``control``: the quantization
 attack's positive control (:func:`obliviate.attacks.quantize.below_half_a_step`: the target's 4-bit grid plus
@@ -21,7 +22,8 @@ import time
 
 # (label, method, options); "control" is not a method: the quantization attack's positive control (below)
 RUNS = [("graddiff", "graddiff", {}), ("npo", "npo", {"retain_weight": 5.0, "epochs": 10}),
-        ("rmu", "rmu", {"alpha": 10.0, "lr": 1e-2}), ("npo-light", "npo", {"lr": 3e-4}),
+        ("rmu", "rmu", {"alpha": 10.0, "lr": 1e-2, "steering_coeff": 20.0, "epochs": 10}),
+        ("npo-light", "npo", {"lr": 3e-4}),
         ("small-lr", "npo", {"lr": 1e-4, "epochs": 20}), ("control", "control", {})]
 
 

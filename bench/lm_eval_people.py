@@ -55,7 +55,7 @@ def main() -> None:
             docs.append({"question": r.question, "choices": choices, "label": choices.index(true(r))})
         (d / f"{name}.jsonl").write_text("\n".join(json.dumps(x) for x in docs))
         (d / f"{name}.yaml").write_text(TASK.format(name=name, data=d / f"{name}.jsonl"))
-    out = d / "eval"
+    out = Path(tempfile.mkdtemp(prefix="obliviate-lm-eval-out-")) / "eval"  # not inside the task folder (an input)
     subprocess.run([sys.executable, "-m", "obliviate.cli", "eval", "--model", str(paths["target"]), "--oracle",
                     str(paths["oracle"]), "--lm-eval", "people_forget_mc,obliviate_capitals", "--lm-eval-include",
                     str(d), "--out", str(out)], check=True, capture_output=True)

@@ -31,7 +31,7 @@ def main() -> None:
     target, tok = ob.load_model(paths["target"])
     oracle, _ = ob.load_model(paths["oracle"])
     t = time.time()
-    ref = ob.evaluate(oracle, tok, bench, desc="evaluate oracle")
+    ref = ob.evaluate(oracle, tok, bench, desc="evaluate oracle", is_oracle=True)
     res_t = ob.evaluate(target, tok, bench, oracle=ref, desc="evaluate target")
     eval_s = (time.time() - t) / 2
     t = time.time()

@@ -537,8 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "~/.cache/obliviate); accepted before or after the command")
     seeded = _Parser(add_help=False)
     seeded.add_argument("--seed", type=_count,
-                        help="seeds the run (default 0) (training, the method, evaluation samples, attacks); the same seed on "
-                             "the same machine gives the same numbers. It does not change the data: see "
+                        help="seeds the run: training, the method, evaluation samples and attacks (default 0); the same "
+                             "seed on the same machine gives the same numbers. It does not change the data: see "
                              "--benchmark-seed")
     written = _Parser(add_help=False)
     written.add_argument("--overwrite", action="store_true",
@@ -664,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
     except ObliviateError as e:
         print(f"obliviate: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`obliviate ls | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:  # a full disk, a folder that vanished: one line, and no output (outputs are atomic)
         if os.environ.get("OBLIVIATE_DEBUG"):
             raise
