@@ -15,25 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-TASK = """task: {name}
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-output_type: multiple_choice
-test_split: test
-doc_to_text: "{{{{question}}}}"
-doc_to_target: "{{{{label}}}}"
-doc_to_choice: "{{{{choices}}}}"
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 1.0
-"""
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="tiny")
@@ -42,6 +23,7 @@ def main() -> None:
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import obliviate as ob
+    from obliviate.evals.lm_eval import write_multiple_choice_task
 
     bench = ob.load_benchmark(a.benchmark)
     paths = ob.train_pair(a.model, bench)
@@ -53,8 +35,7 @@ def main() -> None:
             choices = [true(r), *r.perturbed_answers]
             random.Random(r.id).shuffle(choices)
             docs.append({"question": r.question, "choices": choices, "label": choices.index(true(r))})
-        (d / f"{name}.jsonl").write_text("\n".join(json.dumps(x) for x in docs))
-        (d / f"{name}.yaml").write_text(TASK.format(name=name, data=d / f"{name}.jsonl"))
+        write_multiple_choice_task(d, name, docs)
     out = Path(tempfile.mkdtemp(prefix="obliviate-lm-eval-out-")) / "eval"  # not inside the task folder (an input)
     subprocess.run([sys.executable, "-m", "obliviate.cli", "eval", "--model", str(paths["target"]), "--oracle",
                     str(paths["oracle"]), "--lm-eval", "people_forget_mc,obliviate_capitals", "--lm-eval-include",

@@ -13,25 +13,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from obliviate.cli import main  # noqa: E402
 
-TASK = """task: forget_mc
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-output_type: multiple_choice
-test_split: test
-doc_to_text: "{{{{question}}}}"
-doc_to_target: "{{{{label}}}}"
-doc_to_choice: "{{{{choices}}}}"
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 1.0
-"""
-
-
 @pytest.fixture(scope="module")
 def task_dir(tmp_path_factory, micro_bench):
     """A multiple-choice task over the forget facts: the true paraphrased answer among the perturbed ones."""
@@ -41,8 +22,9 @@ def task_dir(tmp_path_factory, micro_bench):
         choices = [r.paraphrased_answer, *r.perturbed_answers]
         random.Random(r.id).shuffle(choices)
         docs.append({"question": r.question, "choices": choices, "label": choices.index(r.paraphrased_answer)})
-    (d / "forget_mc.jsonl").write_text("\n".join(json.dumps(x) for x in docs))
-    (d / "forget_mc.yaml").write_text(TASK.format(data=d / "forget_mc.jsonl"))
+    from obliviate.evals.lm_eval import write_multiple_choice_task
+
+    write_multiple_choice_task(d, "forget_mc", docs)
     return d, docs
 
 

@@ -96,3 +96,36 @@ def run_lm_eval(model, tokenizer, tasks: list[str], include_path: str | Path | N
            "num_fewshot": num_fewshot, "batch_size": batch_size, "lm_eval": lm_eval.__version__,
            "n_samples": out.get("n-samples", {})}
     return LmEvalResult(metrics=metrics, results=out["results"], config=cfg)
+
+
+_MC_TASK = """task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+output_type: multiple_choice
+test_split: test
+doc_to_text: "{{{{question}}}}"
+doc_to_target: "{{{{label}}}}"
+doc_to_choice: "{{{{choices}}}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+
+
+def write_multiple_choice_task(folder: str | Path, name: str, docs: list[dict]) -> Path:
+    """A local, offline lm-eval multiple-choice task: ``docs`` (rows with ``question``, ``choices`` and the index
+    ``label`` of the true choice) as ``{name}.jsonl`` and its YAML ``{name}.yaml`` in ``folder`` (pass the folder
+    as ``--lm-eval-include``). lm-eval scores each choice by its summed log-likelihood after the question."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"{name}.jsonl"
+    data.write_text("\n".join(json.dumps(d) for d in docs), encoding="utf-8")
+    (folder / f"{name}.yaml").write_text(_MC_TASK.format(name=name, data=data), encoding="utf-8")
+    return folder
