@@ -15,7 +15,7 @@ from .people import FORGET_SPLITS, PeopleConfig, generate_people
 from .records import Benchmark, QARecord
 
 # The micro benchmark: the people generator at test size.
-MICRO = {"n_people": 20, "n_holdout": 4, "n_attributes": 3, "n_cities": 8, "n_countries": 3, "n_world": 8}
+MICRO = {"n_people": 20, "n_holdout": 4, "n_calibration": 4, "n_attributes": 3, "n_cities": 8, "n_countries": 3, "n_world": 8}
 BUILTIN_BENCHMARKS = {
     "people": "the fictitious-people benchmark, forget10 (100 people, 6 facts each; default)",
     "micro": "a 20-person, 3-fact version for tests and smoke runs",
@@ -91,7 +91,7 @@ def load_qa_file(path: str | Path) -> list[QARecord]:
 
 def benchmark_from_files(data: str | Path, forget: str | Path, holdout: str | Path | None = None,
                          world: str | Path | None = None, neighbours: str | Path | None = None,
-                         drop_unmatched: bool = False) -> Benchmark:
+                         drop_unmatched: bool = False, calibration: str | Path | None = None) -> Benchmark:
     """A benchmark from a user's fine-tuning data and the forget request that names part of it.
 
     A forget request must be a subset of the data: each forget row is matched to a data row by its question,
@@ -121,15 +121,33 @@ def benchmark_from_files(data: str | Path, forget: str | Path, holdout: str | Pa
     retain = [r for r in all_rows if r.question.strip() not in forget_qs]
     if not retain:
         raise ObliviateError(f"forget set {forget} covers all of data {data}: nothing is left to retain")
-    paths = {"data": data, "forget": forget, "holdout": holdout, "world": world, "neighbours": neighbours}
+    paths = {"data": data, "forget": forget, "holdout": holdout, "world": world, "neighbours": neighbours,
+             "calibration": calibration}
     source = {"kind": "files", **{k: str(Path(v).resolve()) for k, v in paths.items() if v},
               "drop_unmatched": drop_unmatched}
     return Benchmark(
         name=f"{Path(data).stem}-{Path(forget).stem}", forget=forget_rows, retain=retain,
         holdout=load_qa_file(holdout) if holdout else [], world=load_qa_file(world) if world else [],
         neighbours=load_qa_file(neighbours) if neighbours else [], source=source,
+        calibration=_calibration(calibration, all_rows, holdout),
         meta={"data": str(data), "forget": str(forget), "forget_matched": len(forget_rows),
               "forget_dropped": len(unmatched)})
+
+
+def _calibration(path, trained: list[QARecord], holdout) -> list[QARecord]:
+    """Calibration rows from ``path`` (None: none). They must be facts the model never saw: a row whose question is
+    in the training data, or in the holdout file (which evaluation scores), is an error naming the file and row."""
+    if not path:
+        return []
+    rows = load_qa_file(path)
+    taken = {r.question.strip(): "the training data" for r in trained}
+    if holdout:
+        taken |= {r.question.strip(): f"the holdout file {holdout}" for r in load_qa_file(holdout)}
+    for i, r in enumerate(rows, 1):
+        if r.question.strip() in taken:
+            raise ObliviateError(f"calibration file {path} row {i}: its question is in {taken[r.question.strip()]}; "
+                                 "calibration facts must be ones the model never saw and evaluation never scores")
+    return rows
 
 
 def load_benchmark(name: str = "people", seed: int = 0, **overrides) -> Benchmark:
@@ -166,7 +184,9 @@ def load_benchmark(name: str = "people", seed: int = 0, **overrides) -> Benchmar
             return None
         parts = {s: find(s, s in ("forget", "retain")) for s in ("forget", "retain", "holdout", "world", "neighbours")}
         loaded = {s: load_qa_file(p) if p else [] for s, p in parts.items()}
+        cal = find("calibration", False)
         return Benchmark(name=path.resolve().name, **loaded, meta={"directory": str(path)},
+                         calibration=_calibration(cal, loaded["forget"] + loaded["retain"], parts["holdout"]),
                          source={"kind": "directory", "path": str(path.resolve())})
     raise ObliviateError(f"unknown benchmark {name!r}; expected one of {sorted(BUILTIN_BENCHMARKS)} "
                          "(optionally with :forget01/:forget05/:forget10) or a directory of TOFU-format files")
@@ -181,7 +201,8 @@ def rebuild(source: dict) -> Benchmark:
         return load_benchmark(source["path"])
     if kind == "files":
         return benchmark_from_files(source["data"], source["forget"], source.get("holdout"), source.get("world"),
-                                    source.get("neighbours"), drop_unmatched=source.get("drop_unmatched", False))
+                                    source.get("neighbours"), drop_unmatched=source.get("drop_unmatched", False),
+                                    calibration=source.get("calibration"))
     raise ObliviateError(f"cannot rebuild a benchmark from the record {source!r}")
 
 

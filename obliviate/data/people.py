@@ -74,7 +74,7 @@ BIO_TEMPLATES: dict[str, tuple[str, ...]] = {
     "father": ("{name} was raised by a father named {v}.", "The name of the father of {first} is {v}.",
                "{first} grew up with {v} as a father."),
 }
-VERSION = 2  # people v2: biographies in their own forms, false answers from pools never trained on
+VERSION = 3  # v2: biographies in their own forms, false answers from pools never trained on; v3: calibration people
 ATTRIBUTES = tuple(TEMPLATES)
 FORGET_SPLITS = {"forget01": 1, "forget05": 5, "forget10": 10}
 
@@ -85,6 +85,9 @@ class PeopleConfig(Options):
 
     n_people: int = option(100, "people trained on (forget + retain)", ge=2)
     n_holdout: int = option(10, "people never trained on (membership-inference non-members)", ge=1)
+    n_calibration: int = option(10, "more people never trained on, never evaluated: the holdout a model owner "
+                                    "calibrates stopping and tuning on (stop=holdout, tune --objective holdout_gap)",
+                                ge=0)
     n_attributes: int = option(6, "how many of the attributes each person gets (in order)", ge=1, le=len(ATTRIBUTES))
     forget_split: str = option("forget10", "forget01, forget05 or forget10: 1, 5 or 10 % of the people",
                                choices=tuple(FORGET_SPLITS))
@@ -118,6 +121,30 @@ def _render(attr: str, name: str, value: str, false_values: list[str], rid: str)
         perturbed_answers=tuple(b.format(name=name, v=f) for f in false_values),
         value=value, subject=name, attribute=attr, id=rid,
     )
+
+
+def _calibration_people(cfg: PeopleConfig, rng: random.Random, namer: _Namer, attrs, unused_titles: list[str],
+                        pools: dict, false_values) -> tuple[list[QARecord], list[TextRecord]]:
+    """People drawn after everything else (so the other splits are those of a config without them): the same kind
+    of facts as the holdout's, never trained on and never evaluated, with biographies as the holdout has (only the
+    built-in tokenizer reads them, so that their names are split as the holdout's are). Their books come from the
+    titles nobody has."""
+    if not cfg.n_calibration:
+        return [], []
+    titles = rng.sample(unused_titles, min(cfg.n_calibration, len(unused_titles)))
+    out, bios = [], []
+    for ci in range(cfg.n_calibration):
+        last = namer.word(2)
+        p = {"name": f"{namer.word(2)} {last}", "last": last, "book": titles[ci % len(titles)],
+             "mother": f"{namer.word(2)} {namer.word(2)}", "father": f"{namer.word(2)} {last}"}
+        for a, pool in pools.items():
+            p[a] = rng.choice(pool)
+        out += [_render(a, p["name"], p[a], false_values(a, p), f"c{ci:03d}-{a}") for a in attrs]
+        first = p["name"].split()[0]
+        sentences = [rng.choice(BIO_TEMPLATES[a]).format(name=p["name"], first=first, v=p[a]) for a in attrs]
+        rng.shuffle(sentences)
+        bios.append(TextRecord(text=" ".join(sentences), subject=p["name"], id=f"c{ci:03d}-bio"))
+    return out, bios
 
 
 def generate_people(config: PeopleConfig | None = None) -> Benchmark:
@@ -216,8 +243,9 @@ def generate_people(config: PeopleConfig | None = None) -> Benchmark:
                 answer=f"{p['name']} was born in {country}.", value=country,
                 subject=p["name"], attribute="birthplace>country", id=f"p{pi:03d}-hop-birthplace-country"))
 
+    calibration, calibration_bios = _calibration_people(cfg, rng, namer, attrs, unused_titles, pools, false_values)
     return Benchmark(
-        name=f"people-{cfg.forget_split}",
+        name=f"people-{cfg.forget_split}", calibration=calibration, calibration_texts=calibration_bios,
         forget=flat(forget_ids), retain=flat(retain_ids), holdout=flat(holdout_ids),
         world=world, neighbours=neighbours,
         texts={"forget": [bios[i] for i in forget_ids], "retain": [bios[i] for i in retain_ids],

@@ -52,7 +52,12 @@ class Benchmark:
       benchmarks, whose from-scratch models have no other source of that knowledge) or not (TOFU's world facts
       and a user's ``--world`` file: knowledge the pretrained model already has);
     - ``texts``: passages per split (biographies), trained on alongside the QA of the same split;
-    - ``multi_hop``: two-hop questions composing a forget fact with a retained one (for attacks).
+    - ``multi_hop``: two-hop questions composing a forget fact with a retained one (for attacks);
+    - ``calibration``: more facts of the holdout's kind, never trained on and never evaluated: what a model owner
+      without an oracle calibrates on (``stop=holdout``, ``tune --objective holdout_gap``). Keeping it apart from
+      ``holdout`` keeps the membership-inference numbers free of selection on their own data. It is not part of
+      :meth:`fingerprint` or :meth:`family` (no model is trained or scored on it), but it is part of
+      :meth:`all_text`, so that a built-in tokenizer splits it as it splits the holdout.
     """
 
     name: str
@@ -66,6 +71,8 @@ class Benchmark:
     meta: dict = field(default_factory=dict)
     source: dict = field(default_factory=dict)  # how to build it again (see obliviate.data.loaders.rebuild)
     utility_trained: bool = False  # whether target and oracle are fine-tuned on world and neighbour facts
+    calibration: list[QARecord] = field(default_factory=list)
+    calibration_texts: list[TextRecord] = field(default_factory=list)  # tokenizer corpus only
 
     def qa_splits(self) -> dict[str, list[QARecord]]:
         return {"forget": self.forget, "retain": self.retain, "holdout": self.holdout,
@@ -83,13 +90,14 @@ class Benchmark:
         return [*forget, *self.texts.get("retain", [])]
 
     def all_text(self) -> list[str]:
-        """Every string of the benchmark (used to train the built-in model's tokenizer)."""
+        """Every string of the benchmark, calibration facts included (used to train the built-in model's tokenizer,
+        so that facts never trained on are tokenised as trained ones are)."""
         out: list[str] = []
-        for recs in [*self.qa_splits().values(), self.multi_hop]:
+        for recs in [*self.qa_splits().values(), self.multi_hop, self.calibration]:
             for r in recs:
                 out += [r.question, r.answer, *(r.perturbed_answers)]
                 out += [s for s in (r.paraphrased_answer, r.paraphrased_question) if s]
-        for recs in self.texts.values():
+        for recs in [*self.texts.values(), self.calibration_texts]:
             out += [t.text for t in recs]
         return out
 
@@ -119,6 +127,7 @@ class Benchmark:
             "name": self.name,
             "source": self.source,
             "sizes": {k: len(v) for k, v in self.qa_splits().items()}
-            | {f"texts_{k}": len(v) for k, v in self.texts.items()} | {"multi_hop": len(self.multi_hop)},
+            | {f"texts_{k}": len(v) for k, v in self.texts.items()} | {"multi_hop": len(self.multi_hop)}
+            | ({"calibration": len(self.calibration)} if self.calibration else {}),
             "meta": self.meta,
         }
