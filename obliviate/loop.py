@@ -104,7 +104,8 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
              params: list[torch.nn.Parameter] | None = None,
              callback: Callable[[int, torch.nn.Module], None] | None = None) -> list[float]:
     """Run ``n_steps`` optimiser steps of ``loss_fn(model, batch)`` over ``batches``; returns the loss curve.
-    ``callback(step, model)`` runs after every step (steps counted from 1).
+    ``callback(step, model)`` runs after every step (steps counted from 1); a callback that returns True stops
+    the run there (early stopping), and the curve is then shorter than ``n_steps``.
 
     Under several processes (``accelerate launch`` or ``torchrun``), every process draws the same global
     batch and trains on its own slice; DDP averages the gradients, so the global batch size is unchanged.
@@ -130,6 +131,7 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
     wrapped, opt = accelerator.prepare(model, opt)
     world, rank = accelerator.num_processes, accelerator.process_index
     curve: list[float] = []
+    stopped = False
     bar, task = progress(desc, n_steps)
     with bar:
         for step, batch in zip(range(n_steps), batches):
@@ -147,10 +149,12 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
             curve.append(loss.item())
             bar.update(task, advance=1, info=f"loss {curve[-1]:.4f}")
             if callback is not None:
-                callback(step + 1, model)
+                stopped = bool(callback(step + 1, model))
                 model.train()
+                if stopped:
+                    break
     model.eval()
-    if len(curve) < n_steps:
+    if len(curve) < n_steps and not stopped:
         raise ObliviateError(f"{desc}: the data ran out after {len(curve)} of {n_steps} steps")
     if not all(math.isfinite(x) for x in curve):
         raise ObliviateError(f"{desc}: non-finite loss")

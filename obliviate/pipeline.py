@@ -48,8 +48,9 @@ def result_entry(res: EvalResult, path: str | None = None, **extra) -> dict:
 
 
 def unlearning_summary(info: dict) -> dict:
-    """What the report shows of an unlearning run: its loss curve and, when it probed, the probe curve."""
-    return {k: info[k] for k in ("loss_curve", "probe", "best_step") if k in info}
+    """What the report shows of an unlearning run: its loss curve and, when it probed, the probe curve (and the
+    calibrated stop: the step chosen and the forget-vs-calibration AUC curve)."""
+    return {k: info[k] for k in ("loss_curve", "probe", "best_step", "stop") if k in info}
 
 
 def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path | None = None,

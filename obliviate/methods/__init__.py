@@ -17,10 +17,11 @@ from .common import GradientConfig, UnlearnData
 from .gradient import GAConfig, GradDiffConfig, ga, graddiff
 from .localized import LocalizedConfig, localized
 from .npo import NPOConfig, SimNPOConfig, npo, simnpo
-from .refusal import FLATConfig, IdkConfig, IdkDPOConfig, flat, idk, idkdpo
+from .refusal import AltPOConfig, FLATConfig, IdkConfig, IdkDPOConfig, altpo, flat, idk, idkdpo
 from .retrain import RetrainConfig, retrain
 from .rmu import RMUConfig, rmu
 from .task_vector import TaskVectorConfig, task_vector
+from .tokenwise import CEUConfig, PDUConfig, SatImpConfig, UNDIALConfig, WGAConfig, ceu, pdu, satimp, undial, wga
 from .uoe import UOEConfig, uoe
 from .whp import WHPConfig, whp
 
@@ -49,6 +50,17 @@ METHODS: dict[str, Method] = {
                      scopeable=True),
     "flat": Method(FLATConfig, flat, "FLAT: f-divergence (KL or TV) between refusals and forget answers, forget data only",
                    retain_term=False, scopeable=True),
+    "altpo": Method(AltPOConfig, altpo, "AltPO: DPO preferring alternate answers over the forget answer (beta=0.1) "
+                                        "+ retain NLL", scopeable=True),
+    "undial": Method(UNDIALConfig, undial, "UNDIAL: self-distil towards own logits with the true token lowered by "
+                                           "beta=3, forget data only", retain_term=False, scopeable=True),
+    "wga": Method(WGAConfig, wga, "WGA: gradient ascent weighted per token by sg(p^beta) + retain NLL", scopeable=True),
+    "satimp": Method(SatImpConfig, satimp, "SatImp: ascent weighted by sg(p^5 (1-p)) + 0.1 x retain NLL",
+                     scopeable=True),
+    "ceu": Method(CEUConfig, ceu, "CE-U: cross-entropy towards the model's own distribution without the true token, "
+                                  "forget data only", retain_term=False, scopeable=True),
+    "pdu": Method(PDUConfig, pdu, "PDU: flatten forget logits subject to retain NLL <= eps (primal-dual, "
+                                  "Lagrange multiplier by dual ascent)", scopeable=True),
     "rmu": Method(RMUConfig, rmu, "RMU: steer layer-l activations on forget data to a random direction; "
                                   "updates MLP down-projections of layers l-2..l only"),
     "whp": Method(WHPConfig, whp, "Who's Harry Potter: fine-tune towards generic labels from a reinforced model "

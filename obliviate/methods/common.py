@@ -14,6 +14,7 @@ from ..data.format import pad_id
 from ..loop import OptimConfig, optimize
 from ..options import OptionError, Options, comma_list, option
 from ..utils import ObliviateError, seed_everything
+from .calibrate import HoldoutStop
 from .losses import mean_token_nll, sequence_nll, token_logprobs
 
 
@@ -23,11 +24,29 @@ class UnlearnData:
 
     ``retrain_set`` is every training example outside the forget request, in the training recipe's order:
     what exact retraining (the ``retrain`` method) trains on. No unlearning method reads it (it holds the
-    utility facts, which are evaluation-only)."""
+    utility facts, which are evaluation-only).
+
+    ``holdout``: facts of the forget set's kind that the model never saw, for oracle-free calibration
+    (``stop=holdout``); never trained on. ``subjects[split]``: the subject (person) of each example of
+    ``forget`` and ``holdout``, for intervals over subjects (``None``: the example is its own subject).
+    ``alternates``: for each forget example, plausible false answers (AltPO's positive feedback), if the
+    benchmark can supply them without evaluation text."""
 
     forget: list[Example]
     retain: list[Example] = field(default_factory=list)
     retrain_set: list[Example] = field(default_factory=list)
+    holdout: list[Example] = field(default_factory=list)
+    subjects: dict[str, list] = field(default_factory=dict)
+    alternates: list[list[Example]] = field(default_factory=list)
+
+    def qa_part(self, keep_retain: bool = True) -> "UnlearnData":
+        """The question-answer part of the forget request (passages dropped), its subjects and alternates aligned."""
+        keep = [i for i, ex in enumerate(self.forget) if ex.prompt]
+        subs = self.subjects.get("forget")
+        return UnlearnData(forget=[self.forget[i] for i in keep], retain=self.retain if keep_retain else [],
+                           holdout=self.holdout,
+                           subjects={**self.subjects, **({"forget": [subs[i] for i in keep]} if subs else {})},
+                           alternates=[self.alternates[i] for i in keep] if self.alternates else [])
 
     @classmethod
     def from_benchmark(cls, bench: Benchmark, tokenizer, include_texts: bool = True) -> "UnlearnData":
@@ -36,14 +55,48 @@ class UnlearnData:
         def texts(split):
             return bench.texts.get(split, []) if include_texts else []
 
-        return cls(forget=examples_from(tokenizer, bench.forget, texts("forget")),
+        forget_texts = texts("forget")
+        return cls(forget=examples_from(tokenizer, bench.forget, forget_texts),
                    retain=examples_from(tokenizer, bench.retain, texts("retain")),
-                   retrain_set=examples_from(tokenizer, bench.training_qa(include_forget=False), texts("retain")))
+                   retrain_set=examples_from(tokenizer, bench.training_qa(include_forget=False), texts("retain")),
+                   holdout=examples_from(tokenizer, bench.calibration),
+                   subjects={"forget": [r.subject for r in bench.forget] + [t.subject for t in forget_texts],
+                             "holdout": [r.subject for r in bench.calibration]},
+                   alternates=swap_alternates(tokenizer, bench) + [[] for _ in forget_texts])
+
+
+def swap_alternates(tokenizer, bench: Benchmark, k: int = 5, seed: int = 0) -> list[list[Example]]:
+    """For each forget QA fact, up to ``k`` plausible false answers: the true answer with its value swapped for the
+    value another *retain* fact of the same attribute has (so the model has seen every alternate value, and no
+    alternate is one of the benchmark's false answers, which the truth ratio scores). Facts without a ``value``
+    and ``attribute`` (a TOFU file) get none: AltPO then samples alternates from the model."""
+    from ..data.format import qa_example
+
+    rng = random.Random(seed)
+    pools: dict[str, list[str]] = {}
+    for r in bench.retain:
+        if r.value and r.attribute:
+            pools.setdefault(r.attribute, [])
+            if r.value not in pools[r.attribute]:
+                pools[r.attribute].append(r.value)
+    out = []
+    for r in bench.forget:
+        values = [v for v in pools.get(r.attribute or "", [])
+                  if v != r.value and not any(v in p for p in r.perturbed_answers)]
+        if not (r.value and r.value in r.answer and values):
+            out.append([])
+            continue
+        picks = rng.sample(values, min(k, len(values)))
+        out.append([qa_example(tokenizer, r.question, r.answer.replace(r.value, v)) for v in picks])
+    return out
 
 
 @dataclass
 class GradientConfig(Options):
     """Fields every gradient-based method takes (each method's config adds its own)."""
+    # the tuner's search space (obliviate tune), option -> ("lr", lo, hi: multiples of the default lr) |
+    # ("log" | "float", lo, hi) | ("int", lo, hi) | ("cat", choices)
+    SEARCH = {"lr": ("lr", 0.1, 10.0), "epochs": ("int", 1, 5)}
 
     lr: float | None = option(None, "learning rate (default: 1e-5 for pretrained models, TOFU's unlearning lr; "
                                     "1e-3 for the from-scratch built-ins)", gt=0)
@@ -65,10 +118,17 @@ class GradientConfig(Options):
     probe_size: int = option(16, "examples per side in that probe", ge=1)
     keep_best: str = option("none", "none: keep the last step; gap: the probed step with the largest retain-minus-"
                                     "forget token exact match (needs eval_every > 0)", choices=("none", "gap"))
+    stop: str = option("none", "none: run the whole budget; holdout: stop when forget facts are indistinguishable "
+                               "from never-trained calibration facts (LOSS and Min-K% AUC intervals contain 0.5), "
+                               "else return the probed step closest to that", choices=("none", "holdout"))
+    stop_every: int = option(0, "steps between stop=holdout probes (0: about 20 probes over the run)", ge=0)
+    stop_tolerance: float = option(0.1, "stop=holdout also needs both AUCs within this of 0.5", gt=0, le=0.5)
 
     def check(self) -> None:
         if self.keep_best != "none" and self.eval_every <= 0:
             raise OptionError(f"keep_best={self.keep_best!r} needs eval_every > 0")
+        if self.keep_best != "none" and self.stop != "none":
+            raise OptionError("keep_best and stop=holdout both choose the returned step; set one of them")
 
 
 def default_lr(model, cfg: GradientConfig) -> float:
@@ -141,14 +201,26 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
     opt = OptimConfig(lr=default_lr(model, cfg), weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                       grad_clip=cfg.grad_clip)
     tracker = ProbeTracker(tokenizer, data, cfg) if cfg.eval_every > 0 else None
+    stopper = HoldoutStop(tokenizer, data, cfg, n_steps) if cfg.stop == "holdout" else None
     if tracker is not None:
         tracker(0, model)
-    curve = optimize(model, batches(), n_steps, loss_fn, opt, desc, params, callback=tracker)
-    if tracker is None:
-        return {"loss_curve": curve}
-    tracker.finish(model, n_steps)
-    return {"loss_curve": curve, "probe": tracker.history,
-            "best_step": tracker.best[1] if tracker.best is not None else n_steps}
+    if stopper is not None:
+        stopper.probe(0, model)
+
+    def callback(step, m):
+        if tracker is not None:
+            tracker(step, m)
+        return stopper is not None and stopper(step, m)
+
+    curve = optimize(model, batches(), n_steps, loss_fn, opt, desc, params,
+                     callback=callback if tracker is not None or stopper is not None else None)
+    out = {"loss_curve": curve}
+    if stopper is not None:
+        out["stop"] = stopper.finish(model, len(curve))
+    if tracker is not None:
+        tracker.finish(model, len(curve))
+        out |= {"probe": tracker.history, "best_step": tracker.best[1] if tracker.best is not None else len(curve)}
+    return out
 
 
 def _run_scoped(model, tokenizer, data, cfg, loss_fn, desc, needs_retain, paired, scope: Scope, side=None) -> dict:
@@ -247,8 +319,10 @@ def forward_nll(model, batch: dict, reduction: str = "sum") -> torch.Tensor:
 
 
 @torch.no_grad()
-def reference_nll(model, tokenizer, examples: list[Example], max_length: int, batch_size: int = 32) -> torch.Tensor:
-    """Summed NLL of each example under ``model`` as it is now (the reference for NPO-style losses), (N,)."""
+def reference_nll(model, tokenizer, examples: list[Example], max_length: int, batch_size: int = 32,
+                  reduction: str = "sum") -> torch.Tensor:
+    """NLL of each example under ``model`` as it is now (the reference for NPO-style losses), (N,): summed over its
+    answer tokens, or their mean (``reduction="mean"``)."""
     model.eval()
     pad = pad_id(tokenizer)
     enc = [encode(tokenizer, ex, max_length) for ex in examples]
@@ -256,5 +330,5 @@ def reference_nll(model, tokenizer, examples: list[Example], max_length: int, ba
     out = []
     for s in range(0, len(enc), batch_size):
         b = {k: v.to(dev) for k, v in collate(enc[s:s + batch_size], pad).items()}
-        out.append(forward_nll(model, b).float().cpu())
+        out.append(forward_nll(model, b, reduction).float().cpu())
     return torch.cat(out)

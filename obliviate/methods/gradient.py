@@ -31,6 +31,7 @@ def ga(model, tokenizer, data: UnlearnData, cfg: GAConfig, scope: Scope | None =
 @dataclass
 class GradDiffConfig(GradientConfig):
     """Gradient difference: ascent on forget, descent on retain."""
+    SEARCH = {**GradientConfig.SEARCH, "retain_weight": ("log", 0.5, 10.0), "retain_loss": ("cat", ("nll", "kl"))}
 
     retain_weight: float = option(1.0, "α, the weight of the retain term (OpenUnlearning's default)", ge=0)
     retain_loss: str = option("nll", "nll (TOFU) or kl: KL to the model before unlearning on retain tokens (TOFU's KL "

@@ -37,7 +37,8 @@ class ScopedLossConfig(GradientConfig):
     """Fields shared by the methods that run another method's loss on part of the model."""
 
     loss: str = option("npo", "the unlearning loss run on the located part: any method `obliviate ls methods` marks "
-                              "scopeable (ga, graddiff, npo, simnpo, idk, idkdpo, flat)")
+                              "scopeable (ga, graddiff, npo, simnpo, idk, idkdpo, flat, altpo, undial, wga, "
+                              "satimp, ceu, pdu)")
     loss_options: dict = option(help="that loss's own options, e.g. {retain_weight: 2.0, beta: 0.1}", factory=dict)
 
     def check(self) -> None:
@@ -67,6 +68,7 @@ def inner_method(cfg: ScopedLossConfig):
 
 @dataclass
 class LocalizedConfig(ScopedLossConfig):
+    SEARCH = {**GradientConfig.SEARCH, "n_components": ("int", 1, 3)}
     locate: str = option("attribution", "attribution (attribution patching) or patching (activation patching)",
                          choices=("attribution", "patching"))
     n_components: int | None = option(None, "MLPs to unlearn (default: a quarter of the layers, at least one)", ge=1)

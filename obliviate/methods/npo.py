@@ -15,6 +15,7 @@ from .losses import npo_loss, simnpo_loss
 @dataclass
 class NPOConfig(GradientConfig):
     """NPO with the retain term of the paper's NPO-RT variant (weight 0 gives plain NPO)."""
+    SEARCH = {**GradientConfig.SEARCH, "beta": ("log", 0.05, 1.0), "retain_weight": ("log", 0.5, 10.0)}
 
     beta: float = option(0.1, "β, the inverse temperature (paper: 0.1)", gt=0)
     retain_weight: float = option(1.0, "α on the retain NLL (NPO-RT; OpenUnlearning's default; 0: plain NPO)", ge=0)
@@ -41,6 +42,7 @@ def npo(model, tokenizer, data: UnlearnData, cfg: NPOConfig, scope: Scope | None
 @dataclass
 class SimNPOConfig(GradientConfig):
     """SimNPO with open-unlearning's TOFU defaults."""
+    SEARCH = {**GradientConfig.SEARCH, "beta": ("log", 1.0, 10.0), "retain_weight": ("log", 0.5, 10.0)}
 
     beta: float = option(4.5, "β, the inverse temperature (OpenUnlearning's TOFU default)", gt=0)
     delta: float = option(0.0, "δ = γ/β: the paper's reward margin γ divided by β, as OpenUnlearning's delta "

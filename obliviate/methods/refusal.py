@@ -13,6 +13,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import torch
+
 from ..data.format import retarget
 from ..options import option
 from ..utils import ObliviateError
@@ -61,7 +63,7 @@ class RefusalRequest:
             raise ObliviateError(f"{desc}: needs question-answer forget examples; the forget set has only passages")
         rng = random.Random(cfg.seed)
         self.refusals = [retarget(tokenizer, ex, rng.choice(REFUSALS)) for ex in qa]
-        self.qa = UnlearnData(forget=qa, retain=data.retain if keep_retain else [])
+        self.qa = data.qa_part(keep_retain)
         self.cfg = cfg
         self.ref = reference_nll(model, tokenizer, self.passages, cfg.max_length) if self.passages else None
 
@@ -72,9 +74,9 @@ class RefusalRequest:
         nll = forward_nll(m, b["passages"])
         return self.cfg.passage_weight * npo_loss(nll, self.ref.to(nll.device)[b["passages_idx"]], self.cfg.passage_beta)
 
-    def run(self, model, tokenizer, loss, desc: str, scope: Scope | None) -> dict:
+    def run(self, model, tokenizer, loss, desc: str, scope: Scope | None, paired: dict | None = None) -> dict:
         out = run_gradient_method(model, tokenizer, self.qa, self.cfg, lambda m, b: loss(m, b) + self.passage_term(m, b),
-                                  desc, needs_retain=False, scope=scope, paired={"refusal": self.refusals},
+                                  desc, needs_retain=False, scope=scope, paired=paired or {"refusal": self.refusals},
                                   side={"passages": self.passages})
         return {**out, "forget_qa": len(self.qa.forget), "forget_passages": len(self.passages)}
 
@@ -82,6 +84,7 @@ class RefusalRequest:
 @dataclass
 class IdkConfig(RefusalConfig):
     """Fine-tune forget questions towards refusals (TOFU's "IDK" baseline), with a retain NLL term."""
+    SEARCH = {**GradientConfig.SEARCH, "retain_weight": ("log", 0.5, 10.0)}
 
     retain_weight: float = option(1.0, "α on the retain NLL (0: none)", ge=0)
 
@@ -100,6 +103,7 @@ def idk(model, tokenizer, data: UnlearnData, cfg: IdkConfig, scope: Scope | None
 
 @dataclass
 class IdkDPOConfig(RefusalConfig):
+    SEARCH = {**GradientConfig.SEARCH, "beta": ("log", 0.05, 1.0), "retain_weight": ("log", 0.5, 10.0)}
     beta: float = option(0.1, "β of the DPO loss (paper: 0.1)", gt=0)
     retain_weight: float = option(1.0, "α on the retain NLL (0: none)", ge=0)
 
@@ -123,6 +127,7 @@ def idkdpo(model, tokenizer, data: UnlearnData, cfg: IdkDPOConfig, scope: Scope 
 
 @dataclass
 class FLATConfig(RefusalConfig):
+    SEARCH = {**GradientConfig.SEARCH, "divergence": ("cat", ("kl", "tv"))}
     divergence: str = option("kl", "the f-divergence: kl or tv", choices=("kl", "tv"))
 
 
@@ -138,3 +143,84 @@ def flat(model, tokenizer, data: UnlearnData, cfg: FLATConfig, scope: Scope | No
         return flat_loss(p_e, p_f, cfg.divergence)
 
     return req.run(model, tokenizer, loss, "unlearn flat", scope)
+
+
+@dataclass
+class AltPOConfig(RefusalConfig):
+    """AltPO with OpenUnlearning's TOFU recipe (DPO's β = 0.1, retain α = 1, 5 alternates per fact)."""
+    SEARCH = {**GradientConfig.SEARCH, "beta": ("log", 0.05, 0.5), "retain_weight": ("log", 1.0, 5.0)}  # paper's grid
+
+    beta: float = option(0.1, "β of the preference loss (OpenUnlearning's grid: 0.05, 0.1, 0.5)", gt=0)
+    retain_weight: float = option(1.0, "α on the retain NLL (grid: 1, 2, 5)", ge=0)
+    n_alternates: int = option(5, "alternate answers per forget fact (the paper's generated set: 5)", ge=1)
+    alternates: str = option("auto", "where alternates come from: swap (the answer with another retain fact's value "
+                                     "of the same attribute; needs records with value and attribute, as the built-in "
+                                     "benchmarks have), sample (answers sampled from the model, the paper's recipe), "
+                                     "auto (swap where possible, else sample)", choices=("auto", "swap", "sample"))
+    temperature: float = option(1.0, "sampling temperature for alternates=sample", gt=0)
+
+
+def altpo(model, tokenizer, data: UnlearnData, cfg: AltPOConfig, scope: Scope | None = None) -> dict:
+    """Alternate Preference Optimization (Mekala et al., COLING 2025, arXiv:2409.13474, Eq. 4): DPO's loss with a
+    plausible *alternate* answer a preferred over the forget answer y, averaged over the alternates of each fact,
+    + α·NLL(retain) (+ the passage term):
+
+        L = -(2/β)·E_x (1/|A|) Σ_a log σ(β·[(log π_θ - log π_ref)(a|x) - (log π_θ - log π_ref)(y|x)]) + α·NLL(retain).
+
+    The paper samples alternates from the model being unlearned (``alternates=sample``). A model that memorised
+    its forget set (the from-scratch ``tiny``) only repeats the answer, so on the built-in benchmarks alternates are
+    the answer with its value swapped for another *retain* person's value (``swap``): values the model has seen,
+    and never the benchmark's false answers, which the truth ratio scores (training on those would leak evaluation
+    text into unlearning). OpenUnlearning's TOFU runs use generated alternates too."""
+    req = RefusalRequest(model, tokenizer, data, cfg, "altpo")
+    alts, source = _alternates(model, tokenizer, req.qa, cfg)
+    paired = {f"alt{j}": [a[j % len(a)] for a in alts] for j in range(cfg.n_alternates)}
+    ref_lose = reference_nll(model, tokenizer, req.qa.forget, cfg.max_length)
+    ref_win = {k: reference_nll(model, tokenizer, v, cfg.max_length) for k, v in paired.items()}
+
+    def loss(m, b):
+        i = b["forget_idx"]
+        lose = forward_nll(m, b["forget"])
+        terms = []
+        for k, ref in ref_win.items():
+            win = forward_nll(m, b[k])
+            terms.append(dpo_loss(win, ref.to(win.device)[i], lose, ref_lose.to(lose.device)[i], cfg.beta))
+        return with_retain_nll(m, b, torch.stack(terms).mean(), cfg.retain_weight)
+
+    out = req.run(model, tokenizer, loss, "unlearn altpo", scope, paired=paired)
+    return {**out, "alternates_from": source, "alternate_examples": [a[0].target for a in alts[:3]]}
+
+
+@torch.no_grad()
+def _alternates(model, tokenizer, qa: UnlearnData, cfg: AltPOConfig) -> tuple[list[list], dict]:
+    """``n_alternates`` alternate examples per forget QA fact, and how many facts got them by swap and by sample."""
+    from ..data.format import encode, retarget
+
+    have = qa.alternates if qa.alternates else [[] for _ in qa.forget]
+    out, counts = [], {"swap": 0, "sample": 0}
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for ex, swapped in zip(qa.forget, have):
+        if swapped and cfg.alternates in ("auto", "swap"):
+            out.append(list(swapped[:cfg.n_alternates]))
+            counts["swap"] += 1
+            continue
+        if cfg.alternates == "swap":
+            raise ObliviateError("altpo: alternates=swap needs forget records with a value and an attribute (as the "
+                                 "built-in benchmarks have); use alternates=sample for this data")
+        ids = torch.tensor([encode(tokenizer, ex, cfg.max_length)["input_ids"][:-len(
+            tokenizer(ex.target, add_special_tokens=False)["input_ids"]) - 1]])
+        dev = next(model.parameters()).device
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        seqs = model.generate(input_ids=ids.to(dev), attention_mask=torch.ones_like(ids).to(dev), do_sample=True,
+                              temperature=cfg.temperature, max_new_tokens=64, num_return_sequences=2 * cfg.n_alternates,
+                              pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+        texts = {tokenizer.decode(s[ids.shape[1]:], skip_special_tokens=True).strip() for s in seqs}
+        texts = sorted(t for t in texts if t and t != ex.target.strip())
+        if not texts:
+            raise ObliviateError("altpo: every answer sampled for a forget question repeats the forget answer (a "
+                                 f"model that memorised it: {ex.prompt[-60:]!r}); raise temperature or use data "
+                                 "whose records carry value and attribute (alternates=swap)")
+        out.append([retarget(tokenizer, ex, t) for t in texts[:cfg.n_alternates]])
+        counts["sample"] += 1
+    model.eval()
+    return out, counts

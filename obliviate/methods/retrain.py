@@ -16,6 +16,7 @@ from ..utils import ObliviateError
 class RetrainConfig(Options):
     """The training recipe (see :class:`obliviate.train.TrainConfig`); ``base`` is the model the target was
     fine-tuned from (required for pretrained models; built-in models are re-initialised from their config)."""
+    SEARCH = {}  # exact retraining has nothing to trade off
 
     base: str = option("", "the model the target was fine-tuned from (required for pretrained models)")
     epochs: int | None = option(None, "training epochs (default: the target's recipe)", ge=1)

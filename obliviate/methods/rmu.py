@@ -28,6 +28,7 @@ DOWN_PROJ_NAMES = ("mlp.down_proj", "mlp.c_proj", "mlp.fc2", "mlp.dense_4h_to_h"
 @dataclass
 class RMUConfig(GradientConfig):
     """Defaults from the official code for Zephyr-7B (c = 6.5, α = 1200, layer 7, layers 5-7 updated)."""
+    SEARCH = {**GradientConfig.SEARCH, "alpha": ("log", 1.0, 1200.0), "steering_coeff": ("log", 1.0, 50.0)}
 
     layer: int | None = option(None, "ℓ, the steered layer (default: 7 for models deeper than 8 layers, else half "
                                      "the depth)", ge=0)

@@ -14,17 +14,22 @@ from dataclasses import dataclass
 import torch
 
 from ..options import option
+from ..utils import ObliviateError
 from .common import GradientConfig, UnlearnData, lm_logits, run_gradient_method
 from .losses import mean_token_nll
 
 
 @dataclass
 class TaskVectorConfig(GradientConfig):
+    SEARCH = {**GradientConfig.SEARCH, "epochs": ("int", 1, 10), "scale": ("float", 0.5, 3.0)}
     scale: float = option(1.0, "α: θ <- θ - α·(θ_tuned - θ)", gt=0)
     epochs: int = option(10, "fine-tuning epochs on the forget set (MUSE's reinforcement fine-tune)", ge=1)
 
 
 def task_vector(model, tokenizer, data: UnlearnData, cfg: TaskVectorConfig) -> dict:
+    if cfg.stop != "none":
+        raise ObliviateError("task_vector: stop=holdout does not apply (its training run fine-tunes *towards* the "
+                             "forget set; the unlearned model exists only after the subtraction)")
     tuned = copy.deepcopy(model)
 
     def loss(m, b):

@@ -33,6 +33,7 @@ from .rmu import decoder_layers
 
 @dataclass
 class UOEConfig(ScopedLossConfig):
+    SEARCH = {**ScopedLossConfig.SEARCH, "anchor_weight": ("float", 0.0, 2.0)}
     anchor_weight: float = option(1.0, "weight of the router anchor loss (0 disables it)", ge=0)
     layer: int | None = option(None, "choose the expert within this layer (default: the layer whose best expert has "
                                      "the highest affinity)", ge=0)

@@ -32,6 +32,7 @@ from .losses import mean_token_nll
 
 @dataclass
 class WHPConfig(GradientConfig):
+    SEARCH = {**GradientConfig.SEARCH, "alpha": ("log", 1.0, 50.0)}
     alpha: float = option(5.0, "α of Eq. 1 (the paper leaves it free: a positive coefficient; tuned on tiny)", ge=0)
     reinforce_epochs: int = option(10, "fine-tuning epochs of the reinforced model on the forget data", ge=1)
     reinforce_lr: float | None = option(None, "learning rate of the reinforcement fine-tune (default: lr)", gt=0)
@@ -99,7 +100,7 @@ def whp(model, tokenizer, data: UnlearnData, cfg: WHPConfig) -> dict:
         raise ObliviateError("whp: the forget set is empty")
     reinforced = copy.deepcopy(model)
     rcfg = replace(cfg, epochs=cfg.reinforce_epochs, max_steps=0, lr=cfg.reinforce_lr if cfg.reinforce_lr is not None else cfg.lr,
-                   eval_every=0, keep_best="none")
+                   eval_every=0, keep_best="none", stop="none")
 
     def reinforce_loss(m, b):
         return mean_token_nll(lm_logits(m, b["forget"]), b["forget"]["labels"])

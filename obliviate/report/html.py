@@ -125,6 +125,26 @@ def plots(results: dict) -> list[tuple[str, str]]:
         ax.set_ylim(0, 1.05)
         _legend(ax)
         out.append(("Probe during unlearning: forget vs retain token exact match", _png(fig)))
+
+    stops = {n: m["unlearning"]["stop"] for n, m in models.items() if m.get("unlearning", {}).get("stop")}
+    if stops:
+        fig, ax = plt.subplots(figsize=(7, 2.8))
+        for n, st in stops.items():
+            steps = [r["step"] for r in st["curve"]]
+            for k, style in (("loss", "-"), ("min_k", "--")):
+                ax.plot(steps, [r[f"{k}_auc"] for r in st["curve"]], style, marker=".", label=f"{n} {k} AUC")
+                ax.fill_between(steps, [r[f"{k}_auc_ci"][0] for r in st["curve"]],
+                                [r[f"{k}_auc_ci"][1] for r in st["curve"]], alpha=0.15)
+            ax.axvline(st["chosen_step"], color="#999", lw=0.8)
+        ax.axhline(0.5, color="#3a3", ls=":", lw=1)
+        ax.set_xlabel("step (grey line: the returned step)")
+        ax.set_ylabel("AUC forget vs calibration")
+        ax.set_ylim(0, 1.02)
+        _legend(ax)
+        st = next(iter(stops.values()))
+        title = (f"Calibrated stop (stop=holdout): step {st['chosen_step']} of {st['steps_run']} run, "
+                 f"{st['reason']}; 0.5 = indistinguishable from facts never trained on")
+        out.append((title, _png(fig)))
     return out
 
 

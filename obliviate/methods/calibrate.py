@@ -1,0 +1,121 @@
+"""Calibrated stopping without an oracle: stop unlearning when forget facts look like facts never trained on.
+
+A model owner has no oracle, but can hold out facts of the same kind that the model never saw (the benchmark's
+``calibration`` split, or ``--calibration FILE``). A model that has truly forgotten the forget set scores its
+facts as it scores those: a membership-inference attack between the two is at chance. ``stop=holdout`` probes
+that every ``stop_every`` steps with two attacks, each an AUC of forget (members) against holdout facts:
+
+- LOSS (Yeom et al., 2018): the mean token log-likelihood of the answer, i.e. the NLL distributions compared;
+- Min-K% Prob (Shi et al., 2024, arXiv:2310.16789, Eq. 1, k = 40 % as MUSE and OpenUnlearning use).
+
+Each AUC gets a 95 % interval from a bootstrap over subjects (people), as every headline number in obliviate.
+The run stops at the first probe where **both** intervals contain 0.5 and both AUCs are within
+``stop_tolerance`` of it (indistinguishable), keeping that state. Over-unlearning is a membership signal too
+(forget facts *less* likely than unseen ones, PrivLeak > 0): when an AUC's whole interval falls below 0.5, the
+run stops and returns the probed checkpoint closest to 0.5; so does a run that ends before either happens.
+The chosen step, the reason and the probe curve are returned (and drawn in the report).
+
+This is obliviate's rule; the idea of judging unlearning by forget-vs-unseen indistinguishability is MUSE's
+PrivLeak (Shi et al., 2024, arXiv:2407.06460, Sec. 3) and TOFU's forget quality, made usable without an oracle.
+The calibration facts are never trained on and never evaluated (the evaluation's MIAs use the separate
+``holdout`` split), so choosing a step on them does not bias the reported PrivLeak.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..evals.privacy import loss_score, min_k_score
+from ..evals.uncertainty import auc, bootstrap
+from ..utils import ObliviateError
+
+IDEAL = 0.5
+ATTACKS = {"loss": loss_score, "min_k": min_k_score}
+N_BOOT = 400  # per probe; the percentile interval moves by < 0.01 beyond this on 60-vs-60 facts
+
+
+class HoldoutStop:
+    """The ``stop=holdout`` rule as a training-loop callback: ``__call__(step, model)`` returns True to stop."""
+
+    def __init__(self, tokenizer, data, cfg, n_steps: int):
+        forget = [(ex, s) for ex, s in zip(data.forget, data.subjects.get("forget") or [None] * len(data.forget))
+                  if ex.prompt]
+        if not data.holdout:
+            raise ObliviateError("stop=holdout needs facts of the forget set's kind that the model never saw: the "
+                                 "benchmark has no calibration split (give --calibration FILE, TOFU-format rows "
+                                 "kept apart from --holdout, or a calibration.jsonl in the benchmark folder)")
+        if not forget:
+            raise ObliviateError("stop=holdout probes question-answer facts, and the forget set has none")
+        self.tokenizer, self.max_length = tokenizer, cfg.max_length
+        self.forget = [ex for ex, _ in forget]
+        self.subjects = {"forget": [s for _, s in forget],
+                         "holdout": list(data.subjects.get("holdout") or [None] * len(data.holdout))}
+        self.holdout = data.holdout
+        self.every = cfg.stop_every or max(1, n_steps // 20)
+        self.tolerance, self.seed = cfg.stop_tolerance, cfg.seed
+        self.curve: list[dict] = []
+        self.best: tuple[float, int, dict] | None = None  # (distance from 0.5, step, trainable parameters)
+        self.chosen: int | None = None
+        self.reason = ""
+
+    def __call__(self, step: int, model) -> bool:
+        if step % self.every:
+            return False
+        return self.probe(step, model)
+
+    def probe(self, step: int, model) -> bool:
+        from ..evals.scoring import Scorer
+
+        scorer = Scorer(model, self.tokenizer, max_length=self.max_length)
+        f, h = scorer.score(self.forget), scorer.score(self.holdout)
+        scores = {k: (np.array([fn(t) for t in f]), np.array([fn(t) for t in h])) for k, fn in ATTACKS.items()}
+        row = {"step": step, "forget_nll": float(-scores["loss"][0].mean()),
+               "holdout_nll": float(-scores["loss"][1].mean())}
+        stats = {k: (lambda i, a=a, b=b: auc(a[i["forget"]], b[i["holdout"]])) for k, (a, b) in scores.items()}
+        cis = bootstrap(stats, self.subjects, n=N_BOOT, seed=self.seed)
+        for k, (a, b) in scores.items():
+            row[f"{k}_auc"], row[f"{k}_auc_ci"] = auc(a, b), cis[k]
+        self.curve.append(row)
+        distance = max(abs(row[f"{k}_auc"] - IDEAL) for k in ATTACKS)
+        if self.best is None or distance < self.best[0]:
+            self.best = (distance, step, {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+        model.train()
+        within = all(cis[k] is not None and cis[k][0] <= IDEAL <= cis[k][1] for k in ATTACKS)
+        if within and distance <= self.tolerance:
+            self.chosen, self.reason = step, "indistinguishable"
+            return True
+        if any(cis[k] is not None and cis[k][1] < IDEAL for k in ATTACKS):
+            self.reason = "over-unlearned"
+            return True
+        return False
+
+    @torch.no_grad()
+    def finish(self, model, last_step: int) -> dict:
+        """Restore the closest probed state unless the run stopped on an indistinguishable one; the summary."""
+        if self.chosen is None:
+            if not self.curve or self.curve[-1]["step"] != last_step:
+                self.probe(last_step, model)
+                if self.chosen is not None:
+                    return self.summary(last_step)
+            self.reason = self.reason or "budget spent"
+            _, step, saved = self.best
+            params = dict(model.named_parameters())
+            for n, v in saved.items():
+                params[n].copy_(v)
+            self.chosen = step
+        model.eval()
+        return self.summary(last_step)
+
+    def summary(self, last_step: int) -> dict:
+        row = next(r for r in self.curve if r["step"] == self.chosen)
+        return {"chosen_step": self.chosen, "reason": self.reason, "steps_run": last_step, "every": self.every,
+                "tolerance": self.tolerance, "loss_auc": row["loss_auc"], "min_k_auc": row["min_k_auc"],
+                "indistinguishable": self.reason == "indistinguishable", "curve": self.curve,
+                "holdout_facts": len(self.holdout), "forget_facts": len(self.forget)}
+
+
+def holdout_gap(row: dict) -> float:
+    """How far a probe row is from indistinguishable: the larger |AUC - 0.5| of the two attacks (0 is ideal)."""
+    return max(abs(row[f"{k}_auc"] - IDEAL) for k in ATTACKS if not math.isnan(row[f"{k}_auc"]))
