@@ -78,7 +78,10 @@ def _named_benchmark(args):
         if getattr(args, "benchmark", None):
             raise ObliviateError("--benchmark and --data/--forget both name the data; give one")
         return benchmark_from_files(args.data, args.forget, args.holdout, args.world,
-                                    drop_unmatched=args.drop_unmatched)
+                                    drop_unmatched=args.drop_unmatched, calibration=args.calibration)
+    if getattr(args, "calibration", None):
+        raise ObliviateError("--calibration goes with --data and --forget (a benchmark folder can hold a "
+                             "calibration.jsonl)")
     if getattr(args, "benchmark", None):
         return load_benchmark(args.benchmark, seed=args.benchmark_seed or 0)
     if getattr(args, "benchmark_seed", None) is not None:
@@ -105,7 +108,7 @@ def _inputs(args) -> list[tuple[str, str]]:
     from .utils import cache_dir
 
     pairs = []
-    for role in ("model", "oracle", "target", "data", "forget", "holdout", "world", "probes", "muse",
+    for role in ("model", "oracle", "target", "data", "forget", "holdout", "calibration", "world", "probes", "muse",
                  "lm_eval_include", "benchmark"):
         value = getattr(args, role, None)
         for v in value if isinstance(value, list) else [value]:
@@ -222,6 +225,10 @@ def cmd_unlearn(args) -> int:
     else:
         data = UnlearnData.from_benchmark(bench, tok)
     new, info = unlearn(model, tok, data, args.method, cfg)
+    if "stop" in info:
+        st = info["stop"]
+        print(f"obliviate: stop=holdout: returned step {st['chosen_step']} of {st['steps_run']} run ({st['reason']}; "
+              f"AUC forget vs calibration: LOSS {st['loss_auc']:.2f}, Min-K% {st['min_k_auc']:.2f})", file=sys.stderr)
     from accelerate import PartialState
 
     state = PartialState()
@@ -489,6 +496,68 @@ def cmd_curve(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from .methods import get_method
+    from .models import BUILTIN_MODELS, load_model
+    from .options import from_dict
+    from .outputs import atomic_dir, check_output, resolve
+    from .tune import TuneConfig, Tuner, render
+    from .utils import to_jsonable, versions, write_json_atomic
+
+    get_method(args.method)
+    cfg = from_dict(TuneConfig, {"trials": args.trials, "objective": args.objective,
+                                 "utility_ratio": args.utility_ratio, "seed": _seed(args)}, "tune")
+    fixed = _parse_sets(args.set)
+    _check_models(("model", args.model), ("oracle", args.oracle))
+    builtin = args.oracle is None and args.model in BUILTIN_MODELS
+    bench = _benchmark(args, [] if builtin else [("model", args.model), ("oracle", args.oracle)])
+    inputs = _inputs(args)
+    if args.study:
+        inputs = [*inputs, ("study", str(resolve(args.study)))]
+    check_output(args.out, overwrite=args.overwrite, inputs=inputs)
+    t = time.time()
+    if builtin:
+        from .train import train_pair
+
+        paths = train_pair(args.model, bench, cache=args.cache)
+        target_path, oracle_path = paths["target"], paths["oracle"]
+    else:
+        target_path, oracle_path = args.model, args.oracle
+    target, tok = load_model(target_path)
+    oracle_result = None
+    if cfg.objective == "forget_quality" and oracle_path is not None:
+        from .evals import evaluate
+
+        oracle, _ = load_model(oracle_path)
+        oracle_result = evaluate(oracle, tok, bench, is_oracle=True, desc="evaluate oracle")
+        del oracle
+    key = {"target": str(resolve(target_path)) if not builtin else f"builtin:{args.model}",
+           "benchmark": bench.fingerprint(), "calibration": len(bench.calibration)}
+    tuner = Tuner(args.method, target, tok, bench, cfg, fixed, oracle_result, study=args.study, key=key)
+    print(f"obliviate: tune {args.method}: study {tuner.path}", file=sys.stderr, flush=True)
+
+    def progress(done, total, scores):
+        if os.environ.get("OBLIVIATE_QUIET") != "1":
+            extra = (f"forget quality {scores['forget_quality']:.3g}" if "forget_quality" in scores
+                     else f"holdout gap {scores['holdout_gap']:.3f}")
+            print(f"tune {args.method}: trial {done}/{total}: {extra}, ratio {scores['ratio']:.3f}, "
+                  f"{scores['seconds']:.1f} s", file=sys.stderr, flush=True)
+
+    summary = tuner.run(progress)
+    results = {"obliviate": "tune", "seed": cfg.seed, "versions": versions(),
+               "config": {"method": args.method, "fixed": fixed, **summary["config"]},
+               "benchmark": bench.summary(), "target": str(target_path), "oracle": str(oracle_path), "tune": summary}
+    with atomic_dir(args.out, overwrite=args.overwrite, inputs=inputs) as tmp:
+        write_json_atomic(Path(tmp) / "results.json", to_jsonable(results))
+        (Path(tmp) / "report.html").write_text(render(summary), encoding="utf-8")
+    best = summary["best"]
+    print(f"best (trial {best['number']}{'' if best['feasible'] else ', no trial met the constraint'}): "
+          + " ".join(best["set"]))
+    print(f"Pareto front: trials {', '.join(map(str, summary['pareto_front']))}")
+    _wrote(args.out, time.time() - t)
+    return 0
+
+
 def cmd_ls(args) -> int:
     from .attacks import ATTACKS
     from .data import BUILTIN_BENCHMARKS
@@ -615,6 +684,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(a)
     a.set_defaults(fn=cmd_attack)
 
+    tu = sub.add_parser("tune", parents=[common, seeded, written],
+                        help="search a method's hyperparameters with Optuna (resumable); writes the Pareto front")
+    tu.add_argument("--method", default="npo", help="`obliviate ls methods`")
+    tu.add_argument("--model", required=True, help="the target (a folder), or a built-in model name whose target and "
+                                                   "oracle obliviate trains (cached)")
+    tu.add_argument("--oracle", help="the oracle (needed by --objective forget_quality unless --model is built in)")
+    tu.add_argument("--trials", type=_count, default=20, help="completed trials the study should hold (default 20)")
+    tu.add_argument("--objective", default="forget_quality", help="forget_quality (with the oracle) or holdout_gap "
+                                                                  "(no oracle)")
+    tu.add_argument("--utility-ratio", type=float, default=0.95,
+                    help="feasible trials keep at least this share of the target's utility (default 0.95)")
+    tu.add_argument("--study", help="the SQLite file of the study (default: in the cache, named by the run's inputs; "
+                                    "run the same command again to resume)")
+    tu.add_argument("--set", action="append", metavar="KEY=VALUE", help="fix a method option (left out of the search)")
+    tu.add_argument("--out", required=True)
+    _add_data_args(tu)
+    tu.set_defaults(fn=cmd_tune)
+
     c = sub.add_parser("curve", parents=[common, seeded, written],
                        help="MUSE's scalability (growing forget sets) or sustainability (sequential requests) of a "
                             "method, on a built-in model and benchmark")
@@ -645,6 +732,8 @@ def _add_data_args(p):
     p.add_argument("--data", help="TOFU-format training data (JSON/JSONL), with --forget")
     p.add_argument("--forget", help="TOFU-format rows of --data to forget")
     p.add_argument("--holdout", help="TOFU-format rows never trained on (MIA non-members)")
+    p.add_argument("--calibration", help="more TOFU-format rows never trained on, kept apart from --holdout: what "
+                                         "stop=holdout and tune --objective holdout_gap calibrate on")
     p.add_argument("--world", help="TOFU-format utility facts")
     p.add_argument("--drop-unmatched", action="store_true",
                    help="drop forget rows that match no row of --data (default: an error listing them)")

@@ -1,0 +1,76 @@
+"""obliviate tune: the search space, the Pareto front, and a study that survives kill -9."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from obliviate import ObliviateError
+from obliviate.tune import pareto_front, search_space
+
+
+def test_pareto_front_keeps_only_non_dominated_points():
+    pts = [(0.1, 0.9), (0.5, 0.5), (0.4, 0.4), (0.9, 0.1), (0.5, 0.5)]
+    assert pareto_front(pts) == [0, 1, 3, 4]
+
+
+def test_search_space_is_declared_and_fixed_options_leave_it():
+    space = search_space("npo", {})
+    assert set(space) == {"lr", "epochs", "beta", "retain_weight"}
+    assert set(search_space("npo", {"beta": "0.1", "max_steps": "8"})) == {"lr", "retain_weight"}
+    with pytest.raises(ObliviateError, match="tune: method retrain has nothing to search"):
+        search_space("retrain", {})
+
+
+def _cmd(cache, out, study):
+    return [sys.executable, "-m", "obliviate.cli", "tune", "--method", "ga", "--trials", "3", "--model", "micro",
+            "--benchmark", "micro", "--objective", "holdout_gap", "--set", "max_steps=4", "--cache", str(cache),
+            "--study", str(study), "--out", str(out)]
+
+
+def _completed(study):
+    if not study.exists():
+        return []
+    with sqlite3.connect(study) as db:
+        try:
+            rows = db.execute("select trial_id, number, state from trials").fetchall()
+            params = db.execute("select trial_id, param_name, param_value from trial_params").fetchall()
+        except sqlite3.OperationalError:  # tables not made yet
+            return []
+    done = {tid: n for tid, n, state in rows if state == "COMPLETE"}
+    return sorted((done[t], name, v) for t, name, v in params if t in done)
+
+
+def test_tune_resumes_after_kill_9(micro_pair, tmp_path):
+    env = {**os.environ, "OBLIVIATE_QUIET": "1"}
+    cache = micro_pair["cache"]
+    # the uninterrupted run: what the resumed study must reproduce
+    ref = subprocess.run(_cmd(cache, tmp_path / "ref", tmp_path / "ref.db"), env=env, capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    want = json.loads((tmp_path / "ref" / "results.json").read_text())["tune"]["trials"]
+    assert len(want) == 3
+
+    study, out = tmp_path / "killed.db", tmp_path / "killed"
+    proc = subprocess.Popen(_cmd(cache, out, study), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not _completed(study):
+        time.sleep(0.2)
+    assert proc.poll() is None, "the tune finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _completed(study)
+    assert before and not out.exists()  # a trial is stored; no output was half-written
+
+    again = subprocess.run(_cmd(cache, out, study), env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    got = json.loads((out / "results.json").read_text())["tune"]
+    assert len(got["trials"]) == 3
+    assert _completed(study)[:len(before)] == before  # the trials done before the kill were kept, not re-run
+    # the same options as the uninterrupted study, trial by trial (a killed trial re-runs its own options)
+    assert [t["params"] for t in got["trials"]] == [t["params"] for t in want]
+    assert [round(t["holdout_gap"], 9) for t in got["trials"]] == [round(t["holdout_gap"], 9) for t in want]
