@@ -2,17 +2,28 @@
 forget quality, model utility, wall time and wall time as a fraction of `retrain`'s.
 
     python bench/methods.py [--benchmark people] [--model tiny] [--moe-model tiny-moe] [--only npo,rmu]
+                            [--tune 20] [--tune-methods npo,wga] [--no-calibrate]
 
 Each method runs with its defaults (the paper's, with lr 1e-3 on from-scratch models); rows marked
 "tuned" use the overrides in TUNED, found by hand on `tiny` and stated beside the row. `uoe` needs a
 Mixture-of-Experts model: it gets a second table on `tiny-moe` (its own target, oracle and retrain), beside
 NPO on all of the MoE's weights, the comparison the UOE paper makes.
+
+Rows marked "calibrated" add ``stop=holdout`` (stop when forget facts look like never-trained calibration facts,
+no oracle involved). With ``--tune N``, each method of ``--tune-methods`` is tuned by ``obliviate tune`` (Optuna
+TPE, N trials, objective forget quality subject to utility >= 0.95 x the target's; the study is cached, so a rerun
+resumes it) and its best configuration gets a row; the tune's own wall time and the Pareto front are printed, and
+are not counted in the row's time (which is the tuned configuration's unlearning run).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import time
+
+# stop=holdout on these (every gradient method whose unlearned model is its trained model; not task_vector)
+CALIBRATED = ["ga", "graddiff", "npo", "simnpo", "idkdpo", "altpo", "undial", "wga", "satimp", "ceu", "pdu"]
+TUNE_METHODS = ["npo", "graddiff", "simnpo", "wga", "satimp", "undial", "altpo", "ceu", "pdu"]
 
 TUNED = [
     ("npo", {"retain_weight": 5.0, "epochs": 10}),  # the demo's setting
@@ -36,12 +47,19 @@ def main() -> None:
     ap.add_argument("--model", default="tiny")
     ap.add_argument("--moe-model", default="tiny-moe")
     ap.add_argument("--only", default="")
+    ap.add_argument("--tune", type=int, default=0, help="trials per tuned method (0: no tuning)")
+    ap.add_argument("--tune-methods", default=",".join(TUNE_METHODS))
+    ap.add_argument("--no-calibrate", action="store_true")
     a = ap.parse_args()
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     from obliviate.methods import METHODS
 
     dense = [(m, {}, "defaults") for m in METHODS if not METHODS[m].moe_only]
     dense += [(m, c, f"tuned {c}") for m, c in TUNED if not METHODS[m].moe_only]
+    if not a.no_calibrate:
+        dense += [(m, {"stop": "holdout"}, "calibrated (stop=holdout)") for m in CALIBRATED]
+        dense += [("npo", {"retain_weight": 5.0, "epochs": 10, "stop": "holdout"},
+                   "calibrated (stop=holdout), the demo's setting")]
     moe = [(m, {}, "defaults") for m in METHODS if METHODS[m].moe_only]
     moe += [(m, c, f"tuned {c}") for m, c in TUNED if METHODS[m].moe_only]
     moe += [("npo", {}, "defaults, all weights"), ("retrain", {}, "defaults")]
@@ -49,12 +67,31 @@ def main() -> None:
         keep = set(a.only.split(",")) | {"retrain"}
         dense = [r for r in dense if r[0] in keep]
         moe = [r for r in moe if r[0] in keep] if any(METHODS[m].moe_only for m in keep) else []
-    table(a.benchmark, a.model, dense)
+    tune = [m for m in a.tune_methods.split(",") if m] if a.tune else []
+    table(a.benchmark, a.model, dense, tune, a.tune)
     if moe:
         table(a.benchmark, a.moe_model, moe)
 
 
-def table(benchmark: str, model: str, runs: list[tuple[str, dict, str]]) -> None:
+def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths) -> tuple[dict, str]:
+    """Tune ``method`` (forget quality subject to utility >= 0.95 x target's); print its Pareto front."""
+    from obliviate.tune import TuneConfig, Tuner
+
+    t = time.time()
+    tuner = Tuner(method, target, tok, bench, TuneConfig(trials=trials), oracle_result=ref,
+                  reference={"utility": base.metrics["model_utility"]},
+                  key={"bench": "methods.py", "target": str(paths["target"]), "benchmark": bench.fingerprint()})
+    s = tuner.run()
+    secs = time.time() - t
+    front = sorted((r for r in s["trials"] if r["number"] in s["pareto_front"]), key=lambda r: r["ratio"])
+    pts = ", ".join(f"({r['forget_quality']:.2g}, {r['ratio']:.2f})" for r in front)
+    print(f"  tune {method:<10} {len(s['trials'])} trials in {secs:.0f} s; Pareto front (forget quality, utility/"
+          f"target's): {pts}; best feasible: {'yes' if s['best']['feasible'] else 'none'}", flush=True)
+    return s["best"]["config"], f"tuned ({len(s['trials'])} trials) {s['best']['config']}"
+
+
+def table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], tune: list[str] = (),
+          trials: int = 0) -> None:
     import obliviate as ob
 
     print(f"\n== {model} on {benchmark} ==", flush=True)
@@ -66,6 +103,9 @@ def table(benchmark: str, model: str, runs: list[tuple[str, dict, str]]) -> None
     base = ob.evaluate(target, tok, bench, oracle=ref)
     data = ob.UnlearnData.from_benchmark(bench, tok)
     rows = []
+    for m in tune:
+        cfg, label = tune_rows(m, trials, target, tok, bench, ref, base, paths)
+        runs = [*runs, (m, {k: (round(v, 6) if isinstance(v, float) else v) for k, v in cfg.items()}, label)]
     for name, cfg, label in runs:
         t = time.time()
         new, info = ob.unlearn(target, tok, data, name, cfg)
@@ -98,6 +138,11 @@ def table(benchmark: str, model: str, runs: list[tuple[str, dict, str]]) -> None
     goal = [n for n, _, r, s in rows if n != "retrain" and (r.metrics["forget_quality"] or 0) >= 0.5
             and r.metrics["model_utility"] >= 0.95 * target_u and s <= 0.05 * retrain_s]
     print(f"\nforget quality >= 0.5, utility >= 0.95 x target's, <= 5 % of retrain's time: {goal or 'none'}")
+    for n, label, r, _ in rows:
+        if n == "npo" and label.startswith("calibrated"):
+            ci = r.ci.get("privleak")
+            print(f"calibrated NPO: PrivLeak {r.metrics['privleak']:.0f} {ci}: interval contains 0: "
+                  f"{ci is not None and ci[0] <= 0 <= ci[1]}")
 
 
 if __name__ == "__main__":

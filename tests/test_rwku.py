@@ -8,10 +8,15 @@ from obliviate.data.rwku import BUILTIN_PROBES, load_probes
 from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
 
 
-def test_builtin_probes_are_consistent():
-    for t in BUILTIN_PROBES.values():
+@pytest.mark.parametrize("model", ["smollm2-135m", "gemma3-270m"])
+def test_builtin_probes_are_consistent(model):
+    from obliviate.data.rwku import PROBE_SETS
+
+    probes = PROBE_SETS[model]
+    assert load_probes(model) is probes
+    for t in probes.values():
         assert t.fill or t.qa
-        assert all(n in BUILTIN_PROBES and n != t.name for n in t.neighbours)
+        assert all(n in probes and n != t.name for n in t.neighbours)
         assert t.passages
 
 
@@ -77,12 +82,15 @@ def test_cli_unlearns_and_evaluates_a_probe_target(tmp_path, micro_pair, capsys)
     assert "unknown probe target 'Nobody'" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
-def test_builtin_probes_share_no_wording_with_any_passage():
+@pytest.mark.parametrize("model", ["smollm2-135m", "gemma3-270m"])
+def test_builtin_probes_share_no_wording_with_any_passage(model):
     """The probes measure knowledge, not the wording unlearned (forget passages) or kept (neighbour passages): no
     probe (a fill-in prompt with its answer, a question) shares a sentence or a run of seven words with a passage."""
     import re
 
-    from obliviate.data.rwku import BUILTIN_PROBES
+    from obliviate.data.rwku import PROBE_SETS
+
+    probes = PROBE_SETS[model]
 
     def words(text):
         return re.findall(r"[a-z0-9²]+", text.lower())
@@ -91,10 +99,10 @@ def test_builtin_probes_share_no_wording_with_any_passage():
         w = words(text)
         return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
 
-    passages = [p for t in BUILTIN_PROBES.values() for p in t.passages]
+    passages = [p for t in probes.values() for p in t.passages]
     sentences = {" ".join(words(s)) for p in passages for s in re.split(r"(?<=[.;!?])\s+", p) if words(s)}
     passage_grams = set().union(*(grams(p) for p in passages))
-    for t in BUILTIN_PROBES.values():
+    for t in probes.values():
         assert t.passages, t.name
         for text in [f"{p} {a}" for p, a in t.fill] + [q for q, _ in t.qa] + [p for p, _ in t.fill]:
             assert " ".join(words(text)) not in sentences, (t.name, text)

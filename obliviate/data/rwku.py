@@ -100,10 +100,49 @@ BUILTIN_PROBES: dict[str, Target] = {t.name: t for t in [
 ]}
 
 
+# Gemma-3-270M (a pretrained, not instruction-tuned, model) knows other things than SmolLM2-135M-Instruct: this
+# set was written for obliviate and kept to the probes Gemma-3-270M answers with greedy decoding (checked with
+# ``bench/rwku_leaderboard.py --model gemma3-270m --check``), with the same no-shared-wording rule for passages.
+GEMMA_PROBES: dict[str, Target] = {t.name: t for t in [
+    Target("William Shakespeare",
+           fill=[("Romeo and Juliet is a tragedy written by William", "Shakespeare"),
+                 ("The play Hamlet was written by William", "Shakespeare")],
+           qa=[("Who wrote Romeo and Juliet?", "Shakespeare"),
+               ("Who wrote the play Macbeth?", "Shakespeare")],
+           neighbours=["Leonardo da Vinci", "Wolfgang Amadeus Mozart"],
+           passages=["The English playwright and poet from Stratford-upon-Avon produced about forty dramas for the "
+                     "London stage around 1600.",
+                     "Shakespeare's tale of two young lovers from feuding families in Verona ends with both of them "
+                     "dead in a tomb.",
+                     "His Danish prince who feigns madness to avenge a murdered father, and his Scottish king driven by "
+                     "ambition, are among his best-known characters."]),
+    Target("Leonardo da Vinci",
+           fill=[("The Mona Lisa was painted by Leonardo da", "Vinci"),
+                 ("The Last Supper is a mural painted by Leonardo da", "Vinci")],
+           qa=[("Who painted the Mona Lisa?", "Leonardo")],
+           neighbours=["William Shakespeare", "Wolfgang Amadeus Mozart"],
+           passages=["Leonardo, an Italian artist and engineer of the Renaissance, was born in 1452 near Florence.",
+                     "His portrait of a smiling woman from Florence hangs in the Louvre in Paris and draws crowds "
+                     "every day.",
+                     "In a refectory in Milan he painted Jesus at a final meal with the twelve apostles."]),
+    Target("Wolfgang Amadeus Mozart",
+           fill=[("The Magic Flute is an opera by Wolfgang Amadeus", "Mozart")],
+           qa=[],
+           neighbours=["William Shakespeare", "Leonardo da Vinci"],
+           passages=["Mozart, a child prodigy from Salzburg, toured the courts of Europe as a boy and died in Vienna "
+                     "in 1791.",
+                     "Among his more than six hundred works are the singspiel about Tamino and Papageno and a "
+                     "serenade for strings from 1787."]),
+]}
+PROBE_SETS = {"smollm2-135m": BUILTIN_PROBES, "gemma3-270m": GEMMA_PROBES}
+
 def load_probes(path: str | Path | None = None) -> dict[str, Target]:
-    """The built-in probes, or those of a JSON file (see the module docstring); errors name the target and field."""
+    """The built-in probes (SmolLM2's), a built-in set by model name (``gemma3-270m``), or those of a JSON file (see
+    the module docstring); errors name the target and field."""
     if path is None:
         return BUILTIN_PROBES
+    if str(path) in PROBE_SETS:
+        return PROBE_SETS[str(path)]
     path = Path(path)
     if not path.is_file():
         raise ObliviateError(f"probe file {path} does not exist")

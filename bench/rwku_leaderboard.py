@@ -1,0 +1,145 @@
+"""Real knowledge on real models: a leaderboard of unlearning methods on built-in RWKU-style targets, offline.
+
+For each target, each method unlearns the target's passages from the pretrained model (its neighbours' passages are
+the retain set) and is scored on: the target's probes (forget: lower is better), its neighbours' probes (keep),
+world facts (30 real capitals, generated answers) and an offline lm-evaluation-harness task (the same capitals as
+four-way multiple choice, lm-eval's log-likelihood ``acc``). Probe and world intervals are 95 % bootstrap intervals
+over probes and facts; the lm-eval interval is acc ± 1.96 × lm-eval's bootstrap standard error.
+
+    python bench/rwku_leaderboard.py [--model smollm2-135m] [--targets "Albert Einstein,..."] [--methods npo,...]
+    python bench/rwku_leaderboard.py --model gemma3-270m --targets "William Shakespeare" --methods npo,wga
+    python bench/rwku_leaderboard.py --model gemma3-270m --check     # which built-in probes the model answers
+
+Every method runs ``--steps`` optimiser steps at ``--lr`` (1e-4: the methods' pretrained default of 1e-5 barely
+moves a 135M model in 20 steps) with batch size 4, its other options at their defaults. Probes share no wording
+with the passages (obliviate.data.rwku), so a method cannot pass by unlearning a sentence.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_TARGETS = {"smollm2-135m": ["Albert Einstein", "Charles Darwin", "Barack Obama"],
+                   "gemma3-270m": ["William Shakespeare"]}
+DEFAULT_METHODS = {"smollm2-135m": ["ga", "npo", "wga", "satimp", "undial", "ceu"], "gemma3-270m": ["npo", "wga"]}
+
+
+def cell(v, ci, fmt=".2f") -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:{fmt}} [{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else f"{v:{fmt}}"
+
+
+class Utility:
+    """World capitals as generated QA (accuracy with a bootstrap interval over facts) and as an lm-eval task."""
+
+    def __init__(self, tok):
+        from obliviate.data.people import WORLD_CAPITALS
+        from obliviate.evals.lm_eval import check_tasks, write_multiple_choice_task
+
+        self.facts = [(f"What is the capital of {country}?", capital) for country, capital in WORLD_CAPITALS[:30]]
+        caps = [c for _, c in WORLD_CAPITALS[:30]]
+        docs = []
+        for i, (q, a) in enumerate(self.facts):
+            rng = random.Random(i)
+            choices = [a, *rng.sample([c for c in caps if c != a], 3)]
+            rng.shuffle(choices)
+            docs.append({"question": q, "choices": choices, "label": choices.index(a)})
+        self.folder = Path(tempfile.mkdtemp(prefix="obliviate-rwku-lm-eval-"))
+        write_multiple_choice_task(self.folder, "obliviate_world_capitals", docs)
+        self.tm = check_tasks(["obliviate_world_capitals"], self.folder)
+        self.tok = tok
+
+    def __call__(self, model) -> dict:
+        import numpy as np
+
+        from obliviate.data.format import format_prompt
+        from obliviate.evals.lm_eval import run_lm_eval
+        from obliviate.evals.scoring import Scorer
+        from obliviate.evals.uncertainty import bootstrap
+
+        gens = Scorer(model, self.tok, batch_size=16).generate([format_prompt(self.tok, q) for q, _ in self.facts], 16)
+        hits = np.array([float(a.lower() in g.lower()) for (_, a), g in zip(self.facts, gens)])
+        ci = bootstrap({"m": lambda i: float(hits[i["x"]].mean())}, {"x": list(range(len(hits)))})["m"]
+        lm = run_lm_eval(model, self.tok, ["obliviate_world_capitals"], self.folder, task_manager=self.tm,
+                         bootstrap_iters=1000).metrics
+        acc, se = lm["lm_eval_obliviate_world_capitals_acc"], lm.get("lm_eval_obliviate_world_capitals_acc_stderr")
+        return {"world": (float(hits.mean()), ci),
+                "lm_eval": (acc, [max(0.0, acc - 1.96 * se), min(1.0, acc + 1.96 * se)] if se is not None else None)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="smollm2-135m", choices=sorted(DEFAULT_TARGETS))
+    ap.add_argument("--targets", default="")
+    ap.add_argument("--methods", default="")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--check", action="store_true", help="only print which built-in probes the model answers")
+    a = ap.parse_args()
+    os.environ.setdefault("OBLIVIATE_QUIET", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import numpy as np
+
+    import obliviate as ob
+    from obliviate.data.rwku import PROBE_SETS
+    from obliviate.evals.uncertainty import bootstrap
+    from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+
+    probes = PROBE_SETS[a.model]
+    t0 = time.time()
+    model, tok = ob.load_model(a.model)
+    print(f"loaded {a.model} in {time.time() - t0:.0f} s", flush=True)
+    if a.check:
+        for name in probes:
+            r = evaluate_rwku(model, tok, name, probes)
+            for row in r["rows"]:
+                if row["split"].startswith("rwku_forget"):
+                    print(f"  {name:<24} {int(row['correct'])}  {row['prompt'][-60:]!r} -> {row['generation'][:50]!r}")
+        return
+    targets = a.targets.split(",") if a.targets else DEFAULT_TARGETS[a.model]
+    methods = a.methods.split(",") if a.methods else DEFAULT_METHODS[a.model]
+    utility = Utility(tok)
+    base_u = utility(model)
+    head = (f"{'target':<22} {'method':<8} {'forget probes':<20} {'neighbour probes':<20} {'world QA':<20} "
+            f"{'lm-eval capitals':<20} {'unlearn s':>9}")
+    lines = []
+
+    def probe_cells(r):
+        """Forget and neighbour accuracy over all their probes (fill and QA together), bootstrap over probes."""
+        out = []
+        for side in ("forget", "neighbour"):
+            keys = [k for k in (f"rwku_{side}_fill", f"rwku_{side}_qa") if k in r["metrics"]]
+            arr = np.asarray([x["correct"] for x in r["rows"] if x["split"] in keys], dtype=float)
+            ci = bootstrap({"m": lambda i, arr=arr: float(arr[i["x"]].mean())}, {"x": list(range(len(arr)))})["m"]
+            out.append(cell(float(arr.mean()), ci) + f" n={len(arr)}")
+        return out
+
+    for target in targets:
+        before = evaluate_rwku(model, tok, target, probes)
+        f, n = probe_cells(before)
+        lines.append(f"{target:<22} {'(before)':<8} {f:<20} {n:<20} {cell(*base_u['world']):<20} "
+                     f"{cell(*base_u['lm_eval']):<20} {'-':>9}")
+        data = rwku_unlearn_data(target, tok, probes)
+        for m in methods:
+            t = time.time()
+            new, _ = ob.unlearn(model, tok, data, m, {"max_steps": a.steps, "lr": a.lr, "batch_size": 4})
+            secs = time.time() - t
+            f, n = probe_cells(evaluate_rwku(new, tok, target, probes))
+            u = utility(new)
+            lines.append(f"{target:<22} {m:<8} {f:<20} {n:<20} {cell(*u['world']):<20} {cell(*u['lm_eval']):<20} "
+                         f"{secs:9.0f}")
+            print(lines[-1], flush=True)
+            del new
+    print(f"\n{a.model}: {a.steps} steps at lr {a.lr}, batch 4; 95 % intervals; total {time.time() - t0:.0f} s")
+    print(head)
+    for line in lines:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
