@@ -501,15 +501,19 @@ def cmd_tune(args) -> int:
     from .models import BUILTIN_MODELS, load_model
     from .options import from_dict
     from .outputs import atomic_dir, check_output, resolve
-    from .tune import TuneConfig, Tuner, render
+    from .tune import TuneConfig, Tuner, render, search_space
     from .utils import to_jsonable, versions, write_json_atomic
 
     get_method(args.method)
     cfg = from_dict(TuneConfig, {"trials": args.trials, "objective": args.objective,
                                  "utility_ratio": args.utility_ratio, "seed": _seed(args)}, "tune")
     fixed = _parse_sets(args.set)
+    search_space(args.method, fixed)  # nothing to search is an error before any loading
     _check_models(("model", args.model), ("oracle", args.oracle))
     builtin = args.oracle is None and args.model in BUILTIN_MODELS
+    if cfg.objective == "forget_quality" and args.oracle is None and not builtin:
+        raise ObliviateError("tune --objective forget_quality needs the oracle (--oracle, or a built-in --model whose "
+                             "oracle obliviate trains); --objective holdout_gap needs none")
     bench = _benchmark(args, [] if builtin else [("model", args.model), ("oracle", args.oracle)])
     inputs = _inputs(args)
     if args.study:

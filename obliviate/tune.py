@@ -15,7 +15,8 @@ The sampler is TPE (Bergstra et al., 2011) with a constraint (Optuna's ``constra
 ``c × target - value ≤ 0``), over two objectives (the forget objective and the utility ratio), so the study also
 yields the Pareto front. The study lives in SQLite: a run that is killed resumes where it stopped when the same
 command is run again (its unfinished trial is run again with the same options). Each trial's sampler is seeded by
-``seed`` and the trial's number, so a resumed study asks for the same options as an uninterrupted one.
+``seed`` and the number of trials completed before it, so a resumed study asks for the same options as an
+uninterrupted one.
 """
 from __future__ import annotations
 
@@ -132,14 +133,15 @@ class Tuner:
             return {"utility": r.metrics["model_utility"], "forget_quality": r.metrics.get("forget_quality")}
         return {"utility": retain_token_accuracy(self.target, self.tok, self.data)}
 
-    def _sampler(self, number: int):
+    def _sampler(self, position: int):
         import optuna
 
         def constraints(ft):
             return ft.user_attrs.get("constraint", [1.0])
 
-        return optuna.samplers.TPESampler(seed=self.cfg.seed * 100003 + number, n_startup_trials=self.cfg.startup_trials,
-                                          constraints_func=constraints, multivariate=True)
+        return optuna.samplers.TPESampler(seed=self.cfg.seed * 100003 + position,
+                                          n_startup_trials=self.cfg.startup_trials, constraints_func=constraints,
+                                          multivariate=True)
 
     def open(self):
         import optuna
@@ -168,8 +170,11 @@ class Tuner:
                 resumed.append(t.number)
         done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         while done < self.cfg.trials:
-            number = len(study.trials)
-            study.sampler = self._sampler(number)
+            # seeded by what the study has learnt (completed trials, and trials that failed on their options), not
+            # by trial numbers, which a killed and re-run trial shifts: a resumed study samples as an unbroken one
+            failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            errors = sum(1 for t in failed if "error" in t.user_attrs)
+            study.sampler = self._sampler(done * 1009 + errors)
             trial = study.ask()
             params = suggest(trial, self.space, self.base_lr)
             try:

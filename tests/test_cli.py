@@ -82,6 +82,14 @@ def test_bad_inputs(tmp_path, capsys, micro_pair):
     data.write_text(json.dumps({"question": "Where?", "answer": "There."}) + "\n")
     _bad(["train", "--data", str(data), "--forget", str(forget)], capsys, "overlaps nothing in data")
     _bad(["demo", "--benchmark", "people:forget99", "--out", out], capsys, "unknown forget split", tmp_path)
+    _bad(["tune", "--method", "npo", "--model", target, "--benchmark", "micro", "--out", out], capsys,
+         "tune --objective forget_quality needs the oracle", tmp_path)
+    _bad(["tune", "--method", "retrain", "--model", target, "--benchmark", "micro", "--objective", "holdout_gap",
+          "--out", out], capsys, "tune: method retrain has nothing to search", tmp_path)
+    _bad(["tune", "--method", "npo", "--model", target, "--benchmark", "micro", "--objective", "oracle_gap",
+          "--out", out], capsys, "tune: objective='oracle_gap': must be one of", tmp_path)
+    _bad(["unlearn", "--model", target, "--benchmark", "micro", "--calibration", str(forget), "--out", out], capsys,
+         "--calibration goes with --data and --forget", tmp_path)
 
 
 def test_oracle_with_another_tokenizer_is_refused(tmp_path, capsys, micro_pair):

@@ -140,3 +140,23 @@ def test_a_users_world_file_is_not_trained_on(tmp_path):
     world = _write(tmp_path / "w.jsonl", [{"question": "Capital of France?", "answer": "Paris."}])
     bench = benchmark_from_files(data, forget, world=world)
     assert bench.world and not set(bench.world) & set(bench.training_qa(include_forget=True))
+
+
+def test_a_calibration_file_must_hold_facts_never_trained_or_evaluated(tmp_path):
+    from obliviate.data.loaders import rebuild
+
+    data = _write(tmp_path / "data.jsonl", ROWS)
+    forget = _write(tmp_path / "forget.jsonl", ROWS[:2])
+    holdout = _write(tmp_path / "holdout.jsonl", [{"question": "H?", "answer": "h."}])
+    cal = _write(tmp_path / "cal.jsonl", [{"question": "C1?", "answer": "c."}, {"question": "C2?", "answer": "d."}])
+    bench = benchmark_from_files(data, forget, holdout, calibration=cal)
+    assert [r.question for r in bench.calibration] == ["C1?", "C2?"]
+    assert rebuild(bench.source).calibration == bench.calibration  # a model folder's record brings it back
+    assert not {r.question for r in bench.calibration} & {r.question for r in bench.training_qa()}
+    trained = _write(tmp_path / "trained.jsonl", [{"question": "C1?", "answer": "c."}, ROWS[3]])
+    with pytest.raises(ObliviateError, match=r"calibration file .*trained\.jsonl row 2: its question is in the "
+                                             r"training data"):
+        benchmark_from_files(data, forget, holdout, calibration=trained)
+    scored = _write(tmp_path / "scored.jsonl", [{"question": "H?", "answer": "h."}])
+    with pytest.raises(ObliviateError, match=r"scored\.jsonl row 1: its question is in the holdout file"):
+        benchmark_from_files(data, forget, holdout, calibration=scored)

@@ -32,6 +32,16 @@ def _cmd(cache, out, study):
             "--study", str(study), "--out", str(out)]
 
 
+def _running(study):
+    if not study.exists():
+        return 0
+    with sqlite3.connect(study) as db:
+        try:
+            return db.execute("select count(*) from trials where state = 'RUNNING'").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
 def _completed(study):
     if not study.exists():
         return []
@@ -58,18 +68,18 @@ def test_tune_resumes_after_kill_9(micro_pair, tmp_path):
     proc = subprocess.Popen(_cmd(cache, out, study), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and not _completed(study):
-        time.sleep(0.2)
+    while time.time() < deadline and proc.poll() is None and not (_completed(study) and _running(study)):
+        time.sleep(0.1)
     assert proc.poll() is None, "the tune finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = _completed(study)
-    assert before and not out.exists()  # a trial is stored; no output was half-written
+    assert before and _running(study) == 1 and not out.exists()  # killed mid-trial; no output half-written
 
     again = subprocess.run(_cmd(cache, out, study), env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     got = json.loads((out / "results.json").read_text())["tune"]
-    assert len(got["trials"]) == 3
+    assert len(got["trials"]) == 3 and len(got["resumed_trials"]) == 1
     assert _completed(study)[:len(before)] == before  # the trials done before the kill were kept, not re-run
     # the same options as the uninterrupted study, trial by trial (a killed trial re-runs its own options)
     assert [t["params"] for t in got["trials"]] == [t["params"] for t in want]

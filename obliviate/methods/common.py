@@ -204,8 +204,8 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
     stopper = HoldoutStop(tokenizer, data, cfg, n_steps) if cfg.stop == "holdout" else None
     if tracker is not None:
         tracker(0, model)
-    if stopper is not None:
-        stopper.probe(0, model)
+    if stopper is not None and stopper.probe(0, model):  # already indistinguishable (or below chance): nothing to do
+        return {"loss_curve": [], "stop": stopper.finish(model, 0)}
 
     def callback(step, m):
         if tracker is not None:
