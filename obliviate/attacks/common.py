@@ -17,7 +17,8 @@ import torch
 from ..data import QARecord, format_prompt
 from ..evals.memorization import rouge_l_recall
 from ..evals.scoring import Scorer
-from ..evals.suite import stated
+from ..evals.memorization import exact_match
+from ..evals.suite import MATCH_THRESHOLD
 from ..evals.uncertainty import SubjectResampler, interval
 from ..utils import ObliviateError
 
@@ -26,7 +27,6 @@ SAME_AS_ORACLE = 0.10  # an attack's extra gain over the oracle's at most this: 
 INFORMATIVE = 0.10  # the attack must find more in the target than in the oracle by this much to judge anything
 RECOVERABLE = 0.50  # (model - oracle) / (target - oracle) under the attack at least this: knowledge recoverable
 N_BOOT = 1000
-MATCH_THRESHOLD = 0.8  # free-text facts (no value): stated when the answer's ROUGE-L recall reaches this
 
 
 @dataclass
@@ -101,7 +101,7 @@ def ask(scorer: Scorer, probes: list[Probe], max_new_tokens: int = 24) -> list[d
     for p in probes:
         g = gens[p]
         if p.answer is None:
-            correct = stated(g, QARecord(question="", answer=p.value, value=p.value), 0.0, MATCH_THRESHOLD)
+            correct = exact_match(g, p.value, p.value)
         else:
             correct = float(recall[p] >= MATCH_THRESHOLD)
         out.append({"id": p.fact_id, "kind": p.kind, "prompt": p.prompt[-300:], "generation": g, "correct": correct})

@@ -41,6 +41,7 @@ GRADNORM = ("gradnorm", "gradnorm_global")
 MIA_ALL = (*MIA_SCORES, *GRADNORM, "reference")
 # PrivLeak per attack; the headline `privleak` uses Min-K% as MUSE and OpenUnlearning do
 PRIVLEAK = {"min_k": "privleak", **{k: f"privleak_{k}" for k in MIA_ALL if k != "min_k"}}
+MATCH_THRESHOLD = 0.8  # a fact without a value counts as stated when its answer's ROUGE-L recall reaches this
 IDEAL_AUC = 0.5  # the AUC of a model that cannot tell forget from holdout facts (OpenUnlearning's ref_value)
 PER_FACT = ("prob", "rougeL_recall", "exact_match", "extraction_strength", "extraction_strength_paper",
             "exact_memorization", "mc_accuracy")
@@ -52,7 +53,8 @@ class EvalConfig(Options):
     max_new_tokens: int = option(200, "greedy answer length; generation stops at EOS (TOFU / OpenUnlearning: 200)",
                                  ge=1)
     retain_eval_size: int = option(0, "0: every retain fact; N: a seeded sample of N retain facts (faster)", ge=0)
-    match_threshold: float = option(0.8, "a fact without a value (free-text answers, as in TOFU) counts as stated "
+    match_threshold: float = option(MATCH_THRESHOLD, "a fact without a value (free-text answers, as in TOFU) counts "
+                                                     "as stated "
                                          "when the greedy answer's ROUGE-L recall is at least this", gt=0, le=1)
     gradnorm: bool = option(False, "also the gradient-norm MIAs on forget and holdout (backward passes per fact)")
     bootstrap: int = option(1000, "subject-level bootstrap resamples for the 95 % intervals (0: no intervals)",
