@@ -54,8 +54,8 @@ class EvalConfig(Options):
                                  ge=1)
     retain_eval_size: int = option(0, "0: every retain fact; N: a seeded sample of N retain facts (faster)", ge=0)
     match_threshold: float = option(MATCH_THRESHOLD, "a fact without a value (free-text answers, as in TOFU) counts "
-                                                     "as stated "
-                                         "when the greedy answer's ROUGE-L recall is at least this", gt=0, le=1)
+                                                     "as stated when the greedy answer's ROUGE-L recall is at least "
+                                                     "this", gt=0, le=1)
     gradnorm: bool = option(False, "also the gradient-norm MIAs on forget and holdout (backward passes per fact)")
     bootstrap: int = option(1000, "subject-level bootstrap resamples for the 95 % intervals (0: no intervals)",
                             ge=0)
