@@ -11,8 +11,10 @@ that every ``stop_every`` steps with two attacks, each an AUC of forget (members
 Each AUC gets a 95 % interval from a bootstrap over subjects (people), as every headline number in obliviate.
 The run stops at the first probe where **both** intervals contain 0.5 and both AUCs are within
 ``stop_tolerance`` of it (indistinguishable), keeping that state. Over-unlearning is a membership signal too
-(forget facts *less* likely than unseen ones, PrivLeak > 0): when an AUC's whole interval falls below 0.5, the
-run stops and returns the probed checkpoint closest to 0.5; so does a run that ends before either happens.
+(forget facts *less* likely than unseen ones, PrivLeak > 0): when both AUCs' whole intervals fall below 0.5, the
+run stops and returns the probed checkpoint closest to 0.5 (the larger of the two distances; ties go to the later
+step); so does a run that ends before either happens. When the two attacks disagree (Min-K% below chance while
+LOSS is still above: a few answer tokens pushed far down, the rest still likely), the run goes on.
 The chosen step, the reason and the probe curve are returned (and drawn in the report).
 
 This is obliviate's rule; the idea of judging unlearning by forget-vs-unseen indistinguishability is MUSE's
@@ -79,14 +81,14 @@ class HoldoutStop:
             row[f"{k}_auc"], row[f"{k}_auc_ci"] = auc(a, b), cis[k]
         self.curve.append(row)
         distance = max(abs(row[f"{k}_auc"] - IDEAL) for k in ATTACKS)
-        if self.best is None or distance < self.best[0]:
+        if self.best is None or distance <= self.best[0]:  # ties go to the later step
             self.best = (distance, step, {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
         model.train()
         within = all(cis[k] is not None and cis[k][0] <= IDEAL <= cis[k][1] for k in ATTACKS)
         if within and distance <= self.tolerance:
             self.chosen, self.reason = step, "indistinguishable"
             return True
-        if any(cis[k] is not None and cis[k][1] < IDEAL for k in ATTACKS):
+        if all(cis[k] is not None and cis[k][1] < IDEAL for k in ATTACKS):
             self.reason = "over-unlearned"
             return True
         return False
