@@ -56,15 +56,21 @@ class WGAConfig(GradientConfig):
     retain_weight: float = option(1.0, "α on the retain NLL (0: none)", ge=0)
 
 
-def wga(model, tokenizer, data: UnlearnData, cfg: WGAConfig, scope: Scope | None = None) -> dict:
-    """L = γ·(-mean_t sg(p_t^β)·NLL_t) + α·NLL(retain)  (arXiv:2502.19301, Eq. 8)."""
+def _weighted_ascent(model, tokenizer, data: UnlearnData, cfg, beta1: float, beta2: float, name: str,
+                     scope: Scope | None) -> dict:
+    """γ·(token-weighted ascent, :func:`losses.weighted_ascent_loss`) + α·NLL(retain): WGA and SatImp."""
     def loss(m, b):
         f = b["forget"]
-        forget = cfg.forget_weight * weighted_ascent_loss(lm_logits(m, f), f["labels"], cfg.beta)
+        forget = cfg.forget_weight * weighted_ascent_loss(lm_logits(m, f), f["labels"], beta1, beta2)
         return with_retain_nll(m, b, forget, cfg.retain_weight)
 
-    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn wga", needs_retain=cfg.retain_weight > 0,
+    return run_gradient_method(model, tokenizer, data, cfg, loss, f"unlearn {name}", needs_retain=cfg.retain_weight > 0,
                                scope=scope)
+
+
+def wga(model, tokenizer, data: UnlearnData, cfg: WGAConfig, scope: Scope | None = None) -> dict:
+    """L = γ·(-mean_t sg(p_t^β)·NLL_t) + α·NLL(retain)  (arXiv:2502.19301, Eq. 8)."""
+    return _weighted_ascent(model, tokenizer, data, cfg, cfg.beta, 0.0, "wga", scope)
 
 
 @dataclass
@@ -82,13 +88,7 @@ class SatImpConfig(GradientConfig):
 
 def satimp(model, tokenizer, data: UnlearnData, cfg: SatImpConfig, scope: Scope | None = None) -> dict:
     """L = γ·(-mean_t sg(p_t^β1 (1 - p_t)^β2)·NLL_t) + α·NLL(retain)  (arXiv:2505.11953, Eq. 6)."""
-    def loss(m, b):
-        f = b["forget"]
-        forget = cfg.forget_weight * weighted_ascent_loss(lm_logits(m, f), f["labels"], cfg.beta1, cfg.beta2)
-        return with_retain_nll(m, b, forget, cfg.retain_weight)
-
-    return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn satimp", needs_retain=cfg.retain_weight > 0,
-                               scope=scope)
+    return _weighted_ascent(model, tokenizer, data, cfg, cfg.beta1, cfg.beta2, "satimp", scope)
 
 
 @dataclass
