@@ -15,7 +15,7 @@ from .people import FORGET_SPLITS, PeopleConfig, generate_people
 from .records import Benchmark, QARecord
 
 # The micro benchmark: the people generator at test size.
-MICRO = {"n_people": 20, "n_holdout": 4, "n_calibration": 4, "n_attributes": 3, "n_cities": 8, "n_countries": 3, "n_world": 8}
+MICRO = {"n_people": 20, "n_holdout": 4, "n_calibration": 0, "n_attributes": 3, "n_cities": 8, "n_countries": 3, "n_world": 8}
 BUILTIN_BENCHMARKS = {
     "people": "the fictitious-people benchmark, forget10 (100 people, 6 facts each; default)",
     "micro": "a 20-person, 3-fact version for tests and smoke runs",
