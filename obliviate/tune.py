@@ -216,9 +216,9 @@ class Tuner:
                     "objective": fq if fq is not None else 0.0}
         else:
             from .methods.calibrate import HoldoutStop, holdout_gap
-            from .methods.npo import NPOConfig
+            from .methods.common import GradientConfig
 
-            probe = HoldoutStop(self.tok, self.data, NPOConfig(stop="holdout", seed=self.cfg.seed), 1)
+            probe = HoldoutStop(self.tok, self.data, GradientConfig(stop="holdout", seed=self.cfg.seed), 1)
             probe.probe(0, new)
             row = probe.curve[0]
             util = retain_token_accuracy(new, self.tok, self.data)
@@ -269,6 +269,7 @@ def retain_token_accuracy(model, tokenizer, data, limit: int = 256) -> float:
 
     from .data import collate, encode
     from .data.format import pad_id
+    from .methods.common import token_hits
 
     qa = [ex for ex in data.retain if ex.prompt][:limit]
     if not qa:
@@ -280,9 +281,8 @@ def retain_token_accuracy(model, tokenizer, data, limit: int = 256) -> float:
         for s in range(0, len(qa), 32):
             b = {k: v.to(dev) for k, v in collate([encode(tokenizer, e) for e in qa[s:s + 32]], pad_id(tokenizer)).items()}
             logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-            mask = b["labels"][:, 1:] != -100
-            hits += int(((logits[:, :-1].argmax(-1) == b["labels"][:, 1:]) & mask).sum())
-            total += int(mask.sum())
+            hits += int(token_hits(logits, b["labels"]).sum())
+            total += int((b["labels"][:, 1:] != -100).sum())
     return hits / max(total, 1)
 
 

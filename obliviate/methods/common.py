@@ -283,7 +283,7 @@ class ProbeTracker:
             b = {k: v.to(dev) for k, v in b.items()}
             logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
             logp, mask = token_logprobs(logits, b["labels"])  # (B, T-1)
-            hits = (logits[:, :-1].argmax(-1) == b["labels"][:, 1:]) & mask
+            hits = token_hits(logits, b["labels"])
             row[f"{side}_nll"] = float(-logp.sum() / mask.sum())
             row[f"{side}_token_em"] = float(hits.sum() / mask.sum())
         self.history.append(row)
@@ -299,6 +299,13 @@ class ProbeTracker:
         if self.best is not None:
             model.load_state_dict(self.best[2])
 
+
+
+def token_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, T-1) bool: scored positions whose teacher-forced argmax is the label (token exact match, Tirumala et al.,
+    2022)."""
+    target = labels[:, 1:]
+    return (logits[:, :-1].argmax(-1) == target) & (target != -100)
 
 
 def lm_logits(model, batch: dict) -> torch.Tensor:
