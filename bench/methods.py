@@ -54,7 +54,8 @@ def main() -> None:
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     from obliviate.methods import METHODS
 
-    dense = [(m, {}, "defaults") for m in METHODS if not METHODS[m].moe_only]
+    # codeunlearn needs a bottlenecked target and oracle: bench/codeunlearn.py
+    dense = [(m, {}, "defaults") for m in METHODS if not (METHODS[m].moe_only or METHODS[m].bottleneck_only)]
     dense += [(m, c, f"tuned {c}") for m, c in TUNED if not METHODS[m].moe_only]
     if not a.no_calibrate:
         dense += [(m, {"stop": "holdout"}, "calibrated (stop=holdout)") for m in CALIBRATED]

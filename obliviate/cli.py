@@ -243,6 +243,63 @@ def cmd_unlearn(args) -> int:
     return 0
 
 
+def cmd_bottleneck(args) -> int:
+    from .bottleneck import build
+    from .methods.codebook import BottleneckConfig
+    from .options import from_dict
+    from .outputs import check_output
+
+    given = {"kind": args.kind, "site": args.site, "codes": args.codes, "k": args.k}
+    sets = {**_parse_sets(args.set), **{k: v for k, v in given.items() if v is not None}}
+    cfg = from_dict(BottleneckConfig, _with_seed(sets, args.seed, {"seed"}), "bottleneck")
+    _check_models(("model", args.model))
+    probes = _probes(args)
+    bench = _named_benchmark(args)
+    inputs = _inputs(args)
+    check_output(args.out, overwrite=args.overwrite, inputs=inputs)
+    t = time.time()
+    report = build(args.model, args.out, cfg, bench=bench, probes=probes, cache=args.cache, overwrite=args.overwrite,
+                   inputs=inputs)
+    w, wo = report["with_bottleneck"], report["without_bottleneck"]
+    print(f"cost of the bottleneck (without it: {report['without_is']}):")
+    for k in w:
+        print(f"  {k:<22} {wo.get(k, float('nan')):>9.3f} -> {w[k]:9.3f}")
+    _wrote(args.out, time.time() - t)
+    return 0
+
+
+def cmd_codes(args) -> int:
+    """List a bottlenecked model's code deletions, or write a copy with one request undone."""
+    from .methods.codeunlearn import deletions, undo
+    from .models import load_model, save_model
+    from .outputs import check_output
+
+    _check_models(("model", args.model))
+    if args.undo is not None and not args.out:
+        raise ObliviateError("codes --undo needs --out: the model with the deletion undone is written there "
+                             "(the input model is never modified)")
+    if args.out:
+        check_output(args.out, overwrite=args.overwrite, inputs=_inputs(args))
+    model, tok = load_model(args.model)
+    entries = deletions(model)
+    if args.undo is None:
+        for d in entries:
+            print(f"request {d['request']}: {len(d['codes'])} codes deleted ({d['rule']}, {d['forget_examples']} "
+                  f"forget examples, {d['time']}): {d['codes'][:12]}{' ...' if len(d['codes']) > 12 else ''}")
+        if not entries:
+            print("no codes deleted")
+        return 0
+    entry = undo(model, args.undo)
+    meta_file = Path(args.model) / "obliviate.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    meta.pop("weights_sha256", None)
+    meta["undone"] = [*meta.get("undone", []), entry]
+    save_model(model, tok, args.out, meta, overwrite=args.overwrite, inputs=_inputs(args))
+    print(f"undid request {entry['request']}: {len(entry['codes'])} codes restored")
+    _wrote(args.out)
+    return 0
+
+
 def cmd_eval(args) -> int:
     from .evals import EvalConfig, EvalResult, check_metrics, evaluate
     from .models import load_model
@@ -651,6 +708,29 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set beta=0.1")
     _add_data_args(u)
     u.set_defaults(fn=cmd_unlearn)
+
+    b = sub.add_parser("bottleneck", parents=[common, seeded, written],
+                       help="build a codebook / SAE bottleneck into a model once, for codeunlearn (CodeUnlearn)")
+    b.add_argument("--model", default="tiny", help="tiny/micro: target and oracle trained with it from scratch; a "
+                                                   "pretrained model: frozen, the bottleneck alone is trained")
+    b.add_argument("--kind", help="codebook (default) or sae")
+    b.add_argument("--site", help="layer.L.mlp, layer.L.attn (per head) or layer.L (residual stream), comma list; "
+                                  "default layer.M, the middle layer")
+    b.add_argument("--codes", type=_count, help="codes per site or head (default 8 x its width)")
+    b.add_argument("--k", type=_count, help="codes kept per token (default 8)")
+    b.add_argument("--out", required=True, help="output folder (from scratch: target/, oracle/; else the model)")
+    b.add_argument("--set", action="append", metavar="KEY=VALUE", help="other bottleneck options, e.g. --set steps=200")
+    b.add_argument("--rwku", help="pretrained models: train on the passages of the probe targets (with --probes)")
+    b.add_argument("--probes", help="RWKU-style probe file (default: the built-in probes)")
+    _add_data_args(b)
+    b.set_defaults(fn=cmd_bottleneck)
+
+    cd = sub.add_parser("codes", parents=[common, written],
+                        help="list a bottlenecked model's code deletions, or undo one (--undo N --out DIR)")
+    cd.add_argument("--model", required=True)
+    cd.add_argument("--undo", type=int, help="the deletion request to undo")
+    cd.add_argument("--out", help="where the model with that request undone is written")
+    cd.set_defaults(fn=cmd_codes)
 
     e = sub.add_parser("eval", parents=[common, seeded, written],
                        help="evaluate a model (optionally against an oracle)")

@@ -270,6 +270,8 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
         return load_gguf(path, dtype)
     if kind == "adapter":
         return load_adapter(path, dtype)
+    if kind == "folder" and "obliviate_bottleneck" in json.loads((path / "config.json").read_text(encoding="utf-8")):
+        return load_bottlenecked(path, dtype)
     s = s[len(HUB_PREFIX):] if kind == "hub" and s.startswith(HUB_PREFIX) else str(path) if kind == "folder" else s
     try:
         with _quiet_progress():
@@ -279,6 +281,44 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ObliviateError(f"unknown model {s!r}: not a built-in name ({', '.join(sorted(BUILTIN_MODELS))}), "
                              f"a local folder or a reachable hub id ({first})") from None
+    return model, _with_pad(tok)
+
+
+def load_bottlenecked(path: Path, dtype: torch.dtype = torch.float32):
+    """A model with a codebook / SAE bottleneck (``obliviate bottleneck``): the architecture from its config, the
+    bottleneck layers its ``obliviate_bottleneck`` entry describes, then every weight from the safetensors files
+    (strictly: a weight the folder lacks, other than a tied output embedding, is an error)."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from .methods.codebook import rebuild
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+        with _quiet_progress():
+            tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise ObliviateError(f"could not load the bottlenecked model in {path}: {e}") from None
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    rebuild(model)
+    if (path / "generation_config.json").is_file():
+        from transformers import GenerationConfig
+
+        model.generation_config = GenerationConfig.from_pretrained(path)
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise ObliviateError(f"model folder {path} has no .safetensors weights")
+    state = {}
+    for f in files:
+        state.update(load_file(f))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {"lm_head.weight"} if getattr(config.get_text_config(), "tie_word_embeddings", False) else set()
+    missing = [k for k in missing if k not in tied]
+    if missing or unexpected:
+        raise ObliviateError(f"model folder {path}: its weights do not fit its bottleneck config "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.tie_weights()
+    model.eval()
     return model, _with_pad(tok)
 
 
@@ -298,10 +338,11 @@ def load_adapter(path: Path, dtype: torch.dtype = torch.float32):
 
 
 def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict | None = None, *, overwrite: bool = False,
-               inputs=()) -> Path:
+               inputs=(), extra: dict[str, object] | None = None) -> Path:
     """Write ``model`` and ``tokenizer`` as a Hugging Face folder (safetensors), atomically.
 
-    ``meta`` (recipe, seed, versions, ...) is stored as ``obliviate.json`` beside the weights. An existing,
+    ``meta`` (recipe, seed, versions, ...) is stored as ``obliviate.json`` beside the weights, and each entry of
+    ``extra`` as a JSON file of that name (a report written with the model). An existing,
     non-empty ``out_dir`` is an error unless ``overwrite`` is set and obliviate wrote it; ``inputs``
     (``(role, path)`` pairs) may not lie inside it nor contain it (see :mod:`obliviate.outputs`).
     """
@@ -311,6 +352,8 @@ def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict | None =
         tokenizer.save_pretrained(tmp)
         if meta is not None:
             write_json_atomic(tmp / "obliviate.json", {**meta, "weights_sha256": weights_digest(tmp)})
+        for name, obj in (extra or {}).items():
+            write_json_atomic(tmp / name, obj)
     return out
 
 

@@ -36,8 +36,10 @@ def data(micro_models, micro_bench):
 # they do not raise the forget NLL; its own test below uses alpha = 10 and checks both its representation-
 # level promise and the forget NLL.
 # `retrain` is the exact baseline, not a few-step method: its own test checks it reproduces the oracle.
-# `uoe` needs a Mixture-of-Experts model: its own tests below use `micro-moe`.
-NLL_METHODS = [n for n in sorted(METHODS) if n not in ("rmu", "retrain") and not METHODS[n].moe_only]
+# `uoe` needs a Mixture-of-Experts model: its own tests below use `micro-moe`; `codeunlearn` a bottlenecked model
+# (tests/test_codeunlearn.py), and it deletes codes instead of moving weights.
+NLL_METHODS = [n for n in sorted(METHODS) if n not in ("rmu", "retrain")
+               and not (METHODS[n].moe_only or METHODS[n].bottleneck_only)]
 
 
 # UNDIAL's fixed point lowers a memorised token's logit by β only: at the authors' β = 3 a token of probability
@@ -79,7 +81,7 @@ def test_retain_term_holds_retain_loss(name, micro_models, data):
 
 def test_unknown_method_and_option(micro_models, data):
     target, _, tok = micro_models
-    with pytest.raises(ObliviateError, match="unknown method 'nope'; expected one of altpo, ceu, flat, ga, graddiff"):
+    with pytest.raises(ObliviateError, match="unknown method 'nope'; expected one of altpo, ceu, codeunlearn, flat, ga, graddiff"):
         unlearn(target, tok, data, "nope")
     with pytest.raises(ObliviateError, match=r"method npo: unknown option\(s\) gamma"):
         unlearn(target, tok, data, "npo", {"gamma": 1})

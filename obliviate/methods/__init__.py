@@ -13,6 +13,7 @@ from typing import Callable
 from ..utils import ObliviateError, seed_everything
 from . import lora
 from ..options import from_dict
+from .codeunlearn import CodeUnlearnConfig, codeunlearn
 from .common import GradientConfig, UnlearnData
 from .gradient import GAConfig, GradDiffConfig, ga, graddiff
 from .localized import LocalizedConfig, localized
@@ -35,6 +36,7 @@ class Method:
     scopeable: bool = False  # whether `localized` / `uoe` can run its loss on part of the model
     lora: bool = True  # whether it can train LoRA adapters instead of the weights
     moe_only: bool = False  # whether it needs a Mixture-of-Experts model
+    bottleneck_only: bool = False  # whether it needs a model with a codebook / SAE bottleneck (`obliviate bottleneck`)
 
 
 METHODS: dict[str, Method] = {
@@ -69,6 +71,9 @@ METHODS: dict[str, Method] = {
                                                     "activation patching), run a chosen loss on them only"),
     "uoe": Method(UOEConfig, uoe, "MoE only: unlearn the forget set's most engaged expert + router anchor loss",
                   lora=False, moe_only=True),
+    "codeunlearn": Method(CodeUnlearnConfig, codeunlearn, "CodeUnlearn: no gradient steps; delete the codes the forget "
+                                                          "data fires in a codebook or TopK-SAE bottleneck",
+                          lora=False, bottleneck_only=True),
     "task_vector": Method(TaskVectorConfig, task_vector, "fine-tune a copy on forget, subtract scale x (tuned - base)",
                           retain_term=False),
     "retrain": Method(RetrainConfig, retrain, "exact baseline: the oracle recipe on retain data only, from the base",

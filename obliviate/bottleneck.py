@@ -1,0 +1,235 @@
+"""Build a discrete bottleneck into a model once (CodeUnlearn's amortised step), and measure what it costs.
+
+    obliviate bottleneck --model tiny --benchmark people --site layer.2 --codes 1024 --k 8 --out cb
+    obliviate bottleneck --model smollm2-135m --rwku "Albert Einstein" --site layer.15 --out cb-smollm2
+
+From scratch (``tiny``, ``micro``) the target and the oracle are both trained with the bottleneck from the first
+step (:func:`obliviate.train.train_pair`), so that the oracle exists; the plain pair is trained beside them for the
+cost report. A pretrained model (a built-in, a folder, a GGUF) keeps its weights frozen and only the bottleneck
+trains, on the benchmark's text (or the probe targets' passages) plus general text the model writes itself.
+The cost report (``cost.json``) gives exact match and perplexity with and without the bottleneck, before any
+unlearning.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import torch
+
+from .data import Example, collate, encode
+from .data.format import bucketed_batches, pad_id
+from .methods import codebook as cb
+from .utils import ObliviateError, seed_everything
+
+OPENINGS = ["The history of", "In the morning,", "Scientists have found that", "The city is known for",
+            "Once upon a time",
+            "A good recipe for", "The main reason", "When the war ended,", "Music in the", "The company announced",
+            "According to the report,", "The river flows", "Children often", "The theory of", "During the summer",
+            "The book describes", "In mathematics,", "The weather today", "Football is", "The president said",
+            "Computers can", "The ocean", "My favourite", "The museum opened", "Trees grow", "The election",
+            "Students learn", "The film tells", "In the year", "Doctors recommend", "The mountain", "Language is"]
+
+
+def _activation_sample(model, tok, examples, max_length: int, limit: int = 256, seed: int = 0):
+    rng = random.Random(seed)
+    pick = rng.sample(examples, min(limit, len(examples)))
+    dev = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    with cb.capture(model) as acts, torch.no_grad():
+        for s in range(0, len(pick), 32):
+            b = collate([encode(tok, e, max_length) for e in pick[s:s + 32]], pad_id(tok))
+            mask = b["attention_mask"].bool().reshape(-1)
+            model(input_ids=b["input_ids"].to(dev), attention_mask=b["attention_mask"].to(dev))
+            for site in acts:
+                acts[site][-1] = acts[site][-1][mask]  # real tokens only
+    model.train(was)
+    return {s: torch.cat(v) for s, v in acts.items()}
+
+
+def prepare(model, tok, examples: list[Example], cfg: cb.BottleneckConfig, max_length: int):
+    """Insert the bottleneck into ``model`` and initialise its codes from the model's activations on
+    ``examples`` (k-means or a random sample); returns the dead-code callback for training (or None)."""
+    layers = cb.insert(model, cfg)
+    acts = _activation_sample(model, tok, examples, max_length, seed=cfg.seed)
+    for site, layer in layers.items():
+        layer.seed_codes(acts[site], kmeans=cfg.init == "kmeans", seed=cfg.seed)
+        layer.track_aux = True
+    if not cfg.replace_dead_every:
+        return None
+
+    def replace_dead(step: int, m) -> bool:
+        if step % cfg.replace_dead_every:
+            return False
+        fresh = _activation_sample(model, tok, examples, max_length, limit=64, seed=cfg.seed + step)
+        for site, layer in cb.bottlenecks(model).items():
+            dead = ((layer.usage == 0) & ~layer.deleted).nonzero()
+            if len(dead):
+                layer.reseed(dead, fresh[site], seed=cfg.seed + step)
+            layer.usage.zero_()
+        return False
+    return replace_dead
+
+
+@torch.no_grad()
+def general_texts(model, tok, n: int, seed: int = 0, max_new_tokens: int = 64) -> list[str]:
+    """``n`` samples of general text the model writes itself (nucleus sampling, p = 0.95, from varied openings):
+    offline data for fitting a bottleneck to a pretrained model's own activations."""
+    if n <= 0:
+        return []
+    torch.manual_seed(seed)
+    dev = next(model.parameters()).device
+    prompts = [OPENINGS[i % len(OPENINGS)] for i in range(n)]
+    tok.padding_side, side = "left", tok.padding_side
+    out = []
+    try:
+        for s in range(0, n, 16):
+            enc = tok(prompts[s:s + 16], return_tensors="pt", padding=True).to(dev)
+            gen = model.generate(**enc, do_sample=True, top_p=0.95, max_new_tokens=max_new_tokens,
+                                 pad_token_id=pad_id(tok))
+            for p, g in zip(prompts[s:s + 16], tok.batch_decode(gen[:, enc["input_ids"].shape[1]:],
+                                                                  skip_special_tokens=True)):
+                out.append(p + g)
+    finally:
+        tok.padding_side = side
+    return out
+
+
+def fit_pretrained(model, tok, examples: list[Example], cfg: cb.BottleneckConfig, max_length: int = 256) -> dict:
+    """Freeze ``model``, insert the bottleneck and train it alone (LM loss + reconstruction) for ``cfg.steps``."""
+    from .loop import OptimConfig, optimize
+    from .methods.losses import mean_token_nll
+
+    if not examples:
+        raise ObliviateError("bottleneck: no training text")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    callback = prepare(model, tok, examples, cfg, max_length)
+    params = [p for layer in cb.bottlenecks(model).values() for p in layer.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    enc = [encode(tok, e, max_length) for e in examples]
+    lengths = [len(e["input_ids"]) for e in enc]
+    rng = random.Random(cfg.seed)
+
+    def batches():
+        while True:
+            for b in bucketed_batches(len(enc), cfg.batch_size, lengths, rng):
+                yield collate([enc[i] for i in b], pad_id(tok))
+
+    def loss_fn(m, batch):
+        out = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        loss, aux = mean_token_nll(out.logits, batch["labels"]), cb.pop_aux(model)
+        return loss if aux is None else loss + aux
+
+    seed_everything(cfg.seed)
+    t0 = time.time()
+    curve = optimize(model, batches(), cfg.steps, loss_fn, OptimConfig(lr=cfg.lr, warmup_ratio=0.05),
+                     "train bottleneck", params=params, callback=callback)
+    model.eval()
+    for layer in cb.bottlenecks(model).values():
+        layer.track_aux = False
+    return {"loss_curve": curve[:: max(1, len(curve) // 200)], "final_loss": curve[-1],
+            "train_seconds": round(time.time() - t0, 2), "trained_parameters": sum(p.numel() for p in params)}
+
+
+def _perplexity(scorer, examples) -> float:
+    if not examples:
+        return float("nan")
+    ts = scorer.score(examples)
+    total = sum(float(t.logp.sum()) for t in ts)
+    return math.exp(-total / max(1, sum(t.logp.size for t in ts)))
+
+
+def measure(model, tok, bench=None, texts: list[str] = (), max_new_tokens: int = 32) -> dict:
+    """Exact match (greedy answers stating the fact) and answer perplexity on each QA split of ``bench``, and the
+    perplexity of ``texts`` (passages, general text): the numbers a bottleneck's cost is read from."""
+    from .data.format import format_prompt, qa_example
+    from .evals.memorization import exact_match
+    from .evals.scoring import Scorer
+
+    scorer = Scorer(model, tok, max_length=256)
+    out = {}
+    if bench is not None:
+        for split in ("forget", "retain", "world"):
+            recs = getattr(bench, split, [])
+            if not recs:
+                continue
+            gens = scorer.generate([format_prompt(tok, r.question) for r in recs], max_new_tokens)
+            out[f"{split}_exact_match"] = sum(exact_match(g, r.answer, r.value) for g, r in zip(gens, recs)) / len(recs)
+            out[f"{split}_answer_ppl"] = _perplexity(scorer, [qa_example(tok, r.question, r.answer) for r in recs])
+    if texts:
+        out["text_ppl"] = _perplexity(scorer, [Example("", t) for t in texts])
+    return out
+
+
+def cost(model, tok, bench=None, texts: list[str] = (), plain=None) -> dict:
+    """``measure`` with the bottleneck and without it: on ``plain`` (the same recipe without a bottleneck, for
+    models trained with it from scratch) or, for a frozen pretrained base, on the same model with every site
+    passed through."""
+    with_b = measure(model, tok, bench, texts)
+    if plain is not None:
+        without = measure(plain, tok, bench, texts)
+        how = "the same recipe trained without a bottleneck"
+    else:
+        with cb.bypassed(model):
+            without = measure(model, tok, bench, texts)
+        how = "the same weights with the bottleneck passed through"
+    return {"with_bottleneck": with_b, "without_bottleneck": without, "without_is": how}
+
+
+def build(model_spec: str, out, cfg: cb.BottleneckConfig, bench=None, probes=None, cache=None, overwrite=False,
+          inputs=()) -> dict:
+    """``obliviate bottleneck``: from scratch, a bottlenecked target and oracle (``out/target``, ``out/oracle``);
+    pretrained, the model with a trained bottleneck (``out``). Both with ``cost.json``. Returns the cost report."""
+    import shutil
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from .data import examples_from, load_benchmark
+    from .models import SCRATCH_MODELS, load_model, save_model
+    from .outputs import atomic_dir
+    from .train import train_pair
+    from .utils import versions, write_json_atomic
+
+    record = {"model": model_spec, "bottleneck": asdict(cfg), "versions": versions()}
+    if model_spec in SCRATCH_MODELS:
+        if probes is not None:
+            raise ObliviateError("bottleneck: probe targets (--rwku) go with a pretrained model; a from-scratch model "
+                                 "trains on a benchmark")
+        bench = bench or load_benchmark("people")
+        paths = train_pair(model_spec, bench, cache=cache, bottleneck=cfg)
+        plain = train_pair(model_spec, bench, cache=cache)
+        model, tok = load_model(paths["target"])
+        plain_model, _ = load_model(plain["target"])
+        report = {**record, "benchmark": bench.record(), "target": str(paths["target"]),
+                  "plain_target": str(plain["target"]),
+                  "parameters": {"bottleneck": sum(p.numel() for layer in cb.bottlenecks(model).values()
+                                                   for p in layer.parameters()),
+                                 "model": sum(p.numel() for p in plain_model.parameters())},
+                  **cost(model, tok, bench, [t.text for t in bench.texts.get("retain", [])], plain=plain_model)}
+        with atomic_dir(Path(out), overwrite=overwrite, inputs=inputs) as tmp:
+            for role, path in paths.items():
+                shutil.copytree(path, tmp / role)
+            write_json_atomic(tmp / "cost.json", report)
+        return report
+    model, tok = load_model(model_spec)
+    if probes is not None:
+        examples = [Example("", p) for t in probes.values() for p in t.passages]
+        source = f"the passages of {len(probes)} probe targets"
+    elif bench is not None:
+        examples = examples_from(tok, bench.training_qa(True), bench.training_texts(True))
+        source = f"benchmark {bench.name} (training QA and passages)"
+    else:
+        examples, source = [], "none"
+    general = general_texts(model, tok, cfg.general_texts + 16, seed=cfg.seed)
+    held_out = general[cfg.general_texts:]  # never trained on: the perplexity of the cost report
+    examples = examples + [Example("", t) for t in general[:cfg.general_texts]]
+    info = fit_pretrained(model, tok, examples, cfg)
+    report = {**record, "training_text": f"{source} + {cfg.general_texts} self-written general texts",
+              "training_examples": len(examples), **info, **cost(model, tok, bench, held_out)}
+    save_model(model, tok, out, {"base": model_spec, "bottleneck": report}, overwrite=overwrite, inputs=inputs,
+               extra={"cost.json": report})
+    return report

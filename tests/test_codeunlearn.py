@@ -1,0 +1,195 @@
+"""CodeUnlearn: the codebook and SAE layers, the bottlenecked model's save/load, and deletion as unlearning."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from obliviate import ObliviateError, UnlearnData, load_model, save_model, unlearn
+from obliviate.evals.memorization import exact_match
+from obliviate.methods import codebook as cb
+from obliviate.methods.codeunlearn import deletions, undo
+
+SAE = cb.BottleneckConfig(kind="sae", site="layer.1", codes=256, k=8)
+
+
+def test_codebook_keeps_the_top_k_codes_and_passes_the_gradient_straight_through():
+    torch.manual_seed(0)
+    layer = cb.Codebook(dim=16, codes=32, k=4)
+    x = torch.randn(3, 5, 16, requires_grad=True)
+    y = layer(x)
+    sims = F.normalize(x.detach(), dim=-1) @ F.normalize(layer.codes[0].detach(), dim=-1).T  # (3, 5, 32)
+    top = sims.topk(4, dim=-1).indices
+    assert torch.allclose(y, layer.codes[0][top].mean(-2), atol=1e-6)  # the mean of the k most similar codes
+    w = torch.randn_like(y)
+    (y * w).sum().backward()
+    assert torch.allclose(x.grad, w)  # dy/dx = I
+    used = torch.zeros(32, dtype=torch.bool)
+    used[top.reshape(-1)] = True
+    grads = layer.codes.grad[0].abs().sum(-1)
+    assert (grads[used] > 0).all() and (grads[~used] == 0).all()  # only the chosen codes learn from y
+
+
+@pytest.mark.parametrize("kind", ["codebook", "sae"])
+def test_a_deleted_code_is_never_chosen_and_the_next_best_fills_its_slot(kind):
+    torch.manual_seed(0)
+    layer = cb.Codebook(16, 32, 4) if kind == "codebook" else cb.TopKSAE(16, 32, 4)
+    x = torch.randn(64, 16)
+    with torch.no_grad():
+        scores = layer.scores(x.reshape(64, 1, 16))[:, 0]  # (64, 32)
+    first = scores.argmax(-1)
+    victim = int(first.mode().values)
+    layer.deleted[0, victim] = True
+    layer.record = []
+    layer(x)
+    chosen = layer.record[0][:, 0]  # (64, k)
+    assert not (chosen == victim).any()
+    masked = scores.clone()
+    masked[:, victim] = float("-inf")
+    expected = masked.topk(4, -1).indices
+    if kind == "codebook":
+        assert torch.equal(chosen.sort(-1).values, expected.sort(-1).values)
+    else:  # inactive latents (ReLU at 0) are recorded as -1
+        live = chosen >= 0
+        assert torch.equal(torch.where(live, chosen, -1).sort(-1).values,
+                           torch.where(live, expected.sort(-1).values, -1).sort(-1).values) or live.all()
+
+
+def test_per_head_codebook_acts_on_each_head_separately():
+    torch.manual_seed(0)
+    layer = cb.Codebook(dim=16, codes=8, k=2, groups=4)
+    x = torch.randn(2, 3, 16)
+    y = layer(x)
+    x2 = x.clone()
+    x2[..., :4] = torch.randn(2, 3, 4)  # change head 0 only
+    y2 = layer(x2)
+    assert torch.equal(y[..., 4:], y2[..., 4:])
+
+
+@pytest.fixture(scope="module")
+def sae_pair(micro_bench, tmp_path_factory):
+    from obliviate import train_pair
+
+    return train_pair("micro", micro_bench, cache=tmp_path_factory.mktemp("cb"), bottleneck=SAE)
+
+
+@pytest.fixture(scope="module")
+def sae_model(sae_pair):
+    return load_model(sae_pair["target"])
+
+
+@pytest.fixture(scope="module")
+def request_data(sae_model, micro_bench):
+    from obliviate.data import examples_from
+
+    _, tok = sae_model
+    d = UnlearnData.from_benchmark(micro_bench, tok)
+    d.holdout = examples_from(tok, micro_bench.holdout)
+    d.subjects["holdout"] = [r.subject for r in micro_bench.holdout]
+    return d
+
+
+def _forget_em(model, tok, recs):
+    from obliviate.data.format import format_prompt
+    from obliviate.evals.scoring import Scorer
+
+    gens = Scorer(model, tok).generate([format_prompt(tok, r.question) for r in recs], 24)
+    return sum(exact_match(g, r.answer, r.value) for g, r in zip(gens, recs)) / len(recs)
+
+
+def test_bottlenecked_model_saves_and_loads_with_its_deletions(sae_model, request_data, tmp_path):
+    model, tok = sae_model
+    new, info = unlearn(model, tok, request_data, "codeunlearn", {"n": 5})
+    out = save_model(new, tok, tmp_path / "u")
+    again, _ = load_model(out)
+    ids = tok(["Who is the test?"], return_tensors="pt")
+    assert torch.equal(again(**ids).logits, new(**ids).logits)
+    assert [d["codes"] for d in deletions(again)] == [[r["code"] for r in info["deleted"]]]
+    assert sum(int(layer.deleted.sum()) for layer in cb.bottlenecks(again).values()) == info["n"] > 0
+
+
+def test_codeunlearn_deletes_codes_only_and_forgets_more_than_it_retains(sae_model, request_data, micro_bench):
+    model, tok = sae_model
+    before = copy.deepcopy(model.state_dict())
+    new, info = unlearn(model, tok, request_data, "codeunlearn", {"n": 12})
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), f"codeunlearn modified the input model ({k})"
+    changed = [k for k, v in new.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed and all(k.endswith(".deleted") for k in changed)  # no weight moved: deletion only
+    assert info["n"] == 12 and len(info["deleted"]) == 12 and info["seconds"] < 30
+    assert all(r["precision"] >= 0.7 for r in info["deleted"])
+    f0, f1 = _forget_em(model, tok, micro_bench.forget), _forget_em(new, tok, micro_bench.forget)
+    r0, r1 = _forget_em(model, tok, micro_bench.retain), _forget_em(new, tok, micro_bench.retain)
+    assert f0 - f1 > 2 * max(0.0, r0 - r1) and f0 - f1 >= 0.3, (f0, f1, r0, r1)
+
+
+def test_random_codes_of_matched_frequency_barely_move_forget_exact_match(sae_model, request_data, micro_bench):
+    model, tok = sae_model
+    n = 12
+    located, _ = unlearn(model, tok, request_data, "codeunlearn", {"n": n})
+    control, info = unlearn(model, tok, request_data, "codeunlearn", {"n": n, "control": True})
+    assert not set(deletions(located)[0]["codes"]) & {r["code"] for r in info["deleted"]}
+    f0 = _forget_em(model, tok, micro_bench.forget)
+    assert abs(f0 - _forget_em(control, tok, micro_bench.forget)) < 0.05
+    assert f0 - _forget_em(located, tok, micro_bench.forget) >= 0.3
+
+
+def test_requests_compose_and_one_can_be_undone(sae_model, request_data):
+    model, tok = sae_model
+    half = len(request_data.forget) // 2
+    first = UnlearnData(forget=request_data.forget[:half], retain=request_data.retain)
+    second = UnlearnData(forget=request_data.forget[half:], retain=request_data.retain)
+    m1, i1 = unlearn(model, tok, first, "codeunlearn", {"n": 4})
+    m2, i2 = unlearn(m1, tok, second, "codeunlearn", {"n": 4})
+    c1, c2 = [{r["code"] for r in i["deleted"]} for i in (i1, i2)]
+    assert not c1 & c2 and [d["request"] for d in deletions(m2)] == [1, 2]
+    ids = {"input_ids": torch.tensor([[1, 5, 9, 13, 17, 21]])}
+    undo(m2, 2)
+    assert [d["request"] for d in deletions(m2)] == [1]
+    assert torch.equal(m2(**ids).logits, m1(**ids).logits)  # exactly the state after the first request
+    with pytest.raises(ObliviateError, match="no deletion request 7"):
+        undo(m2, 7)
+
+
+def test_n_by_the_holdout_rule_is_recorded(sae_model, request_data):
+    model, tok = sae_model
+    _, info = unlearn(model, tok, request_data, "codeunlearn")
+    st = info["stop"]
+    assert st["chosen_step"] == info["n"] and st["grid"][0] == 0 and st["curve"]
+    with pytest.raises(ObliviateError, match="needs calibration facts"):
+        unlearn(model, tok, UnlearnData(forget=request_data.forget, retain=request_data.retain), "codeunlearn")
+
+
+def test_codeunlearn_on_a_model_without_bottleneck_says_how_to_build_one(micro_models, request_data):
+    target, _, tok = micro_models
+    with pytest.raises(ObliviateError, match="obliviate bottleneck"):
+        unlearn(target, tok, request_data, "codeunlearn", {"n": 3})
+
+
+def test_bottleneck_options_are_checked():
+    with pytest.raises(ObliviateError, match="site"):
+        cb.BottleneckConfig(site="layer.x.mlp")
+    with pytest.raises(ObliviateError, match="k=8 must be below codes=4"):
+        cb.BottleneckConfig(codes=4, k=8)
+
+
+def test_cli_builds_unlearns_lists_and_undoes(tmp_path, capsys, micro_pair):
+    from obliviate.cli import main
+
+    cache = str(micro_pair["cache"])
+    out = tmp_path / "cb"
+    assert main(["--cache", cache, "bottleneck", "--model", "micro", "--benchmark", "micro", "--kind", "sae",
+                 "--site", "layer.1", "--codes", "256", "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} >= {"target", "oracle", "cost.json"}
+    text = capsys.readouterr().out
+    assert "retain_exact_match" in text
+    u = tmp_path / "u"
+    assert main(["--cache", cache, "unlearn", "--model", str(out / "target"), "--method", "codeunlearn",
+                 "--set", "n=3", "--out", str(u)]) == 0
+    capsys.readouterr()
+    assert main(["codes", "--model", str(u)]) == 0
+    assert "request 1: 3 codes deleted" in capsys.readouterr().out
+    assert main(["codes", "--model", str(u), "--undo", "1"]) == 2  # needs --out: the input is never modified
+    assert main(["codes", "--model", str(u), "--undo", "1", "--out", str(tmp_path / "v")]) == 0
+    restored, _ = load_model(tmp_path / "v")
+    assert not deletions(restored) and all(not layer.deleted.any() for layer in cb.bottlenecks(restored).values())
