@@ -38,7 +38,7 @@ def main() -> None:
     a = ap.parse_args()
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     import obliviate as ob
-    from obliviate.cli import short_verdict
+    from obliviate.cli import gain_lines
     from obliviate.outputs import atomic_dir
     from obliviate.report import write_results
     from obliviate.utils import versions
@@ -72,16 +72,8 @@ def main() -> None:
         print(f"{attack:<22}" + "".join(f"{e['models'][n]['score']:>{w}.3f}" for n in names))
     print("\ngain over the oracle's gain under the same attack [95 % interval], verdict "
           "(probe: level over the oracle's; concept_trace: share of the target-oracle difference kept)")
-    for attack, e in [("(no attack)", {"verdicts": res["plain"]["verdicts"]}), *res["attacks"].items()]:
-        cells = []
-        for m in models:
-            v = e["verdicts"][m]
-            g, ci = v.get("gain_over_oracle"), v.get("interval")
-            if attack == "concept_trace":
-                g, ci = v.get("recovered_share"), v.get("share_interval")
-            num = f"{g:+.2f} [{ci[0]:+.2f},{ci[1]:+.2f}]" if g is not None and ci else "n/a"
-            cells.append(f"{m}: {num} {short_verdict(v['verdict'])}")
-        print(f"{attack:<22}" + "; ".join(cells))
+    for attack, line in gain_lines(res, models):
+        print(f"{attack:<22}{line}")
     q = res["attacks"].get("quantize")
     if q:
         print("\nquantization diagnostics against the target (share of weights in the target's bin; median |dw| / "

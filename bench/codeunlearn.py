@@ -43,7 +43,7 @@ def main() -> None:
         return rwku(a)
     import obliviate as ob
     from obliviate.bottleneck import cost
-    from obliviate.cli import short_verdict
+    from obliviate.cli import gain_lines
     from obliviate.methods.codebook import BottleneckConfig
 
     bench = ob.load_benchmark(a.benchmark)
@@ -96,16 +96,8 @@ def main() -> None:
     attacked = {k: models[k] for k in ("codeunlearn", "npo", "graddiff")}
     res = ob.run_attacks(attacked, tok, bench, target=target, oracle=oracle, attacks=a.attacks)
     print(f"\nattacks ({time.time() - t:.0f} s): gain over the oracle's gain [95 % interval], verdict")
-    for attack, e in [("(no attack)", {"verdicts": res["plain"]["verdicts"]}), *res["attacks"].items()]:
-        cells = []
-        for m in attacked:
-            v = e["verdicts"][m]
-            g, ci = v.get("gain_over_oracle"), v.get("interval")
-            if attack == "concept_trace":
-                g, ci = v.get("recovered_share"), v.get("share_interval")
-            num = f"{g:+.2f} [{ci[0]:+.2f},{ci[1]:+.2f}]" if g is not None and ci else "n/a"
-            cells.append(f"{m}: {num} {short_verdict(v['verdict'])}")
-        print(f"{attack:<22}" + "; ".join(cells))
+    for attack, line in gain_lines(res, attacked):
+        print(f"{attack:<22}{line}")
 
 
 

@@ -501,6 +501,23 @@ def short_verdict(v: str) -> str:
             "inconclusive": "inconclusive", "partly recoverable or more": "partly+"}.get(head, head)
 
 
+def gain_lines(res: dict, models) -> list[tuple[str, str]]:
+    """(attack, "model: gain [interval] verdict; ...") per attack of a :func:`obliviate.run_attacks` result, the
+    plain questions first (concept_trace: the share of the target-oracle difference kept)."""
+    out = []
+    for attack, e in [("(no attack)", {"verdicts": res["plain"]["verdicts"]}), *res["attacks"].items()]:
+        cells = []
+        for m in models:
+            v = e["verdicts"][m]
+            g, ci = v.get("gain_over_oracle"), v.get("interval")
+            if attack == "concept_trace":
+                g, ci = v.get("recovered_share"), v.get("share_interval")
+            num = f"{g:+.2f} [{ci[0]:+.2f},{ci[1]:+.2f}]" if g is not None and ci else "n/a"
+            cells.append(f"{m}: {num} {short_verdict(v['verdict'])}")
+        out.append((attack, "; ".join(cells)))
+    return out
+
+
 def _attack_summary(rob: dict) -> None:
     """Scores per attack and model, each unlearned model's verdict in a few words beside its score."""
     from rich.console import Console

@@ -98,6 +98,19 @@ class BottleneckConfig(Options):
         return codes, self.k or (32 if self.kind == "codebook" else 8)
 
 
+def _centroids(a: torch.Tensor, n: int, kmeans: bool, seed: int, g: torch.Generator) -> torch.Tensor:
+    """``n`` rows of activations ``a`` (M, d): a random sample, refined by 10 k-means iterations (scipy) when asked
+    and there are more activations than rows."""
+    pick = a[torch.randint(len(a), (n,), generator=g)]
+    if kmeans and len(a) > n:
+        from scipy.cluster.vq import kmeans2
+
+        cent, _ = kmeans2(a.numpy().astype("float64"), pick.numpy().astype("float64"), iter=10, minit="matrix",
+                          seed=seed)
+        pick = torch.from_numpy(cent).float()
+    return pick
+
+
 class _Sparse(nn.Module):
     """What both kinds share: ``groups`` independent sets of ``codes`` entries over a ``dim // groups``-wide slice,
     a ``deleted`` mask, and the bookkeeping for scoring (``record``) and training (``aux``, ``usage``)."""
@@ -172,14 +185,7 @@ class Codebook(_Sparse):
         g = torch.Generator().manual_seed(seed)
         ag = acts.reshape(len(acts), self.groups, -1).float()
         for j in range(self.groups):
-            a = ag[:, j]
-            pick = a[torch.randint(len(a), (self.n,), generator=g)]
-            if kmeans and len(a) > self.n:
-                from scipy.cluster.vq import kmeans2
-
-                cent, _ = kmeans2(a.numpy().astype("float64"), pick.numpy().astype("float64"), iter=10, minit="matrix",
-                                  seed=seed)
-                pick = torch.from_numpy(cent).float()
+            pick = _centroids(ag[:, j], self.n, kmeans, seed, g)
             self.codes[j].copy_(pick + 1e-3 * torch.randn(pick.shape, generator=g))
 
     @torch.no_grad()
@@ -224,14 +230,7 @@ class TopKSAE(_Sparse):
         for j in range(self.groups):
             a = ag[:, j]
             self.b_pre[j] = a.mean(0)
-            c = a - a.mean(0)
-            pick = c[torch.randint(len(c), (self.n,), generator=g)]
-            if kmeans and len(c) > self.n:
-                from scipy.cluster.vq import kmeans2
-
-                cent, _ = kmeans2(c.numpy().astype("float64"), pick.numpy().astype("float64"), iter=10, minit="matrix",
-                                  seed=seed)
-                pick = torch.from_numpy(cent).float()
+            pick = _centroids(a - a.mean(0), self.n, kmeans, seed, g)
             dec = F.normalize(pick + 1e-3 * torch.randn(pick.shape, generator=g), dim=-1)
             self.W_dec[j], self.W_enc[j] = dec, dec.T
 
