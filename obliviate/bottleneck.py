@@ -19,7 +19,7 @@ import time
 import torch
 
 from .data import Example, collate, encode
-from .data.format import bucketed_batches, pad_id
+from .data.format import bucketed_batches, encoded_batches, pad_id
 from .methods import codebook as cb
 from .utils import ObliviateError, seed_everything
 
@@ -39,8 +39,7 @@ def _activation_sample(model, tok, examples, max_length: int, limit: int = 256, 
     was = model.training
     model.eval()
     with cb.capture(model) as acts, torch.no_grad():
-        for s in range(0, len(pick), 32):
-            b = collate([encode(tok, e, max_length) for e in pick[s:s + 32]], pad_id(tok))
+        for b in encoded_batches(tok, pick, max_length, 32):
             mask = b["attention_mask"].bool().reshape(-1)
             model(input_ids=b["input_ids"].to(dev), attention_mask=b["attention_mask"].to(dev))
             for site in acts:

@@ -97,3 +97,12 @@ def bucketed_batches(n: int, batch_size: int, lengths: list[int], rng: random.Ra
         batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def encoded_batches(tokenizer, examples: list[Example], max_length: int, batch_size: int = 16):
+    """The examples encoded and collated, ``batch_size`` at a time, in order (for forward passes that read
+    activations or counts rather than train)."""
+    pad = pad_id(tokenizer)
+    enc = [encode(tokenizer, e, max_length) for e in examples]
+    for s in range(0, len(enc), batch_size):
+        yield collate(enc[s:s + batch_size], pad)

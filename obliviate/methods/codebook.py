@@ -133,12 +133,14 @@ class _Sparse(nn.Module):
             raise ObliviateError(f"bottleneck: fewer than k={self.k} codes left after deletion")
         return scores.masked_fill(self.deleted, float("-inf")).topk(self.k, dim=-1).indices
 
-    def _book(self, idx: torch.Tensor, active: torch.Tensor | None = None) -> None:
-        flat = idx + torch.arange(self.groups, device=idx.device).unsqueeze(-1) * self.n  # global code ids
+    def _book(self, idx: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+        """Record (and count) the chosen codes; returns their ids within this layer, head-major (..., G, k)."""
+        flat = idx + torch.arange(self.groups, device=idx.device).unsqueeze(-1) * self.n
         if self.record is not None:
             self.record.append(flat.detach().cpu() if active is None else flat.masked_fill(~active, -1).detach().cpu())
         if self.training:
             self.usage.view(-1).index_add_(0, flat.reshape(-1), torch.ones(flat.numel(), device=flat.device))
+        return flat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., D) -> (..., D)
         if self.bypass:
@@ -171,8 +173,7 @@ class Codebook(_Sparse):
     def reconstruct(self, xg):
         with torch.no_grad():
             idx = self._topk(self.scores(xg.detach()))  # (..., G, k)
-        self._book(idx)
-        flat = idx + torch.arange(self.groups, device=idx.device).unsqueeze(-1) * self.n
+        flat = self._book(idx)
         chosen = self.codes.reshape(self.groups * self.n, -1)[flat]  # (..., G, k, d)
         return chosen.mean(-2)
 
@@ -420,21 +421,36 @@ def capture(model):
             h.remove()
 
 
+def offsets(model) -> dict[str, int]:
+    """The first global code id of each site: global ids run site by site in the spec's order, each site's
+    head-major (its layer's own ids, as :meth:`_Sparse._book` records them, plus this offset)."""
+    out, o = {}, 0
+    for site, layer in bottlenecks(model).items():
+        out[site], o = o, o + layer.groups * layer.n
+    return out
+
+
 def code_count(model) -> int:
     return sum(layer.groups * layer.n for layer in bottlenecks(model).values())
 
 
-def split_id(model, code: int) -> tuple[str, int, int]:
-    """A global code id -> (site, head, index): ids run site by site in the spec's order, head-major."""
-    for site, layer in bottlenecks(model).items():
-        size = layer.groups * layer.n
-        if code < size:
-            return site, code // layer.n, code % layer.n
-        code -= size
-    raise ObliviateError(f"code id out of range (the model has {code_count(model)} codes)")
+def split_id(model, code: int, layers: dict[str, _Sparse] | None = None) -> tuple[str, int, int]:
+    """A global code id -> (site, head, index)."""
+    layers = layers or bottlenecks(model)
+    for site, start in reversed(offsets(model).items()):
+        if start <= code < start + layers[site].groups * layers[site].n:
+            local = code - start
+            return site, local // layers[site].n, local % layers[site].n
+    raise ObliviateError(f"code id {code} out of range (the model has {code_count(model)} codes)")
+
+
+def deleted_mask(model) -> torch.Tensor:
+    """Every code's deleted flag, in global id order."""
+    return torch.cat([layer.deleted.reshape(-1).cpu() for layer in bottlenecks(model).values()])
 
 
 def set_deleted(model, codes: list[int], value: bool) -> None:
+    layers = bottlenecks(model)
     for c in codes:
-        site, g, i = split_id(model, c)
-        bottlenecks(model)[site].deleted[g, i] = value
+        site, g, i = split_id(model, c, layers)
+        layers[site].deleted[g, i] = value

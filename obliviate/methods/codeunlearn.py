@@ -37,7 +37,7 @@ from types import SimpleNamespace
 
 import torch
 
-from ..data.format import IGNORE, collate, encode, pad_id
+from ..data.format import IGNORE, encoded_batches
 from ..options import Options, option
 from ..utils import ObliviateError
 from . import codebook as cb
@@ -73,15 +73,11 @@ class CodeUnlearnConfig(Options):
 def firing_counts(model, tokenizer, examples, tokens: str, max_length: int, batch_size: int = 32):
     """``(counts (C,), positions)``: how many selected positions each global code fires on."""
     counts = torch.zeros(cb.code_count(model))
-    offsets, o = {}, 0
-    for site, layer in cb.bottlenecks(model).items():
-        offsets[site], o = o, o + layer.groups * layer.n
+    offsets = cb.offsets(model)
     dev = next(model.parameters()).device
-    enc = [encode(tokenizer, e, max_length) for e in examples]
     total = 0
     model.eval()
-    for s in range(0, len(enc), batch_size):
-        b = collate(enc[s:s + batch_size], pad_id(tokenizer))
+    for b in encoded_batches(tokenizer, examples, max_length, batch_size):
         if tokens == "answer":
             mask = torch.zeros_like(b["labels"], dtype=torch.bool)
             mask[:, :-1] = b["labels"][:, 1:] != IGNORE  # the position that predicts an answer token
@@ -117,23 +113,21 @@ def rank_codes(f, F, r, R, cfg: CodeUnlearnConfig, deleted: torch.Tensor):
 def _matched_random(chosen, f, r, deleted, seed: int) -> list[int]:
     """For each chosen code, a random other code with the nearest total firing count (never chosen, not deleted)."""
     g = torch.Generator().manual_seed(seed)
-    total = f + r
-    taken = set(chosen)
+    total = (f + r).double()
+    unavailable = deleted.clone()
+    unavailable[chosen] = True
     out = []
     for c in chosen:
-        pool = [i for i in range(len(total)) if i not in taken and not deleted[i]]
-        if not pool:
+        gap = (total - total[c]).abs().masked_fill(unavailable, float("inf"))
+        free = int((~unavailable).sum())
+        if not free:
             raise ObliviateError("codeunlearn control: not enough codes left to draw from")
-        gap = torch.tensor([abs(float(total[i] - total[c])) for i in pool])
-        near = [pool[i] for i in torch.argsort(gap)[:10].tolist()]  # the 10 closest in frequency
-        pick = near[int(torch.randint(len(near), (1,), generator=g))]
-        taken.add(pick)
+        # the 10 closest in frequency (ties by id, as a stable sort gives them)
+        near = torch.sort(gap, stable=True).indices[:min(10, free)]
+        pick = int(near[int(torch.randint(len(near), (1,), generator=g))])
+        unavailable[pick] = True
         out.append(pick)
     return out
-
-
-def _deleted_flat(model) -> torch.Tensor:
-    return torch.cat([layer.deleted.reshape(-1).cpu() for layer in cb.bottlenecks(model).values()])
 
 
 def choose_n(model, tokenizer, data: UnlearnData, order: list[int], cfg: CodeUnlearnConfig, pick) -> tuple[int, dict]:
@@ -179,7 +173,7 @@ def codeunlearn(model, tokenizer, data: UnlearnData, cfg: CodeUnlearnConfig) -> 
     t0 = time.time()
     f, F = firing_counts(model, tokenizer, data.forget, cfg.tokens, cfg.max_length, cfg.batch_size)
     r, R = firing_counts(model, tokenizer, contrast, cfg.tokens, cfg.max_length, cfg.batch_size)
-    deleted = _deleted_flat(model)
+    deleted = cb.deleted_mask(model)
     order, stats = rank_codes(f, F, r, R, cfg, deleted)
     if not order:
         raise ObliviateError(f"codeunlearn: no code meets rule={cfg.rule} (min_precision={cfg.min_precision}, "
@@ -211,7 +205,7 @@ def codeunlearn(model, tokenizer, data: UnlearnData, cfg: CodeUnlearnConfig) -> 
     spec["deletions"] = [*spec["deletions"], entry]
     out = {"deleted": rows, "request": request, "n": n, "candidates": len(order), "forget_positions": F,
            "contrast_positions": R, "seconds": round(time.time() - t0, 3), "codes_total": len(deleted),
-           "codes_deleted_total": int(_deleted_flat(model).sum())}
+           "codes_deleted_total": int(cb.deleted_mask(model).sum())}
     if calibration is not None:
         out["stop"] = {**calibration, "chosen_step": n}
     return out

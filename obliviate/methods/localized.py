@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..data.format import IGNORE, collate, encode, pad_id
+from ..data.format import IGNORE, encode, encoded_batches
 from ..options import OptionError, option
 from ..utils import ObliviateError
 from .common import GradientConfig, Scope, UnlearnData, forward_nll
@@ -97,13 +97,6 @@ def _n_answer_tokens(tokenizer, examples, max_length: int) -> int:
     return sum(sum(1 for x in encode(tokenizer, e, max_length)["labels"][1:] if x != IGNORE) for e in examples)
 
 
-def _batches(tokenizer, examples, max_length: int, batch_size: int = 16):
-    pad = pad_id(tokenizer)
-    enc = [encode(tokenizer, e, max_length) for e in examples]
-    for s in range(0, len(enc), batch_size):
-        yield collate(enc[s:s + batch_size], pad)
-
-
 @torch.no_grad()
 def mean_mlp_outputs(model, tokenizer, examples, max_length: int) -> list[torch.Tensor]:
     """Each MLP's output averaged over the real tokens of ``examples``, [(D,)] per layer."""
@@ -112,7 +105,7 @@ def mean_mlp_outputs(model, tokenizer, examples, max_length: int) -> list[torch.
     count = 0
     dev = next(model.parameters()).device
 
-    for b in _batches(tokenizer, examples, max_length):
+    for b in encoded_batches(tokenizer, examples, max_length):
         mask = b["attention_mask"].to(dev).unsqueeze(-1).float()
         handles = []
         for i, (_, m) in enumerate(mods):
@@ -137,7 +130,7 @@ def attribution_scores(model, tokenizer, forget, means, max_length: int) -> list
     for p in model.parameters():
         p.requires_grad_(False)
     try:
-        for b in _batches(tokenizer, forget, max_length):
+        for b in encoded_batches(tokenizer, forget, max_length):
             b = {k: v.to(dev) for k, v in b.items()}
             acts = {}
             handles = []
@@ -184,7 +177,7 @@ def patching_scores(model, tokenizer, forget, means, max_length: int) -> list[fl
             handle = mods[ablate][1].register_forward_hook(hook)
         try:
             return sum(float(forward_nll(model, {k: v.to(dev) for k, v in b.items()}).sum())
-                       for b in _batches(tokenizer, forget, max_length))
+                       for b in encoded_batches(tokenizer, forget, max_length))
         finally:
             if handle is not None:
                 handle.remove()
