@@ -1,7 +1,8 @@
 """CodeUnlearn on the built-in benchmark (forget 10 %): what the bottleneck costs, what deleting codes does against the
 oracle, the random-code control, NPO and GradDiff on the same bottlenecked target, and the attacks on all three.
 
-    python bench/codeunlearn.py [--model tiny] [--kind sae] [--site layer.2] [--attacks all] [--no-attacks]
+    python bench/codeunlearn.py [--model tiny] [--kind sae] [--site layer.2] [--codes N] [--k K] [--attacks all]
+                                [--no-attacks]
 
 The target and the oracle carry the same bottleneck (each trained plain, then with the bottleneck on its own data),
 so every row is judged against an oracle of the same architecture. ``codeunlearn`` chooses n by the holdout rule
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--rwku", help="instead: a pretrained --model (smollm2-135m) with a frozen base and a trained "
                                    "bottleneck, unlearning this built-in probe target")
     ap.add_argument("--k", type=int, default=None)
+    ap.add_argument("--codes", type=int, default=None, help="codes (codebook) or latents (SAE) per site")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--n", default="8,32,128", help="--rwku: the numbers of codes deleted")
     a = ap.parse_args()
@@ -47,7 +49,7 @@ def main() -> None:
     from obliviate.methods.codebook import BottleneckConfig
 
     bench = ob.load_benchmark(a.benchmark)
-    bcfg = BottleneckConfig(kind=a.kind, site=a.site)
+    bcfg = BottleneckConfig(kind=a.kind, site=a.site, codes=a.codes, k=a.k)
     t = time.time()
     paths = ob.train_pair(a.model, bench, bottleneck=bcfg)
     plain = ob.train_pair(a.model, bench)

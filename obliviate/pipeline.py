@@ -53,6 +53,20 @@ def unlearning_summary(info: dict) -> dict:
     return {k: info[k] for k in ("loss_curve", "probe", "best_step", "stop") if k in info}
 
 
+def intrinsic_block(model, target, oracle, tok, bench, seed: int) -> dict:
+    """The ConceptVectors measurements of ``model`` (and of the oracle) on the target's concept vectors of the forget
+    subjects, or why they do not apply."""
+    from .evals.intrinsic import applies, concept_vectors, intrinsic
+
+    why = applies(target)
+    if why is None and not any(r.subject for r in bench.forget):
+        why = "the forget facts name no subjects"
+    if why is not None:
+        return {"skipped": why}
+    vectors = concept_vectors(target, tok, UnlearnData.from_benchmark(bench, tok), seed=seed)
+    return intrinsic(model, target, tok, vectors, oracle=oracle, seed=seed)
+
+
 def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path | None = None,
              overwrite: bool = False) -> dict:
     """Run the whole spine and write ``out/results.json``, ``out/examples.jsonl`` and ``out/report.html``.
@@ -88,6 +102,10 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         new_res = evaluate(new, tok, bench, cfg.eval, oracle=oracle_res, desc=f"evaluate {cfg.method}")
         timings[f"evaluate_{cfg.method}"] = time.time() - t
 
+        t = time.time()
+        weights = intrinsic_block(new, target, oracle, tok, bench, cfg.seed)
+        timings["intrinsic"] = time.time() - t
+
         rows = {"target": target_res.rows, "oracle": oracle_res.rows, cfg.method: new_res.rows}
         robustness = None
         if cfg.attacks and cfg.attacks != "none":
@@ -115,7 +133,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
                 "target": result_entry(target_res, str(paths["target"])),
                 "oracle": result_entry(oracle_res, str(paths["oracle"])),
                 cfg.method: result_entry(new_res, model_path, unlearning={
-                    "seconds": timings[f"unlearn_{cfg.method}"], **unlearning_summary(info)}),
+                    "seconds": timings[f"unlearn_{cfg.method}"], **unlearning_summary(info)}, intrinsic=weights),
             },
             "timings": timings,
         }

@@ -37,9 +37,10 @@ def data(micro_models, micro_bench):
 # level promise and the forget NLL.
 # `retrain` is the exact baseline, not a few-step method: its own test checks it reproduces the oracle.
 # `uoe` needs a Mixture-of-Experts model: its own tests below use `micro-moe`; `codeunlearn` a bottlenecked model
-# (tests/test_codeunlearn.py), and it deletes codes instead of moving weights.
+# (tests/test_codeunlearn.py), and it deletes codes instead of moving weights. The editing methods (ssd, rocr,
+# needle) take no steps or train a few vectors: tests/test_editing.py checks each one's own promise.
 NLL_METHODS = [n for n in sorted(METHODS) if n not in ("rmu", "retrain")
-               and not (METHODS[n].moe_only or METHODS[n].bottleneck_only)]
+               and not (METHODS[n].moe_only or METHODS[n].bottleneck_only or METHODS[n].editing)]
 
 
 # UNDIAL's fixed point lowers a memorised token's logit by β only: at the authors' β = 3 a token of probability

@@ -39,7 +39,11 @@ METRICS: dict[str, str] = {
     "muse_mia_min_k_auc": "MUSE: Min-40% AUC, forget vs holdout texts (--muse)",
     "muse_privleak": "MUSE C3: PrivLeak with Min-40% on texts; needs an oracle (--muse)",
     **{f"rwku_{side}_{kind}": f"share of {kind} probes answered on the {side} side of an RWKU-style target (--rwku)"
-       for side in ("forget", "neighbour") for kind in ("fill", "qa")},
+       for side in ("forget", "neighbour") for kind in ("fill", "qa")},    "concept_cosine": "intrinsic (ConceptVectors): cosine of each forget subject's concept vector to the target's",
+    "concept_delta_norm": "intrinsic (ConceptVectors): L2 norm of the change of each concept vector",
+    "concept_relative_delta": "intrinsic (ConceptVectors): that change over the target vector's norm",
+    "concept_jaccard": "intrinsic (ConceptVectors): Jaccard overlap of the top-20 vocabulary-projection tokens "
+                       "before and after",
 }
 
 

@@ -61,5 +61,6 @@ def rwku_unlearn_data(target: str, tokenizer, probes: dict[str, Target] | None =
         from ..utils import ObliviateError
 
         raise ObliviateError(f"probe target {target!r} has no passages to unlearn from")
-    retain = [p for n in t.neighbours for p in get_target(n, probes).passages]
-    return UnlearnData(forget=[Example("", p) for p in t.passages], retain=[Example("", p) for p in retain])
+    retain = [(n, p) for n in t.neighbours for p in get_target(n, probes).passages]
+    return UnlearnData(forget=[Example("", p) for p in t.passages], retain=[Example("", p) for _, p in retain],
+                       subjects={"forget": [t.name] * len(t.passages), "retain": [n for n, _ in retain]})

@@ -17,10 +17,13 @@ from .codeunlearn import CodeUnlearnConfig, codeunlearn
 from .common import GradientConfig, UnlearnData
 from .gradient import GAConfig, GradDiffConfig, ga, graddiff
 from .localized import LocalizedConfig, localized
+from .needle import NeedleConfig, needle
 from .npo import NPOConfig, SimNPOConfig, npo, simnpo
 from .refusal import AltPOConfig, FLATConfig, IdkConfig, IdkDPOConfig, altpo, flat, idk, idkdpo
 from .retrain import RetrainConfig, retrain
 from .rmu import RMUConfig, rmu
+from .rocr import ROCRConfig, rocr
+from .ssd import SSDConfig, ssd
 from .task_vector import TaskVectorConfig, task_vector
 from .tokenwise import CEUConfig, PDUConfig, SatImpConfig, UNDIALConfig, WGAConfig, ceu, pdu, satimp, undial, wga
 from .uoe import UOEConfig, uoe
@@ -37,6 +40,7 @@ class Method:
     lora: bool = True  # whether it can train LoRA adapters instead of the weights
     moe_only: bool = False  # whether it needs a Mixture-of-Experts model
     bottleneck_only: bool = False  # whether it needs a model with a codebook / SAE bottleneck (`obliviate bottleneck`)
+    editing: bool = False  # a retrain-free weight edit (ssd, rocr) or a located few-vector edit (needle)
 
 
 METHODS: dict[str, Method] = {
@@ -74,6 +78,15 @@ METHODS: dict[str, Method] = {
     "codeunlearn": Method(CodeUnlearnConfig, codeunlearn, "CodeUnlearn: no gradient steps; delete the codes the forget "
                                                           "data fires in a codebook or TopK-SAE bottleneck",
                           lora=False, bottleneck_only=True),
+    "ssd": Method(SSDConfig, ssd, "Selective Synaptic Dampening: no training; shrink parameters far more important "
+                                  "(diagonal Fisher) to the forget set than to all data (alpha=10, lambda=1)",
+                  lora=False, editing=True),
+    "rocr": Method(ROCRConfig, rocr, "rank-one concept redirection: no training; a closed-form rank-one edit of one "
+                                     "MLP (causal tracing) maps the subject's key to a harmless concept's value",
+                   lora=False, editing=True),
+    "needle": Method(NeedleConfig, needle, "ConceptVectors' Needle: locate the subject's MLP value vectors, noise "
+                                           "them (sigma=0.1) and train only them with a forget loss (NPO)",
+                     lora=False, editing=True),
     "task_vector": Method(TaskVectorConfig, task_vector, "fine-tune a copy on forget, subtract scale x (tuned - base)",
                           retain_term=False),
     "retrain": Method(RetrainConfig, retrain, "exact baseline: the oracle recipe on retain data only, from the base",

@@ -28,7 +28,7 @@ class UnlearnData:
 
     ``holdout``: facts of the forget set's kind that the model never saw, for oracle-free calibration
     (``stop=holdout``); never trained on. ``subjects[split]``: the subject (person) of each example of
-    ``forget`` and ``holdout``, for intervals over subjects (``None``: the example is its own subject).
+    ``forget``, ``retain`` and ``holdout``, for intervals over subjects (``None``: the example is its own subject).
     ``alternates``: for each forget example, plausible false answers (AltPO's positive feedback), if the
     benchmark can supply them without evaluation text."""
 
@@ -61,6 +61,7 @@ class UnlearnData:
                    retrain_set=examples_from(tokenizer, bench.training_qa(include_forget=False), texts("retain")),
                    holdout=examples_from(tokenizer, bench.calibration),
                    subjects={"forget": [r.subject for r in bench.forget] + [t.subject for t in forget_texts],
+                             "retain": [r.subject for r in bench.retain] + [t.subject for t in texts("retain")],
                              "holdout": [r.subject for r in bench.calibration]},
                    alternates=swap_alternates(tokenizer, bench) + [[] for _ in forget_texts])
 

@@ -228,6 +228,32 @@ def robustness_section(rob: dict) -> str:
             + "".join(figs))
 
 
+def intrinsic_section(models: dict) -> str:
+    """ConceptVectors' weight-level measurements of each unlearned model (and its oracle) on the target's concept
+    vectors of the forget subjects, with intervals over subjects."""
+    from ..evals.intrinsic import METRICS as INTRINSIC
+
+    rows = []
+    for name, m in models.items():
+        block = m.get("intrinsic")
+        if not block:
+            continue
+        if "skipped" in block:
+            rows.append(f"<tr><td>{html.escape(name)}</td><td colspan=4>skipped: {html.escape(block['skipped'])}</td></tr>")
+            continue
+        for who, part in (("", block["model"]), (" (oracle)", block.get("oracle") or {})):
+            if "metrics" in part:
+                cells = "".join(f"<td>{_fmt(part['metrics'][k], part['ci'].get(k))}</td>" for k in INTRINSIC)
+                rows.append(f"<tr><td>{html.escape(name + who)}</td>{cells}</tr>")
+    if not rows:
+        return ""
+    head = "".join(f"<th>{k}</th>" for k in INTRINSIC)
+    return ("<h2>Intrinsic evidence (concept vectors)</h2><p>The target's MLP value vectors that carry each forget "
+            "subject, read before and after (ConceptVectors, Hong et al. 2024): a method that leaves them intact "
+            "(cosine 1, Jaccard 1) may only hide the knowledge.</p>"
+            f"<table><thead><tr><th>model</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
 def render(results: dict) -> str:
     """The report page for a ``results.json`` dictionary."""
     models = results["models"]
@@ -275,7 +301,7 @@ figure{{margin:1.5em 0}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em
 </head><body><h1>obliviate report</h1>
 <p>Benchmark <b>{html.escape(results.get('benchmark', {}).get('name', ''))}</b>, seed {results.get('seed')}.
 "Forgotten" means indistinguishable from the <b>oracle</b>: the same model trained without the forget set.</p>
-{table}{robustness_section(results['robustness']) if results.get('robustness') else ''}
+{table}{intrinsic_section(models)}{robustness_section(results['robustness']) if results.get('robustness') else ''}
 {'<h2>Curves</h2>' + curves if curves else ''}
 {'<h2>Plots</h2>' + figs if figs else ''}
 <h2>Notes</h2><ul>{notes or '<li>none</li>'}</ul>
