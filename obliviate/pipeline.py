@@ -58,7 +58,7 @@ def intrinsic_block(model, target, oracle, tok, bench, seed: int) -> dict:
     subjects, or why they do not apply."""
     from .evals.intrinsic import applies, concept_vectors, intrinsic
 
-    why = applies(target)
+    why = applies(target) or applies(model)  # an unmerged LoRA adapter has no plain down-projection to read
     if why is None and not any(r.subject for r in bench.forget):
         why = "the forget facts name no subjects"
     if why is not None:

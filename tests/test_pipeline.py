@@ -71,6 +71,13 @@ def test_demo_writes_results_report_and_model(demo):
     rob = data["robustness"]["attacks"]
     assert set(rob) == set(ATTACKS) and all(set(e["models"]) == {"target", "oracle", "npo"} for e in rob.values())
     assert all(e["verdicts"]["npo"]["verdict"] for e in rob.values()) and "Robustness" in html
+    # ConceptVectors' intrinsic measurements for the unlearned model and the oracle, each with its interval
+    intr = data["models"]["npo"]["intrinsic"]
+    for part in (intr["model"], intr["oracle"]):
+        assert set(part["metrics"]) == {"concept_cosine", "concept_delta_norm", "concept_relative_delta",
+                                        "concept_jaccard"}
+        assert all(part["ci"][k][0] <= v <= part["ci"][k][1] for k, v in part["metrics"].items())
+    assert intr["model"]["metrics"]["concept_cosine"] < 1.0 and "Intrinsic evidence" in html
 
 
 def test_demo_is_deterministic(demo, tmp_path, micro_pair):
