@@ -6,12 +6,15 @@ harmless replacement concept, with ROME's closed-form rank-one update (Meng et a
 
     W' = W + (v* − W k*) (C⁻¹ k*)ᵀ / (k*ᵀ C⁻¹ k*)
 
-* ``k*``: the mean key of the subject over its contexts (every forget example that mentions it, cut after the
-  mention); ``v*``: the mean *value* (down-projection output) of the replacement concept over the same contexts
-  with the subject's name replaced. ROME optimises v* by gradient descent towards a new object; ROCR's target is
-  the replacement concept's own representation, so no optimisation runs. This module takes v* as that concept's
-  MLP value at the same layer and position, which is what "redirect the subject's key to the value of the
-  harmless concept" states; we could not read the paper's construction of v* beyond that (see the README).
+* ``k*``: the mean key of the subject over its mentions (every mention in the forget data: prompts, answers and
+  passages, cut after the mention), one constraint per way of naming it (the full name, or one of its words alone);
+  ``v*``: the mean *value* (down-projection output) of the replacement concept in the same contexts with the
+  subject renamed. ROME optimises v* by gradient descent towards a new object; ROCR redirects to the replacement
+  concept's own representation, so no optimisation runs here. **Unverified against the paper:** only its abstract
+  was readable offline, so this construction of v* and the layer rule follow the issue's statement of the method
+  (redirect the subject's key to the harmless concept's value, ROME's closed form, layer by causal tracing).
+* ``positions="all"`` (obliviate's addition, not the paper's): every token of a mention, each mapped to the value
+  of the replacement's token at the same offset from the end, for models that read a name at all its tokens.
 * ``C = E[k kᵀ]`` over the keys of generic text, here the retain data (the text the edit must leave alone), plus
   ``ridge · mean(diag C) · I`` so that it is invertible when the retain text has fewer tokens than keys.
 * Several subjects (a forget set of several people): one rank-one constraint each, solved jointly so that every
