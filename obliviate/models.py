@@ -255,8 +255,6 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
 
     ``trust_remote_code`` stays off unless the caller asks for it.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     s = str(spec)
     if s in SCRATCH_MODELS:
         return build_tiny(corpus, tiny_config, name=s)
@@ -270,9 +268,22 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
         return load_gguf(path, dtype)
     if kind == "adapter":
         return load_adapter(path, dtype)
+    if kind == "folder":
+        from .guarded import is_guarded_folder, load_guarded
+
+        if is_guarded_folder(path):  # an inference-time guard saved beside the weights
+            inner, tok = _load_plain(path, dtype, trust_remote_code)
+            return load_guarded(path, inner, tok), tok
     if kind == "folder" and "obliviate_bottleneck" in json.loads((path / "config.json").read_text(encoding="utf-8")):
         return load_bottlenecked(path, dtype)
     s = s[len(HUB_PREFIX):] if kind == "hub" and s.startswith(HUB_PREFIX) else str(path) if kind == "folder" else s
+    return _load_plain(s, dtype, trust_remote_code)
+
+
+def _load_plain(s, dtype, trust_remote_code: bool):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    s = str(s)
     try:
         with _quiet_progress():
             tok = AutoTokenizer.from_pretrained(s, trust_remote_code=trust_remote_code)

@@ -116,17 +116,13 @@ def _multiple_choice(scorer: Scorer, tok, recs: list[QARecord]) -> list[dict]:
     return rows
 
 
-def paraphrase(model, tok, bench, cfg: ParaphraseConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
-    """Score: share of forget facts stated under at least one generative format (paraphrased question,
-    fill-in-the-blank, reversed question). Multiple choice (chance 1/(1 + #perturbed)) is in the curve."""
+def paraphrase_probes(tok, bench, formats: list[str]) -> dict[str, list[Probe]]:
+    """The generative forms of every forget fact: paraphrased question, fill-in-the-blank, reversed question."""
     recs = forget_facts(bench)
-    formats = [f.strip() for f in cfg.formats.split(",") if f.strip()]
     subj = _by_subject(recs + bench.retain)
-    scorer = scorer or Scorer(model, tok)
-    by_format = {}
+    out = {}
     for f in formats:
         if f == "multiple_choice":
-            by_format[f] = _multiple_choice(scorer, tok, recs)
             continue
         probes = []
         for r in recs:
@@ -138,6 +134,23 @@ def paraphrase(model, tok, bench, cfg: ParaphraseConfig, refs=None, scorer: Scor
                 p = _reversed(tok, r, subj[r.subject or r.id])
                 if p:
                     probes.append(p)
+        out[f] = probes
+    return out
+
+
+def paraphrase(model, tok, bench, cfg: ParaphraseConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
+    """Score: share of forget facts stated under at least one generative format (paraphrased question,
+    fill-in-the-blank, reversed question). Multiple choice (chance 1/(1 + #perturbed)) is in the curve."""
+    recs = forget_facts(bench)
+    formats = [f.strip() for f in cfg.formats.split(",") if f.strip()]
+    scorer = scorer or Scorer(model, tok)
+    generated = paraphrase_probes(tok, bench, formats)
+    by_format = {}
+    for f in formats:
+        if f == "multiple_choice":
+            by_format[f] = _multiple_choice(scorer, tok, recs)
+            continue
+        probes = generated[f]
         by_format[f] = ask(scorer, probes, cfg.max_new_tokens) if probes else []
     generative = [x for f, rows in by_format.items() if f != "multiple_choice" for x in rows]
     if not generative:
@@ -217,8 +230,8 @@ def _synonyms(q: str) -> str:
     return q
 
 
-def adversarial_prompts(model, tok, bench, cfg: AdversarialConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
-    """Score: share of forget facts stated under at least one adversarial prompt type; the curve is per type."""
+def adversarial_probes(tok, bench, cfg: AdversarialConfig) -> dict[str, list[Probe]]:
+    """Every forget fact under each of RWKU's adversarial prompt types."""
     recs = forget_facts(bench)
     types = [t.strip() for t in cfg.types.split(",") if t.strip()]
     subj = _by_subject(recs + bench.retain)
@@ -236,8 +249,7 @@ def adversarial_prompts(model, tok, bench, cfg: AdversarialConfig, refs=None, sc
         "in_context_examples": lambda r: qa_prompt(tok, r.question, " ".join(f"Question: {s.question} Answer: {s.answer}"
                                                                              for s in shots)),
     }
-    scorer = scorer or Scorer(model, tok)
-    by_type = {}
+    out = {}
     for t in types:
         probes = []
         for r in recs:
@@ -246,7 +258,15 @@ def adversarial_prompts(model, tok, bench, cfg: AdversarialConfig, refs=None, sc
                 probes.append(p)
             elif p:
                 probes.append(fact_probe(r, p, t))
-        by_type[t] = ask(scorer, probes, cfg.max_new_tokens) if probes else []
+        out[t] = probes
+    return out
+
+
+def adversarial_prompts(model, tok, bench, cfg: AdversarialConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
+    """Score: share of forget facts stated under at least one adversarial prompt type; the curve is per type."""
+    scorer = scorer or Scorer(model, tok)
+    by_type = {t: ask(scorer, probes, cfg.max_new_tokens) if probes else []
+               for t, probes in adversarial_probes(tok, bench, cfg).items()}
     rows = [x for v in by_type.values() for x in v]
     curve = [{"strength": t, "score": accuracy(v)} for t, v in by_type.items() if v]
     facts = by_fact(rows)

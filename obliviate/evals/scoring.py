@@ -151,6 +151,8 @@ class Scorer:
 
             self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         kw = {"logits_to_keep": keep} if self._keeps_logits else {}
+        if getattr(self.model, "takes_prompt_mask", False):  # a guard that acts on the prompt only
+            kw["prompt_mask"] = (batch["labels"] == IGNORE) & batch["attention_mask"].bool()
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kw).logits
         return logits[:, -keep:]
 

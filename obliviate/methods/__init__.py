@@ -15,7 +15,10 @@ from . import lora
 from ..options import from_dict
 from .codeunlearn import CodeUnlearnConfig, codeunlearn
 from .common import GradientConfig, UnlearnData
+from .eco import ECOConfig, eco
 from .gradient import GAConfig, GradDiffConfig, ga, graddiff
+from .guard import GUARDConfig, guard
+from .icul import ICULConfig, icul
 from .localized import LocalizedConfig, localized
 from .needle import NeedleConfig, needle
 from .npo import NPOConfig, SimNPOConfig, npo, simnpo
@@ -41,6 +44,7 @@ class Method:
     moe_only: bool = False  # whether it needs a Mixture-of-Experts model
     bottleneck_only: bool = False  # whether it needs a model with a codebook / SAE bottleneck (`obliviate bottleneck`)
     editing: bool = False  # a retrain-free weight edit (ssd, rocr) or a located few-vector edit (needle)
+    guard: bool = False  # an inference-time guard: run returns (GuardedModel, info); the weights stay as they are
 
 
 METHODS: dict[str, Method] = {
@@ -87,6 +91,15 @@ METHODS: dict[str, Method] = {
     "needle": Method(NeedleConfig, needle, "ConceptVectors' Needle: locate the subject's MLP value vectors, noise "
                                            "them (sigma=0.1) and train only them with a forget loss (NPO)",
                      lora=False, editing=True),
+    "eco": Method(ECOConfig, eco, "ECO: weights untouched; a classifier on the model's hidden states flags forget "
+                                  "prompts, whose prompt embeddings get Gaussian noise (sigma by a search to the "
+                                  "holdout level)", lora=False, guard=True),
+    "guard": Method(GUARDConfig, guard, "GUARD: weights untouched; flagged prompts are decoded by a beam search that "
+                                        "prunes forbidden spans of the retrieved forget answers (keeps those answers)",
+                    lora=False, guard=True),
+    "icul": Method(ICULConfig, icul, "in-context unlearning: weights untouched; every prompt gets a prefix (an "
+                                     "instruction naming the forget subjects, or forget QA with false answers)",
+                   lora=False, guard=True),
     "task_vector": Method(TaskVectorConfig, task_vector, "fine-tune a copy on forget, subtract scale x (tuned - base)",
                           retain_term=False),
     "retrain": Method(RetrainConfig, retrain, "exact baseline: the oracle recipe on retain data only, from the base",
@@ -124,6 +137,8 @@ def unlearn(model, tokenizer, data: UnlearnData, method: str = DEFAULT_METHOD, c
         seed_everything(cfg.seed)  # the adapters' random initialisation: same seed, same adapters
         new = lora.wrap(new, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
     info = m.run(new, tokenizer, data, cfg)
+    if m.guard:  # the weights stay; the returned model is the guarded one
+        new, info = info
     if use_lora:
         new = lora.unwrap(new, cfg.lora_merge)
     new.eval()

@@ -1,0 +1,156 @@
+"""Inference-time guards (ECO, GUARD, in-context unlearning) beside NPO: what they hide, what their classifier
+misses and wrongly blocks, what they cost per token, and every attack's verdict.
+
+    python bench/guards.py [--model tiny] [--attacks all] [--no-attacks]
+    python bench/guards.py --rwku "Albert Einstein" --model smollm2-135m
+
+On the built-in benchmark (``tiny``): eco and guard (a from-scratch model cannot follow an instruction or learn
+in context, so icul is measured on SmolLM2 only). On a pretrained model and one built-in probe target: eco (σ
+given, ``--eco-sigma``: a real target has no never-seen facts of its kind to search σ against), guard, icul's
+guardrail, and NPO at the README's RWKU setting.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+KEYS = ["forget_exact_match", "retain_exact_match", "world_exact_match", "forget_quality", "model_utility",
+        "privleak"]
+
+
+def cell(metrics, ci, key):
+    v, c = metrics.get(key), (ci or {}).get(key)
+    if v is None:
+        return "n/a"
+    return f"{v:.3f} [{c[0]:.2f}, {c[1]:.2f}]" if c else f"{v:.3f}"
+
+
+def rate(r):
+    ci = f" [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]" if r["ci"] else ""
+    return f"{r['rate']:.2f}{ci} n={r['n']}"
+
+
+def latency(model, tok, prompts, max_new_tokens: int = 16) -> float:
+    """Seconds per generated token, greedy, one prompt at a time (what a user waits)."""
+    from obliviate.evals.scoring import Scorer
+
+    t, n = time.time(), 0
+    for p in prompts:
+        out = Scorer(model, tok, batch_size=1).generate([p], max_new_tokens)
+        n += max(1, len(tok(out[0], add_special_tokens=False)["input_ids"]))
+    return (time.time() - t) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="tiny")
+    ap.add_argument("--benchmark", default="people")
+    ap.add_argument("--attacks", default="all")
+    ap.add_argument("--no-attacks", action="store_true")
+    ap.add_argument("--rwku", help="instead: a pretrained --model and one built-in probe target")
+    ap.add_argument("--eco-sigma", type=float, default=1.0)
+    a = ap.parse_args()
+    os.environ.setdefault("OBLIVIATE_QUIET", "1")
+    if a.rwku:
+        return rwku(a)
+    import obliviate as ob
+    from obliviate.cli import gain_lines
+    from obliviate.data.format import format_prompt
+    from obliviate.evals.guards import classifier_rates
+
+    bench = ob.load_benchmark(a.benchmark)
+    paths = ob.train_pair(a.model, bench)
+    target, tok = ob.load_model(paths["target"])
+    oracle, _ = ob.load_model(paths["oracle"])
+    data = ob.UnlearnData.from_benchmark(bench, tok)
+    models, secs, infos = {}, {}, {}
+    for label, method, opts in [("eco", "eco", {}), ("guard", "guard", {}),
+                                ("npo", "npo", {"retain_weight": 5.0, "epochs": 10})]:
+        t = time.time()
+        models[label], infos[label] = ob.unlearn(target, tok, data, method, opts)
+        secs[label] = time.time() - t
+    o = ob.evaluate(oracle, tok, bench, is_oracle=True)
+    results = {"target": ob.evaluate(target, tok, bench, oracle=o), "oracle": o}
+    for label, m in models.items():
+        results[label] = ob.evaluate(m, tok, bench, oracle=o)
+    print(f"{a.model} on {bench.name}: value [95 % interval over people]")
+    print(" | ".join(["model", *KEYS, "build s"]))
+    for name, r in results.items():
+        sec = f"{secs[name]:.1f}" if name in secs else "-"
+        print(" | ".join([name, *[cell(r.metrics, r.ci, k) for k in KEYS], sec]))
+    print(f"eco: sigma {infos['eco']['sigma']:.3g} (search: {len(infos['eco'].get('sigma_search', []))} evaluations, "
+          f"goal NLL {infos['eco'].get('sigma_search', [{}])[-1].get('goal', float('nan')):.2f}, corrupted forget NLL "
+          f"{infos['eco'].get('sigma_search', [{}])[-1].get('forget_nll', float('nan')):.2f}); guard keeps "
+          f"{len(infos['guard']['retained_forget_text'])} forget texts and {infos['guard']['forbidden_words']} "
+          "forbidden words at inference")
+
+    forget_prompts = [format_prompt(tok, r.question) for r in bench.forget[:12]]
+    retain_prompts = [format_prompt(tok, r.question) for r in bench.retain[:12]]
+    base = {"forget": latency(target, tok, forget_prompts), "retain": latency(target, tok, retain_prompts)}
+    print(f"\nlatency, seconds per generated token (greedy, batch 1; unguarded: forget {base['forget']:.4f}, "
+          f"retain {base['retain']:.4f})")
+    for label in ("eco", "guard"):
+        f, r = latency(models[label], tok, forget_prompts), latency(models[label], tok, retain_prompts)
+        print(f"  {label}: forget prompts {f:.4f} ({f / base['forget']:.1f}x), retain prompts {r:.4f} "
+              f"({r / base['retain']:.1f}x)")
+
+    for label in ("eco", "guard"):
+        rates = classifier_rates(models[label], tok, bench)
+        print(f"\n{label} classifier: false-negative rate per form [95 % interval over people]")
+        for form, r in rates["false_negative"].items():
+            print(f"  {form:<22}{rate(r)}")
+        print(f"{label} classifier: false-positive rate")
+        for split, r in rates["false_positive"].items():
+            print(f"  {split:<22}{rate(r)}")
+
+    if a.no_attacks:
+        return
+    t = time.time()
+    res = ob.run_attacks(models, tok, bench, target=target, oracle=oracle, attacks=a.attacks)
+    print(f"\nattacks ({time.time() - t:.0f} s): gain over the oracle's gain [95 % interval], verdict")
+    for attack, line in gain_lines(res, models):
+        print(f"{attack:<22}{line}")
+
+
+def rwku(a) -> None:
+    import obliviate as ob
+    from obliviate.data.format import format_prompt
+    from obliviate.data.rwku import get_target, load_probes
+    from obliviate.evals.guards import flags
+    from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+
+    model_name = a.model if a.model != "tiny" else "smollm2-135m"
+    model, tok = ob.load_model(model_name)
+    probes = load_probes(model_name if model_name == "gemma3-270m" else None)
+    data = rwku_unlearn_data(a.rwku, tok, probes)
+    rows = {"base": (model, None, {})}
+    for label, method, opts in [("eco", "eco", {"sigma": a.eco_sigma}), ("guard", "guard", {}),
+                                ("icul guardrail", "icul", {"mode": "guardrail"}),
+                                ("npo", "npo", {"max_steps": 20, "lr": 1e-4, "batch_size": 4})]:
+        t = time.time()
+        m, info = ob.unlearn(model, tok, data, method, opts)
+        rows[label] = (m, time.time() - t, info)
+    t = get_target(a.rwku, probes)
+    sides = {"forget": [t], "neighbour": [get_target(n, probes) for n in t.neighbours]}
+    prompts = {s: [p if kind == "fill" else format_prompt(tok, p) for x in ts for kind in ("fill", "qa")
+                   for p, _ in getattr(x, kind)] for s, ts in sides.items()}
+    base_lat = latency(model, tok, prompts["forget"])
+    keys = None
+    for name, (m, sec, info) in rows.items():
+        r = evaluate_rwku(m, tok, a.rwku, probes)
+        keys = keys or sorted(k for k in r["metrics"] if k.startswith("rwku_"))
+        if name == "base":
+            print(" | ".join(["model", *keys, "flagged forget probes", "flagged neighbour probes",
+                              "s/token on forget probes", "build s"]))
+        fl = {s: (f"{sum(flags(m, tok, p))}/{len(p)}" if hasattr(m, "guard") else "-") for s, p in prompts.items()}
+        lat = latency(m, tok, prompts["forget"]) if name != "base" else base_lat
+        print(" | ".join([name, *[cell(r["metrics"], r["ci"], k) for k in keys], fl["forget"], fl["neighbour"],
+                          f"{lat:.4f} ({lat / base_lat:.1f}x)", f"{sec:.1f}" if sec else "-"]))
+        if name != "base":
+            print("    " + "; ".join(f"{x['prompt'][-36:]!r} -> {x['generation'][:36]!r}" for x in r["rows"]
+                                     if x["split"].startswith("rwku_forget")))
+
+
+if __name__ == "__main__":
+    main()
