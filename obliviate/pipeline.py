@@ -67,6 +67,19 @@ def intrinsic_block(model, target, oracle, tok, bench, seed: int) -> dict:
     return intrinsic(model, target, tok, vectors, oracle=oracle, seed=seed)
 
 
+def guard_block(model, info: dict, tok, bench, seed: int) -> dict | None:
+    """For an inference-time guard: its classifier's false-negative and false-positive rates, the forget text it
+    keeps at inference, and the plain statement that its weights are the target's."""
+    if not hasattr(model, "guard"):
+        return None
+    from .evals.guards import classifier_rates
+
+    return {"kind": model.guard.kind, "classifier_rates": classifier_rates(model, tok, bench, seed),
+            "retained_forget_text": info.get("retained_forget_text", []),
+            "note": "weights untouched: the model's weights are the target's, so anyone who holds them recovers every "
+                    "forget fact by running them without the guard (the relearn attack drops it)"}
+
+
 def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path | None = None,
              overwrite: bool = False) -> dict:
     """Run the whole spine and write ``out/results.json``, ``out/examples.jsonl`` and ``out/report.html``.
@@ -105,6 +118,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         t = time.time()
         weights = intrinsic_block(new, target, oracle, tok, bench, cfg.seed)
         timings["intrinsic"] = time.time() - t
+        guard = guard_block(new, info, tok, bench, cfg.seed)
 
         rows = {"target": target_res.rows, "oracle": oracle_res.rows, cfg.method: new_res.rows}
         robustness = None
@@ -133,7 +147,8 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
                 "target": result_entry(target_res, str(paths["target"])),
                 "oracle": result_entry(oracle_res, str(paths["oracle"])),
                 cfg.method: result_entry(new_res, model_path, unlearning={
-                    "seconds": timings[f"unlearn_{cfg.method}"], **unlearning_summary(info)}, intrinsic=weights),
+                    "seconds": timings[f"unlearn_{cfg.method}"], **unlearning_summary(info)}, intrinsic=weights,
+                    **({"guard": guard} if guard else {})),
             },
             "timings": timings,
         }

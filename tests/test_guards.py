@@ -108,10 +108,15 @@ def test_attacks_run_on_a_guarded_model_and_leave_it_unchanged(micro_models, mic
 
     target, oracle, tok = micro_models
     res = run_attacks({"eco": eco[0]}, tok, micro_bench, target=target, oracle=oracle,
-                      attacks="adversarial_prompts,concept_trace")
-    assert res["attacks"]["concept_trace"]["models"]["eco"]["score"] == \
-        res["attacks"]["concept_trace"]["models"]["target"]["score"]  # the weights are the target's
-    assert res["attacks"]["adversarial_prompts"]["verdicts"]["eco"]["verdict"]
+                      attacks="adversarial_prompts,concept_trace,relearn",
+                      configs={"relearn": {"steps": "0,5", "lrs": "1e-3"}})
+    att = res["attacks"]
+    assert att["concept_trace"]["models"]["eco"]["score"] == att["concept_trace"]["models"]["target"]["score"]
+    assert att["adversarial_prompts"]["verdicts"]["eco"]["verdict"]
+    # relearning needs the weights, and with them the guard is gone: the held-out facts come back as the target's
+    relearned = att["relearn"]["models"]
+    assert "guard is dropped" in relearned["eco"]["extra"]["guard"]
+    assert relearned["eco"]["score"] >= relearned["target"]["score"] - 0.2
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +188,18 @@ def test_icul_prefixes_every_prompt_and_lines_outputs_up(tmp_path, micro_models,
     assert torch.equal(again(input_ids=ids, attention_mask=mask).logits, out.logits)
     gen = guarded.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False)
     assert torch.equal(gen[:, :ids.shape[1]], ids) and gen.shape[1] <= ids.shape[1] + 4
+
+
+def test_demo_with_a_guard_reports_its_classifier_and_what_it_keeps(tmp_path, micro_pair):
+    from obliviate.pipeline import DemoConfig, run_demo
+
+    cfg = DemoConfig(model="micro", benchmark="micro", method="eco", method_config={"sigma": 3.0}, attacks="none")
+    res = run_demo(tmp_path / "out", cfg, cache=micro_pair["cache"])
+    entry = res["models"]["eco"]
+    assert entry["guard"]["kind"] == "eco" and "weights untouched" in entry["guard"]["note"]
+    assert entry["guard"]["classifier_rates"]["false_positive"]["retain"]["rate"] <= 0.1
+    assert entry["intrinsic"]["model"]["metrics"]["concept_cosine"] == pytest.approx(1.0)  # the target's weights
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Guard: eco" in html and "weights untouched" in html
+    again, _ = load_model(tmp_path / "out" / "models" / "eco")
+    assert type(again).__name__ == "GuardedModel"

@@ -61,6 +61,10 @@ def relearn(model, tok, bench, cfg: RelearnConfig, refs=None, scorer: Scorer | N
     Curve: accuracy against steps at that learning rate. ``extra["lr_sweep"]``: the last-checkpoint accuracy at
     each learning rate."""
     recs = forget_facts(bench)
+    dropped = None
+    if hasattr(model, "guard") and hasattr(model, "inner"):  # an inference-time guard: fine-tuning needs the
+        model, scorer = model.inner, None  # weights, and whoever holds the weights can run them without the guard
+        dropped = "the guard is dropped: relearning needs the weights, which are the target's"
     steps = sorted({int(s) for s in str(cfg.steps).split(",") if s.strip()})
     folds = _folds(recs, cfg.folds, cfg.seed) if cfg.variant == "folds" else [recs]
     scratch = getattr(model.config, "obliviate_builtin", None) is not None
@@ -72,7 +76,8 @@ def relearn(model, tok, bench, cfg: RelearnConfig, refs=None, scorer: Scorer | N
                         per_fact=run["per_fact"],
                         extra={"variant": cfg.variant, "folds": len(folds), "best_lr": best,
                                "lr_sweep": {str(lr): r["score"] for lr, r in runs.items()},
-                               "trained_on": "other forget folds" if cfg.variant == "folds" else "retain facts"})
+                               "trained_on": "other forget folds" if cfg.variant == "folds" else "retain facts",
+                               **({"guard": dropped} if dropped else {})})
 
 
 def _relearn_at(model, tok, bench, recs, folds, steps, lr: float, cfg: RelearnConfig, scorer) -> dict:

@@ -239,7 +239,8 @@ def intrinsic_section(models: dict) -> str:
         if not block:
             continue
         if "skipped" in block:
-            rows.append(f"<tr><td>{html.escape(name)}</td><td colspan=4>skipped: {html.escape(block['skipped'])}</td></tr>")
+            why = html.escape(block["skipped"])
+            rows.append(f"<tr><td>{html.escape(name)}</td><td colspan=4>skipped: {why}</td></tr>")
             continue
         for who, part in (("", block["model"]), (" (oracle)", block.get("oracle") or {})):
             if "metrics" in part:
@@ -252,6 +253,25 @@ def intrinsic_section(models: dict) -> str:
             "subject, read before and after (ConceptVectors, Hong et al. 2024): a method that leaves them intact "
             "(cosine 1, Jaccard 1) may only hide the knowledge.</p>"
             f"<table><thead><tr><th>model</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def guard_section(models: dict) -> str:
+    """An inference-time guard's classifier: what it misses per question form, what it wrongly flags, and what
+    forget text the deployment keeps."""
+    out = []
+    for name, m in models.items():
+        g = m.get("guard")
+        if not g:
+            continue
+        rates = g["classifier_rates"]
+        rows = "".join(f"<tr><td>{what}: {html.escape(k)}</td><td>{_fmt(v['rate'], v['ci'])}</td><td>{v['n']}</td></tr>"
+                       for what, part in (("misses", "false_negative"), ("flags", "false_positive"))
+                       for k, v in rates[part].items())
+        out.append(f"<h2>Guard: {html.escape(name)} ({html.escape(g['kind'])})</h2><p><b>{html.escape(g['note'])}</b>. "
+                   f"It keeps {len(g['retained_forget_text'])} forget-set text(s) at inference.</p>"
+                   f"<table><thead><tr><th>classifier</th><th>rate</th><th>prompts</th></tr></thead>"
+                   f"<tbody>{rows}</tbody></table>")
+    return "".join(out)
 
 
 def render(results: dict) -> str:
@@ -301,7 +321,7 @@ figure{{margin:1.5em 0}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em
 </head><body><h1>obliviate report</h1>
 <p>Benchmark <b>{html.escape(results.get('benchmark', {}).get('name', ''))}</b>, seed {results.get('seed')}.
 "Forgotten" means indistinguishable from the <b>oracle</b>: the same model trained without the forget set.</p>
-{table}{intrinsic_section(models)}{robustness_section(results['robustness']) if results.get('robustness') else ''}
+{table}{guard_section(models)}{intrinsic_section(models)}{robustness_section(results['robustness']) if results.get('robustness') else ''}
 {'<h2>Curves</h2>' + curves if curves else ''}
 {'<h2>Plots</h2>' + figs if figs else ''}
 <h2>Notes</h2><ul>{notes or '<li>none</li>'}</ul>
