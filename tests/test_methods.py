@@ -38,9 +38,11 @@ def data(micro_models, micro_bench):
 # `retrain` is the exact baseline, not a few-step method: its own test checks it reproduces the oracle.
 # `uoe` needs a Mixture-of-Experts model: its own tests below use `micro-moe`; `codeunlearn` a bottlenecked model
 # (tests/test_codeunlearn.py), and it deletes codes instead of moving weights. The editing methods (ssd, rocr,
-# needle) take no steps or train a few vectors: tests/test_editing.py checks each one's own promise.
+# needle) take no steps or train a few vectors: tests/test_editing.py checks each one's own promise; the guards
+# (eco, guard, icul) leave the weights alone by design: tests/test_guards.py.
 NLL_METHODS = [n for n in sorted(METHODS) if n not in ("rmu", "retrain")
-               and not (METHODS[n].moe_only or METHODS[n].bottleneck_only or METHODS[n].editing)]
+               and not (METHODS[n].moe_only or METHODS[n].bottleneck_only or METHODS[n].editing
+                        or METHODS[n].guard)]
 
 
 # UNDIAL's fixed point lowers a memorised token's logit by β only: at the authors' β = 3 a token of probability
@@ -82,7 +84,7 @@ def test_retain_term_holds_retain_loss(name, micro_models, data):
 
 def test_unknown_method_and_option(micro_models, data):
     target, _, tok = micro_models
-    with pytest.raises(ObliviateError, match="unknown method 'nope'; expected one of altpo, ceu, codeunlearn, flat, ga, graddiff"):
+    with pytest.raises(ObliviateError, match="unknown method 'nope'; expected one of altpo, ceu, codeunlearn, eco, flat, ga, graddiff, guard"):
         unlearn(target, tok, data, "nope")
     with pytest.raises(ObliviateError, match=r"method npo: unknown option\(s\) gamma"):
         unlearn(target, tok, data, "npo", {"gamma": 1})
