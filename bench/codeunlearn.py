@@ -16,12 +16,11 @@ import argparse
 import os
 import time
 
+import common
+
 
 def cell(res, key):
-    v, ci = res.metrics.get(key), res.ci.get(key)
-    if v is None:
-        return "n/a"
-    return f"{v:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{v:.3f}"
+    return common.cell(res.metrics, res.ci, key)
 
 
 def main() -> None:

@@ -15,16 +15,11 @@ import json
 import os
 import time
 
+from common import cell, evaluate_all, pair, print_table, run_rows
+
 ATTACKS = "paraphrase,adversarial_prompts,multi_hop,in_context"
 KEYS = ["forget_exact_match", "retain_exact_match", "world_exact_match", "forget_quality", "model_utility"]
 INTRINSIC = ["concept_cosine", "concept_relative_delta", "concept_jaccard"]
-
-
-def cell(metrics, ci, key):
-    v, c = metrics.get(key), (ci or {}).get(key)
-    if v is None:
-        return "n/a"
-    return f"{v:.3f} [{c[0]:.2f}, {c[1]:.2f}]" if c else f"{v:.3f}"
 
 
 def rows_of(a, pretrained: bool = False) -> list[tuple[str, str, dict]]:
@@ -59,27 +54,13 @@ def main() -> None:
     from obliviate.evals.intrinsic import concept_vectors, intrinsic
     from obliviate.methods.rocr import redirect_rate
 
-    bench = ob.load_benchmark(a.benchmark)
-    paths = ob.train_pair(a.model, bench)
-    target, tok = ob.load_model(paths["target"])
-    oracle, _ = ob.load_model(paths["oracle"])
-    data = ob.UnlearnData.from_benchmark(bench, tok)
-    models, info, secs = {}, {}, {}
-    for label, method, opts in rows_of(a):
-        t = time.time()
-        models[label], info[label] = ob.unlearn(target, tok, data, method, opts)
-        secs[label] = time.time() - t
-    o = ob.evaluate(oracle, tok, bench, is_oracle=True)
-    results = {"target": ob.evaluate(target, tok, bench, oracle=o), "oracle": o}
-    for label, m in models.items():
-        results[label] = ob.evaluate(m, tok, bench, oracle=o)
+    bench, target, oracle, tok, data = pair(a.model, a.benchmark)
+    models, info, secs = run_rows(rows_of(a), target, tok, data)
+    results = evaluate_all(models, target, oracle, tok, bench)
 
     print(f"{a.model} on {bench.name} (forget {len(bench.forget)} facts of {len({r.subject for r in bench.forget})} "
           "people): value [95 % interval over people]")
-    print(" | ".join(["model", *KEYS, "seconds"]))
-    for name, r in results.items():
-        sec = f"{secs[name]:.1f}" if name in secs else "-"
-        print(" | ".join([name, *[cell(r.metrics, r.ci, k) for k in KEYS], sec]))
+    print_table(results, KEYS, secs)
 
     for label in models:
         i = info[label]

@@ -15,15 +15,10 @@ import argparse
 import os
 import time
 
+from common import cell, evaluate_all, pair, print_table, run_rows
+
 KEYS = ["forget_exact_match", "retain_exact_match", "world_exact_match", "forget_quality", "model_utility",
         "privleak"]
-
-
-def cell(metrics, ci, key):
-    v, c = metrics.get(key), (ci or {}).get(key)
-    if v is None:
-        return "n/a"
-    return f"{v:.3f} [{c[0]:.2f}, {c[1]:.2f}]" if c else f"{v:.3f}"
 
 
 def rate(r):
@@ -59,26 +54,12 @@ def main() -> None:
     from obliviate.data.format import format_prompt
     from obliviate.evals.guards import classifier_rates
 
-    bench = ob.load_benchmark(a.benchmark)
-    paths = ob.train_pair(a.model, bench)
-    target, tok = ob.load_model(paths["target"])
-    oracle, _ = ob.load_model(paths["oracle"])
-    data = ob.UnlearnData.from_benchmark(bench, tok)
-    models, secs, infos = {}, {}, {}
-    for label, method, opts in [("eco", "eco", {}), ("guard", "guard", {}),
-                                ("npo", "npo", {"retain_weight": 5.0, "epochs": 10})]:
-        t = time.time()
-        models[label], infos[label] = ob.unlearn(target, tok, data, method, opts)
-        secs[label] = time.time() - t
-    o = ob.evaluate(oracle, tok, bench, is_oracle=True)
-    results = {"target": ob.evaluate(target, tok, bench, oracle=o), "oracle": o}
-    for label, m in models.items():
-        results[label] = ob.evaluate(m, tok, bench, oracle=o)
+    bench, target, oracle, tok, data = pair(a.model, a.benchmark)
+    models, infos, secs = run_rows([("eco", "eco", {}), ("guard", "guard", {}),
+                                    ("npo", "npo", {"retain_weight": 5.0, "epochs": 10})], target, tok, data)
+    results = evaluate_all(models, target, oracle, tok, bench)
     print(f"{a.model} on {bench.name}: value [95 % interval over people]")
-    print(" | ".join(["model", *KEYS, "build s"]))
-    for name, r in results.items():
-        sec = f"{secs[name]:.1f}" if name in secs else "-"
-        print(" | ".join([name, *[cell(r.metrics, r.ci, k) for k in KEYS], sec]))
+    print_table(results, KEYS, secs, "build s")
     print(f"eco: sigma {infos['eco']['sigma']:.3g} (search: {len(infos['eco'].get('sigma_search', []))} evaluations, "
           f"goal NLL {infos['eco'].get('sigma_search', [{}])[-1].get('goal', float('nan')):.2f}, corrupted forget NLL "
           f"{infos['eco'].get('sigma_search', [{}])[-1].get('forget_nll', float('nan')):.2f}); guard keeps "
@@ -127,6 +108,7 @@ def rwku(a) -> None:
     rows = {"base": (model, None, {})}
     for label, method, opts in [("eco", "eco", {"sigma": a.eco_sigma}), ("guard", "guard", {}),
                                 ("icul guardrail", "icul", {"mode": "guardrail"}),
+                                ("icul system", "icul", {"mode": "system"}),
                                 ("npo", "npo", {"max_steps": 20, "lr": 1e-4, "batch_size": 4})]:
         t = time.time()
         m, info = ob.unlearn(model, tok, data, method, opts)

@@ -203,3 +203,9 @@ def test_demo_with_a_guard_reports_its_classifier_and_what_it_keeps(tmp_path, mi
     assert "Guard: eco" in html and "weights untouched" in html
     again, _ = load_model(tmp_path / "out" / "models" / "eco")
     assert type(again).__name__ == "GuardedModel"
+
+
+def test_icul_system_mode_needs_a_chat_template(micro_models, data):
+    target, _, tok = micro_models
+    with pytest.raises(ObliviateError, match="icul: mode=system needs a tokenizer with a chat template"):
+        unlearn(target, tok, data, "icul", {"mode": "system"})

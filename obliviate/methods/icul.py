@@ -6,7 +6,9 @@
   examples"). For generative QA the false label is a plausible false answer (another person's value for the same
   attribute, the AltPO alternates: no evaluation text), and the correct examples are ``k`` retain QA pairs.
 * ``mode="guardrail"``: RWKU's in-context unlearning baseline (Jin et al. 2024, arXiv:2406.10890): an instruction
-  naming the forget subjects and asking the model not to reveal anything about them.
+  naming the forget subjects and asking the model not to reveal anything about them; ``mode="system"``: the same
+  instruction as a system message rendered by the tokenizer's chat template (placed before the conversation, so a
+  template that adds its own default system message keeps it after ours).
 
 The prefix is put before the prompt as plain text (after the tokenizer's BOS token, if the prompt starts with
 one; a chat model's template follows the prefix, so the instruction is not inside its system message). It applies
@@ -29,8 +31,10 @@ from .common import UnlearnData
 
 @dataclass
 class ICULConfig(Options):
-    mode: str = option("guardrail", "guardrail (an instruction naming the forget subjects) or icul (forget QA with "
-                                    "false answers, then k correct retain QA)", choices=("guardrail", "icul"))
+    mode: str = option("guardrail", "guardrail (an instruction naming the forget subjects, as plain text), system (the "
+                                    "same instruction as a system message of the chat template) or icul (forget QA "
+                                    "with false answers, then k correct retain QA)",
+                       choices=("guardrail", "system", "icul"))
     k: int = option(4, "icul: correctly answered retain examples in the context", ge=0)
     max_forget: int = option(8, "icul: forget examples placed in the context at most", ge=1)
     seed: int = option(0, "seeds the choice of examples", ge=0)
@@ -120,13 +124,19 @@ def icul(model, tokenizer, data: UnlearnData, cfg: ICULConfig):
         raise ObliviateError("icul: the forget set is empty")
     t0 = time.time()
     rng = random.Random(cfg.seed)
-    if cfg.mode == "guardrail":
+    if cfg.mode in ("guardrail", "system"):
         subjects = sorted({s for s in data.subjects.get("forget", []) if s})
         if not subjects:
-            raise ObliviateError("icul: mode=guardrail needs the forget subjects (the benchmark names none)")
+            raise ObliviateError(f"icul: mode={cfg.mode} needs the forget subjects (the benchmark names none)")
         names = ", ".join(subjects)
-        prefix = (f"Instruction: you must not reveal any information about {names}. If a question or text asks about "
-                  f"{names}, say that you do not know.\n\n")
+        rule = (f"You must not reveal any information about {names}. If a question or text asks about {names}, say "
+                "that you do not know.")
+        if cfg.mode == "system":
+            if not getattr(tokenizer, "chat_template", None):
+                raise ObliviateError("icul: mode=system needs a tokenizer with a chat template; use mode=guardrail")
+            prefix = tokenizer.apply_chat_template([{"role": "system", "content": rule}], tokenize=False)
+        else:
+            prefix = f"Instruction: {rule}\n\n"
         kept = []
     else:
         qa = [(i, ex) for i, ex in enumerate(data.forget) if ex.prompt]

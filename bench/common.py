@@ -1,0 +1,54 @@
+"""What the bench scripts share: the target/oracle pair of a built-in benchmark, one row per method run on it, and
+a value with its interval as a table cell. (Run a script as ``python bench/NAME.py``; this module sits beside it.)"""
+from __future__ import annotations
+
+import time
+
+
+def cell(metrics: dict, ci: dict | None, key: str) -> str:
+    """``value [low, high]`` (3 and 2 decimals), ``value`` without an interval, ``n/a`` without a value."""
+    v, c = metrics.get(key), (ci or {}).get(key)
+    if v is None:
+        return "n/a"
+    return f"{v:.3f} [{c[0]:.2f}, {c[1]:.2f}]" if c else f"{v:.3f}"
+
+
+def pair(model: str, benchmark: str):
+    """``(bench, target, oracle, tokenizer, request)``: the cached target and oracle and the benchmark's request."""
+    import obliviate as ob
+
+    bench = ob.load_benchmark(benchmark)
+    paths = ob.train_pair(model, bench)
+    target, tok = ob.load_model(paths["target"])
+    oracle, _ = ob.load_model(paths["oracle"])
+    return bench, target, oracle, tok, ob.UnlearnData.from_benchmark(bench, tok)
+
+
+def run_rows(rows, target, tok, data) -> tuple[dict, dict, dict]:
+    """Unlearn ``target`` once per ``(label, method, options)``: ``(models, infos, seconds)`` by label."""
+    import obliviate as ob
+
+    models, infos, secs = {}, {}, {}
+    for label, method, opts in rows:
+        t = time.time()
+        models[label], infos[label] = ob.unlearn(target, tok, data, method, opts)
+        secs[label] = time.time() - t
+    return models, infos, secs
+
+
+def evaluate_all(models: dict, target, oracle, tok, bench) -> dict:
+    """Evaluation results of the target, the oracle and every model, each against the oracle."""
+    import obliviate as ob
+
+    o = ob.evaluate(oracle, tok, bench, is_oracle=True)
+    out = {"target": ob.evaluate(target, tok, bench, oracle=o), "oracle": o}
+    for label, m in models.items():
+        out[label] = ob.evaluate(m, tok, bench, oracle=o)
+    return out
+
+
+def print_table(results: dict, keys: list[str], secs: dict, seconds_label: str = "seconds") -> None:
+    print(" | ".join(["model", *keys, seconds_label]))
+    for name, r in results.items():
+        sec = f"{secs[name]:.1f}" if name in secs else "-"
+        print(" | ".join([name, *[cell(r.metrics, r.ci, k) for k in keys], sec]))
