@@ -158,6 +158,20 @@ def cmd_demo(args) -> int:
                      method=args.method, method_config=_parse_sets(args.set), seed=_seed(args), attacks=args.attacks)
     t = time.time()
     res = run_demo(args.out, cfg, cache=args.cache, overwrite=args.overwrite)
+    model_dir = res["models"][args.method].get("path")
+    if model_dir:
+        from .certificate import demo_evidence
+        from .data import load_benchmark
+        from .data.format import examples_from
+        from .models import load_model
+
+        bench = load_benchmark(cfg.benchmark, seed=cfg.benchmark_seed)
+        _, tok = load_model(model_dir)
+        forget = examples_from(tok, bench.forget, bench.texts.get("forget", []))
+        entry = _ledger_request(args, args.method, res["config"]["method_config"], forget,
+                                res["models"]["target"]["path"], model_dir, demo_evidence(res, args.method))
+        print(f"obliviate: ledger {entry['ledger']}: request {entry['request_id']} (obliviate certify "
+              f"{entry['request_id']} --ledger {entry['ledger']} --out CERT_DIR)", file=sys.stderr)
     _summary(res)
     if res.get("robustness"):
         _attack_summary(res["robustness"])
@@ -238,8 +252,66 @@ def cmd_unlearn(args) -> int:
                                         "rwku": args.rwku, "seed": cfg.seed, "unlearning": info,
                                         "processes": state.num_processes, "versions": versions()},
                    overwrite=args.overwrite, inputs=inputs)
+        entry = _ledger_request(args, args.method, info.get("config", {}), data.forget, args.model, args.out)
         _wrote(args.out)
+        print(f"obliviate: ledger {entry['ledger']}: request {entry['request_id']}", file=sys.stderr)
     state.wait_for_everyone()
+    return 0
+
+
+def _ledger_request(args, method, config, forget, input_model, out, evidence=None) -> dict:
+    """Append the request to the ledger (``--ledger``, or beside the run's ``--out``, where a later run with
+    ``--overwrite`` leaves it alone); returns its entry and the ledger path."""
+    from .ledger import default_path, record_request
+
+    path = Path(args.ledger) if getattr(args, "ledger", None) else default_path(args.out)
+    entry = record_request(path, method=method, config=config, forget=forget, input_model=input_model,
+                           output_model=out, evidence=evidence, keep_text=getattr(args, "ledger_text", False))
+    return {**entry, "ledger": str(path)}
+
+
+def cmd_ledger(args) -> int:
+    from .ledger import check, entries
+
+    path = Path(args.ledger)
+    if not path.is_file():
+        raise ObliviateError(f"{path}: no ledger there (obliviate unlearn writes {path.name} beside its --out)")
+    problems = check(path)
+    for e in entries(path):
+        if e["kind"] == "request":
+            print(f"{e['request_id']}  {e['time']}  {e['method']:<12} {e['forget_rows']:>5} forget rows  "
+                  f"-> {e['output_model']}{'  (evidence recorded)' if e.get('evidence') else ''}")
+        else:
+            print(f"  evidence {e['time']} for {e['request_id'] or 'no recorded request'}: {e['model']}")
+    for p in problems:
+        print(f"obliviate: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_certify(args) -> int:
+    from .certificate import certify
+    from .ledger import check
+
+    problems = check(args.ledger)
+    if problems:
+        raise ObliviateError("; ".join(problems))
+    cert = certify(args.ledger, args.request, args.out)
+    print(f"{cert['conclusion']}")
+    for r in cert["reasons"]:
+        print(f"  - {r}")
+    _wrote(args.out)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .certificate import verify
+
+    problems = verify(args.certificate, args.model)
+    if problems:
+        for p in problems:
+            print(f"obliviate: verify FAILED: {p}", file=sys.stderr)
+        return 1
+    print("certificate holds: the model's weight files are the certified ones")
     return 0
 
 
@@ -352,9 +424,26 @@ def cmd_eval(args) -> int:
                               **{k: v for c, _ in extras for k, v in c.items()}},
                    "benchmark": bench.summary() if bench else {}, "models": entries, "timings": timings}
         write_results(tmp, results, rows)
+    if args.oracle and name in entries:  # an oracle comparison is evidence for the request that wrote this model
+        e, o = entries[name], entries["oracle"]
+        _ledger_evidence(args.model, {"source": "eval", "metrics": e["metrics"], "ci": e["metrics_ci"],
+                                      "oracle_metrics": o["metrics"], "oracle_ci": o["metrics_ci"]})
+    elif name in entries:  # without an oracle: the holdout comparison
+        _ledger_evidence(args.model, {"source": "eval", "metrics": entries[name]["metrics"],
+                                      "ci": entries[name]["metrics_ci"]})
     _summary(results)
     _wrote(args.out, time.time() - t)
     return 0
+
+
+def _ledger_evidence(model, evidence: dict) -> None:
+    """Append evidence about ``model`` to the ledger beside it, if there is one (nothing is created)."""
+    from .ledger import default_path, record_evidence
+
+    path = default_path(model) if Path(str(model)).is_dir() else None
+    if path is not None and path.is_file():
+        e = record_evidence(path, model, evidence)
+        print(f"obliviate: ledger {path}: evidence for request {e['request_id'] or '(none matched)'}", file=sys.stderr)
 
 
 def _merge(res, extra):
@@ -487,6 +576,13 @@ def cmd_attack(args) -> int:
                    "robustness": {"attacks": res["attacks"], "plain": res["plain"], "thresholds": res["thresholds"],
                                   "skipped": skipped}}
         write_results(tmp, results, res["rows"])
+    if args.target and args.oracle:  # judged verdicts are evidence for the requests that wrote these models
+        for path in args.model:
+            key = Path(str(path)).name or str(path)
+            verdicts = {a: {"verdict": e["verdicts"][key]["verdict"], "gain_over_oracle":
+                            e["verdicts"][key].get("gain_over_oracle"), "interval": e["verdicts"][key].get("interval")}
+                        for a, e in res["attacks"].items() if key in e.get("verdicts", {})}
+            _ledger_evidence(path, {"source": "attack", "attacks": verdicts})
     _attack_summary(results["robustness"])
     _wrote(args.out, time.time() - t0)
     return 0
@@ -725,6 +821,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set beta=0.1")
     _add_data_args(u)
     u.set_defaults(fn=cmd_unlearn)
+    for cmd in (d, u):
+        cmd.add_argument("--ledger", help="the request ledger (default: obliviate-ledger.sqlite beside --out)")
+        cmd.add_argument("--ledger-text", action="store_true",
+                         help="also keep the forget rows' text in the ledger (default: their SHA-256 only)")
 
     b = sub.add_parser("bottleneck", parents=[common, seeded, written],
                        help="build a codebook / SAE bottleneck into a model once, for codeunlearn (CodeUnlearn)")
@@ -816,6 +916,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True)
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set lr=5e-4")
     c.set_defaults(fn=cmd_curve)
+
+    lg = sub.add_parser("ledger", parents=[common], help="list the unlearning requests of a ledger and check its chain")
+    lg.add_argument("ledger", help="the ledger file (obliviate-ledger.sqlite beside an unlearned model)")
+    lg.set_defaults(fn=cmd_ledger)
+    ce = sub.add_parser("certify", parents=[common, written],
+                        help="write a certificate (JSON + HTML) of one request's evidence")
+    ce.add_argument("request", metavar="REQUEST_ID")
+    ce.add_argument("--ledger", required=True, help="the ledger file")
+    ce.add_argument("--out", required=True, help="the certificate folder")
+    ce.set_defaults(fn=cmd_certify)
+    ve = sub.add_parser("verify", parents=[common],
+                        help="re-check a certificate against the model files; exits 1 on any mismatch")
+    ve.add_argument("certificate", help="certificate.json or its folder")
+    ve.add_argument("--model", help="the model folder (default: the one the certificate names)")
+    ve.set_defaults(fn=cmd_verify)
 
     ls = sub.add_parser("ls", parents=[common],
                         help=f"list a registry ({', '.join(LS_TABLES)}), or a method's or attack's options "
