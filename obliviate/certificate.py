@@ -145,6 +145,19 @@ def verify(cert_path: str | Path, model: str | Path | None = None) -> list[str]:
     return problems
 
 
+def _exact_html(exact: dict | None) -> str:
+    """Exact unlearning's proof obligations: which shards were retrained from which checkpoint."""
+    if not exact:
+        return ""
+    items = "".join(f"<li>shard {w['shard']}: restored from the {html.escape(w['restored_from'])}, slices "
+                    f"{w['retrained_slices']} retrained without {w['rows_removed']} row(s)</li>"
+                    for w in exact["shards_retrained"])
+    return (f"<h2>Exact unlearning (SISA): proof obligations</h2><ul>{items or '<li>no shard held a forget row</li>'}"
+            f"</ul><p>{exact['forget_rows_found']} forget rows were in the training data, "
+            f"{exact['forget_rows_not_trained_on']} were not; retraining cost {exact['row_passes_retrained']} row "
+            f"passes of {exact['row_passes_full_retraining']} for full retraining.</p>")
+
+
 def render(cert: dict) -> str:
     r = cert["request"]
     rows = "".join(f"<li>{html.escape(x)}</li>" for x in cert["reasons"])
@@ -161,7 +174,8 @@ method <b>{html.escape(r['method'])}</b>, {r['forget_rows']} forget rows (SHA-25
 <h2>Conclusion: {html.escape(cert['conclusion'])}</h2><ul>{rows}</ul>
 <h2>Attacks</h2><table><tr><th>attack</th><th>verdict</th><th>gain over the oracle's</th><th>95 % interval</th></tr>
 {atk or '<tr><td colspan=4>none recorded</td></tr>'}</table>
-<h2>Model</h2><p>input {html.escape(r['input_model'])}; output {html.escape(r['output_model'])}</p><ul>{fp}</ul>
+{_exact_html(r.get("exact"))}<h2>Model</h2>
+<p>input {html.escape(r['input_model'])}; output {html.escape(r['output_model'])}</p><ul>{fp}</ul>
 <p style="color:#777;font-size:12px">ledger {html.escape(cert['ledger'])}, entry chain {html.escape(r['chain'])};
 certificate SHA-256 {html.escape(cert['certificate_sha256'])}. Check it with <code>obliviate verify</code>.</p>
 </body></html>"""

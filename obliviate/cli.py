@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .utils import ObliviateError
@@ -206,11 +207,41 @@ def cmd_train(args) -> int:
         from .data import load_benchmark
 
         bench = load_benchmark("people")
+    if args.sharded:
+        return _train_sharded(args, bench, cfg)
     paths = train_pair(args.model, bench, cfg, cache=args.cache, force=args.force)
     from accelerate import PartialState
 
     if PartialState().is_main_process:
         print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+    return 0
+
+
+def _train_sharded(args, bench, cfg) -> int:
+    """``obliviate train --sharded S --slices R --out DIR``: a SISA ensemble of the target (all training rows)."""
+    from dataclasses import asdict
+
+    from .data.format import examples_from
+    from .models import SCRATCH_MODELS, save_model
+    from .outputs import check_output
+    from .sisa import SisaConfig, train_sisa
+    from .train import base_model
+    from .utils import versions
+
+    if not args.out:
+        raise ObliviateError("train --sharded needs --out DIR (the ensemble's folder)")
+    check_output(args.out, overwrite=args.overwrite)
+    scfg = SisaConfig(shards=args.sharded, slices=args.slices, seed=cfg.seed)
+    base, tok = base_model(args.model, bench, cfg.seed)
+    examples = examples_from(tok, bench.training_qa(True), bench.training_texts(True) if cfg.include_texts else [])
+    full = cfg.resolved(args.model in SCRATCH_MODELS, len(examples))
+    per_slice = replace(full, epochs=max(1, full.epochs // scfg.slices)) if cfg.epochs is None else full
+    t = time.time()
+    ens = train_sisa(base, tok, examples, scfg, asdict(per_slice))
+    save_model(ens, tok, args.out, {"sisa": asdict(scfg), "train": asdict(per_slice), "benchmark": bench.record(),
+                                    "role": "target", "seed": cfg.seed, "versions": versions()},
+               overwrite=args.overwrite)
+    _wrote(args.out, time.time() - t)
     return 0
 
 
@@ -238,6 +269,12 @@ def cmd_unlearn(args) -> int:
         data = rwku_unlearn_data(args.rwku, tok, probes)
     else:
         data = UnlearnData.from_benchmark(bench, tok)
+    from .sisa import SisaEnsemble, attach_rows
+
+    if isinstance(model, SisaEnsemble) and bench is not None:  # retraining needs the shards' remaining rows
+        from .data.format import examples_from
+
+        attach_rows(model, examples_from(tok, bench.training_qa(True), bench.training_texts(True)))
     new, info = unlearn(model, tok, data, args.method, cfg)
     if "stop" in info:
         st = info["stop"]
@@ -252,21 +289,23 @@ def cmd_unlearn(args) -> int:
                                         "rwku": args.rwku, "seed": cfg.seed, "unlearning": info,
                                         "processes": state.num_processes, "versions": versions()},
                    overwrite=args.overwrite, inputs=inputs)
-        entry = _ledger_request(args, args.method, info.get("config", {}), data.forget, args.model, args.out)
+        entry = _ledger_request(args, args.method, info.get("config", {}), data.forget, args.model, args.out,
+                                extra={"exact": info["exact"]} if "exact" in info else None)
         _wrote(args.out)
         print(f"obliviate: ledger {entry['ledger']}: request {entry['request_id']}", file=sys.stderr)
     state.wait_for_everyone()
     return 0
 
 
-def _ledger_request(args, method, config, forget, input_model, out, evidence=None) -> dict:
+def _ledger_request(args, method, config, forget, input_model, out, evidence=None, extra=None) -> dict:
     """Append the request to the ledger (``--ledger``, or beside the run's ``--out``, where a later run with
     ``--overwrite`` leaves it alone); returns its entry and the ledger path."""
     from .ledger import default_path, record_request
 
     path = Path(args.ledger) if getattr(args, "ledger", None) else default_path(args.out)
     entry = record_request(path, method=method, config=config, forget=forget, input_model=input_model,
-                           output_model=out, evidence=evidence, keep_text=getattr(args, "ledger_text", False))
+                           output_model=out, evidence=evidence, keep_text=getattr(args, "ledger_text", False),
+                           extra=extra)
     return {**entry, "ledger": str(path)}
 
 
@@ -811,6 +850,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
     t.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
     t.add_argument("--force", action="store_true", help="retrain even if cached")
+    t.add_argument("--sharded", type=_count, help="SISA: train S constituents on S shards (needs --out)")
+    t.add_argument("--slices", type=_count, default=4, help="SISA: slices per shard, a checkpoint after each")
+    t.add_argument("--out", help="with --sharded: the ensemble's folder")
+    t.add_argument("--overwrite", action="store_true", help="with --sharded: replace an --out obliviate wrote")
     t.set_defaults(fn=cmd_train)
 
     u = sub.add_parser("unlearn", parents=[common, seeded, written],

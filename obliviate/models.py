@@ -271,6 +271,11 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
     if kind == "folder":
         from .guarded import is_guarded_folder, load_guarded
 
+        if (path / "obliviate_sisa.json").is_file():  # a SISA ensemble (obliviate train --sharded)
+            from .sisa import load_sisa
+
+            _, tok = _load_plain_tokenizer(path, trust_remote_code)
+            return load_sisa(path), tok
         if is_guarded_folder(path):  # an inference-time guard saved beside the weights
             inner, tok = _load_plain(path, dtype, trust_remote_code)
             return load_guarded(path, inner, tok), tok
@@ -278,6 +283,14 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
         return load_bottlenecked(path, dtype)
     s = s[len(HUB_PREFIX):] if kind == "hub" and s.startswith(HUB_PREFIX) else str(path) if kind == "folder" else s
     return _load_plain(s, dtype, trust_remote_code)
+
+
+def _load_plain_tokenizer(path, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    with _quiet_progress():
+        tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    return None, _with_pad(tok)
 
 
 def _load_plain(s, dtype, trust_remote_code: bool):
@@ -374,10 +387,10 @@ def weights_digest(folder: str | os.PathLike) -> dict[str, str]:
     import hashlib
 
     out = {}
-    for f in sorted(Path(folder).glob("*.safetensors")):
+    for f in sorted(Path(folder).rglob("*.safetensors")):  # nested too: a SISA ensemble keeps one folder per shard
         h = hashlib.sha256()
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-        out[f.name] = h.hexdigest()
+        out[f.relative_to(folder).as_posix()] = h.hexdigest()
     return out

@@ -39,10 +39,11 @@ def data(micro_models, micro_bench):
 # `uoe` needs a Mixture-of-Experts model: its own tests below use `micro-moe`; `codeunlearn` a bottlenecked model
 # (tests/test_codeunlearn.py), and it deletes codes instead of moving weights. The editing methods (ssd, rocr,
 # needle) take no steps or train a few vectors: tests/test_editing.py checks each one's own promise; the guards
-# (eco, guard, icul) leave the weights alone by design: tests/test_guards.py.
+# (eco, guard, icul) leave the weights alone by design: tests/test_guards.py; sisa needs a sharded ensemble:
+# tests/test_sisa.py.
 NLL_METHODS = [n for n in sorted(METHODS) if n not in ("rmu", "retrain")
                and not (METHODS[n].moe_only or METHODS[n].bottleneck_only or METHODS[n].editing
-                        or METHODS[n].guard)]
+                        or METHODS[n].guard or METHODS[n].exact)]
 
 
 # UNDIAL's fixed point lowers a memorised token's logit by β only: at the authors' β = 3 a token of probability

@@ -25,6 +25,7 @@ from .npo import NPOConfig, SimNPOConfig, npo, simnpo
 from .refusal import AltPOConfig, FLATConfig, IdkConfig, IdkDPOConfig, altpo, flat, idk, idkdpo
 from .retrain import RetrainConfig, retrain
 from .rmu import RMUConfig, rmu
+from ..sisa import SisaUnlearnConfig, sisa_unlearn
 from .rocr import ROCRConfig, rocr
 from .ssd import SSDConfig, ssd
 from .task_vector import TaskVectorConfig, task_vector
@@ -45,6 +46,7 @@ class Method:
     bottleneck_only: bool = False  # whether it needs a model with a codebook / SAE bottleneck (`obliviate bottleneck`)
     editing: bool = False  # a retrain-free weight edit (ssd, rocr) or a located few-vector edit (needle)
     guard: bool = False  # an inference-time guard: run returns (GuardedModel, info); the weights stay as they are
+    exact: bool = False  # exact unlearning of a sharded ensemble (obliviate train --sharded): needs such a model
 
 
 METHODS: dict[str, Method] = {
@@ -100,6 +102,9 @@ METHODS: dict[str, Method] = {
     "icul": Method(ICULConfig, icul, "in-context unlearning: weights untouched; every prompt gets a prefix (an "
                                      "instruction naming the forget subjects, or forget QA with false answers)",
                    lora=False, guard=True),
+    "sisa": Method(SisaUnlearnConfig, sisa_unlearn, "SISA, exact: retrain each affected shard of a sharded ensemble "
+                                                   "(obliviate train --sharded) from the checkpoint before its first "
+                                                   "affected slice", lora=False, exact=True),
     "task_vector": Method(TaskVectorConfig, task_vector, "fine-tune a copy on forget, subtract scale x (tuned - base)",
                           retain_term=False),
     "retrain": Method(RetrainConfig, retrain, "exact baseline: the oracle recipe on retain data only, from the base",
