@@ -52,3 +52,15 @@ def print_table(results: dict, keys: list[str], secs: dict, seconds_label: str =
     for name, r in results.items():
         sec = f"{secs[name]:.1f}" if name in secs else "-"
         print(" | ".join([name, *[cell(r.metrics, r.ci, k) for k in keys], sec]))
+
+
+def print_attacks(models: dict, tok, bench, target, oracle, attacks: str) -> None:
+    """Run the attacks on every model (and the target and oracle) and print each one's gain over the oracle's."""
+    import obliviate as ob
+    from obliviate.cli import gain_lines
+
+    t = time.time()
+    res = ob.run_attacks(models, tok, bench, target=target, oracle=oracle, attacks=attacks)
+    print(f"\nattacks ({time.time() - t:.0f} s): gain over the oracle's gain [95 % interval], verdict")
+    for attack, line in gain_lines(res, models):
+        print(f"{attack:<22}{line}")

@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import asdict
 
-from common import cell
+from common import cell, pair
 
 
 def predicted(k_by_shard: dict[int, int], rows_per_shard: float, R: int) -> float:
@@ -49,10 +49,7 @@ def main() -> None:
     from obliviate.sisa import SisaConfig, _key, assign, train_sisa
     from obliviate.train import TrainConfig, base_model
 
-    bench = ob.load_benchmark(a.benchmark)
-    paths = ob.train_pair(a.model, bench)
-    target, tok = ob.load_model(paths["target"])
-    oracle, _ = ob.load_model(paths["oracle"])
+    bench, target, oracle, tok, data_all = pair(a.model, a.benchmark)
     rows = examples_from(tok, bench.training_qa(True), bench.training_texts(True))
     full = TrainConfig().resolved(a.model in SCRATCH_MODELS, len(rows))
     R = a.slices
@@ -64,7 +61,6 @@ def main() -> None:
           f"{per_slice.epochs} epochs on the cumulative slices (R = {R})")
     utility = [("one model (the target)", t_res, None), ("oracle", o, None)]
     people = sorted({r.subject for r in bench.forget})[:a.requests]
-    data_all = ob.UnlearnData.from_benchmark(bench, tok)
     for S in [int(x) for x in a.shards.split(",")]:
         base, _ = base_model(a.model, bench, 0)
         t = time.time()

@@ -15,7 +15,7 @@ import argparse
 import os
 import time
 
-from common import cell, evaluate_all, pair, print_table, run_rows
+from common import cell, evaluate_all, pair, print_attacks, print_table, run_rows
 
 KEYS = ["forget_exact_match", "retain_exact_match", "world_exact_match", "forget_quality", "model_utility",
         "privleak"]
@@ -49,8 +49,6 @@ def main() -> None:
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     if a.rwku:
         return rwku(a)
-    import obliviate as ob
-    from obliviate.cli import gain_lines
     from obliviate.data.format import format_prompt
     from obliviate.evals.guards import classifier_rates
 
@@ -87,11 +85,7 @@ def main() -> None:
 
     if a.no_attacks:
         return
-    t = time.time()
-    res = ob.run_attacks(models, tok, bench, target=target, oracle=oracle, attacks=a.attacks)
-    print(f"\nattacks ({time.time() - t:.0f} s): gain over the oracle's gain [95 % interval], verdict")
-    for attack, line in gain_lines(res, models):
-        print(f"{attack:<22}{line}")
+    print_attacks(models, tok, bench, target, oracle, a.attacks)
 
 
 def rwku(a) -> None:
