@@ -47,11 +47,22 @@ def default_path(out: str | Path) -> Path:
 
 def _connect(path: Path) -> sqlite3.Connection:
     path = Path(path)
+    if path.is_dir():
+        raise ObliviateError(f"--ledger {path}: a folder, not a ledger file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-    con.execute("PRAGMA synchronous=FULL")
-    con.executescript(SCHEMA)
+    try:
+        con = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        con.execute("PRAGMA synchronous=FULL")
+        con.executescript(SCHEMA)
+    except sqlite3.DatabaseError as e:
+        raise ObliviateError(f"--ledger {path}: not an obliviate ledger ({e}); it was left as it is") from None
     return con
+
+
+def ensure(path: str | Path) -> Path:
+    """Open (or create) the ledger now, so that a bad ``--ledger`` fails before any model work."""
+    _connect(Path(path)).close()
+    return Path(path)
 
 
 def row_hash(text: str) -> str:

@@ -161,3 +161,15 @@ def test_cli_unlearn_records_certify_and_verify(tmp_path, micro_pair, capsys):
     capsys.readouterr()
     assert main(["verify", str(tmp_path / "cert")]) == 1
     assert "verify FAILED" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_ledger_is_a_clear_error_before_any_work_and_is_left_alone(tmp_path, micro_pair, capsys):
+    from obliviate.cli import main
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my own notes, not a database\n" * 50)
+    code = main(["unlearn", "--model", str(micro_pair["target"]), "--method", "ga", "--benchmark", "micro",
+                 "--set", "max_steps=2", "--out", str(tmp_path / "u"), "--ledger", str(notes)])
+    err = capsys.readouterr().err
+    assert code == 2 and "notes.txt: not an obliviate ledger" in err and err.count("\n") == 1
+    assert notes.read_text() == "my own notes, not a database\n" * 50 and not (tmp_path / "u").exists()
