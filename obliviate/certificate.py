@@ -113,9 +113,8 @@ def certify(ledger: str | Path, request_id: str, out: str | Path) -> dict:
             "request": {k: req[k] for k in ("time", "method", "config", "forget_rows", "forget_sha256", "input_model",
                                             "input_fingerprint", "output_model", "output_fingerprint", "chain")},
             "evidence": ev, "conclusion": conclusion, "reasons": reasons}
-    for k in ("exact",):
-        if k in req:
-            cert["request"][k] = req[k]
+    if "exact" in req:  # exact unlearning's proof obligations
+        cert["request"]["exact"] = req["exact"]
     cert["certificate_sha256"] = _self_hash(cert)
     with atomic_dir(out) as tmp:
         (tmp / "certificate.json").write_text(json.dumps(cert, indent=1, default=str), encoding="utf-8")

@@ -76,8 +76,8 @@ class GuardedModel(torch.nn.Module):
             attention_mask = torch.ones_like(input_ids)
         if prompt_mask is None:
             prompt_mask = attention_mask.bool()
-        if hasattr(self.guard, "run"):  # a guard that changes the sequence (a prefix) runs the pass itself
-            return self.guard.run(self.inner, input_ids, attention_mask, **kw)
+        if hasattr(self.guard, "run"):  # a guard that runs the pass itself (ECO: one pass; ICUL: a prefix)
+            return self.guard.run(self.inner, input_ids, attention_mask, prompt_mask=prompt_mask, **kw)
         change = self.guard.prepare(self.inner, input_ids, attention_mask, prompt_mask)
         if change is None:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask, **kw)

@@ -53,7 +53,7 @@ def unlearning_summary(info: dict) -> dict:
     return {k: info[k] for k in ("loss_curve", "probe", "best_step", "stop") if k in info}
 
 
-def intrinsic_block(model, target, oracle, tok, bench, seed: int) -> dict:
+def intrinsic_block(model, target, oracle, tok, bench, data: UnlearnData, seed: int) -> dict:
     """The ConceptVectors measurements of ``model`` (and of the oracle) on the target's concept vectors of the forget
     subjects, or why they do not apply."""
     from .evals.intrinsic import applies, concept_vectors, intrinsic
@@ -63,7 +63,7 @@ def intrinsic_block(model, target, oracle, tok, bench, seed: int) -> dict:
         why = "the forget facts name no subjects"
     if why is not None:
         return {"skipped": why}
-    vectors = concept_vectors(target, tok, UnlearnData.from_benchmark(bench, tok), seed=seed)
+    vectors = concept_vectors(target, tok, data, seed=seed)
     return intrinsic(model, target, tok, vectors, oracle=oracle, seed=seed)
 
 
@@ -109,14 +109,15 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         timings["evaluate_target_and_oracle"] = time.time() - t
 
         t = time.time()
-        new, info = unlearn(target, tok, UnlearnData.from_benchmark(bench, tok), cfg.method, method_cfg)
+        data = UnlearnData.from_benchmark(bench, tok)
+        new, info = unlearn(target, tok, data, cfg.method, method_cfg)
         timings[f"unlearn_{cfg.method}"] = time.time() - t
         t = time.time()
         new_res = evaluate(new, tok, bench, cfg.eval, oracle=oracle_res, desc=f"evaluate {cfg.method}")
         timings[f"evaluate_{cfg.method}"] = time.time() - t
 
         t = time.time()
-        weights = intrinsic_block(new, target, oracle, tok, bench, cfg.seed)
+        weights = intrinsic_block(new, target, oracle, tok, bench, data, cfg.seed)
         timings["intrinsic"] = time.time() - t
         guard = guard_block(new, info, tok, bench, cfg.seed)
 

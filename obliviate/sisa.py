@@ -192,7 +192,7 @@ def sisa_unlearn(model, tokenizer, data, cfg: SisaUnlearnConfig) -> dict:
             "seconds": round(time.time() - t0, 3)}
 
 
-def load_sisa(path: Path, tokenizer_free: bool = True) -> SisaEnsemble:
+def load_sisa(path: Path) -> SisaEnsemble:
     """An ensemble saved by :meth:`SisaEnsemble.save_pretrained` (its rows are not saved: unlearning a loaded
     ensemble needs them back, see :func:`attach_rows`)."""
     from safetensors.torch import load_file

@@ -65,18 +65,23 @@ class ClassifierGuard(Guard):
     def classifier_state(self) -> dict:
         return {"dim": int(self.coef.numel()), "layer": self.layer, "tau": self.tau}
 
-    @torch.no_grad()
-    def features(self, model, input_ids, attention_mask, prompt_mask) -> torch.Tensor:
-        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        h = out.hidden_states[self.layer].float()
+    def pooled(self, hidden_states, attention_mask, prompt_mask) -> torch.Tensor:
+        """The classifier's features from a pass's hidden states: layer ``layer``, mean over the prompt tokens."""
+        h = hidden_states[self.layer].detach().float()
         m = (prompt_mask & attention_mask.bool()).unsqueeze(-1).float()
         return (h * m).sum(1) / m.sum(1).clamp_min(1)
 
     @torch.no_grad()
+    def features(self, model, input_ids, attention_mask, prompt_mask) -> torch.Tensor:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return self.pooled(out.hidden_states, attention_mask, prompt_mask)
+
+    def prob_of(self, f: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(((f - self.mean) / self.scale) @ self.coef + self.intercept)
+
+    @torch.no_grad()
     def probability(self, model, input_ids, attention_mask, prompt_mask) -> torch.Tensor:
-        f = self.features(model, input_ids, attention_mask, prompt_mask)
-        z = ((f - self.mean) / self.scale) @ self.coef + self.intercept
-        return torch.sigmoid(z)
+        return self.prob_of(self.features(model, input_ids, attention_mask, prompt_mask))
 
     def flag(self, model, input_ids, attention_mask, prompt_mask) -> torch.Tensor:
         return self.probability(model, input_ids, attention_mask, prompt_mask) > self.tau
@@ -103,6 +108,21 @@ class ECOGuard(ClassifierGuard):
         noise = torch.randn(emb.shape, generator=g).to(emb.device, emb.dtype) * (self.sigma * float(self.emb_std))
         where = (prompt_mask & rows[:, None]).unsqueeze(-1).to(emb.dtype)
         return emb + noise * where
+
+    def run(self, model, input_ids, attention_mask, prompt_mask=None, **kw):
+        """A forward pass: the model's own pass also gives the classifier its features, so an unflagged batch costs
+        one pass; a batch with a flagged row is run again with that row's prompt embeddings corrupted."""
+        prompt_mask = attention_mask.bool() if prompt_mask is None else prompt_mask
+        want = kw.pop("output_hidden_states", False)
+        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, **kw)
+        with torch.no_grad():
+            flagged = self.prob_of(self.pooled(out.hidden_states, attention_mask, prompt_mask)) > self.tau
+        if not bool(flagged.any()):
+            if not want:
+                out.hidden_states = None
+            return out
+        emb = self.corrupt(model, input_ids, flagged, prompt_mask & attention_mask.bool())
+        return model(inputs_embeds=emb, attention_mask=attention_mask, output_hidden_states=want, **kw)
 
     def prepare(self, model, input_ids, attention_mask, prompt_mask):
         flagged = self.flag(model, input_ids, attention_mask, prompt_mask)

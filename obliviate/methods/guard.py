@@ -82,7 +82,6 @@ class GUARDGuard(ClassifierGuard):
         self.keys, self.forbidden, self.cfg = keys, forbidden, cfg
         self.register_buffer("key_embeddings", torch.zeros(len(keys), embedding_dim))
         self.tokenizer = None  # set by whoever builds or loads the guarded model (never saved)
-        self.last_stats: dict = {}
 
     def state(self) -> dict:
         return {**self.classifier_state(), "keys": self.keys, "forbidden": self.forbidden, "decoding": self.cfg,
@@ -167,20 +166,21 @@ class GUARDGuard(ClassifierGuard):
         if tokenizer is None:
             raise ObliviateError("guard: the guarded model has no tokenizer attached (load it with load_model)")
         flagged = self.flag(model, input_ids, attention_mask, attention_mask.bool())
-        plain = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
         if not bool(flagged.any()):
-            return plain
+            return model.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
         T = input_ids.shape[1]
         pad = kw.get("pad_token_id", 0)
-        rows = [plain[i, T:].tolist() for i in range(len(input_ids))]
-        t0, n = time.time(), 0
+        rows: list[list[int]] = [[] for _ in range(len(input_ids))]
+        keep = (~flagged).nonzero().flatten().tolist()
+        if keep:  # the model's own greedy answers, for the unflagged rows only
+            plain = model.generate(input_ids=input_ids[keep], attention_mask=attention_mask[keep], **kw)
+            for j, i in enumerate(keep):
+                rows[i] = plain[j, T:].tolist()
         for i in flagged.nonzero().flatten().tolist():
             prefix = input_ids[i][attention_mask[i].bool()].tolist()
             prompt = tokenizer.decode(prefix, skip_special_tokens=True)
             rows[i] = self.restricted_beam(model, prefix, self.forbidden_sequences(tokenizer, prompt),
                                            kw.get("max_new_tokens", 32), kw.get("eos_token_id"))
-            n += max(len(rows[i]), 1)
-        self.last_stats = {"guarded_tokens": n, "guarded_seconds": time.time() - t0}
         width = max(map(len, rows))
         out = torch.full((len(rows), T + width), pad, dtype=input_ids.dtype, device=input_ids.device)
         out[:, :T] = input_ids

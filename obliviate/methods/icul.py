@@ -76,7 +76,7 @@ class ICULGuard(Guard):
         at = 1 if bos is not None and row and row[0] == bos else 0
         return row[:at] + self._prefix_ids() + row[at:], at
 
-    def run(self, model, input_ids, attention_mask, **kw):
+    def run(self, model, input_ids, attention_mask, prompt_mask=None, **kw):
         """A forward pass with the prefix inserted in every (right-padded) row; outputs at the prefix positions are
         dropped, so logits and hidden states line up with ``input_ids``."""
         from transformers.modeling_outputs import CausalLMOutputWithPast
@@ -89,7 +89,6 @@ class ICULGuard(Guard):
         for i, r in enumerate(rows):
             ids[i, :len(r)] = torch.tensor(r)
             mask[i, :len(r)] = 1
-        kw.pop("prompt_mask", None)
         out = model(input_ids=ids, attention_mask=mask, **kw)
         keep = torch.stack([torch.cat([torch.arange(s), torch.arange(s + L, T)]) for s in starts]).to(ids.device)
 
