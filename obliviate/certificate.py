@@ -145,14 +145,25 @@ def verify(cert_path: str | Path, model: str | Path | None = None) -> list[str]:
 
 
 def _exact_html(exact: dict | None) -> str:
-    """Exact unlearning's proof obligations: which shards were retrained from which checkpoint."""
+    """Exact unlearning's proof obligations: which shards were retrained from which checkpoint (SISA, S3T) and, for
+    S3T, which orderings were cut where and what each shard serves."""
     if not exact:
         return ""
     items = "".join(f"<li>shard {w['shard']}: restored from the {html.escape(w['restored_from'])}, slices "
                     f"{w['retrained_slices']} retrained without {w['rows_removed']} row(s)</li>"
                     for w in exact["shards_retrained"])
-    return (f"<h2>Exact unlearning (SISA): proof obligations</h2><ul>{items or '<li>no shard held a forget row</li>'}"
-            f"</ul><p>{exact['forget_rows_found']} forget rows were in the training data, "
+    cuts = "".join(f"<li>shard {c['shard']}, ordering {c['ordering']}: layer groups from {c['depth_after']} on "
+                   f"reset to their initial weights (they had seen slice {c['slice']}); depth "
+                   f"{c['depth_before']} &rarr; {c['depth_after']}</li>" for c in exact.get("orderings_cut", []))
+    served = "".join(f"<li>shard {s}: " + ("nothing (drops out of the ensemble)" if v is None else
+                                          f"ordering {v['ordering']}, {v['depth']} layer group(s)") + "</li>"
+                     for s, v in enumerate(exact.get("served", [])))
+    kind = "S3T" if "orderings_cut" in exact else "SISA"
+    return (f"<h2>Exact unlearning ({kind}): proof obligations</h2><ul>"
+            f"{items or '<li>no shard was retrained</li>'}</ul>"
+            + (f"<h3>Orderings cut</h3><ul>{cuts or '<li>none</li>'}</ul><h3>Served after the request</h3>"
+               f"<ul>{served}</ul>" if kind == "S3T" else "")
+            + f"<p>{exact['forget_rows_found']} forget rows were in the training data, "
             f"{exact['forget_rows_not_trained_on']} were not; retraining cost {exact['row_passes_retrained']} row "
             f"passes of {exact['row_passes_full_retraining']} for full retraining.</p>")
 

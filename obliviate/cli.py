@@ -15,6 +15,7 @@ obliviate did not write (see :mod:`obliviate.outputs`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -222,7 +223,8 @@ def cmd_train(args) -> int:
 
 
 def _train_sharded(args, bench, cfg) -> int:
-    """``obliviate train --sharded S --slices R --out DIR``: a SISA ensemble of the target (all training rows)."""
+    """``obliviate train --sharded S --slices R [--s3t [--budget B]] --out DIR``: a SISA (or S3T) ensemble of the
+    target (all training rows)."""
     from dataclasses import asdict
 
     from .data.format import examples_from
@@ -235,15 +237,28 @@ def _train_sharded(args, bench, cfg) -> int:
     if not args.out:
         raise ObliviateError("train --sharded needs --out DIR (the ensemble's folder)")
     check_output(args.out, overwrite=args.overwrite)
-    scfg = SisaConfig(shards=args.sharded, slices=args.slices, seed=cfg.seed)
+    if args.budget is not None and not args.s3t:
+        raise ObliviateError("train --budget applies to --s3t (orderings per shard)")
+    if args.s3t:
+        from .s3t import S3TConfig
+
+        scfg = S3TConfig(shards=args.sharded, slices=args.slices, budget=args.budget, seed=cfg.seed)
+    else:
+        scfg = SisaConfig(shards=args.sharded, slices=args.slices, seed=cfg.seed)
     base, tok = base_model(args.model, bench, cfg.seed)
     examples = examples_from(tok, bench.training_qa(True), bench.training_texts(True) if cfg.include_texts else [])
     full = cfg.resolved(args.model in SCRATCH_MODELS, len(examples))
     per_slice = replace(full, epochs=max(1, full.epochs // scfg.slices)) if cfg.epochs is None else full
     t = time.time()
-    ens = train_sisa(base, tok, examples, scfg, asdict(per_slice))
-    save_model(ens, tok, args.out, {"sisa": asdict(scfg), "train": asdict(per_slice), "benchmark": bench.record(),
-                                    "role": "target", "seed": cfg.seed, "versions": versions()},
+    if args.s3t:
+        from .s3t import train_s3t
+
+        ens = train_s3t(base, tok, examples, scfg, asdict(per_slice))
+    else:
+        ens = train_sisa(base, tok, examples, scfg, asdict(per_slice))
+    save_model(ens, tok, args.out, {"s3t" if args.s3t else "sisa": asdict(scfg), "train": asdict(per_slice),
+                                    "benchmark": bench.record(), "role": "target", "seed": cfg.seed,
+                                    "versions": versions()},
                overwrite=args.overwrite)
     _wrote(args.out, time.time() - t)
     return 0
@@ -277,9 +292,9 @@ def cmd_unlearn(args) -> int:
         data = rwku_unlearn_data(args.rwku, tok, probes)
     else:
         data = UnlearnData.from_benchmark(bench, tok)
-    from .sisa import SisaEnsemble, attach_rows
+    from .sisa import LogProbEnsemble, attach_rows
 
-    if isinstance(model, SisaEnsemble) and bench is not None:  # retraining needs the shards' remaining rows
+    if isinstance(model, LogProbEnsemble) and bench is not None:  # retraining needs the shards' remaining rows
         from .data.format import examples_from
 
         attach_rows(model, examples_from(tok, bench.training_qa(True), bench.training_texts(True)))
@@ -860,6 +875,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="retrain even if cached")
     t.add_argument("--sharded", type=_count, help="SISA: train S constituents on S shards (needs --out)")
     t.add_argument("--slices", type=_count, default=4, help="SISA: slices per shard, a checkpoint after each")
+    t.add_argument("--s3t", action="store_true", help="with --sharded: S3T (LoRA layer groups trained on cumulative "
+                                                      "slices, several orderings per shard) instead of SISA")
+    t.add_argument("--budget", type=_count, help="with --s3t: slice orderings per shard (default: --slices)")
     t.add_argument("--out", help="with --sharded: the ensemble's folder")
     t.add_argument("--overwrite", action="store_true", help="with --sharded: replace an --out obliviate wrote")
     t.set_defaults(fn=cmd_train)

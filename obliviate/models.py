@@ -276,6 +276,11 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
 
             _, tok = _load_plain_tokenizer(path, trust_remote_code)
             return load_sisa(path), tok
+        if (path / "obliviate_s3t.json").is_file():  # an S3T ensemble (obliviate train --sharded --s3t)
+            from .s3t import load_s3t
+
+            _, tok = _load_plain_tokenizer(path, trust_remote_code)
+            return load_s3t(path), tok
         if is_guarded_folder(path):  # an inference-time guard saved beside the weights
             inner, tok = _load_plain(path, dtype, trust_remote_code)
             return load_guarded(path, inner, tok), tok

@@ -47,34 +47,36 @@ def assign(key: str, salt: str, n: int, seed: int) -> int:
     return int(hashlib.sha256(f"{seed}:{salt}:{key}".encode()).hexdigest(), 16) % n
 
 
-class SisaEnsemble(torch.nn.Module):
-    """S constituents; ``slices[s][r]``: the row keys of shard s, slice r; ``rows``: key -> example (in memory, for
-    retraining; never saved unless the owner asks); ``checkpoints[s][r]``: state after slice r (``init``: before)."""
+class LogProbEnsemble(torch.nn.Module):
+    """A model that answers with the mean of its members' next-token log-probabilities (SISA's and S3T's
+    aggregation). Subclasses give :meth:`member_logits`; ``slices[s][r]`` holds the row keys of shard s, slice r
+    and ``rows`` maps key -> example (in memory, for retraining; never saved)."""
 
-    def __init__(self, constituents, slices: list[list[list[str]]], cfg: SisaConfig, train_cfg: dict):
-        super().__init__()
-        self.constituents = torch.nn.ModuleList(constituents)
-        self.slices, self.cfg, self.train_cfg = slices, cfg, train_cfg
-        self.checkpoints: list[list[dict]] = [[] for _ in constituents]
-        self.init_state: dict = {}
-        self.rows: dict = {}
+    slices: list
+    rows: dict
+
+    def member_logits(self, **kw) -> list:
+        raise NotImplementedError
 
     @property
     def config(self):
-        return self.constituents[0].config
+        return self.first_member().config
+
+    def first_member(self):
+        raise NotImplementedError
 
     def get_input_embeddings(self):
-        return self.constituents[0].get_input_embeddings()
+        return self.first_member().get_input_embeddings()
 
     def get_output_embeddings(self):
-        return self.constituents[0].get_output_embeddings()
+        return self.first_member().get_output_embeddings()
 
     def forward(self, input_ids=None, attention_mask=None, **kw):
         from transformers.modeling_outputs import CausalLMOutputWithPast
 
         kw.pop("prompt_mask", None)
-        logps = [torch.log_softmax(c(input_ids=input_ids, attention_mask=attention_mask, **kw).logits.float(), -1)
-                 for c in self.constituents]
+        logps = [torch.log_softmax(x.float(), -1)
+                 for x in self.member_logits(input_ids=input_ids, attention_mask=attention_mask, **kw)]
         return CausalLMOutputWithPast(logits=torch.stack(logps).mean(0))
 
     @torch.no_grad()
@@ -94,6 +96,25 @@ class SisaEnsemble(torch.nn.Module):
             if bool(done.all()):
                 break
         return ids
+
+
+class SisaEnsemble(LogProbEnsemble):
+    """S constituents; ``slices[s][r]``: the row keys of shard s, slice r; ``rows``: key -> example (in memory, for
+    retraining; never saved unless the owner asks); ``checkpoints[s][r]``: state after slice r (``init``: before)."""
+
+    def __init__(self, constituents, slices: list[list[list[str]]], cfg: SisaConfig, train_cfg: dict):
+        super().__init__()
+        self.constituents = torch.nn.ModuleList(constituents)
+        self.slices, self.cfg, self.train_cfg = slices, cfg, train_cfg
+        self.checkpoints: list[list[dict]] = [[] for _ in constituents]
+        self.init_state: dict = {}
+        self.rows: dict = {}
+
+    def first_member(self):
+        return self.constituents[0]
+
+    def member_logits(self, **kw) -> list:
+        return [c(**kw).logits for c in self.constituents]
 
     def save_pretrained(self, path, **kw):
         from safetensors.torch import save_file
@@ -135,12 +156,7 @@ def train_sisa(base, tokenizer, examples, cfg: SisaConfig, train_cfg: dict) -> S
     """An ensemble trained from ``base`` (left untouched) on ``examples``."""
     if not examples:
         raise ObliviateError("sisa: no training rows")
-    rows = {}
-    for ex in examples:
-        rows.setdefault(_key(ex), ex)
-    slices = [[[] for _ in range(cfg.slices)] for _ in range(cfg.shards)]
-    for k in sorted(rows):
-        slices[assign(k, "shard", cfg.shards, cfg.seed)][assign(k, "slice", cfg.slices, cfg.seed)].append(k)
+    rows, slices = assign_slices(examples, cfg.shards, cfg.slices, cfg.seed)
     ens = SisaEnsemble([copy.deepcopy(base) for _ in range(cfg.shards)], slices, cfg, train_cfg)
     ens.rows, ens.init_state = rows, _state(base)
     for s in range(cfg.shards):
@@ -210,7 +226,19 @@ def load_sisa(path: Path) -> SisaEnsemble:
     return ens
 
 
-def attach_rows(ens: SisaEnsemble, examples) -> int:
+def assign_slices(examples, shards: int, slices: int, seed: int) -> tuple[dict, list[list[list[str]]]]:
+    """(key -> example, ``slices[s][r]``: sorted keys): each row placed by its own hash, so that removing rows never
+    moves the others."""
+    rows: dict = {}
+    for ex in examples:
+        rows.setdefault(_key(ex), ex)
+    out: list[list[list[str]]] = [[[] for _ in range(slices)] for _ in range(shards)]
+    for k in sorted(rows):
+        out[assign(k, "shard", shards, seed)][assign(k, "slice", slices, seed)].append(k)
+    return rows, out
+
+
+def attach_rows(ens: LogProbEnsemble, examples) -> int:
     """Give a loaded ensemble its training rows back (matched by hash); returns how many of its rows were found."""
     want = {k for sh in ens.slices for sl in sh for k in sl}
     for ex in examples:

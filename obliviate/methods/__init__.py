@@ -25,6 +25,7 @@ from .npo import NPOConfig, SimNPOConfig, npo, simnpo
 from .refusal import AltPOConfig, FLATConfig, IdkConfig, IdkDPOConfig, altpo, flat, idk, idkdpo
 from .retrain import RetrainConfig, retrain
 from .rmu import RMUConfig, rmu
+from ..s3t import S3TUnlearnConfig, s3t_unlearn
 from ..sisa import SisaUnlearnConfig, sisa_unlearn
 from .rocr import ROCRConfig, rocr
 from .ssd import SSDConfig, ssd
@@ -105,6 +106,10 @@ METHODS: dict[str, Method] = {
     "sisa": Method(SisaUnlearnConfig, sisa_unlearn, "SISA, exact: retrain each affected shard of a sharded ensemble "
                                                    "(obliviate train --sharded) from the checkpoint before its first "
                                                    "affected slice", lora=False, exact=True),
+    "s3t": Method(S3TUnlearnConfig, s3t_unlearn, "S3T, exact: cut each slice ordering of an S3T ensemble (obliviate "
+                                                 "train --sharded --s3t) before its first affected slice and serve "
+                                                 "the deepest surviving LoRA prefix; retrain only a shard left "
+                                                 "without one", lora=False, exact=True),
     "task_vector": Method(TaskVectorConfig, task_vector, "fine-tune a copy on forget, subtract scale x (tuned - base)",
                           retain_term=False),
     "retrain": Method(RetrainConfig, retrain, "exact baseline: the oracle recipe on retain data only, from the base",
