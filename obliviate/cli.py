@@ -434,6 +434,15 @@ def cmd_codes(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _scratch_dir():
+    """A temporary folder, removed afterwards: where a non-main process writes what only the main one keeps."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="obliviate-rank-") as d:
+        yield Path(d)
+
+
 def cmd_eval(args) -> int:
     from .evals import EvalConfig, EvalResult, check_metrics, evaluate
     from .models import load_model
@@ -452,7 +461,14 @@ def cmd_eval(args) -> int:
     inputs = _inputs(args)
     check_output(args.out, overwrite=args.overwrite, inputs=inputs)
     t = time.time()
-    with atomic_dir(args.out, overwrite=args.overwrite, inputs=inputs) as tmp:
+    from accelerate import PartialState
+
+    import torch
+
+    # under torchrun / accelerate launch: the process group the scorer splits batches over (on CPU too)
+    state = PartialState(cpu=not torch.cuda.is_available())
+    with (atomic_dir(args.out, overwrite=args.overwrite, inputs=inputs) if state.is_main_process
+          else _scratch_dir()) as tmp:  # every process evaluates its share; the main one writes
         model, tok = load_model(args.model)
         name = Path(str(args.model)).name or "model"
         entries, rows, timings = {}, {}, {}
@@ -486,6 +502,8 @@ def cmd_eval(args) -> int:
                               **{k: v for c, _ in extras for k, v in c.items()}},
                    "benchmark": bench.summary() if bench else {}, "models": entries, "timings": timings}
         write_results(tmp, results, rows)
+    if not state.is_main_process:
+        return 0
     if args.oracle and name in entries:  # an oracle comparison is evidence for the request that wrote this model
         e, o = entries[name], entries["oracle"]
         _ledger_evidence(args.model, {"source": "eval", "metrics": e["metrics"], "ci": e["metrics_ci"],

@@ -114,10 +114,15 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
     """
     from accelerate import Accelerator
 
+    from .distributed import ShardedRun, fsdp_active
+
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     if not params:
         raise ObliviateError("no trainable parameters")
+    sharded = ShardedRun(model, params) if fsdp_active() else None  # FSDP2: see obliviate.distributed
+    if sharded is not None:
+        params = sharded.params
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = int(cfg.warmup_ratio * n_steps)
 
@@ -127,8 +132,11 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
         return 1.0 - 0.9 * (step - warm) / max(1, n_steps - warm)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    model.train()
-    wrapped, opt = accelerator.prepare(model, opt)
+    if sharded is None:
+        model.train()
+        wrapped, opt = accelerator.prepare(model, opt)
+    else:  # already sharded; gradients are reduce-scattered (averaged) by FSDP itself
+        wrapped = sharded.work.train()
     world, rank = accelerator.num_processes, accelerator.process_index
     curve: list[float] = []
     stopped = False
@@ -141,7 +149,9 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
             if not torch.isfinite(loss):
                 raise ObliviateError(f"{desc}: loss became {loss.item()} at step {step}; lower the learning rate")
             accelerator.backward(loss)
-            if cfg.grad_clip:
+            if cfg.grad_clip and sharded is not None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)  # the global norm over the shards
+            elif cfg.grad_clip:
                 accelerator.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             sched.step()
@@ -149,10 +159,13 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
             curve.append(loss.item())
             bar.update(task, advance=1, info=f"loss {curve[-1]:.4f}")
             if callback is not None:
-                stopped = bool(callback(step + 1, model))
-                model.train()
+                live = model if sharded is None else sharded.work
+                stopped = bool(callback(step + 1, live))
+                live.train()
                 if stopped:
                     break
+    if sharded is not None:
+        sharded.finish()
     model.eval()
     if len(curve) < n_steps and not stopped:
         raise ObliviateError(f"{desc}: the data ran out after {len(curve)} of {n_steps} steps")

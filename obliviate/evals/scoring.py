@@ -7,6 +7,11 @@ bounded whatever the text length: batches are cut so that their logits fit ``log
 full-vocabulary statistics are computed a slice of positions at a time (MUSE's 2,048-token texts on a
 49k-token vocabulary would otherwise need gigabytes per batch).
 
+Under several processes (``torchrun`` / ``accelerate launch``), each process runs every ``world``-th batch of the
+one-process batching and the rows are gathered to every process: the numbers equal the one-process run's exactly
+(the same batches, so the same padding and arithmetic; ``tests/test_distributed.py``), each process doing 1/world
+of the forward passes.
+
 Which tokens a metric reads is the metric's business (see :meth:`TokenScores.answer`): the scorer keeps every
 target token, the final EOS included.
 """
@@ -80,6 +85,26 @@ def scores_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> list[Token
     return [TokenScores(*(part[i].numpy() for part in parts)) for i in range(len(counts))]
 
 
+def process_share() -> tuple[int, int]:
+    """(rank, world) of an initialised process group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gather(local: dict, world: int) -> dict:
+    """Every process's ``{index: value}`` merged, on every process."""
+    import torch.distributed as dist
+
+    if world == 1:
+        return local
+    parts: list = [None] * world
+    dist.all_gather_object(parts, local)
+    return {k: v for p in parts for k, v in p.items()}
+
+
 class Scorer:
     """Scores and generations of one model, each computed once.
 
@@ -128,7 +153,11 @@ class Scorer:
         pad = pad_id(self.tok)
         encoded = [encode(self.tok, ex, self.max_length) for ex in todo]
         order = sorted(range(len(todo)), key=lambda i: (len(encoded[i]["input_ids"]), i))
-        for group in self._batches([encoded[i] for i in order]):
+        rank, world = process_share()
+        mine: dict[int, TokenScores] = {}
+        for b, group in enumerate(self._batches([encoded[i] for i in order])):
+            if b % world != rank:  # another process runs this batch
+                continue
             idx = [order[g] for g in group]
             batch = {k: v.to(self.device) for k, v in collate([encoded[i] for i in idx], pad).items()}
             labels = batch["labels"]
@@ -137,10 +166,11 @@ class Scorer:
             keep = labels.shape[1] - first  # positions first .. T-1: every scored position and the last
             logits = self._logits(batch, keep)  # (B, keep, V)
             ts = scores_from_logits(logits, labels[:, -keep:])
-            for i, t in zip(idx, ts):
-                self._scores[todo[i]] = t
+            mine.update(zip(idx, ts))
             self.n_scored += len(idx)
             del logits
+        for i, t in _gather(mine, world).items():
+            self._scores[todo[i]] = t
         return [self._scores[ex] for ex in examples]
 
     def _logits(self, batch: dict, keep: int) -> torch.Tensor:
@@ -153,7 +183,8 @@ class Scorer:
         kw = {"logits_to_keep": keep} if self._keeps_logits else {}
         if getattr(self.model, "takes_prompt_mask", False):  # a guard that acts on the prompt only
             kw["prompt_mask"] = (batch["labels"] == IGNORE) & batch["attention_mask"].bool()
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kw).logits
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
+                            **kw).logits
         return logits[:, -keep:]
 
     @torch.no_grad()
@@ -168,7 +199,11 @@ class Scorer:
         special = raw or not uses_chat_template(self.tok)
         pad = pad_id(self.tok)
         self.model.eval()
-        for s in range(0, len(todo), self.batch_size):
+        rank, world = process_share()
+        mine: dict[str, str] = {}
+        for b, s in enumerate(range(0, len(todo), self.batch_size)):
+            if b % world != rank:
+                continue
             chunk = todo[s:s + self.batch_size]
             ids = [self.tok(p, add_special_tokens=special)["input_ids"][-self.max_length:] for p in chunk]
             T = max(map(len, ids))
@@ -185,6 +220,8 @@ class Scorer:
                 text = self.tok.decode(row, skip_special_tokens=True)
                 for word in stop:
                     text = text.split(word)[0]
-                self._gens[(p, *key)] = text.strip()
+                mine[p] = text.strip()
             self.n_generated += len(chunk)
+        for p, text in _gather(mine, world).items():
+            self._gens[(p, *key)] = text
         return [self._gens[(p, *key)] for p in prompts]

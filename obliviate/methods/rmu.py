@@ -12,12 +12,12 @@ data and pin it on retain data, which says nothing about the facts. Only the MLP
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 
 from ..data.format import IGNORE
+from ..distributed import frozen_copy
 from ..options import option
 from ..utils import ObliviateError
 from .common import GradientConfig, UnlearnData, run_gradient_method
@@ -84,7 +84,7 @@ def _activations(model, batch, layer: int) -> torch.Tensor:
 
     handle = decoder_layers(model)[layer].register_forward_hook(hook)
     try:
-        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
     finally:
         handle.remove()
     return captured["h"]
@@ -107,7 +107,7 @@ def rmu(model, tokenizer, data: UnlearnData, cfg: RMUConfig) -> dict:
     params = [p for _, p in named]
     chosen = {id(p) for p in params}
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    frozen = copy.deepcopy(model).eval().requires_grad_(False)
+    frozen = frozen_copy(model)  # sharded too under FSDP (obliviate.distributed)
     for p in model.parameters():  # no gradients for what RMU does not update
         p.requires_grad_(id(p) in chosen)
     g = torch.Generator().manual_seed(cfg.seed)

@@ -8,12 +8,12 @@ built-ins; 5 epochs) unless the method's own recipe needs more, which the field'
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
 import torch
 
+from ..distributed import frozen_copy
 from ..options import option
 from .common import GradientConfig, Scope, UnlearnData, lm_logits, run_gradient_method, with_retain_nll
 from .losses import (ce_u_loss, dual_ascent, logit_margin_loss, mean_token_nll, undial_loss,
@@ -34,7 +34,7 @@ def undial(model, tokenizer, data: UnlearnData, cfg: UNDIALConfig, scope: Scope 
     """L = CE(softmax(z_ref - β·onehot(y)), p_θ) on forget answer tokens + α·NLL(retain)  (arXiv:2402.10052, Eq. 3).
 
     The teacher is a frozen copy of the model before unlearning."""
-    teacher = copy.deepcopy(model).eval().requires_grad_(False)
+    teacher = frozen_copy(model)  # sharded too under FSDP (obliviate.distributed)
 
     def loss(m, b):
         f = b["forget"]

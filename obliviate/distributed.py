@@ -1,0 +1,123 @@
+"""Sharded training: PyTorch FSDP2 (``fully_shard``) for the optimisation loop and the frozen models some methods
+hold.
+
+    OBLIVIATE_FSDP=1 torchrun --nproc_per_node 2 -m obliviate.cli unlearn --method npo ...
+    accelerate launch --use_fsdp --num_processes 8 -m obliviate.cli unlearn --method rmu ...
+
+FSDP is on when several processes run and either ``OBLIVIATE_FSDP=1`` or accelerate's launcher asked for it
+(``ACCELERATE_USE_FSDP=true``, which ``accelerate launch --use_fsdp`` and an FSDP accelerate config set). The
+launcher and the process group are accelerate's; the sharding is torch's ``fully_shard`` applied by obliviate (one
+FSDP unit per decoder layer, then the root, as accelerate's FSDP2 preparation does) because accelerate shards
+only on accelerators, and the same code then runs, and is tested, on CPU processes over gloo.
+
+Each process holds 1/world of every weight, gradient and optimiser state; a layer's weights are gathered for its
+forward and backward only. The caller's model is trained as usual from its point of view: the loop shards a copy,
+moves the original to the meta device (freeing it), and at the end gathers the full weights back into it on every
+process, so the result saves as a normal Hugging Face folder. Frozen copies (RMU's frozen model, UNDIAL's teacher,
+WHP's reinforced model) are sharded too (:func:`frozen_copy`); the NPO family needs none (the reference NLLs are
+computed once before training). Callbacks receive the sharded model; a bottleneck's auxiliary loss is not
+supported under FSDP.
+"""
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+
+from .utils import ObliviateError
+
+
+def fsdp_requested() -> bool:
+    return (os.environ.get("OBLIVIATE_FSDP", "0") == "1"
+            or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true")
+
+
+def world_size() -> int:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def fsdp_active() -> bool:
+    """Whether training shards with FSDP here: asked for, and more than one process."""
+    return fsdp_requested() and world_size() > 1
+
+
+def _ensure_group() -> None:
+    from accelerate import PartialState
+
+    PartialState(cpu=not torch.cuda.is_available())  # initialises the process group under torchrun
+
+
+def decoder_layers(model) -> list[torch.nn.Module]:
+    """The modules FSDP wraps one by one: those whose class the model names in ``_no_split_modules`` (the decoder
+    layers of a Hugging Face model), looked up through peft's wrapper."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = set(getattr(inner, "_no_split_modules", None) or [])
+    layers = [m for m in inner.modules() if type(m).__name__ in names or type(m).__name__[4:] in names]  # FSDP<cls>
+    if not layers:
+        raise ObliviateError(f"FSDP: {type(inner).__name__} names no decoder layer class (_no_split_modules); "
+                             "cannot choose the units to shard")
+    return layers
+
+
+def shard(model) -> torch.nn.Module:
+    """``fully_shard`` each decoder layer, then the root (in place); returns the model."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    _ensure_group()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    mesh = init_device_mesh(device, (world_size(),))
+    for layer in decoder_layers(model):
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+def frozen_copy(model) -> torch.nn.Module:
+    """A frozen copy of ``model`` for reference forwards: sharded under FSDP (every process runs its forwards in
+    step with the others, as the training loop does), a plain copy otherwise."""
+    frozen = copy.deepcopy(model).eval().requires_grad_(False)
+    return shard(frozen) if fsdp_active() else frozen
+
+
+class ShardedRun:
+    """The loop's view of FSDP: ``work`` is a sharded copy of ``model`` (whose own storage is released); ``params``
+    maps the caller's chosen parameters to the copy's by name; :meth:`finish` gathers the trained weights back
+    into ``model`` on every process."""
+
+    def __init__(self, model, params: list[torch.nn.Parameter]):
+        names = {id(p): n for n, p in model.named_parameters()}
+        chosen = {names[id(p)] for p in params if id(p) in names}
+        self.model, self.device = model, next(model.parameters()).device
+        n_layers = len(decoder_layers(model))
+        self.work = shard(copy.deepcopy(model))
+        model.to("meta")
+        import sys
+
+        import torch.distributed as dist
+
+        if dist.get_rank() == 0:
+            print(f"obliviate: FSDP2: {n_layers} decoder layers and the root sharded over {world_size()} processes",
+                  file=sys.stderr)
+        self.params = [p for n, p in self.work.named_parameters() if n in chosen]
+
+    def finish(self) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        full = get_model_state_dict(self.work, options=StateDictOptions(full_state_dict=True))
+        self.model.to_empty(device=self.device)
+        inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        if hasattr(inner, "tie_weights"):  # moving to meta gave tied weights separate parameters: tie them again
+            inner.tie_weights()
+        self.model.load_state_dict({k: v.to(self.device) for k, v in full.items()})
+        for b_name, buf in self.work.named_buffers():  # rotary tables and other non-persistent buffers
+            owner, _, leaf = b_name.rpartition(".")
+            mod = self.model.get_submodule(owner) if owner else self.model
+            if leaf in mod._buffers:
+                mod._buffers[leaf] = buf.detach().to(self.device).clone()
+        del self.work
