@@ -66,8 +66,10 @@ def finetune(model, tokenizer, examples, cfg: TrainConfig, desc: str = "train", 
             for b in bucketed_batches(len(enc), cfg.batch_size, lengths, rng):
                 yield collate([enc[i] for i in b], pad)
 
+    from .methods.common import no_cache
+
     def loss_fn(m, batch):
-        out = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        out = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **no_cache(m))
         loss = mean_token_nll(out.logits, batch["labels"])
         aux = pop_aux(model)
         return loss if aux is None else loss + aux

@@ -183,8 +183,10 @@ class Scorer:
         kw = {"logits_to_keep": keep} if self._keeps_logits else {}
         if getattr(self.model, "takes_prompt_mask", False):  # a guard that acts on the prompt only
             kw["prompt_mask"] = (batch["labels"] == IGNORE) & batch["attention_mask"].bool()
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
-                            **kw).logits
+        from ..methods.common import no_cache
+
+        kw.update(no_cache(self.model))
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kw).logits
         return logits[:, -keep:]
 
     @torch.no_grad()

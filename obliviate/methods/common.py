@@ -309,9 +309,22 @@ def token_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (logits[:, :-1].argmax(-1) == target) & (target != -100)
 
 
+def no_cache(model) -> dict:
+    """``{"use_cache": False}`` for a model whose forward takes it (a no-grad pass would otherwise keep every
+    layer's keys and values until it returns), else nothing (a custom wrapper)."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    takes = "use_cache" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return {"use_cache": False} if takes else {}
+
+
 def lm_logits(model, batch: dict) -> torch.Tensor:
-    """Logits (B, T, V) of a collated batch."""
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    """Logits (B, T, V) of a collated batch, without a KV cache."""
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **no_cache(model)).logits
 
 
 def with_retain_nll(model, batch: dict, forget_term: torch.Tensor, weight: float) -> torch.Tensor:
@@ -326,14 +339,22 @@ def forward_nll(model, batch: dict, reduction: str = "sum") -> torch.Tensor:
     return sequence_nll(lm_logits(model, batch), batch["labels"], reduction)
 
 
+REFERENCE_LOGITS_BYTES = 256 * 2**20
+
+
 @torch.no_grad()
 def reference_nll(model, tokenizer, examples: list[Example], max_length: int, batch_size: int = 32,
-                  reduction: str = "sum") -> torch.Tensor:
+                  reduction: str = "sum", logits_bytes: int = REFERENCE_LOGITS_BYTES) -> torch.Tensor:
     """NLL of each example under ``model`` as it is now (the reference for NPO-style losses), (N,): summed over its
-    answer tokens, or their mean (``reduction="mean"``)."""
+    answer tokens, or their mean (``reduction="mean"``). Batches hold at most ``batch_size`` rows and
+    ``logits_bytes`` of float32 logits at the longest row's length (a 128k vocabulary at 512 tokens: 1 row per
+    256 MiB), so the pass never needs more memory than a training step."""
     model.eval()
     pad = pad_id(tokenizer)
     enc = [encode(tokenizer, ex, max_length) for ex in examples]
+    vocab = model.get_output_embeddings().weight.shape[0] if hasattr(model, "get_output_embeddings") else 1
+    longest = max((len(e["input_ids"]) for e in enc), default=1)
+    batch_size = max(1, min(batch_size, logits_bytes // (4 * vocab * longest)))
     dev = next(model.parameters()).device
     out = []
     for s in range(0, len(enc), batch_size):

@@ -20,7 +20,7 @@ from ..data.format import IGNORE
 from ..distributed import frozen_copy
 from ..options import option
 from ..utils import ObliviateError
-from .common import GradientConfig, UnlearnData, run_gradient_method
+from .common import GradientConfig, UnlearnData, no_cache, run_gradient_method
 
 DOWN_PROJ_NAMES = ("mlp.down_proj", "mlp.c_proj", "mlp.fc2", "mlp.dense_4h_to_h")
 
@@ -84,7 +84,7 @@ def _activations(model, batch, layer: int) -> torch.Tensor:
 
     handle = decoder_layers(model)[layer].register_forward_hook(hook)
     try:
-        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **no_cache(model))
     finally:
         handle.remove()
     return captured["h"]

@@ -1,0 +1,207 @@
+"""A memory model for unlearning runs: the expected peak memory per device, term by term, and the configurations
+that fit.
+
+    obliviate plan --model smollm2-135m --method npo --gpus 1 --gpu-memory 24
+    obliviate plan --model llama-3.1-8b --method rmu --gpus 4 --gpu-memory 80 --batch-size 4 --max-length 512
+
+Terms (bytes per device, ``b`` bytes per weight, ``P`` parameters, ``P_t`` trainable ones, ``N`` processes):
+
+- weights ``P·b``; gradients ``P_t·b``; AdamW's two moments ``2·P_t·b`` and, during its (foreach) step, one more
+  ``P_t·b`` of temporaries;
+- frozen copies ``k·P·b``: k = 1 for RMU (the frozen model), UNDIAL (the teacher) and WHP (the reinforced model,
+  trained before unlearning), 0 for the NPO family (reference NLLs are computed once before training, in
+  batches of at most 32 rows and 256 MiB of logits, on the whole model where it was loaded: that pass is its own
+  phase, the full weights plus its no-grad activations, never sharded);
+- activations of one step: ``rows · T`` tokens, where rows = the batch size times the batches in the loss (1 for
+  ga, 2 with a retain term, 3 for the preference methods with two answers), at
+  ``16·V + L·(16·I + 32·H + 8·K) + 12·H`` bytes per token in float32 (V vocabulary, L layers, H hidden, I MLP,
+  K key-value width): the logits and their log-softmax and gradients (4 copies of V), and per decoder layer the
+  tensors an eager Llama block saves for backward with SDPA attention (no T² term). The constants were counted
+  from measurements of Hugging Face Llama blocks on CPU (``bench/memory.py`` prints the check); a no-grad pass
+  keeps ``8·V + 8·L·H + 8·H`` per token.
+
+The peak is the largest phase: the reference pass; forward-then-backward (weights, frozen copies, moments,
+activations, the tied embedding's gradient); the optimiser step (weights, frozen copies, gradients, moments,
+temporaries). Under FSDP over N processes every weight, gradient, moment and frozen copy is divided by N, plus the
+gathered root (embeddings, final norm, head) and two gathered decoder layers (the current one and the prefetched
+one); the batch is divided by N as well (data parallelism). LoRA makes ``P_t`` the adapters' parameters.
+
+Not modelled: framework overhead (CUDA context ~0.5 GiB, allocator fragmentation; ``--headroom`` keeps 10 % free
+by default), mixed precision other than one dtype throughout, MoE routing buffers, evaluation (bounded separately
+by the scorer's ``logits_bytes``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .methods.common import REFERENCE_LOGITS_BYTES
+from .utils import ObliviateError
+
+GIB = 2**30
+
+# Public architectures (from their config.json files), so that a plan needs no download.
+PRESETS = {
+    "llama-3.2-1b": dict(model_type="llama", vocab_size=128256, hidden_size=2048, intermediate_size=8192,
+                         num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
+                         tie_word_embeddings=True),
+    "llama-3.2-3b": dict(model_type="llama", vocab_size=128256, hidden_size=3072, intermediate_size=8192,
+                         num_hidden_layers=28, num_attention_heads=24, num_key_value_heads=8,
+                         tie_word_embeddings=True),
+    "llama-2-7b": dict(model_type="llama", vocab_size=32000, hidden_size=4096, intermediate_size=11008,
+                       num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+                       tie_word_embeddings=False),
+    "llama-3.1-8b": dict(model_type="llama", vocab_size=128256, hidden_size=4096, intermediate_size=14336,
+                         num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                         tie_word_embeddings=False),
+    "mistral-7b": dict(model_type="mistral", vocab_size=32000, hidden_size=4096, intermediate_size=14336,
+                       num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                       tie_word_embeddings=False),
+}
+
+FROZEN_COPIES = {"rmu": 1, "undial": 1, "whp": 1}
+REFERENCE_PASS = {"npo", "idk", "idkdpo", "altpo", "flat"}  # reference NLLs computed before training
+# batches in one step's loss (default 2: forget + retain); the refusal methods' counts (refusals, the forget
+# answers, passages, retain) are read from their losses, not measured
+ROWS = {"ga": 1, "idk": 3, "flat": 3, "idkdpo": 4, "altpo": 4}
+REFERENCE_BATCH = 32
+
+
+@dataclass
+class Arch:
+    vocab: int
+    hidden: int
+    inter: int
+    layers: int
+    heads: int
+    kv_heads: int
+    params: int
+    layer_params: int
+    root_params: int
+    lora_params: dict = field(default_factory=dict)  # rank -> parameters of LoRA on every linear layer
+
+    @property
+    def kv_width(self) -> int:
+        return self.hidden * self.kv_heads // self.heads
+
+
+def _count(config) -> Arch:
+    """Exact parameter counts from the model built on the meta device (no memory, no download)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    params = sum(p.numel() for p in model.parameters())
+    layers = getattr(model, "model", model).layers
+    layer_params = max(sum(p.numel() for p in layer.parameters()) for layer in layers)
+    linear = [(m.in_features, m.out_features) for n, m in layers.named_modules() if isinstance(m, torch.nn.Linear)]
+    c = config
+    heads = c.num_attention_heads
+    return Arch(vocab=c.vocab_size, hidden=c.hidden_size, inter=c.intermediate_size, layers=c.num_hidden_layers,
+                heads=heads, kv_heads=getattr(c, "num_key_value_heads", None) or heads, params=params,
+                layer_params=layer_params, root_params=params - sum(sum(p.numel() for p in la.parameters())
+                                                                    for la in layers),
+                lora_params={"per_rank": sum(i + o for i, o in linear)})
+
+
+def architecture(spec: str) -> Arch:
+    """An :class:`Arch` from a preset name, a built-in model (``tiny``, ``micro``, ``smollm2-135m``, ...), a
+    model folder or a ``config.json``."""
+    from pathlib import Path
+
+    from transformers import AutoConfig, CONFIG_MAPPING
+
+    if spec in PRESETS:
+        p = dict(PRESETS[spec])
+        return _count(CONFIG_MAPPING[p.pop("model_type")](**p))
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".json":
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            return _count(CONFIG_MAPPING[d.pop("model_type")](**d))
+        except (KeyError, ValueError, TypeError) as e:
+            raise ObliviateError(f"plan: {path} is not a model config.json ({e})") from None
+    if path.is_dir() and (path / "config.json").is_file():
+        return _count(AutoConfig.from_pretrained(str(path)))
+    from .models import SCRATCH_MODELS
+
+    if spec in SCRATCH_MODELS:  # its vocabulary is the tokenizer trained on the benchmark
+        from .data.loaders import load_benchmark
+        from .train import base_model
+
+        model, _ = base_model(spec, load_benchmark("micro" if spec.startswith("micro") else "people"), 0)
+        return _count(model.config)
+    if spec in ("smollm2-135m", "gemma3-270m"):
+        from .models import load_model
+
+        model, _ = load_model(spec)
+        return _count(model.config)
+    raise ObliviateError(f"plan: unknown model {spec!r}; give a preset ({', '.join(sorted(PRESETS))}), a built-in "
+                         "model, a model folder or a config.json")
+
+
+def train_token_bytes(a: Arch) -> int:
+    """Activation bytes per token of a training step (float32), logits included."""
+    return 16 * a.vocab + a.layers * (16 * a.inter + 32 * a.hidden + 8 * a.kv_width) + 12 * a.hidden
+
+
+def nograd_token_bytes(a: Arch) -> int:
+    return 8 * a.vocab + 8 * a.layers * a.hidden + 8 * a.hidden
+
+
+def estimate(a: Arch, method: str, batch_size: int, max_length: int, gpus: int = 1, fsdp: bool = False,
+             lora_rank: int = 0, dtype_bytes: int = 4, forget_rows: int | None = None) -> dict:
+    """Expected peak bytes per device, with every term (see the module docstring). ``forget_rows``: the size of
+    the forget set, when smaller than the reference pass's batch of 32."""
+    b, n = dtype_bytes, (gpus if fsdp else 1)
+    scale = b / 4  # activations were counted in float32; the logits stay float32 in the loss
+    graph_layers, logit_copies = a.layers, 16
+    if method == "rmu":  # the loss reads layer l's output: nothing above it, logits included, is kept for backward
+        layer = 7 if a.layers > 8 else a.layers // 2
+        graph_layers, logit_copies = layer + 1, 4  # the logits still exist for a moment (one batch)
+        updated = min(3, layer + 1)  # its n_updated_layers down-projections
+        p_t = updated * (lora_rank * (a.inter + a.hidden) if lora_rank else a.inter * a.hidden)
+    else:
+        p_t = lora_rank * a.lora_params["per_rank"] if lora_rank else a.params
+    weights = a.params * b / n + ((a.root_params + 2 * a.layer_params) * b if fsdp and gpus > 1 else 0)
+    grads, moments, temps = p_t * b / n, 2 * p_t * b / n, p_t * b / n
+    frozen = FROZEN_COPIES.get(method, 0) * a.params * b / n
+    per_batch = max(1, batch_size // max(1, gpus))
+    rows = per_batch * ROWS.get(method, 2)
+    layer_bytes = 16 * a.inter + 32 * a.hidden + 8 * a.kv_width
+    logits = logit_copies * a.vocab * (rows if method != "rmu" else per_batch)
+    # RMU: the forget pass keeps layers 0..l; the retain pass, while it runs, every layer (those above l are
+    # freed when its output is dropped)
+    layer_rows = rows * graph_layers if method != "rmu" else per_batch * (graph_layers + a.layers)
+    acts = max_length * (logits + (layer_rows * layer_bytes + rows * 12 * a.hidden) * scale)
+    tied_head = not lora_rank and method != "rmu"
+    embed_grad = a.vocab * a.hidden * b / n if tied_head else 0
+    # the reference pass runs before training, on the whole model where it was loaded (never sharded), in batches
+    # of at most 32 rows and 256 MiB of float32 logits (obliviate.methods.common.reference_nll)
+    ref_rows = min(REFERENCE_BATCH, forget_rows or REFERENCE_BATCH,
+                   max(1, REFERENCE_LOGITS_BYTES // (4 * a.vocab * max_length)))
+    ref = (a.params * b + ref_rows * max_length * nograd_token_bytes(a) * scale
+           if method in REFERENCE_PASS else 0)
+    phases = {"reference pass": ref,
+              "forward and backward": weights + frozen + moments + acts + embed_grad,
+              "optimiser step": weights + frozen + grads + moments + temps}
+    peak_phase = max(phases, key=phases.get)
+    return {"terms": {"weights": weights, "gradients": grads, "optimizer": moments, "optimizer step temporaries": temps,
+                      "frozen copies": frozen, "activations": acts, "reference pass": ref},
+            "phases": phases, "peak": phases[peak_phase], "peak_phase": peak_phase,
+            "setting": {"method": method, "batch_size": batch_size, "max_length": max_length, "gpus": gpus,
+                        "fsdp": fsdp, "lora_rank": lora_rank, "dtype_bytes": b, "rows_per_step": rows,
+                        "trainable_parameters": p_t}}
+
+
+def options(a: Arch, method: str, batch_size: int, max_length: int, gpus: int, gpu_memory_gib: float,
+            dtype_bytes: int = 2, headroom: float = 0.10) -> list[dict]:
+    """Every configuration (full or LoRA r=16, with or without FSDP), its peak, and whether it fits."""
+    out = []
+    for lora in (0, 16):
+        for fsdp in ((False, True) if gpus > 1 else (False,)):
+            e = estimate(a, method, batch_size, max_length, gpus, fsdp, lora, dtype_bytes)
+            e["fits"] = e["peak"] <= gpu_memory_gib * GIB * (1 - headroom)
+            out.append(e)
+    return out
