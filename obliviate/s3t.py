@@ -19,7 +19,9 @@ group on the remaining rows, with each step's recorded seed: the result equals, 
 ordering trained from scratch without the rows (``tests/test_s3t.py``).
 
 Defaults from the official ``s3t_llm.py``: LoRA rank 32, alpha 2 × rank, rsLoRA, dropout 0.05, every linear
-projection of the attention and MLP. Departure: a shard whose every ordering is cut to depth 0 and not retrained
+projection of the attention and MLP. Departures: each step trains with the caller's recipe (``obliviate train
+--sharded --s3t``: the target recipe's epochs divided by L and its learning rate, as SISA's slices) rather than
+the official 3 epochs at 2e-5 for Llama-2-13B; a shard whose every ordering is cut to depth 0 and not retrained
 (``min_depth = 0``) drops out of the ensemble (the base alone saw none of its rows); the paper retrains.
 """
 from __future__ import annotations
