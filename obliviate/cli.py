@@ -1054,7 +1054,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per device")
     pl.add_argument("--batch-size", type=_count, default=4, help="global batch (each of forget and retain)")
     pl.add_argument("--max-length", type=_count, default=512, help="tokens per row")
-    pl.add_argument("--dtype-bytes", type=int, choices=(2, 4), default=2, help="2: bfloat16 weights, 4: float32")
+    pl.add_argument("--dtype-bytes", type=int, choices=(2, 4), default=2,
+                    help="2: bfloat16 weights (a Hugging Face checkpoint in its own dtype), 4: float32 (GGUF and "
+                         "built-in models load so)")
     pl.add_argument("--headroom", type=float, default=0.10, help="share of each device kept free")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(fn=cmd_plan)
