@@ -25,7 +25,6 @@ import os
 
 import torch
 
-from .utils import ObliviateError
 
 
 def fsdp_requested() -> bool:
@@ -52,22 +51,13 @@ def _ensure_group() -> None:
     PartialState(cpu=not torch.cuda.is_available())  # initialises the process group under torchrun
 
 
-def decoder_layers(model) -> list[torch.nn.Module]:
-    """The modules FSDP wraps one by one: those whose class the model names in ``_no_split_modules`` (the decoder
-    layers of a Hugging Face model), looked up through peft's wrapper."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    names = set(getattr(inner, "_no_split_modules", None) or [])
-    layers = [m for m in inner.modules() if type(m).__name__ in names or type(m).__name__[4:] in names]  # FSDP<cls>
-    if not layers:
-        raise ObliviateError(f"FSDP: {type(inner).__name__} names no decoder layer class (_no_split_modules); "
-                             "cannot choose the units to shard")
-    return layers
-
-
 def shard(model) -> torch.nn.Module:
-    """``fully_shard`` each decoder layer, then the root (in place); returns the model."""
+    """``fully_shard`` each decoder layer (found as every method finds them, :func:`obliviate.methods.rmu.
+    decoder_layers`), then the root (in place); returns the model."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
+
+    from .methods.rmu import decoder_layers
 
     _ensure_group()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -94,6 +84,8 @@ class ShardedRun:
         names = {id(p): n for n, p in model.named_parameters()}
         chosen = {names[id(p)] for p in params if id(p) in names}
         self.model, self.device = model, next(model.parameters()).device
+        from .methods.rmu import decoder_layers
+
         n_layers = len(decoder_layers(model))
         self.work = shard(copy.deepcopy(model))
         model.to("meta")

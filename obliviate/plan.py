@@ -92,8 +92,10 @@ def _count(config) -> Arch:
 
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
+    from .methods.rmu import decoder_layers
+
     params = sum(p.numel() for p in model.parameters())
-    layers = getattr(model, "model", model).layers
+    layers = decoder_layers(model)
     layer_params = max(sum(p.numel() for p in layer.parameters()) for layer in layers)
     linear = [(m.in_features, m.out_features) for n, m in layers.named_modules() if isinstance(m, torch.nn.Linear)]
     c = config

@@ -2,6 +2,8 @@
 forget/retain batching around :func:`obliviate.loop.optimize`."""
 from __future__ import annotations
 
+import functools
+
 import math
 import random
 from dataclasses import dataclass, field
@@ -311,15 +313,19 @@ def token_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def no_cache(model) -> dict:
     """``{"use_cache": False}`` for a model whose forward takes it (a no-grad pass would otherwise keep every
-    layer's keys and values until it returns), else nothing (a custom wrapper)."""
+    layer's keys and values until it returns), else nothing (a custom wrapper). Decided once per model class."""
+    return {"use_cache": False} if _takes_use_cache(type(model)) else {}
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_use_cache(cls) -> bool:
     import inspect
 
     try:
-        params = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return {}
-    takes = "use_cache" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    return {"use_cache": False} if takes else {}
+        params = inspect.signature(cls.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return "use_cache" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def lm_logits(model, batch: dict) -> torch.Tensor:
