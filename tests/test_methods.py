@@ -160,6 +160,36 @@ def test_rmu_updates_only_the_down_projections_of_its_layers(micro_models, data)
     assert all(p.requires_grad for p in new.parameters())  # flags restored for later fine-tuning
 
 
+def test_rmu_activations_run_no_block_above_the_steered_layer(micro_models, data):
+    """RMU's loss reads layer ℓ only: its forward pass stops there (no work or memory above ℓ), gives the same
+    activation and gradient as the whole model's forward, and puts the stack back."""
+    from obliviate.methods.rmu import _activations, decoder_layers
+
+    target, _, tok = micro_models
+    model = copy.deepcopy(target)
+    batch = collate([encode(tok, e) for e in data.forget[:4]], pad_id(tok))
+    calls = []
+    hooks = [layer.register_forward_hook(lambda m, i, o, k=k: calls.append(k))
+             for k, layer in enumerate(decoder_layers(model))]
+    h = _activations(model, batch, 0)
+    assert calls == [0]
+    full = {}
+
+    def keep(_m, _i, out):
+        full["h"] = out[0] if isinstance(out, tuple) else out
+
+    hooks.append(decoder_layers(model)[0].register_forward_hook(keep))
+    model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    assert calls[1:] == [0, 1] and len(decoder_layers(model)) == 2
+    assert torch.equal(h, full["h"])
+    w = decoder_layers(model)[0].mlp.down_proj.weight
+    (g_short,) = torch.autograd.grad(h.square().sum(), w)
+    (g_full,) = torch.autograd.grad(full["h"].square().sum(), w)
+    assert torch.equal(g_short, g_full)
+    for hook in hooks:
+        hook.remove()
+
+
 def test_rmu_layer_out_of_range(micro_models, data):
     target, _, tok = micro_models
     with pytest.raises(ObliviateError, match=r"rmu: layer 5 is out of range; the model has layers 0\.\.1"):

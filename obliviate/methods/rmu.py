@@ -12,6 +12,9 @@ data and pin it on retain data, which says nothing about the facts. Only the MLP
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -37,19 +40,26 @@ class RMUConfig(GradientConfig):
     alpha: float = option(1200.0, "α, the weight of the retain activation term (paper: 1200)", ge=0)
 
 
-def decoder_layers(model) -> torch.nn.ModuleList:
-    """The list of transformer blocks of a causal LM (Llama-, Qwen-, Mistral-, GPT-2-style)."""
+def _decoder_stack(model) -> tuple[torch.nn.Module, str]:
+    """(the module holding the decoder blocks, the attribute name of their ModuleList)."""
     base = getattr(model, "module", model)  # DDP wraps the model
     base = base.get_base_model() if hasattr(base, "get_base_model") else base
     for path in ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers"):
-        obj = base
-        for part in path.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
+        *owner_path, attr = path.split(".")
+        owner = base
+        for part in owner_path:
+            owner = getattr(owner, part, None)
+            if owner is None:
                 break
-        if isinstance(obj, torch.nn.ModuleList):
-            return obj
+        if owner is not None and isinstance(getattr(owner, attr, None), torch.nn.ModuleList):
+            return owner, attr
     raise ObliviateError(f"rmu: cannot find the decoder layers of {type(base).__name__}")
+
+
+def decoder_layers(model) -> torch.nn.ModuleList:
+    """The list of transformer blocks of a causal LM (Llama-, Qwen-, Mistral-, GPT-2-style)."""
+    owner, attr = _decoder_stack(model)
+    return getattr(owner, attr)
 
 
 def resolve_layers(model, cfg: RMUConfig) -> tuple[int, list[int]]:
@@ -74,17 +84,42 @@ def updated_parameters(model, ids: list[int]) -> list[tuple[str, torch.nn.Parame
     return out
 
 
+@contextlib.contextmanager
+def stop_after(model, layer: int):
+    """Run only decoder layers 0..``layer`` while the context is open (the blocks above are taken out of the
+    stack and put back on exit), so that a forward pass computes, and autograd keeps, nothing above ``layer``."""
+    owner, attr = _decoder_stack(model)
+    full = getattr(owner, attr)
+    setattr(owner, attr, torch.nn.ModuleList(list(full)[:layer + 1]))
+    try:
+        yield
+    finally:
+        setattr(owner, attr, full)
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_logits_to_keep(cls) -> bool:
+    return "logits_to_keep" in inspect.signature(cls.forward).parameters
+
+
 def _activations(model, batch, layer: int) -> torch.Tensor:
     """The residual stream output by decoder layer ``layer``, (B, T, D), captured with a hook (transformers'
-    ``hidden_states[-1]`` is taken after the final norm, which would pin its scale)."""
+    ``hidden_states[-1]`` is taken after the final norm, which would pin its scale). The blocks above ``layer``
+    do not run (:func:`stop_after`) and, where the model takes ``logits_to_keep``, one position's logits are
+    computed instead of T: the loss reads only this layer, so the value and its gradient are those of a full
+    forward pass (the official code runs the whole model), at (ℓ+1)/L of its layer work and activation memory."""
     captured = {}
 
     def hook(_module, _inputs, output):
         captured["h"] = output[0] if isinstance(output, tuple) else output
 
     handle = decoder_layers(model)[layer].register_forward_hook(hook)
+    inner = getattr(model, "module", model)
+    inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+    extra = {"logits_to_keep": 1} if _takes_logits_to_keep(type(inner)) else {}
     try:
-        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **no_cache(model))
+        with stop_after(model, layer):
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **no_cache(model), **extra)
     finally:
         handle.remove()
     return captured["h"]
