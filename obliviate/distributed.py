@@ -45,13 +45,24 @@ def fsdp_active() -> bool:
     return fsdp_requested() and world_size() > 1
 
 
+def training_device(model) -> torch.device:
+    """Where the training loop will run: this process's GPU when there is one and FSDP is off (accelerate's
+    ``prepare`` would move the model there; under FSDP, ``fully_shard`` moves only each process's shards), else
+    where the model is."""
+    if torch.cuda.is_available() and not fsdp_active():
+        from accelerate import PartialState
+
+        return PartialState().device
+    return next(model.parameters()).device
+
+
 def _ensure_group() -> None:
     from accelerate import PartialState
 
     PartialState(cpu=not torch.cuda.is_available())  # initialises the process group under torchrun
 
 
-def shard(model) -> torch.nn.Module:
+def shard(model, frozen: bool = False) -> torch.nn.Module:
     """``fully_shard`` each decoder layer (found as every method finds them, :func:`obliviate.methods.rmu.
     decoder_layers`), then the root (in place); returns the model."""
     from torch.distributed.device_mesh import init_device_mesh
@@ -64,15 +75,53 @@ def shard(model) -> torch.nn.Module:
     mesh = init_device_mesh(device, (world_size(),))
     for layer in decoder_layers(model):
         fully_shard(layer, mesh=mesh)
-    fully_shard(model, mesh=mesh)
+    # a frozen model has no backward to keep the root's gathered weights for (FSDP keeps them by default): the
+    # embeddings and head are freed after every forward pass
+    fully_shard(model, mesh=mesh, reshard_after_forward=True if frozen else None)
     return model
+
+
+def sharded_copy(model, frozen: bool = False) -> torch.nn.Module:
+    """A copy of ``model`` sharded over the processes without ever holding a second full copy: the module is
+    copied with its parameters and buffers on the meta device, sharded (:func:`shard`), given storage for this
+    process's shards only, and filled from ``model``'s weights (each process slices its shards locally: every
+    process holds the same full model, so no communication is needed). ``requires_grad`` flags are kept."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    memo = {}
+    for p in model.parameters():
+        memo[id(p)] = torch.nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    work = shard(copy.deepcopy(model, memo), frozen)
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    work.to_empty(device=device)
+    params, buffers = dict(model.named_parameters()), dict(model.named_buffers())
+    with torch.no_grad():
+        for name, p in work.named_parameters():
+            full = params[name].detach().to(device)
+            if isinstance(p, DTensor):
+                full = distribute_tensor(full, p.device_mesh, p.placements, src_data_rank=None).to_local()
+                p.to_local().copy_(full)
+            else:
+                p.copy_(full)
+        for name, b in work.named_buffers():  # rotary tables and other non-persistent buffers
+            b.copy_(buffers[name])
+    return work
+
+
+def is_sharded(model) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
 
 
 def frozen_copy(model) -> torch.nn.Module:
     """A frozen copy of ``model`` for reference forwards: sharded under FSDP (every process runs its forwards in
     step with the others, as the training loop does), a plain copy otherwise."""
-    frozen = copy.deepcopy(model).eval().requires_grad_(False)
-    return shard(frozen) if fsdp_active() else frozen
+    if fsdp_active():
+        return sharded_copy(model, frozen=True).eval().requires_grad_(False)
+    return copy.deepcopy(model).eval().requires_grad_(False)
 
 
 class ShardedRun:
@@ -87,7 +136,7 @@ class ShardedRun:
         from .methods.rmu import decoder_layers
 
         n_layers = len(decoder_layers(model))
-        self.work = shard(copy.deepcopy(model))
+        self.work = sharded_copy(model)
         model.to("meta")
         import sys
 
@@ -99,14 +148,22 @@ class ShardedRun:
         self.params = [p for n, p in self.work.named_parameters() if n in chosen]
 
     def finish(self) -> None:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        """Gather the trained weights into ``model``, one tensor at a time (no process ever holds a second full
+        copy, and a device holds at most one gathered tensor beyond its shards)."""
+        from torch.distributed.tensor import DTensor
 
-        full = get_model_state_dict(self.work, options=StateDictOptions(full_state_dict=True))
         self.model.to_empty(device=self.device)
         inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         if hasattr(inner, "tie_weights"):  # moving to meta gave tied weights separate parameters: tie them again
             inner.tie_weights()
-        self.model.load_state_dict({k: v.to(self.device) for k, v in full.items()})
+        params = dict(self.model.named_parameters())
+        trained = dict(self.work.named_parameters())
+        if params.keys() != trained.keys():  # never hand back a model with weights left uninitialised
+            raise RuntimeError(f"FSDP: the sharded copy's parameters differ from the model's: "
+                               f"{sorted(params.keys() ^ trained.keys())[:5]}")
+        with torch.no_grad():
+            for name, p in trained.items():
+                params[name].copy_((p.full_tensor() if isinstance(p, DTensor) else p).to(self.device))
         for b_name, buf in self.work.named_buffers():  # rotary tables and other non-persistent buffers
             owner, _, leaf = b_name.rpartition(".")
             mod = self.model.get_submodule(owner) if owner else self.model

@@ -10,24 +10,36 @@ Terms (bytes per device, ``b`` bytes per weight, ``P`` parameters, ``P_t`` train
   ``P_t·b`` of temporaries;
 - frozen copies ``k·P·b``: k = 1 for RMU (the frozen model), UNDIAL (the teacher) and WHP (the reinforced model,
   trained before unlearning), 0 for the NPO family (reference NLLs are computed once before training, in
-  batches of at most 32 rows and 256 MiB of logits, on the whole model where it was loaded: that pass is its own
-  phase, the full weights plus its no-grad activations, never sharded);
+  batches of at most 32 rows and 256 MiB of logits: that pass is its own phase, the weights, sharded under FSDP,
+  plus its no-grad activations);
 - activations of one step: ``rows · T`` tokens, where rows = the batch size times the batches in the loss (1 for
   ga, 2 with a retain term, 3 for the preference methods with two answers), at
-  ``16·V + L·(16·I + 32·H + 8·K) + 12·H`` bytes per token in float32 (V vocabulary, L layers, H hidden, I MLP,
-  K key-value width): the logits and their log-softmax and gradients (4 copies of V), and per decoder layer the
-  tensors an eager Llama block saves for backward with SDPA attention (no T² term). The constants were counted
-  from measurements of Hugging Face Llama blocks on CPU (``bench/memory.py`` prints the check); a no-grad pass
-  keeps ``8·V + 8·L·H + 8·H`` per token.
+  ``4·V + L·(16·I + 32·H + 8·K) + 12·H`` bytes per token in float32 (V vocabulary, L layers, H hidden, I MLP,
+  K key-value width): each batch's log-softmax and, per decoder layer, the tensors an eager Llama block saves for
+  backward with SDPA attention (no T² term); plus ``8·V`` per token of one batch for the two copies the
+  gather's backward holds at the start of backward (its zeros and the scattered gradient). A no-grad pass keeps
+  ``8·V + 8·L·H + 8·H`` per token.
+- RMU: its forward stops at the steered layer l (``obliviate.methods.rmu.stop_after``) and only the
+  down-projections of layers l-2..l train, so two passes (forget, retain) keep, per token, ``4·I`` for each
+  updated down-projection's input and ``12·I + 16·H + 8·K`` for each updated block above the first (a block with
+  frozen weights whose input needs a gradient); nothing below, no logits. Its peak comes in the frozen model's
+  no-grad retain pass, which adds ``12·I + 12·H`` per token.
+
+The constants were counted from the tensors autograd saves in Hugging Face Llama blocks on CPU and checked
+against the whole run's live tensor bytes (``bench/memory.py``).
 
 The peak is the largest phase: the reference pass; forward-then-backward (weights, frozen copies, moments,
 activations, the tied embedding's gradient); the optimiser step (weights, frozen copies, gradients, moments,
 temporaries). Under FSDP over N processes every weight, gradient, moment and frozen copy is divided by N, plus the
 gathered root (embeddings, final norm, head) and two gathered decoder layers (the current one and the prefetched
-one); the batch is divided by N as well (data parallelism). LoRA makes ``P_t`` the adapters' parameters.
+one), for the trained copy and for each frozen copy; the batch is divided by N as well (data parallelism). With
+full fine-tuning under FSDP one more phase, the end of backward: every sharded gradient exists and the root's
+gradients are still whole (three root-sized buffers: the accumulated gradient, one being added, the
+reduce-scatter input). LoRA makes ``P_t`` the adapters' parameters.
 
 Not modelled: framework overhead (CUDA context ~0.5 GiB, allocator fragmentation; ``--headroom`` keeps 10 % free
-by default), mixed precision other than one dtype throughout, MoE routing buffers, evaluation (bounded separately
+by default), host memory (each process loads the whole model into host memory and, under FSDP, deep-copies it
+before sharding the copy onto its device: 2·P·b of host RAM per process at that moment), mixed precision other than one dtype throughout, MoE routing buffers, evaluation (bounded separately
 by the scorer's ``logits_bytes``).
 """
 from __future__ import annotations
@@ -65,6 +77,7 @@ REFERENCE_PASS = {"npo", "idk", "idkdpo", "altpo", "flat"}  # reference NLLs com
 # answers, passages, retain) are read from their losses, not measured
 ROWS = {"ga": 1, "idk": 3, "flat": 3, "idkdpo": 4, "altpo": 4}
 REFERENCE_BATCH = 32
+RMU_TOKEN_H = 8  # RMU's per-token extras in units of H: the final norm's input and output, the MSE's difference
 
 
 @dataclass
@@ -148,6 +161,12 @@ def train_token_bytes(a: Arch) -> int:
     return 16 * a.vocab + a.layers * (16 * a.inter + 32 * a.hidden + 8 * a.kv_width) + 12 * a.hidden
 
 
+def frozen_layer_token_bytes(a: Arch) -> int:
+    """Activation bytes per token a decoder block keeps for backward when its weights are frozen and its input
+    needs a gradient (RMU's blocks above the first updated one; float32, SDPA)."""
+    return 12 * a.inter + 16 * a.hidden + 8 * a.kv_width
+
+
 def nograd_token_bytes(a: Arch) -> int:
     return 8 * a.vocab + 8 * a.layers * a.hidden + 8 * a.hidden
 
@@ -158,36 +177,52 @@ def estimate(a: Arch, method: str, batch_size: int, max_length: int, gpus: int =
     the forget set, when smaller than the reference pass's batch of 32."""
     b, n = dtype_bytes, (gpus if fsdp else 1)
     scale = b / 4  # activations were counted in float32; the logits stay float32 in the loss
-    graph_layers, logit_copies = a.layers, 16
-    if method == "rmu":  # the loss reads layer l's output: nothing above it, logits included, is kept for backward
-        layer = 7 if a.layers > 8 else a.layers // 2
-        graph_layers, logit_copies = layer + 1, 4  # the logits still exist for a moment (one batch)
-        updated = min(3, layer + 1)  # its n_updated_layers down-projections
-        p_t = updated * (lora_rank * (a.inter + a.hidden) if lora_rank else a.inter * a.hidden)
-    else:
-        p_t = lora_rank * a.lora_params["per_rank"] if lora_rank else a.params
-    weights = a.params * b / n + ((a.root_params + 2 * a.layer_params) * b if fsdp and gpus > 1 else 0)
-    grads, moments, temps = p_t * b / n, 2 * p_t * b / n, p_t * b / n
-    frozen = FROZEN_COPIES.get(method, 0) * a.params * b / n
     per_batch = max(1, batch_size // max(1, gpus))
     rows = per_batch * ROWS.get(method, 2)
-    layer_bytes = 16 * a.inter + 32 * a.hidden + 8 * a.kv_width
-    logits = logit_copies * a.vocab * (rows if method != "rmu" else per_batch)
-    # RMU: the forget pass keeps layers 0..l; the retain pass, while it runs, every layer (those above l are
-    # freed when its output is dropped)
-    layer_rows = rows * graph_layers if method != "rmu" else per_batch * (graph_layers + a.layers)
-    acts = max_length * (logits + (layer_rows * layer_bytes + rows * 12 * a.hidden) * scale)
+    if method == "rmu":
+        # the loss reads layer l's output and its forward stops there (obliviate.methods.rmu.stop_after): two
+        # passes (forget, retain) of per_batch rows keep, per token, each updated down-projection's input (4·I)
+        # and, in the updated blocks above the first (l-n+2..l), what a block with frozen weights keeps when its
+        # input needs a gradient; the blocks below keep nothing (no input or weight of theirs needs a gradient)
+        # and one position's logits are computed
+        layer = 7 if a.layers > 8 else a.layers // 2
+        updated = min(3, layer + 1)  # its n_updated_layers down-projections
+        p_t = updated * (lora_rank * (a.inter + a.hidden) if lora_rank else a.inter * a.hidden)
+        token = 4 * a.inter * updated + (updated - 1) * frozen_layer_token_bytes(a) + RMU_TOKEN_H * a.hidden
+        # the peak comes during the frozen model's no-grad retain pass, in block l's MLP: both graphs plus its
+        # gate, up and activation outputs (3·I) and three residual-stream tensors (3·H), per token
+        acts = per_batch * max_length * (2 * token + 12 * a.inter + 12 * a.hidden) * scale
+    else:
+        p_t = lora_rank * a.lora_params["per_rank"] if lora_rank else a.params
+        layer_bytes = 16 * a.inter + 32 * a.hidden + 8 * a.kv_width
+        # logits: each batch in the loss keeps its log-softmax for backward (4·V per row and token), and the
+        # gather's backward holds two more copies for one batch (its zeros and the scattered gradient)
+        logits = 4 * a.vocab * (rows + 2 * per_batch)
+        acts = max_length * (logits + (rows * a.layers * layer_bytes + rows * 12 * a.hidden) * scale)
+    # FSDP2's gathered working set: the root (embeddings, final norm, head) and two decoder layers (the current
+    # one and the prefetched one)
+    sharding = fsdp and gpus > 1
+    gathered = (a.root_params + 2 * a.layer_params) * b if sharding else 0
+    weights = a.params * b / n + gathered
+    grads, moments, temps = p_t * b / n, 2 * p_t * b / n, p_t * b / n
+    # a sharded frozen copy gathers its own root and layers during its forward passes
+    frozen = FROZEN_COPIES.get(method, 0) * (a.params * b / n + gathered)
     tied_head = not lora_rank and method != "rmu"
     embed_grad = a.vocab * a.hidden * b / n if tied_head else 0
-    # the reference pass runs before training, on the whole model where it was loaded (never sharded), in batches
-    # of at most 32 rows and 256 MiB of float32 logits (obliviate.methods.common.reference_nll)
+    # the reference pass runs before training, in batches of at most 32 rows and 256 MiB of float32 logits
     ref_rows = min(REFERENCE_BATCH, forget_rows or REFERENCE_BATCH,
                    max(1, REFERENCE_LOGITS_BYTES // (4 * a.vocab * max_length)))
-    ref = (a.params * b + ref_rows * max_length * nograd_token_bytes(a) * scale
+    # under FSDP it runs on a sharded frozen copy (obliviate.methods.common.reference_nll): the sharded weights
+    ref = ((weights if fsdp and gpus > 1 else a.params * b) + ref_rows * max_length * nograd_token_bytes(a) * scale
            if method in REFERENCE_PASS else 0)
     phases = {"reference pass": ref,
               "forward and backward": weights + frozen + moments + acts + embed_grad,
               "optimiser step": weights + frozen + grads + moments + temps}
+    if sharding and not lora_rank and method != "rmu":
+        # FSDP reduce-scatters the root's gradients when its backward ends, last: by then every layer's sharded
+        # gradient exists and the root's are still whole (the accumulated one, one more being added, the
+        # reduce-scatter input)
+        phases["end of backward (FSDP)"] = weights + frozen + moments + grads + 3 * a.root_params * b
     peak_phase = max(phases, key=phases.get)
     return {"terms": {"weights": weights, "gradients": grads, "optimizer": moments, "optimizer step temporaries": temps,
                       "frozen copies": frozen, "activations": acts, "reference pass": ref},

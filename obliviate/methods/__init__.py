@@ -10,6 +10,7 @@ import copy
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+from ..distributed import training_device
 from ..utils import ObliviateError, seed_everything
 from . import lora
 from ..options import from_dict
@@ -48,6 +49,11 @@ class Method:
     editing: bool = False  # a retrain-free weight edit (ssd, rocr) or a located few-vector edit (needle)
     guard: bool = False  # an inference-time guard: run returns (GuardedModel, info); the weights stay as they are
     exact: bool = False  # exact unlearning of a sharded ensemble (obliviate train --sharded): needs such a model
+
+    @property
+    def trains(self) -> bool:
+        """Whether it runs gradient steps on the model (not an edit, a guard, a code deletion or a shard cut)."""
+        return not (self.editing or self.guard or self.exact or self.bottleneck_only)
 
 
 METHODS: dict[str, Method] = {
@@ -143,6 +149,8 @@ def unlearn(model, tokenizer, data: UnlearnData, method: str = DEFAULT_METHOD, c
     if use_lora and not m.lora:
         raise ObliviateError(f"{method}: LoRA does not apply; this method trains the model's own weights")
     new = copy.deepcopy(model)
+    if m.trains:  # on the device the loop trains on from the start: reference passes and frozen copies run there
+        new = new.to(training_device(new))
     if use_lora:
         seed_everything(cfg.seed)  # the adapters' random initialisation: same seed, same adapters
         new = lora.wrap(new, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)

@@ -3,6 +3,7 @@ forget/retain batching around :func:`obliviate.loop.optimize`."""
 from __future__ import annotations
 
 import functools
+import gc
 
 import math
 import random
@@ -354,7 +355,17 @@ def reference_nll(model, tokenizer, examples: list[Example], max_length: int, ba
     """NLL of each example under ``model`` as it is now (the reference for NPO-style losses), (N,): summed over its
     answer tokens, or their mean (``reduction="mean"``). Batches hold at most ``batch_size`` rows and
     ``logits_bytes`` of float32 logits at the longest row's length (a 128k vocabulary at 512 tokens: 1 row per
-    256 MiB), so the pass never needs more memory than a training step."""
+    256 MiB), so the pass never needs more memory than a training step. Under FSDP the pass runs on a sharded
+    frozen copy (every process runs every batch, in step), so no device holds the whole model."""
+    from ..distributed import frozen_copy, fsdp_active, is_sharded
+
+    if fsdp_active() and not is_sharded(model):  # the caller's unsharded model: shard a copy for the pass
+        sharded = frozen_copy(model)
+        try:
+            return reference_nll(sharded, tokenizer, examples, max_length, batch_size, reduction, logits_bytes)
+        finally:
+            del sharded
+            gc.collect()  # FSDP's hooks make the copy part of a reference cycle: free its shards now
     model.eval()
     pad = pad_id(tokenizer)
     enc = [encode(tokenizer, ex, max_length) for ex in examples]
