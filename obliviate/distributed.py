@@ -11,12 +11,14 @@ FSDP unit per decoder layer, then the root, as accelerate's FSDP2 preparation do
 only on accelerators, and the same code then runs, and is tested, on CPU processes over gloo.
 
 Each process holds 1/world of every weight, gradient and optimiser state; a layer's weights are gathered for its
-forward and backward only. The caller's model is trained as usual from its point of view: the loop shards a copy,
-moves the original to the meta device (freeing it), and at the end gathers the full weights back into it on every
-process, so the result saves as a normal Hugging Face folder. Frozen copies (RMU's frozen model, UNDIAL's teacher,
-WHP's reinforced model) are sharded too (:func:`frozen_copy`); the NPO family needs none (the reference NLLs are
-computed once before training). Callbacks receive the sharded model; a bottleneck's auxiliary loss is not
-supported under FSDP.
+forward and backward only. The caller's model is trained as usual from its point of view: the loop shards a copy
+(:func:`sharded_copy`: built on the meta device and filled shard by shard, never a second full copy), moves the
+original to the meta device (freeing it), and at the end gathers the weights back into it, one tensor at a time,
+on every process, so the result saves as a normal Hugging Face folder. Frozen copies (RMU's frozen model,
+UNDIAL's teacher, WHP's reinforced model) are sharded too (:func:`frozen_copy`), and their root reshards after
+every forward pass; the NPO family's reference NLLs are computed once before training on a sharded frozen copy,
+freed right after. Callbacks receive the sharded model; a bottleneck's auxiliary loss is not supported under
+FSDP.
 """
 from __future__ import annotations
 
