@@ -1,5 +1,6 @@
 """Sharded training: PyTorch FSDP2 (``fully_shard``) for the optimisation loop and the frozen models some methods
-hold.
+hold, and DeepSpeed ZeRO (:class:`ZeroRun`, ``OBLIVIATE_DEEPSPEED=1`` or accelerate's DeepSpeed launcher) for the
+loop.
 
     OBLIVIATE_FSDP=1 torchrun --nproc_per_node 2 -m obliviate.cli unlearn --method npo ...
     accelerate launch --use_fsdp --num_processes 8 -m obliviate.cli unlearn --method rmu ...
@@ -48,10 +49,10 @@ def fsdp_active() -> bool:
 
 
 def training_device(model) -> torch.device:
-    """Where the training loop will run: this process's GPU when there is one and FSDP is off (accelerate's
-    ``prepare`` would move the model there; under FSDP, ``fully_shard`` moves only each process's shards), else
-    where the model is."""
-    if torch.cuda.is_available() and not fsdp_active():
+    """Where the training loop will run: this process's GPU when there is one and neither FSDP nor DeepSpeed is on
+    (accelerate's ``prepare`` would move the model there; ``fully_shard`` and ZeRO move only each process's
+    shards), else where the model is."""
+    if torch.cuda.is_available() and not fsdp_active() and not deepspeed_active():
         from accelerate import PartialState
 
         return PartialState().device
@@ -172,3 +173,95 @@ class ShardedRun:
             if leaf in mod._buffers:
                 mod._buffers[leaf] = buf.detach().to(self.device).clone()
         del self.work
+
+
+def deepspeed_requested() -> bool:
+    return (os.environ.get("OBLIVIATE_DEEPSPEED", "0") == "1"
+            or os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true")
+
+
+def deepspeed_active() -> bool:
+    """Whether training partitions with DeepSpeed ZeRO here: asked for, and more than one process."""
+    return deepspeed_requested() and world_size() > 1
+
+
+def zero_config(model, grad_clip: float) -> dict:
+    """The DeepSpeed configuration: the file accelerate's launcher names (``ACCELERATE_DEEPSPEED_CONFIG_FILE``,
+    from an accelerate config's ``deepspeed_config_file``) or ``OBLIVIATE_DEEPSPEED_CONFIG``, else ZeRO stage 3
+    (or accelerate's ``zero_stage`` and offload devices); ``"auto"`` fields are resolved as obliviate trains: one
+    optimiser step per batch, its gradient clipping, the model's dtype, a torch optimiser."""
+    import json
+
+    path = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE") or os.environ.get("OBLIVIATE_DEEPSPEED_CONFIG")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                cfg = json.load(f)
+        except (OSError, ValueError) as e:
+            from .utils import ObliviateError
+
+            raise ObliviateError(f"DeepSpeed: cannot read the config {path}: {e}") from None
+    else:
+        cfg = {}
+    zero = cfg.setdefault("zero_optimization", {})
+    if zero.get("stage", "auto") == "auto":
+        zero["stage"] = int(os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3"))
+    for env, key in (("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "offload_param"),
+                     ("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "offload_optimizer")):
+        device = os.environ.get(env, "none")
+        if device != "none":
+            zero.setdefault(key, {"device": device})
+    dtype = next(model.parameters()).dtype
+    for key, on in (("bf16", dtype == torch.bfloat16), ("fp16", dtype == torch.float16)):
+        if cfg.get(key, {}).get("enabled", "auto") == "auto":
+            cfg[key] = {**cfg.get(key, {}), "enabled": on}
+    for key, value in {"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1,
+                       "gradient_clipping": float(grad_clip or 0.0)}.items():
+        if cfg.get(key, "auto") == "auto":
+            cfg[key] = value
+    if cfg.get("train_batch_size") == "auto":
+        del cfg["train_batch_size"]
+    cfg.setdefault("zero_allow_untested_optimizer", True)  # obliviate's AdamW and its learning-rate schedule
+    cfg.setdefault("zero_force_ds_cpu_optimizer", False)
+    return cfg
+
+
+class ZeroRun:
+    """The loop's view of DeepSpeed ZeRO (stage 3 by default): ``work`` is a copy of ``model`` that
+    ``deepspeed.initialize`` partitions over the processes (each holds 1/world of every weight, gradient and
+    optimiser state); :meth:`start` wraps it with the loop's optimiser; :meth:`finish` gathers the trained weights
+    back into ``model``, one tensor at a time, on every process. Frozen copies (RMU, UNDIAL) are not partitioned."""
+
+    def __init__(self, model, params: list[torch.nn.Parameter], grad_clip: float):
+        names = {id(p): n for n, p in model.named_parameters()}
+        chosen = {names[id(p)] for p in params if id(p) in names}
+        self.model, self.grad_clip = model, grad_clip
+        self.work = copy.deepcopy(model)
+        self.params = [p for n, p in self.work.named_parameters() if n in chosen]
+        self.engine = None
+
+    def start(self, optimizer):
+        import deepspeed
+
+        config = zero_config(self.work, self.grad_clip)
+        self.engine, *_ = deepspeed.initialize(model=self.work, optimizer=optimizer, config=config)
+        import sys
+
+        import torch.distributed as dist
+
+        if dist.get_rank() == 0:
+            print(f"obliviate: DeepSpeed ZeRO stage {config['zero_optimization']['stage']} over {world_size()} "
+                  "processes", file=sys.stderr)
+        self.engine.train()  # DeepSpeedEngine.train returns nothing
+        return self.engine
+
+    def finish(self) -> None:
+        import deepspeed
+
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, p in self.work.named_parameters():
+                with deepspeed.zero.GatheredParameters([p]):
+                    params[name].copy_(p.data.to(params[name].device))
+        self.engine.destroy()
+        self.engine = self.work = None

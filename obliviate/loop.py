@@ -114,15 +114,16 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
     """
     from accelerate import Accelerator
 
-    from .distributed import ShardedRun, fsdp_active
+    from .distributed import ShardedRun, ZeroRun, deepspeed_active, fsdp_active
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     if not params:
         raise ObliviateError("no trainable parameters")
     sharded = ShardedRun(model, params) if fsdp_active() else None  # FSDP2: see obliviate.distributed
-    if sharded is not None:
-        params = sharded.params
+    zero = ZeroRun(model, params, cfg.grad_clip) if sharded is None and deepspeed_active() else None  # ZeRO
+    if sharded is not None or zero is not None:
+        params = (sharded or zero).params
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = int(cfg.warmup_ratio * n_steps)
 
@@ -132,12 +133,18 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
         return 1.0 - 0.9 * (step - warm) / max(1, n_steps - warm)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    if sharded is None:
+    if zero is not None:  # DeepSpeed partitions the copy, averages the gradients, clips and steps
+        wrapped = zero.start(opt)
+    elif sharded is None:
         model.train()
         wrapped, opt = accelerator.prepare(model, opt)
     else:  # already sharded; gradients are reduce-scattered (averaged) by FSDP itself
         wrapped = sharded.work.train()
     world, rank = accelerator.num_processes, accelerator.process_index
+    if zero is not None:  # accelerate's own state does not know DeepSpeed's processes here
+        import torch.distributed as dist
+
+        world, rank = dist.get_world_size(), dist.get_rank()
     curve: list[float] = []
     stopped = False
     bar, task = progress(desc, n_steps)
@@ -148,24 +155,28 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
             loss = loss_fn(wrapped, _to(batch, accelerator.device))
             if not torch.isfinite(loss):
                 raise ObliviateError(f"{desc}: loss became {loss.item()} at step {step}; lower the learning rate")
-            accelerator.backward(loss)
-            if cfg.grad_clip and sharded is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)  # the global norm over the shards
-            elif cfg.grad_clip:
-                accelerator.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
+            if zero is not None:
+                wrapped.backward(loss)
+                wrapped.step()  # clips (its gradient_clipping), steps and zeroes the gradients
+            else:
+                accelerator.backward(loss)
+                if cfg.grad_clip and sharded is not None:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)  # the global norm over the shards
+                elif cfg.grad_clip:
+                    accelerator.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
             sched.step()
-            opt.zero_grad(set_to_none=True)
             curve.append(loss.item())
             bar.update(task, advance=1, info=f"loss {curve[-1]:.4f}")
             if callback is not None:
-                live = model if sharded is None else sharded.work
+                live = model if sharded is None and zero is None else (sharded or zero).work
                 stopped = bool(callback(step + 1, live))
                 live.train()
                 if stopped:
                     break
-    if sharded is not None:
-        sharded.finish()
+    if sharded is not None or zero is not None:
+        (sharded or zero).finish()
     model.eval()
     if len(curve) < n_steps and not stopped:
         raise ObliviateError(f"{desc}: the data ran out after {len(curve)} of {n_steps} steps")

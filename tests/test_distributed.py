@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
 
@@ -102,8 +103,10 @@ def test_evaluation_under_two_processes_equals_one_exactly(tmp_path, micro_pair)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # the second process wrote nothing beside
 
 
-def _fsdp_runs(tmp_path, micro_pair, method: str, extra: list[str]):
-    """(update of 1 process, of 2 DDP processes, of 2 FSDP processes, names FSDP changed), each against the target."""
+def _fsdp_runs(tmp_path, micro_pair, method: str, extra: list[str], shard_env: str = "OBLIVIATE_FSDP",
+               banner: str = "FSDP2: 2 decoder layers and the root sharded over 2 processes"):
+    """(update of 1 process, of 2 DDP processes, of 2 sharded processes (FSDP, or DeepSpeed with
+    ``shard_env="OBLIVIATE_DEEPSPEED"``), names the sharded run changed), each against the target."""
     from obliviate import load_model
 
     args = ["-m", "obliviate.cli", "unlearn", "--model", str(micro_pair["target"]), "--method", method,
@@ -117,9 +120,9 @@ def _fsdp_runs(tmp_path, micro_pair, method: str, extra: list[str]):
                          capture_output=True, text=True, timeout=600)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     two = subprocess.run([*run2, "--master_port", str(_free_port()), *args, "--out", str(tmp_path / "two")],
-                         env={**env, "OBLIVIATE_FSDP": "1"}, capture_output=True, text=True, timeout=600)
+                         env={**env, shard_env: "1"}, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-2000:]
-    assert "FSDP2: 2 decoder layers and the root sharded over 2 processes" in two.stderr
+    assert banner in two.stderr
     out = tmp_path / "two"
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()  # a normal HF folder
     assert json.loads((out / "obliviate.json").read_text())["processes"] == 2
@@ -157,3 +160,51 @@ def test_fsdp_rmu_with_a_sharded_frozen_model_matches_data_parallelism(tmp_path,
     assert _agree(ddp, two)[1] < 1e-4, _agree(ddp, two)
     assert abs(_agree(one, two)[0] - _agree(one, ddp)[0]) < 1e-3
     assert _agree(one, two)[0] > 0.75
+
+
+def _deepspeed_missing() -> str:
+    try:
+        import deepspeed  # noqa: F401
+    except ImportError as e:
+        return f"deepspeed is not installed ({e}); pip install -e .[deepspeed]"
+    return ""
+
+
+@pytest.mark.skipif(bool(_deepspeed_missing()), reason=_deepspeed_missing() or "installed")
+def test_deepspeed_zero3_npo_and_rmu_match_data_parallelism(tmp_path, micro_pair):
+    """DeepSpeed ZeRO stage 3 (gloo, CPU) changes nothing but memory: its NPO and RMU updates equal data
+    parallelism's within relative L2 < 1e-4 (2e-6 measured), one process writes a normal folder, and RMU (its
+    frozen copy left whole) still changes only the chosen down-projection."""
+    one, ddp, two, _ = _fsdp_runs(tmp_path / "npo", micro_pair, "npo", [], "OBLIVIATE_DEEPSPEED",
+                                  "DeepSpeed ZeRO stage 3 over 2 processes")
+    assert _agree(ddp, two)[1] < 1e-4, _agree(ddp, two)
+    one, ddp, two, changed = _fsdp_runs(tmp_path / "rmu", micro_pair, "rmu", ["--set", "layer=1", "--set",
+                                                                                "n_updated_layers=1"],
+                                        "OBLIVIATE_DEEPSPEED", "DeepSpeed ZeRO stage 3 over 2 processes")
+    assert changed and all("layers.1.mlp.down_proj" in n for n in changed), changed
+    assert _agree(ddp, two)[1] < 1e-4, _agree(ddp, two)
+
+
+def test_deepspeed_config_fills_auto_fields_and_names_a_bad_file(tmp_path, monkeypatch):
+    from obliviate import ObliviateError
+    from obliviate.distributed import zero_config
+
+    model = torch.nn.Linear(2, 2).to(torch.bfloat16)
+    for var in ("ACCELERATE_DEEPSPEED_CONFIG_FILE", "ACCELERATE_DEEPSPEED_ZERO_STAGE",
+                "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = zero_config(model, 1.0)
+    assert cfg["zero_optimization"] == {"stage": 3} and cfg["bf16"] == {"enabled": True}
+    assert cfg["gradient_clipping"] == 1.0 and cfg["gradient_accumulation_steps"] == 1
+    path = tmp_path / "ds.json"
+    path.write_text(json.dumps({"zero_optimization": {"stage": "auto"}, "gradient_clipping": "auto",
+                                "train_batch_size": "auto", "fp16": {"enabled": "auto"}}))
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", str(path))
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "cpu")
+    cfg = zero_config(model, 0.5)
+    assert cfg["zero_optimization"] == {"stage": 2, "offload_optimizer": {"device": "cpu"}}
+    assert cfg["gradient_clipping"] == 0.5 and "train_batch_size" not in cfg and cfg["fp16"] == {"enabled": False}
+    path.write_text("{not json")
+    with pytest.raises(ObliviateError, match=f"DeepSpeed: cannot read the config {path}"):
+        zero_config(model, 1.0)
