@@ -121,10 +121,13 @@ def is_sharded(model) -> bool:
 
 def frozen_copy(model) -> torch.nn.Module:
     """A frozen copy of ``model`` for reference forwards: sharded under FSDP (every process runs its forwards in
-    step with the others, as the training loop does), a plain copy otherwise."""
+    step with the others, as the training loop does), a whole copy on the training device otherwise."""
     if fsdp_active():
         return sharded_copy(model, frozen=True).eval().requires_grad_(False)
-    return copy.deepcopy(model).eval().requires_grad_(False)
+    frozen = copy.deepcopy(model).eval().requires_grad_(False)
+    if deepspeed_active() and torch.cuda.is_available():  # the model waits on the host for ZeRO; batches are on the GPU
+        frozen = frozen.to(torch.device("cuda", torch.cuda.current_device()))
+    return frozen
 
 
 class ShardedRun:

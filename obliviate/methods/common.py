@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import gc
-
 import math
 import random
 from dataclasses import dataclass, field
