@@ -138,6 +138,8 @@ def main() -> None:
     ap.add_argument("--lora", default="0,8")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=64)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="the weights' dtype (the plan's --dtype-bytes 4 or 2)")
     ap.add_argument("--fsdp", type=int, default=0, metavar="N",
                     help="run under torchrun with N processes and FSDP (gloo, CPU); each process measures its own "
                          "peak during training (training_peak) and the largest is compared with the plan's "
@@ -152,7 +154,7 @@ def main() -> None:
         raise SystemExit(subprocess.call(cmd, env={**os.environ, "OBLIVIATE_FSDP": "1", "OMP_NUM_THREADS": "1"}))
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     import obliviate as ob
-    from obliviate.data.format import encode, examples_from
+    from obliviate.data.format import Example, encode, examples_from
     from obliviate.models import SCRATCH_MODELS
     from obliviate.plan import _count, estimate
     from obliviate.train import base_model
@@ -166,17 +168,25 @@ def main() -> None:
         tracked, grown = deepcopy_check()
         say(f"calibration: deep copy of a 256 MiB parameter: measured {tracked:.0f} MiB, resident memory grows "
             f"{grown:.0f} MiB")
-    say(f"batch {B}, {T} tokens per row, float32, {world} process(es){', FSDP' if world > 1 else ''}, 2 steps; "
+    say(f"batch {B}, {T} tokens per row, {a.dtype}, {world} process(es){', FSDP' if world > 1 else ''}, 2 steps; "
         "MiB" + (" per process (the largest)" if world > 1 else ""))
     say("model | method | LoRA r | predicted (phase) | measured | predicted / measured")
     worst = 0.0
     for spec in a.models.split(","):
         model, tok = base_model(spec, bench, 0) if spec in SCRATCH_MODELS else ob.load_model(spec)
+        model = model.to(getattr(torch, a.dtype))
         arch = _count(model.config)
         texts = examples_from(tok, [], bench.training_texts(True))
         long = [e for e in texts if len(encode(tok, e, 10**6)["input_ids"]) >= T]
-        if len(long) < 4 * B:
-            raise SystemExit(f"{spec}: only {len(long)} passages reach {T} tokens")
+        if len(long) < 4 * B:  # join consecutive passages until each reaches T tokens
+            long, cur = [], None
+            for e in texts:
+                cur = e if cur is None else Example(cur.prompt, f"{cur.target} {e.target}")
+                if len(encode(tok, cur, 10**6)["input_ids"]) >= T:
+                    long.append(cur)
+                    cur = None
+            if len(long) < 4 * B:
+                raise SystemExit(f"{spec}: only {len(long)} joined passages reach {T} tokens")
         data = ob.UnlearnData(forget=long[:2 * B], retain=long[2 * B:4 * B])
         for method in a.methods.split(","):
             for r in (int(x) for x in a.lora.split(",")):
@@ -192,7 +202,7 @@ def main() -> None:
                     dist.all_gather_object(peaks, got)
                     got = max(peaks)
                 e = estimate(arch, method, B, T, gpus=world, fsdp=world > 1, lora_rank=r,
-                             forget_rows=len(data.forget))
+                             dtype_bytes=torch.finfo(getattr(torch, a.dtype)).bits // 8, forget_rows=len(data.forget))
                 ratio = e["peak"] / got
                 worst = max(worst, abs(ratio - 1))
                 say(f"{spec} | {method} | {r} | {e['peak'] / 2**20:.1f} ({e['peak_phase']}) | "

@@ -19,6 +19,9 @@ Terms (bytes per device, ``b`` bytes per weight, ``P`` parameters, ``P_t`` train
   backward with SDPA attention (no T² term); plus ``8·V`` per token of one batch for the two copies the
   gather's backward holds at the start of backward (its zeros and the scattered gradient). A no-grad pass keeps
   ``8·V + 8·L·H + 8·H`` per token.
+- LoRA in 16-bit: peft keeps the adapters in float32, so every wrapped linear's input is also kept as a float32
+  copy for its adapter's gradient: ``4·(6·H + I)`` more per token and layer (q, k, v, o, gate and up read H, down
+  reads I; for RMU only its updated down-projections, ``4·I`` each).
 - RMU: its forward stops at the steered layer l (``obliviate.methods.rmu.stop_after``) and only the
   down-projections of layers l-2..l train, so two passes (forget, retain) keep, per token, ``4·I`` for each
   updated down-projection's input and ``12·I + 16·H + 8·K`` for each updated block above the first (a block with
@@ -38,9 +41,9 @@ gradients are still whole (three root-sized buffers: the accumulated gradient, o
 reduce-scatter input). LoRA makes ``P_t`` the adapters' parameters.
 
 Not modelled: framework overhead (CUDA context ~0.5 GiB, allocator fragmentation; ``--headroom`` keeps 10 % free
-by default), host memory (each process loads the whole model into host memory and, under FSDP, deep-copies it
-before sharding the copy onto its device: 2·P·b of host RAM per process at that moment), mixed precision other than one dtype throughout, MoE routing buffers, evaluation (bounded separately
-by the scorer's ``logits_bytes``).
+by default), host memory (under FSDP or DeepSpeed every process holds the loaded model and ``unlearn``'s working
+copy, 2·P·b, in host memory until the copy is sharded), mixed precision other than one dtype throughout, MoE
+routing buffers, evaluation (bounded separately by the scorer's ``logits_bytes``).
 """
 from __future__ import annotations
 
@@ -189,6 +192,7 @@ def estimate(a: Arch, method: str, batch_size: int, max_length: int, gpus: int =
         updated = min(3, layer + 1)  # its n_updated_layers down-projections
         p_t = updated * (lora_rank * (a.inter + a.hidden) if lora_rank else a.inter * a.hidden)
         token = 4 * a.inter * updated + (updated - 1) * frozen_layer_token_bytes(a) + RMU_TOKEN_H * a.hidden
+        token += 4 * a.inter * updated / scale if lora_rank and b < 4 else 0  # float32 adapter inputs (below)
         # the peak comes during the frozen model's no-grad retain pass, in block l's MLP: both graphs plus its
         # gate, up and activation outputs (3·I) and three residual-stream tensors (3·H), per token
         acts = per_batch * max_length * (2 * token + 12 * a.inter + 12 * a.hidden) * scale
@@ -199,6 +203,9 @@ def estimate(a: Arch, method: str, batch_size: int, max_length: int, gpus: int =
         # gather's backward holds two more copies for one batch (its zeros and the scattered gradient)
         logits = 4 * a.vocab * (rows + 2 * per_batch)
         acts = max_length * (logits + (rows * a.layers * layer_bytes + rows * 12 * a.hidden) * scale)
+        if lora_rank and b < 4:  # peft keeps adapters in float32 and casts each wrapped linear's input to it, and
+            # lora_A keeps that copy for its gradient: q, k, v, o, gate, up read H, down reads I
+            acts += max_length * rows * a.layers * 4 * (6 * a.hidden + a.inter)
     # FSDP2's gathered working set: the root (embeddings, final norm, head) and two decoder layers (the current
     # one and the prefetched one)
     sharding = fsdp and gpus > 1
