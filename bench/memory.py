@@ -171,6 +171,7 @@ def main() -> None:
     say(f"batch {B}, {T} tokens per row, {a.dtype}, {world} process(es){', FSDP' if world > 1 else ''}, 2 steps; "
         "MiB" + (" per process (the largest)" if world > 1 else ""))
     say("model | method | LoRA r | predicted (phase) | measured | predicted / measured")
+    measure = training_peak if world > 1 else measured_peak
     worst = 0.0
     for spec in a.models.split(","):
         model, tok = base_model(spec, bench, 0) if spec in SCRATCH_MODELS else ob.load_model(spec)
@@ -191,10 +192,7 @@ def main() -> None:
         for method in a.methods.split(","):
             for r in (int(x) for x in a.lora.split(",")):
                 opts = {"max_steps": 2, "batch_size": B, "max_length": T, "lora_rank": r}
-                if world > 1:
-                    got = training_peak(lambda: ob.unlearn(model, tok, data, method, opts))  # noqa: B023
-                else:
-                    got = measured_peak(lambda: ob.unlearn(model, tok, data, method, opts))  # noqa: B023
+                got = measure(lambda: ob.unlearn(model, tok, data, method, opts))  # noqa: B023
                 if world > 1:  # the largest process's peak
                     import torch.distributed as dist
 

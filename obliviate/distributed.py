@@ -113,6 +113,12 @@ def sharded_copy(model, frozen: bool = False) -> torch.nn.Module:
     return work
 
 
+def _chosen_names(model, params: list[torch.nn.Parameter]) -> set[str]:
+    """The names of ``params`` in ``model``, to find the same parameters in a copy."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(p)] for p in params if id(p) in names}
+
+
 def is_sharded(model) -> bool:
     from torch.distributed.fsdp import FSDPModule
 
@@ -136,8 +142,7 @@ class ShardedRun:
     into ``model`` on every process."""
 
     def __init__(self, model, params: list[torch.nn.Parameter]):
-        names = {id(p): n for n, p in model.named_parameters()}
-        chosen = {names[id(p)] for p in params if id(p) in names}
+        chosen = _chosen_names(model, params)
         self.model, self.device = model, next(model.parameters()).device
         from .methods.rmu import decoder_layers
 
@@ -236,8 +241,7 @@ class ZeroRun:
     back into ``model``, one tensor at a time, on every process. Frozen copies (RMU, UNDIAL) are not partitioned."""
 
     def __init__(self, model, params: list[torch.nn.Parameter], grad_clip: float):
-        names = {id(p): n for n, p in model.named_parameters()}
-        chosen = {names[id(p)] for p in params if id(p) in names}
+        chosen = _chosen_names(model, params)
         self.model, self.grad_clip = model, grad_clip
         self.work = copy.deepcopy(model)
         self.params = [p for n, p in self.work.named_parameters() if n in chosen]

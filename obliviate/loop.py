@@ -122,8 +122,9 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
         raise ObliviateError("no trainable parameters")
     sharded = ShardedRun(model, params) if fsdp_active() else None  # FSDP2: see obliviate.distributed
     zero = ZeroRun(model, params, cfg.grad_clip) if sharded is None and deepspeed_active() else None  # ZeRO
-    if sharded is not None or zero is not None:
-        params = (sharded or zero).params
+    run = sharded or zero  # the sharded copy the loop trains instead of ``model``, if any
+    if run is not None:
+        params = run.params
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = int(cfg.warmup_ratio * n_steps)
 
@@ -170,13 +171,13 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
             curve.append(loss.item())
             bar.update(task, advance=1, info=f"loss {curve[-1]:.4f}")
             if callback is not None:
-                live = model if sharded is None and zero is None else (sharded or zero).work
+                live = model if run is None else run.work
                 stopped = bool(callback(step + 1, live))
                 live.train()
                 if stopped:
                     break
-    if sharded is not None or zero is not None:
-        (sharded or zero).finish()
+    if run is not None:
+        run.finish()
     model.eval()
     if len(curve) < n_steps and not stopped:
         raise ObliviateError(f"{desc}: the data ran out after {len(curve)} of {n_steps} steps")

@@ -159,9 +159,9 @@ def architecture(spec: str) -> Arch:
                          "model, a model folder or a config.json")
 
 
-def train_token_bytes(a: Arch) -> int:
-    """Activation bytes per token of a training step (float32), logits included."""
-    return 16 * a.vocab + a.layers * (16 * a.inter + 32 * a.hidden + 8 * a.kv_width) + 12 * a.hidden
+def layer_token_bytes(a: Arch) -> int:
+    """Activation bytes per token a trained decoder block keeps for backward (float32, SDPA)."""
+    return 16 * a.inter + 32 * a.hidden + 8 * a.kv_width
 
 
 def frozen_layer_token_bytes(a: Arch) -> int:
@@ -198,11 +198,10 @@ def estimate(a: Arch, method: str, batch_size: int, max_length: int, gpus: int =
         acts = per_batch * max_length * (2 * token + 12 * a.inter + 12 * a.hidden) * scale
     else:
         p_t = lora_rank * a.lora_params["per_rank"] if lora_rank else a.params
-        layer_bytes = 16 * a.inter + 32 * a.hidden + 8 * a.kv_width
         # logits: each batch in the loss keeps its log-softmax for backward (4·V per row and token), and the
         # gather's backward holds two more copies for one batch (its zeros and the scattered gradient)
         logits = 4 * a.vocab * (rows + 2 * per_batch)
-        acts = max_length * (logits + (rows * a.layers * layer_bytes + rows * 12 * a.hidden) * scale)
+        acts = max_length * (logits + (rows * a.layers * layer_token_bytes(a) + rows * 12 * a.hidden) * scale)
         if lora_rank and b < 4:  # peft keeps adapters in float32 and casts each wrapped linear's input to it, and
             # lora_A keeps that copy for its gradient: q, k, v, o, gate, up read H, down reads I
             acts += max_length * rows * a.layers * 4 * (6 * a.hidden + a.inter)

@@ -40,10 +40,15 @@ class RMUConfig(GradientConfig):
     alpha: float = option(1200.0, "α, the weight of the retain activation term (paper: 1200)", ge=0)
 
 
+def _inner(model) -> torch.nn.Module:
+    """The transformers model inside a DDP / DeepSpeed wrapper and a peft model."""
+    base = getattr(model, "module", model)
+    return base.get_base_model() if hasattr(base, "get_base_model") else base
+
+
 def _decoder_stack(model) -> tuple[torch.nn.Module, str]:
     """(the module holding the decoder blocks, the attribute name of their ModuleList)."""
-    base = getattr(model, "module", model)  # DDP wraps the model
-    base = base.get_base_model() if hasattr(base, "get_base_model") else base
+    base = _inner(model)
     for path in ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers"):
         *owner_path, attr = path.split(".")
         owner = base
@@ -114,9 +119,7 @@ def _activations(model, batch, layer: int) -> torch.Tensor:
         captured["h"] = output[0] if isinstance(output, tuple) else output
 
     handle = decoder_layers(model)[layer].register_forward_hook(hook)
-    inner = getattr(model, "module", model)
-    inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
-    extra = {"logits_to_keep": 1} if _takes_logits_to_keep(type(inner)) else {}
+    extra = {"logits_to_keep": 1} if _takes_logits_to_keep(type(_inner(model))) else {}
     try:
         with stop_after(model, layer):
             model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **no_cache(model), **extra)
