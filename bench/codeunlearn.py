@@ -19,6 +19,15 @@ import time
 import common
 
 
+def bottleneck_config(a, **more):
+    from obliviate.methods.codebook import BottleneckConfig
+    from obliviate.options import from_dict
+
+    given = {"kind": a.kind, "site": a.site, "codes": a.codes, "k": a.k, **more}
+    sets = dict(s.split("=", 1) for s in a.bottleneck)
+    return from_dict(BottleneckConfig, {**{k: v for k, v in given.items() if v is not None}, **sets}, "bottleneck")
+
+
 def cell(res, key):
     return common.cell(res.metrics, res.ci, key)
 
@@ -30,6 +39,8 @@ def main() -> None:
     ap.add_argument("--kind", default="sae")
     ap.add_argument("--site", default=None)
     ap.add_argument("--set", action="append", default=[], help="codeunlearn option KEY=VALUE")
+    ap.add_argument("--bottleneck", action="append", default=[], metavar="KEY=VALUE",
+                    help="bottleneck option (e.g. error_term=true, steps=2000)")
     ap.add_argument("--attacks", default="all")
     ap.add_argument("--no-attacks", action="store_true")
     ap.add_argument("--rwku", help="instead: a pretrained --model (smollm2-135m) with a frozen base and a trained "
@@ -45,10 +56,9 @@ def main() -> None:
     import obliviate as ob
     from obliviate.bottleneck import cost
     from obliviate.cli import gain_lines
-    from obliviate.methods.codebook import BottleneckConfig
 
     bench = ob.load_benchmark(a.benchmark)
-    bcfg = BottleneckConfig(kind=a.kind, site=a.site, codes=a.codes, k=a.k)
+    bcfg = bottleneck_config(a)
     t = time.time()
     paths = ob.train_pair(a.model, bench, bottleneck=bcfg)
     plain = ob.train_pair(a.model, bench)
@@ -104,47 +114,80 @@ def main() -> None:
 
 def rwku(a) -> None:
     """SmolLM2 (frozen) with a bottleneck trained on every probe target's passages plus self-written general text;
-    then codeunlearn of one target's passages (contrast: its neighbours' passages) at several n. No calibration
-    facts exist for a real target, so n is given, and the probes (never trained on) are the measure."""
+    then, for each target in ``--rwku`` (a comma list, or ``all``), codeunlearn of its passages (contrast: its
+    neighbours' passages; every token) at several n, each a separate request on the same bottleneck, beside as many
+    random codes of matched frequency. No calibration facts exist for a real target, so n is given, and the probes
+    (never trained on) are the measure: forget accuracy over the target's fill-in and QA probes, neighbour accuracy
+    over its neighbours', pooled over the targets with a 95 % interval from a bootstrap over targets."""
+    import numpy as np
+
     import obliviate as ob
     from obliviate.bottleneck import fit_pretrained, general_texts, measure
     from obliviate.data import Example
     from obliviate.data.rwku import load_probes
     from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+    from obliviate.evals.uncertainty import bootstrap
     from obliviate.methods import codebook as cb
 
     model_name = a.model if a.model != "tiny" else "smollm2-135m"
     model, tok = ob.load_model(model_name)
     probes = load_probes()
-    cfg = cb.BottleneckConfig(kind=a.kind, site=a.site, k=a.k, steps=a.steps)
+    targets = list(probes) if a.rwku == "all" else [x.strip() for x in a.rwku.split(",")]
+    cfg = bottleneck_config(a, steps=a.steps)
     t = time.time()
     general = general_texts(model, tok, cfg.general_texts + 16)
+    held_out = general[cfg.general_texts:]
     examples = [Example("", p) for tgt in probes.values() for p in tgt.passages]
     examples += [Example("", g) for g in general[:cfg.general_texts]]
     info = fit_pretrained(model, tok, examples, cfg)
-    print(f"{model_name}: {cfg.kind} bottleneck at {cb.resolve_sites(model, cfg.site)}, "
-          f"{info['trained_parameters']} trained parameters, {len(examples)} texts, {info['train_seconds']:.0f} s "
-          f"(with generation: {time.time() - t:.0f} s); final loss {info['final_loss']:.3f}")
+    print(f"{model_name}: {cfg.kind} bottleneck at {cb.resolve_sites(model, cfg.site)}"
+          f"{' with error term' if cfg.error_term else ''}, {info['trained_parameters']} trained parameters, "
+          f"{len(examples)} texts, {info['train_seconds']:.0f} s (with generation: {time.time() - t:.0f} s); "
+          f"final loss {info['final_loss']:.3f}")
 
-    def probe_row(m):
-        r = evaluate_rwku(m, tok, a.rwku, probes)["metrics"]
-        ppl = measure(m, tok, texts=general[cfg.general_texts:])["text_ppl"]
-        return {k: r[k] for k in sorted(r) if k.startswith("rwku_")} | {"heldout_text_ppl": ppl}
+    hits: dict[str, dict[str, tuple[list, list]]] = {}  # label -> target -> (forget hits, neighbour hits)
+    ppl: dict[str, list[float]] = {}
+    secs: dict[str, list[float]] = {}
 
-    with cb.bypassed(model):
-        rows = {"base (bottleneck passed through)": probe_row(model)}
-    rows["with bottleneck"] = probe_row(model)
-    data = rwku_unlearn_data(a.rwku, tok, probes)
-    for n in [int(x) for x in a.n.split(",")]:
-        for control in (False, True):
-            t = time.time()
-            new, out = ob.unlearn(model, tok, data, "codeunlearn", {"n": n, "control": control,
-                                                                     "tokens": "all", "min_precision": 0.7})
-            rows[f"{'control' if control else 'codeunlearn'} n={out['n']} ({time.time() - t:.1f} s)"] = probe_row(new)
-    keys = list(next(iter(rows.values())))
-    print("\n" + " | ".join(["model", *keys]))
-    for name, r in rows.items():
-        print(" | ".join([name, *[f"{r[k]:.3f}" for k in keys]]))
+    def record(label, target, m, seconds=None):
+        rows = evaluate_rwku(m, tok, target, probes, bootstrap=0)["rows"]
+        side = {s: [r["correct"] for r in rows if r["split"].startswith(f"rwku_{s}_")] for s in ("forget", "neighbour")}
+        hits.setdefault(label, {})[target] = (side["forget"], side["neighbour"])
+        ppl.setdefault(label, []).append(measure(m, tok, texts=held_out)["text_ppl"])
+        if seconds is not None:
+            secs.setdefault(label, []).append(seconds)
+
+    for target in targets:
+        with cb.bypassed(model):
+            record("base (bottleneck passed through)", target, model)
+        record("with bottleneck", target, model)
+        data = rwku_unlearn_data(target, tok, probes)
+        for n in [int(x) for x in a.n.split(",")]:
+            for control in (False, True):
+                t = time.time()
+                new, out = ob.unlearn(model, tok, data, "codeunlearn", {"n": n, "control": control, "tokens": "all",
+                                                                         **dict(s.split("=", 1) for s in a.set)})
+                record(f"{'control' if control else 'codeunlearn'} n={n}", target, new, time.time() - t)
+        print(f"{target}: " + "; ".join(f"{label} forget {np.mean(v[target][0]):.2f} neighbour "
+                                        f"{np.mean(v[target][1]):.2f}" for label, v in hits.items()), flush=True)
+
+    def pooled(label, side):
+        per = hits[label]
+        k = 0 if side == "forget" else 1
+        correct = np.array([sum(per[t][k]) for t in targets], dtype=float)
+        count = np.array([len(per[t][k]) for t in targets], dtype=float)
+        value = correct.sum() / count.sum()
+        ci = bootstrap({"m": lambda i: correct[i["t"]].sum() / count[i["t"]].sum()}, {"t": targets})["m"]
+        return f"{value:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+    n_forget = sum(len(hits["with bottleneck"][t][0]) for t in targets)
+    n_neigh = sum(len(hits["with bottleneck"][t][1]) for t in targets)
+    print(f"\npooled over {len(targets)} target(s) ({n_forget} forget and {n_neigh} neighbour probe answers; "
+          "bootstrap over targets)")
+    print("model | forget probes | neighbour probes | held-out text ppl | seconds a request")
+    for label in hits:
+        sec = f"{np.mean(secs[label]):.1f}" if label in secs else "-"
+        print(f"{label} | {pooled(label, 'forget')} | {pooled(label, 'neighbour')} | {np.mean(ppl[label]):.2f} | {sec}")
 
 
 if __name__ == "__main__":

@@ -33,12 +33,17 @@ OPENINGS = ["The history of", "In the morning,", "Scientists have found that", "
 
 
 def _activation_sample(model, tok, examples, max_length: int, limit: int = 256, seed: int = 0):
+    """Each site's incoming activations on up to ``limit`` of ``examples`` (real tokens only), ``{site: (M, D)}``.
+    The layers above the last site do not run."""
+    from .methods.rmu import stop_after
+
     rng = random.Random(seed)
     pick = rng.sample(examples, min(limit, len(examples)))
     dev = next(model.parameters()).device
+    last = max(int(site.split(".")[1]) for site in cb.bottlenecks(model))
     was = model.training
     model.eval()
-    with cb.capture(model) as acts, torch.no_grad():
+    with cb.capture(model) as acts, torch.no_grad(), stop_after(model, last):
         for b in encoded_batches(tok, pick, max_length, 32):
             mask = b["attention_mask"].bool().reshape(-1)
             model(input_ids=b["input_ids"].to(dev), attention_mask=b["attention_mask"].to(dev))
@@ -97,7 +102,8 @@ def general_texts(model, tok, n: int, seed: int = 0, max_new_tokens: int = 64) -
 
 
 def fit_pretrained(model, tok, examples: list[Example], cfg: cb.BottleneckConfig, max_length: int = 256) -> dict:
-    """Freeze ``model``, insert the bottleneck and train it alone (LM loss + reconstruction) for ``cfg.steps``."""
+    """Freeze ``model``, insert the bottleneck and train it alone (LM loss + reconstruction) for ``cfg.steps``;
+    with ``error_term``, on its reconstruction alone (:func:`_fit_on_activations`)."""
     from .loop import OptimConfig, optimize
     from .methods.losses import mean_token_nll
 
@@ -105,6 +111,8 @@ def fit_pretrained(model, tok, examples: list[Example], cfg: cb.BottleneckConfig
         raise ObliviateError("bottleneck: no training text")
     for p in model.parameters():
         p.requires_grad_(False)
+    if cfg.error_term:
+        return _fit_on_activations(model, tok, examples, cfg, max_length)
     callback = prepare(model, tok, examples, cfg, max_length)
     params = [p for layer in cb.bottlenecks(model).values() for p in layer.parameters()]
     for p in params:
@@ -132,6 +140,66 @@ def fit_pretrained(model, tok, examples: list[Example], cfg: cb.BottleneckConfig
         layer.track_aux = False
     return {"loss_curve": curve[:: max(1, len(curve) // 200)], "final_loss": curve[-1],
             "train_seconds": round(time.time() - t0, 2), "trained_parameters": sum(p.numel() for p in params)}
+
+
+def _fit_on_activations(model, tok, examples: list[Example], cfg: cb.BottleneckConfig, max_length: int) -> dict:
+    """An SAE with an error term leaves the model's output unchanged while nothing is deleted, so the LM loss has no
+    gradient for it: it is trained as SAEs usually are, on the normalised reconstruction error of the site's
+    activations, collected once (every training text; the layers above the last site do not run) and drawn
+    ``cfg.batch_size`` × 128 tokens a step."""
+    from .loop import OptimConfig, optimize
+
+    t0 = time.time()
+    layers = cb.insert(model, cfg)
+    acts = _activation_sample(model, tok, examples, max_length, limit=len(examples), seed=cfg.seed)
+    for site, layer in layers.items():
+        layer.seed_codes(acts[site], kmeans=cfg.init == "kmeans", seed=cfg.seed)
+    collect_s = time.time() - t0
+    g = torch.Generator().manual_seed(cfg.seed)
+    per_step = cfg.batch_size * 128
+    rows = min(len(a) for a in acts.values())
+
+    def batches():
+        while True:
+            pick = torch.randint(rows, (per_step,), generator=g)
+            yield {site: a[pick] for site, a in acts.items()}
+
+    def loss_fn(m, batch):
+        for site, layer in layers.items():
+            layer(batch[site].to(next(layer.parameters()).device))
+        return cb.pop_aux(model)
+
+    def replace_dead(step: int, _m) -> bool:
+        if step % cfg.replace_dead_every == 0:
+            for site, layer in layers.items():
+                dead = ((layer.usage == 0) & ~layer.deleted).nonzero()
+                if len(dead):
+                    sample = acts[site][torch.randint(rows, (4096,), generator=g)]
+                    layer.reseed(dead, sample[sample.norm(dim=-1) <= layer.max_norm], seed=cfg.seed + step)
+                layer.usage.zero_()
+        return False
+
+    holder = torch.nn.ModuleDict({site.replace(".", "_"): layer for site, layer in layers.items()})
+    params = list(holder.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    for layer in layers.values():
+        layer.track_aux = True
+    seed_everything(cfg.seed)
+    try:
+        curve = optimize(holder, batches(), cfg.steps, loss_fn, OptimConfig(lr=cfg.lr, warmup_ratio=0.05),
+                         "train SAE (error term)", params=params,
+                         callback=replace_dead if cfg.replace_dead_every else None)
+    finally:
+        for layer in layers.values():
+            layer.track_aux = False
+    model.eval()
+    fired = {site: int((layer.usage > 0).sum()) for site, layer in layers.items()}
+    return {"loss_curve": curve[:: max(1, len(curve) // 200)], "final_loss": curve[-1],
+            "final_nmse": curve[-1] / cfg.mse_weight if cfg.mse_weight else float("nan"),
+            "activation_tokens": rows, "collect_seconds": round(collect_s, 2),
+            "train_seconds": round(time.time() - t0, 2), "trained_parameters": sum(p.numel() for p in params),
+            "latents_fired": fired}  # since the last dead-latent check, or over the whole run
 
 
 def _perplexity(scorer, examples) -> float:

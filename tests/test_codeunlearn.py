@@ -193,3 +193,66 @@ def test_cli_builds_unlearns_lists_and_undoes(tmp_path, capsys, micro_pair):
     assert main(["codes", "--model", str(u), "--undo", "1", "--out", str(tmp_path / "v")]) == 0
     restored, _ = load_model(tmp_path / "v")
     assert not deletions(restored) and all(not layer.deleted.any() for layer in cb.bottlenecks(restored).values())
+
+
+def test_sae_with_error_term_is_the_identity_until_a_latent_is_deleted():
+    torch.manual_seed(0)
+    layer = cb.TopKSAE(16, 32, 4, error_term=True, outlier_norm=3.0)
+    acts = torch.randn(256, 16)
+    layer.seed_codes(acts, kmeans=False, seed=0)
+    assert float(layer.max_norm) == pytest.approx(3.0 * float(acts.norm(dim=-1).median()))
+    x = torch.randn(2, 40, 16)
+    x[0, 0] *= 100  # a massive activation (an attention sink)
+    assert torch.equal(layer(x), x)  # nothing deleted: exactly the input
+    layer.record = []
+    layer(x)
+    victim = int(layer.record[0][1, :, 0].reshape(-1).mode().values)  # the latent most often chosen
+    layer.deleted[0, victim] = True
+    layer.record = None
+    y = layer(x)
+    xg = x.reshape(-1, 1, 16)
+    fired = (layer.scores(xg).detach().topk(4, -1).indices == victim).any(-1).reshape(2, 40)
+    changed = (y != x).any(-1)
+    assert changed[1].any()
+    assert torch.equal(changed & ~fired, torch.zeros_like(changed))  # only where the deleted latent was chosen
+    assert not changed[0, 0]  # the outlier passes through untouched
+    # what the deletion takes out: the deleted latent's contribution, replaced by the next latent's
+    pre = layer.scores(xg).detach()
+    full = pre.topk(4, -1).indices
+    masked = pre.masked_fill(layer.deleted, float("-inf")).topk(4, -1).indices
+
+    def dec(idx):
+        return (F.relu(pre.gather(-1, idx)).unsqueeze(-1) * layer.W_dec[0][idx]).sum(-2)
+
+    expected = (xg + (dec(masked) - dec(full)) * changed.reshape(-1, 1, 1)).reshape(x.shape)
+    assert torch.allclose(y, expected, atol=1e-5)
+
+
+def test_error_term_sae_fits_a_frozen_model_and_reloads(micro_models, micro_bench, tmp_path):
+    from obliviate.bottleneck import fit_pretrained
+    from obliviate.data import examples_from
+
+    target, _, tok = micro_models
+    model = copy.deepcopy(target)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = cb.BottleneckConfig(kind="sae", site="layer.1", codes=128, k=4, error_term=True, steps=150, batch_size=4)
+    info = fit_pretrained(model, tok, examples_from(tok, micro_bench.training_qa(True)), cfg)
+    assert info["loss_curve"][0] > 2 * info["final_loss"]  # the reconstruction error fell
+    after = {k.replace(".inner", ""): v for k, v in model.state_dict().items()}  # the wrapped block's names
+    assert all(torch.equal(after[k], v) for k, v in before.items())  # base weights untouched
+    ids = tok(["Who is the test?"], return_tensors="pt")
+    assert torch.equal(model(**ids).logits, target(**ids).logits)  # nothing deleted: the base model's output
+    cb.set_deleted(model, list(range(64)), True)
+    deleted_logits = model(**ids).logits
+    assert not torch.equal(deleted_logits, target(**ids).logits)
+    again, _ = load_model(save_model(model, tok, tmp_path / "m"))
+    layer = cb.bottlenecks(again)["layer.1"]
+    assert layer.error_term and float(layer.max_norm) == float(cb.bottlenecks(model)["layer.1"].max_norm)
+    assert torch.equal(again(**ids).logits, deleted_logits)
+
+
+def test_error_term_needs_an_sae_trained_on_reconstruction():
+    with pytest.raises(ObliviateError, match="error_term.*kind=sae"):
+        cb.BottleneckConfig(kind="codebook", error_term=True)
+    with pytest.raises(ObliviateError, match="mse_weight must be > 0"):
+        cb.BottleneckConfig(error_term=True, mse_weight=0)

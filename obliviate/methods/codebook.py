@@ -78,8 +78,17 @@ class BottleneckConfig(Options):
     lr: float = option(1e-3, "learning rate after insertion (from scratch: of model and bottleneck; pretrained: of the "
                              "bottleneck)", gt=0)
     batch_size: int = option(8, "pretrained models: sequences per step", ge=1)
-    general_texts: int = option(64, "pretrained models: general-text samples the model writes itself (greedy "
-                                    "continuations of varied openings), trained on beside the benchmark's text", ge=0)
+    general_texts: int = option(64, "pretrained models: general-text samples the model writes itself (nucleus-"
+                                    "sampled continuations of varied openings), trained on beside the benchmark's "
+                                    "text", ge=0)
+    error_term: bool = option(False, "SAE only: keep the reconstruction error, y = x - SAE(x) + SAE'(x) (SAE': "
+                                     "the deleted latents masked), so that with nothing deleted the model is exactly "
+                                     "the base model; trained on reconstruction alone. For pretrained models, which an "
+                                     "SAE of this size cannot stand in for (a departure from CodeUnlearn's hard "
+                                     "bottleneck)")
+    outlier_norm: float = option(10.0, "error_term: tokens whose activation norm exceeds this many times the median "
+                                       "norm of the training activations pass through untouched (the attention sink's "
+                                       "massive activations, which an SAE does not model)", gt=1)
     seed: int = option(0, "seeds the initialisation and the batch order", ge=0)
 
     def check(self) -> None:
@@ -89,6 +98,11 @@ class BottleneckConfig(Options):
                     raise OptionError(f"site={self.site!r}: {s.strip()!r} is not layer.L, layer.L.mlp or layer.L.attn")
         if self.kind == "sae" and self.site and ".attn" in self.site:
             raise OptionError("site: the SAE kind takes layer.L or layer.L.mlp sites (per-head SAEs are not built)")
+        if self.error_term and self.kind != "sae":
+            raise OptionError("error_term: only the SAE kind keeps a reconstruction error (a codebook has no "
+                              "encoder to take it from); use kind=sae")
+        if self.error_term and not self.mse_weight:
+            raise OptionError("error_term: the SAE is trained on its reconstruction alone; mse_weight must be > 0")
         if self.codes is not None and self.k is not None and self.k >= self.codes:
             raise OptionError(f"k={self.k} must be below codes={self.codes}")
 
@@ -198,9 +212,15 @@ class Codebook(_Sparse):
 
 
 class TopKSAE(_Sparse):
-    """A TopK sparse autoencoder whose reconstruction replaces the activation."""
+    """A TopK sparse autoencoder whose reconstruction replaces the activation, or, with ``error_term``, corrects
+    it: ``y = x + SAE'(x) − SAE(x)``, where SAE' masks the deleted latents (Marks et al. 2024, "Sparse Feature
+    Circuits", arXiv:2403.19647, keep the reconstruction error the same way). With nothing deleted ``y = x``; a
+    deletion removes the deleted latents' decoder contributions and adds those of the latents that fill their
+    slots. Tokens whose activation norm exceeds ``max_norm`` (``outlier_norm`` × the median norm seen at
+    initialisation) pass through untouched."""
 
-    def __init__(self, dim: int, codes: int, k: int, groups: int = 1):
+    def __init__(self, dim: int, codes: int, k: int, groups: int = 1, error_term: bool = False,
+                 outlier_norm: float = 10.0):
         super().__init__(dim, codes, k, groups)
         d = dim // groups
         dec = F.normalize(torch.randn(groups, codes, d), dim=-1)
@@ -208,25 +228,56 @@ class TopKSAE(_Sparse):
         self.W_enc = nn.Parameter(dec.transpose(1, 2).clone())  # (G, d, N)
         self.b_enc = nn.Parameter(torch.zeros(groups, codes))
         self.b_pre = nn.Parameter(torch.zeros(groups, d))
+        self.error_term, self.outlier_norm = error_term, outlier_norm
+        if error_term:  # only then, so that the state dicts of hard-bottleneck SAEs stay what they were
+            self.register_buffer("max_norm", torch.tensor(float("inf")))
 
     def scores(self, xg):
         return torch.einsum("...gd,gdn->...gn", xg - self.b_pre, self.W_enc) + self.b_enc
 
+    def _decode(self, pre, idx):
+        vals = F.relu(pre.gather(-1, idx))  # (..., G, k)
+        z = torch.zeros_like(pre).scatter(-1, idx, vals)
+        return torch.einsum("...gn,gnd->...gd", z, self.W_dec), vals
+
     def reconstruct(self, xg):
         pre = self.scores(xg)
         idx = self._topk(pre.detach())
-        vals = F.relu(pre.gather(-1, idx))  # (..., G, k)
+        y, vals = self._decode(pre, idx)
         self._book(idx, active=vals.detach() > 0)
-        z = torch.zeros_like(pre).scatter(-1, idx, vals)
-        return torch.einsum("...gn,gnd->...gd", z, self.W_dec) + self.b_pre
+        return y + self.b_pre
 
     def output(self, xg, y):
         return y
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.error_term or self.bypass:
+            return super().forward(x)
+        xg = x.reshape(*x.shape[:-1], self.groups, self.dim // self.groups)
+        keep = (xg.detach().norm(dim=-1) <= self.max_norm).unsqueeze(-1)  # (..., G, 1): not an outlier
+        pre = self.scores(xg)
+        idx = self._topk(pre.detach())  # the deleted latents masked
+        y, vals = self._decode(pre, idx)
+        self._book(idx, active=(vals.detach() > 0) & keep)
+        if self.training and self.track_aux and self.mse_weight:
+            target = xg.detach() - self.b_pre.detach()
+            sq = lambda t: (t.pow(2).sum(-1, keepdim=True) * keep).sum() / keep.sum().clamp_min(1)  # noqa: E731
+            aux = self.mse_weight * sq(y - target) / sq(target).clamp_min(1e-6)  # normalised MSE (Gao et al.)
+            self.aux = aux if self.aux is None else self.aux + aux
+        if not bool(self.deleted.any()):
+            return x
+        full, _ = self._decode(pre, pre.detach().topk(self.k, dim=-1).indices)
+        return (xg + (y - full) * keep).reshape(x.shape)
+
     @torch.no_grad()
     def seed_codes(self, acts: torch.Tensor, kmeans: bool, seed: int) -> None:
-        """``b_pre`` = mean activation; decoder rows = unit directions of (k-means of) centred activations."""
+        """``b_pre`` = mean activation; decoder rows = unit directions of (k-means of) centred activations. With an
+        error term, ``max_norm`` is set first and the outliers are left out."""
         g = torch.Generator().manual_seed(seed)
+        if self.error_term:
+            norms = acts.float().norm(dim=-1)
+            self.max_norm.fill_(self.outlier_norm * float(norms.median()))
+            acts = acts[norms <= self.max_norm]
         ag = acts.reshape(len(acts), self.groups, -1).float()
         for j in range(self.groups):
             a = ag[:, j]
@@ -343,7 +394,7 @@ def insert(model, cfg: BottleneckConfig) -> dict[str, _Sparse]:
             raise ObliviateError(f"bottleneck: k={k} must be below the {n} codes")
         torch.manual_seed(cfg.seed)
         layer = (Codebook(width, n, k, groups, cfg.similarity) if cfg.kind == "codebook"
-                 else TopKSAE(width, n, k, groups))
+                 else TopKSAE(width, n, k, groups, cfg.error_term, cfg.outlier_norm))
         layer.mse_weight, layer.commitment = cfg.mse_weight, cfg.commitment
         layer.to(device=dev, dtype=dtype)
         child = parent[int(attr)] if attr.isdigit() else getattr(parent, attr)
