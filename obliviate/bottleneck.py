@@ -6,7 +6,9 @@
 From scratch (``tiny``, ``micro``) the target and the oracle are both trained with the bottleneck from the first
 step (:func:`obliviate.train.train_pair`), so that the oracle exists; the plain pair is trained beside them for the
 cost report. A pretrained model (a built-in, a folder, a GGUF) keeps its weights frozen and only the bottleneck
-trains, on the benchmark's text (or the probe targets' passages) plus general text the model writes itself.
+trains, on the benchmark's text (or the probe targets' passages) plus general text the model writes itself;
+``--set error_term=true`` keeps the SAE's reconstruction error (the base model exactly until a latent is
+deleted) and trains it on reconstruction alone, the choice for pretrained models (``bench/codeunlearn.py --rwku``).
 The cost report (``cost.json``) gives exact match and perplexity with and without the bottleneck, before any
 unlearning.
 """

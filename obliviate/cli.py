@@ -958,13 +958,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="build a codebook / SAE bottleneck into a model once, for codeunlearn (CodeUnlearn)")
     b.add_argument("--model", default="tiny", help="tiny/micro: target and oracle trained with it from scratch; a "
                                                    "pretrained model: frozen, the bottleneck alone is trained")
-    b.add_argument("--kind", help="codebook (default) or sae")
+    b.add_argument("--kind", help="sae (default: a TopK sparse autoencoder) or codebook")
     b.add_argument("--site", help="layer.L.mlp, layer.L.attn (per head) or layer.L (residual stream), comma list; "
                                   "default layer.M, the middle layer")
-    b.add_argument("--codes", type=_count, help="codes per site or head (default 8 x its width)")
-    b.add_argument("--k", type=_count, help="codes kept per token (default 8)")
+    b.add_argument("--codes", type=_count,
+                   help="codes per site or head (default: 8 x its width for an SAE, 16 x for a codebook)")
+    b.add_argument("--k", type=_count, help="codes kept per token (default: 8 for an SAE, 32 for a codebook)")
     b.add_argument("--out", required=True, help="output folder (from scratch: target/, oracle/; else the model)")
-    b.add_argument("--set", action="append", metavar="KEY=VALUE", help="other bottleneck options, e.g. --set steps=200")
+    b.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="other bottleneck options, e.g. --set steps=200; --set error_term=true for a pretrained model "
+                        "(see README)")
     b.add_argument("--rwku", help="pretrained models: train on the passages of the probe targets (with --probes)")
     b.add_argument("--probes", help="RWKU-style probe file (default: the built-in probes)")
     _add_data_args(b)

@@ -256,3 +256,18 @@ def test_error_term_needs_an_sae_trained_on_reconstruction():
         cb.BottleneckConfig(kind="codebook", error_term=True)
     with pytest.raises(ObliviateError, match="mse_weight must be > 0"):
         cb.BottleneckConfig(error_term=True, mse_weight=0)
+
+
+def test_cli_fits_an_error_term_sae_to_a_frozen_model_at_no_cost(tmp_path, micro_pair):
+    import json
+
+    from obliviate.cli import main
+
+    out = tmp_path / "cb"
+    assert main(["bottleneck", "--model", str(micro_pair["target"]), "--benchmark", "micro", "--site", "layer.1",
+                 "--codes", "64", "--k", "4", "--set", "error_term=true", "--set", "steps=20", "--set",
+                 "general_texts=4", "--out", str(out)]) == 0
+    report = json.loads((out / "cost.json").read_text())
+    assert report["with_bottleneck"] == report["without_bottleneck"]  # the base model exactly, before any deletion
+    model, _ = load_model(out)
+    assert cb.bottlenecks(model)["layer.1"].error_term

@@ -26,6 +26,10 @@ intervals contain 0.5) is kept; otherwise the n closest to that.
 ``control=true`` deletes as many *random* codes instead, each drawn from the codes whose firing count (forget plus
 contrast) is closest to that of a code the rule chose: the control that tells a located deletion from damage.
 
+In an SAE with an error term (``BottleneckConfig.error_term``, for pretrained models) a deletion removes the
+deleted latents' contributions from an activation the model otherwise keeps whole; information the SAE does not
+reconstruct passes any deletion, so there deletion is feature ablation, not CodeUnlearn's hard bottleneck.
+
 Deletions compose: codes a previous request deleted never fire, so the next request deletes others; each request
 is recorded in the model config with its codes and their statistics, and :func:`undo` restores one.
 """
