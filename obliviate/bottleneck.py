@@ -198,7 +198,7 @@ def _fit_on_activations(model, tok, examples: list[Example], cfg: cb.BottleneckC
     model.eval()
     fired = {site: int((layer.usage > 0).sum()) for site, layer in layers.items()}
     return {"loss_curve": curve[:: max(1, len(curve) // 200)], "final_loss": curve[-1],
-            "final_nmse": curve[-1] / cfg.mse_weight if cfg.mse_weight else float("nan"),
+            "final_nmse": curve[-1] / cfg.mse_weight,
             "activation_tokens": rows, "collect_seconds": round(collect_s, 2),
             "train_seconds": round(time.time() - t0, 2), "trained_parameters": sum(p.numel() for p in params),
             "latents_fired": fired}  # since the last dead-latent check, or over the whole run

@@ -260,9 +260,13 @@ class TopKSAE(_Sparse):
         y, vals = self._decode(pre, idx)
         self._book(idx, active=(vals.detach() > 0) & keep)
         if self.training and self.track_aux and self.mse_weight:
-            target = xg.detach() - self.b_pre.detach()
-            sq = lambda t: (t.pow(2).sum(-1, keepdim=True) * keep).sum() / keep.sum().clamp_min(1)  # noqa: E731
-            aux = self.mse_weight * sq(y - target) / sq(target).clamp_min(1e-6)  # normalised MSE (Gao et al.)
+            # normalised MSE of the reconstruction y + b_pre over the tokens that are not outliers: the squared error
+            # over that of predicting their mean activation (Gao et al. 2024, Sec. 2.1)
+            x0, w = xg.detach(), keep.float()
+            lead = tuple(range(x0.dim() - 2))
+            mean = (x0 * w).sum(lead) / w.sum(lead).clamp_min(1)
+            sq = lambda t: (t.pow(2).sum(-1, keepdim=True) * w).sum()  # noqa: E731
+            aux = self.mse_weight * sq(y + self.b_pre - x0) / sq(x0 - mean).clamp_min(1e-6)
             self.aux = aux if self.aux is None else self.aux + aux
         if not bool(self.deleted.any()):
             return x
