@@ -2,7 +2,9 @@
 oracle, the random-code control, NPO and GradDiff on the same bottlenecked target, and the attacks on all three.
 
     python bench/codeunlearn.py [--model tiny] [--kind sae] [--site layer.2] [--codes N] [--k K] [--attacks all]
-                                [--no-attacks]
+                                [--no-attacks] [--set KEY=VALUE] [--bottleneck KEY=VALUE]
+    python bench/codeunlearn.py --rwku all --model smollm2-135m --site layer.15 --k 32 --steps 1000 \
+                                --bottleneck error_term=true --bottleneck general_texts=256 --n 8,32,128,512
 
 The target and the oracle carry the same bottleneck (each trained plain, then with the bottleneck on its own data),
 so every row is judged against an oracle of the same architecture. ``codeunlearn`` chooses n by the holdout rule
