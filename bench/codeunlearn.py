@@ -120,7 +120,8 @@ def rwku(a) -> None:
     neighbours' passages; every token) at several n, each a separate request on the same bottleneck, beside as many
     random codes of matched frequency. No calibration facts exist for a real target, so n is given, and the probes
     (never trained on) are the measure: forget accuracy over the target's fill-in and QA probes, neighbour accuracy
-    over its neighbours', pooled over the targets with a 95 % interval from a bootstrap over targets."""
+    over its neighbours', pooled over the targets with a 95 % interval from a bootstrap over targets; then each
+    n's located deletion minus its random control, paired (the same targets in each resample)."""
     import numpy as np
 
     import obliviate as ob
@@ -182,6 +183,17 @@ def rwku(a) -> None:
         ci = bootstrap({"m": lambda i: correct[i["t"]].sum() / count[i["t"]].sum()}, {"t": targets})["m"]
         return f"{value:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
+    def beyond_control(n, k):
+        """Pooled accuracy after the located deletion minus after the random control at the same n, with the same
+        targets in every resample (a paired bootstrap): below 0 is a drop beyond deleting any codes that often used."""
+        loc, ctl = hits[f"codeunlearn n={n}"], hits[f"control n={n}"]
+        arr = lambda per: np.array([sum(per[t][k]) for t in targets], dtype=float)  # noqa: E731
+        a, c = arr(loc), arr(ctl)
+        count = np.array([len(loc[t][k]) for t in targets], dtype=float)
+        diff = lambda i: (a[i["t"]].sum() - c[i["t"]].sum()) / count[i["t"]].sum()  # noqa: E731
+        ci = bootstrap({"d": diff}, {"t": targets})["d"]
+        return f"{(a.sum() - c.sum()) / count.sum():+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
     n_forget = sum(len(hits["with bottleneck"][t][0]) for t in targets)
     n_neigh = sum(len(hits["with bottleneck"][t][1]) for t in targets)
     print(f"\npooled over {len(targets)} target(s) ({n_forget} forget and {n_neigh} neighbour probe answers; "
@@ -190,6 +202,10 @@ def rwku(a) -> None:
     for label in hits:
         sec = f"{np.mean(secs[label]):.1f}" if label in secs else "-"
         print(f"{label} | {pooled(label, 'forget')} | {pooled(label, 'neighbour')} | {np.mean(ppl[label]):.2f} | {sec}")
+    print("\nlocated minus random control at the same n (paired bootstrap over targets)")
+    print("n | forget probes | neighbour probes")
+    for n in [int(x) for x in a.n.split(",")]:
+        print(f"{n} | {beyond_control(n, 0)} | {beyond_control(n, 1)}")
 
 
 if __name__ == "__main__":
