@@ -185,7 +185,8 @@ def rwku(a) -> None:
 
     def beyond_control(n, k):
         """Pooled accuracy after the located deletion minus after the random control at the same n, with the same
-        targets in every resample (a paired bootstrap): below 0 is a drop beyond deleting any codes that often used."""
+        targets in every resample (a paired bootstrap): below 0, a drop beyond what as many random codes of the same
+        firing frequency cause."""
         loc, ctl = hits[f"codeunlearn n={n}"], hits[f"control n={n}"]
         arr = lambda per: np.array([sum(per[t][k]) for t in targets], dtype=float)  # noqa: E731
         a, c = arr(loc), arr(ctl)
