@@ -160,52 +160,52 @@ def rwku(a) -> None:
         if seconds is not None:
             secs.setdefault(label, []).append(seconds)
 
+    cu_opts = dict(s.split("=", 1) for s in a.set)
+    ns = [int(x) for x in a.n.split(",")]
     for target in targets:
         with cb.bypassed(model):
             record("base (bottleneck passed through)", target, model)
         record("with bottleneck", target, model)
         data = rwku_unlearn_data(target, tok, probes)
-        for n in [int(x) for x in a.n.split(",")]:
+        for n in ns:
             for control in (False, True):
                 t = time.time()
                 new, out = ob.unlearn(model, tok, data, "codeunlearn", {"n": n, "control": control, "tokens": "all",
-                                                                         **dict(s.split("=", 1) for s in a.set)})
+                                                                         **cu_opts})
                 record(f"{'control' if control else 'codeunlearn'} n={n}", target, new, time.time() - t)
         print(f"{target}: " + "; ".join(f"{label} forget {np.mean(v[target][0]):.2f} neighbour "
                                         f"{np.mean(v[target][1]):.2f}" for label, v in hits.items()), flush=True)
 
-    def pooled(label, side):
+    def tally(label, k):
+        """Per target: probe answers still correct and probe answers in all (k: 0 forget, 1 neighbour)."""
         per = hits[label]
-        k = 0 if side == "forget" else 1
-        correct = np.array([sum(per[t][k]) for t in targets], dtype=float)
-        count = np.array([len(per[t][k]) for t in targets], dtype=float)
-        value = correct.sum() / count.sum()
+        return (np.array([sum(per[t][k]) for t in targets], dtype=float),
+                np.array([len(per[t][k]) for t in targets], dtype=float))
+
+    def pooled(label, k):
+        correct, count = tally(label, k)
         ci = bootstrap({"m": lambda i: correct[i["t"]].sum() / count[i["t"]].sum()}, {"t": targets})["m"]
-        return f"{value:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+        return f"{correct.sum() / count.sum():.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
     def beyond_control(n, k):
         """Pooled accuracy after the located deletion minus after the random control at the same n, with the same
         targets in every resample (a paired bootstrap): below 0, a drop beyond what as many random codes of the same
         firing frequency cause."""
-        loc, ctl = hits[f"codeunlearn n={n}"], hits[f"control n={n}"]
-        arr = lambda per: np.array([sum(per[t][k]) for t in targets], dtype=float)  # noqa: E731
-        a, c = arr(loc), arr(ctl)
-        count = np.array([len(loc[t][k]) for t in targets], dtype=float)
-        diff = lambda i: (a[i["t"]].sum() - c[i["t"]].sum()) / count[i["t"]].sum()  # noqa: E731
-        ci = bootstrap({"d": diff}, {"t": targets})["d"]
-        return f"{(a.sum() - c.sum()) / count.sum():+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+        (loc, count), (ctl, _) = tally(f"codeunlearn n={n}", k), tally(f"control n={n}", k)
+        ci = bootstrap({"d": lambda i: (loc[i["t"]].sum() - ctl[i["t"]].sum()) / count[i["t"]].sum()},
+                       {"t": targets})["d"]
+        return f"{(loc.sum() - ctl.sum()) / count.sum():+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
-    n_forget = sum(len(hits["with bottleneck"][t][0]) for t in targets)
-    n_neigh = sum(len(hits["with bottleneck"][t][1]) for t in targets)
+    n_forget, n_neigh = (int(tally("with bottleneck", k)[1].sum()) for k in (0, 1))
     print(f"\npooled over {len(targets)} target(s) ({n_forget} forget and {n_neigh} neighbour probe answers; "
           "bootstrap over targets)")
     print("model | forget probes | neighbour probes | held-out text ppl | seconds a request")
     for label in hits:
         sec = f"{np.mean(secs[label]):.1f}" if label in secs else "-"
-        print(f"{label} | {pooled(label, 'forget')} | {pooled(label, 'neighbour')} | {np.mean(ppl[label]):.2f} | {sec}")
+        print(f"{label} | {pooled(label, 0)} | {pooled(label, 1)} | {np.mean(ppl[label]):.2f} | {sec}")
     print("\nlocated minus random control at the same n (paired bootstrap over targets)")
     print("n | forget probes | neighbour probes")
-    for n in [int(x) for x in a.n.split(",")]:
+    for n in ns:
         print(f"{n} | {beyond_control(n, 0)} | {beyond_control(n, 1)}")
 
 

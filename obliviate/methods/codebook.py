@@ -253,6 +253,9 @@ class TopKSAE(_Sparse):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.error_term or self.bypass:
             return super().forward(x)
+        any_deleted = bool(self.deleted.any())
+        if not (any_deleted or self.training or self.record is not None):
+            return x  # nothing deleted, nothing to count or record: the encoder's work would be thrown away
         xg = x.reshape(*x.shape[:-1], self.groups, self.dim // self.groups)
         keep = (xg.detach().norm(dim=-1) <= self.max_norm).unsqueeze(-1)  # (..., G, 1): not an outlier
         pre = self.scores(xg)
@@ -268,7 +271,7 @@ class TopKSAE(_Sparse):
             sq = lambda t: (t.pow(2).sum(-1, keepdim=True) * w).sum()  # noqa: E731
             aux = self.mse_weight * sq(y + self.b_pre - x0) / sq(x0 - mean).clamp_min(1e-6)
             self.aux = aux if self.aux is None else self.aux + aux
-        if not bool(self.deleted.any()):
+        if not any_deleted:
             return x
         full, _ = self._decode(pre, pre.detach().topk(self.k, dim=-1).indices)
         return (xg + (y - full) * keep).reshape(x.shape)
