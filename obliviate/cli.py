@@ -1127,6 +1127,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("obliviate: interrupted; no output was written", file=sys.stderr)
         return 130
+    finally:
+        from .distributed import close
+
+        close()
 
 
 if __name__ == "__main__":

@@ -43,6 +43,15 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def close() -> None:
+    """Destroy the process group, if one was started here (torchrun or accelerate launch). PyTorch asks scripts to do
+    this before they exit; a process that exits with the group alive leaves gloo's threads to static destructors."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def fsdp_active() -> bool:
     """Whether training shards with FSDP here: asked for, and more than one process."""
     return fsdp_requested() and world_size() > 1
