@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="sequential codeunlearn requests on the same forget set, "
                                                            "each on the previous one's output")
     a = ap.parse_args()
+    if a.rounds < 1 or (a.rwku and a.rounds > 1):
+        ap.error("--rounds: a whole number from 1, and only without --rwku")
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     if a.rwku:
         return rwku(a)
