@@ -59,24 +59,33 @@ def prepare(model, tok, examples: list[Example], cfg: cb.BottleneckConfig, max_l
     """Insert the bottleneck into ``model`` and initialise its codes from the model's activations on
     ``examples`` (k-means or a random sample); returns the dead-code callback for training (or None)."""
     layers = cb.insert(model, cfg)
-    acts = _activation_sample(model, tok, examples, max_length, seed=cfg.seed)
-    for site, layer in layers.items():
-        layer.seed_codes(acts[site], kmeans=cfg.init == "kmeans", seed=cfg.seed)
+    _seed(layers, _activation_sample(model, tok, examples, max_length, seed=cfg.seed), cfg)
+    for layer in layers.values():
         layer.track_aux = True
     if not cfg.replace_dead_every:
         return None
 
     def replace_dead(step: int, m) -> bool:
-        if step % cfg.replace_dead_every:
-            return False
-        fresh = _activation_sample(model, tok, examples, max_length, limit=64, seed=cfg.seed + step)
-        for site, layer in cb.bottlenecks(model).items():
-            dead = ((layer.usage == 0) & ~layer.deleted).nonzero()
-            if len(dead):
-                layer.reseed(dead, fresh[site], seed=cfg.seed + step)
-            layer.usage.zero_()
+        if step % cfg.replace_dead_every == 0:
+            fresh = _activation_sample(model, tok, examples, max_length, limit=64, seed=cfg.seed + step)
+            _reseed_dead(cb.bottlenecks(model), fresh.__getitem__, cfg.seed + step)
         return False
     return replace_dead
+
+
+def _seed(layers: dict[str, cb._Sparse], acts: dict[str, torch.Tensor], cfg: cb.BottleneckConfig) -> None:
+    for site, layer in layers.items():
+        layer.seed_codes(acts[site], kmeans=cfg.init == "kmeans", seed=cfg.seed)
+
+
+def _reseed_dead(layers: dict[str, cb._Sparse], sample, seed: int) -> None:
+    """Re-seed each site's codes that have not fired since the last check (deleted ones stay) from the activations
+    ``sample(site)`` returns (called only for a site that has such codes), then restart the count."""
+    for site, layer in layers.items():
+        dead = ((layer.usage == 0) & ~layer.deleted).nonzero()
+        if len(dead):
+            layer.reseed(dead, sample(site), seed=seed)
+        layer.usage.zero_()
 
 
 @torch.no_grad()
@@ -154,8 +163,7 @@ def _fit_on_activations(model, tok, examples: list[Example], cfg: cb.BottleneckC
     t0 = time.time()
     layers = cb.insert(model, cfg)
     acts = _activation_sample(model, tok, examples, max_length, limit=len(examples), seed=cfg.seed)
-    for site, layer in layers.items():
-        layer.seed_codes(acts[site], kmeans=cfg.init == "kmeans", seed=cfg.seed)
+    _seed(layers, acts, cfg)
     collect_s = time.time() - t0
     g = torch.Generator().manual_seed(cfg.seed)
     per_step = cfg.batch_size * 128
@@ -171,14 +179,13 @@ def _fit_on_activations(model, tok, examples: list[Example], cfg: cb.BottleneckC
             layer(batch[site].to(next(layer.parameters()).device))
         return cb.pop_aux(model)
 
+    def sample(site):  # 4,096 random tokens of the site's activations, outliers left out
+        a = acts[site][torch.randint(rows, (4096,), generator=g)]
+        return a[a.norm(dim=-1) <= layers[site].max_norm]
+
     def replace_dead(step: int, _m) -> bool:
         if step % cfg.replace_dead_every == 0:
-            for site, layer in layers.items():
-                dead = ((layer.usage == 0) & ~layer.deleted).nonzero()
-                if len(dead):
-                    sample = acts[site][torch.randint(rows, (4096,), generator=g)]
-                    layer.reseed(dead, sample[sample.norm(dim=-1) <= layer.max_norm], seed=cfg.seed + step)
-                layer.usage.zero_()
+            _reseed_dead(layers, sample, cfg.seed + step)
         return False
 
     holder = torch.nn.ModuleDict({site.replace(".", "_"): layer for site, layer in layers.items()})
