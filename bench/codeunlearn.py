@@ -112,18 +112,16 @@ def main() -> None:
     if a.rounds > 1:
         print("\nsequential requests on the same forget set (each scores codes with the earlier deletions in place)")
         print("round | codes deleted | total | forget EM | retain EM | world EM | seconds")
-        m, total = models["codeunlearn"], info["codeunlearn"]["n"]
-        r = results["codeunlearn"]
-        print(f"1 | {total} | {total} | {cell(r, keys[0])} | {cell(r, keys[1])} | {cell(r, keys[2])} | "
-              f"{secs['codeunlearn']:.1f}")
-        for rnd in range(2, a.rounds + 1):
-            t = time.time()
-            m, out = ob.unlearn(m, tok, data, "codeunlearn", cu_opts)
-            sec = time.time() - t
+        m, out, r, sec = models["codeunlearn"], info["codeunlearn"], results["codeunlearn"], secs["codeunlearn"]
+        total = 0
+        for rnd in range(1, a.rounds + 1):
+            if rnd > 1:
+                t = time.time()
+                m, out = ob.unlearn(m, tok, data, "codeunlearn", cu_opts)
+                sec = time.time() - t
+                r = ob.evaluate(m, tok, bench, oracle=o)
             total += out["n"]
-            r = ob.evaluate(m, tok, bench, oracle=o)
-            print(f"{rnd} | {out['n']} | {total} | {cell(r, keys[0])} | {cell(r, keys[1])} | {cell(r, keys[2])} | "
-                  f"{sec:.1f}")
+            print(" | ".join([str(rnd), str(out["n"]), str(total), *[cell(r, k) for k in keys[:3]], f"{sec:.1f}"]))
 
     if a.no_attacks:
         return
