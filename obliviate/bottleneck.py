@@ -42,7 +42,7 @@ def _activation_sample(model, tok, examples, max_length: int, limit: int = 256, 
     rng = random.Random(seed)
     pick = rng.sample(examples, min(limit, len(examples)))
     dev = next(model.parameters()).device
-    last = max(int(site.split(".")[1]) for site in cb.bottlenecks(model))
+    last = max(cb.site_layer(site) for site in cb.bottlenecks(model))
     was = model.training
     model.eval()
     with cb.capture(model) as acts, torch.no_grad(), stop_after(model, last):

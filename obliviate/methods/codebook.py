@@ -348,10 +348,15 @@ def resolve_sites(model, site: str | None) -> list[str]:
     return out
 
 
+def site_layer(site: str) -> int:
+    """The decoder layer a resolved site (``layer.L``, ``layer.L.mlp``, ``layer.L.attn``) belongs to."""
+    return int(site.split(".")[1])
+
+
 def _parent_attr(model, site: str) -> tuple[nn.Module, str, int, int]:
     """(module holding the wrapped child, the child's attribute name, width, groups) of a site."""
-    _, i, *part = site.split(".")
-    layers, i = _layers(model), int(i)
+    part = site.split(".")[2:]
+    layers, i = _layers(model), site_layer(site)
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     width = cfg.hidden_size
     if not part:
