@@ -1110,6 +1110,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cache:
         os.environ["OBLIVIATE_CACHE"] = args.cache
         args.cache = Path(args.cache)
+    from . import distributed
+
+    had_group = distributed.group_initialized()  # a caller's own group, which obliviate leaves alone
     try:
         return args.fn(args)
     except ObliviateError as e:
@@ -1128,9 +1131,7 @@ def main(argv: list[str] | None = None) -> int:
         print("obliviate: interrupted; no output was written", file=sys.stderr)
         return 130
     finally:
-        from .distributed import close
-
-        close()
+        distributed.close(had_group)
 
 
 if __name__ == "__main__":

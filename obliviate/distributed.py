@@ -35,20 +35,28 @@ def fsdp_requested() -> bool:
             or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true")
 
 
+def group_initialized() -> bool:
+    """Whether a torch.distributed process group exists in this process."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
 def world_size() -> int:
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    if group_initialized():
         return dist.get_world_size()
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def close() -> None:
-    """Destroy the process group, if one was started here (torchrun or accelerate launch). PyTorch asks scripts to do
-    this before they exit; a process that exits with the group alive leaves gloo's threads to static destructors."""
+def close(had_group: bool) -> None:
+    """Destroy the process group if this run started it (under torchrun or accelerate launch; ``had_group``: one
+    existed before the run, the caller's, which stays). PyTorch asks scripts to do this before they exit; a process
+    that exits with the group alive leaves gloo's threads to static destructors."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    if not had_group and group_initialized():
         dist.destroy_process_group()
 
 

@@ -214,3 +214,19 @@ def test_deepspeed_config_fills_auto_fields_and_names_a_bad_file(tmp_path, monke
     path.write_text("{not json")
     with pytest.raises(ObliviateError, match=f"DeepSpeed: cannot read the config {path}"):
         zero_config(model, 1.0)
+
+
+def test_cli_leaves_a_callers_process_group_alive(tmp_path, capsys):
+    """`obliviate` destroys only a process group it started: a script that calls `cli.main` inside its own group
+    keeps it."""
+    import torch.distributed as dist
+
+    from obliviate.cli import main
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert main(["ls", "methods"]) == 0
+        assert dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
