@@ -78,6 +78,26 @@ def test_demo_writes_results_report_and_model(demo):
                                         "concept_jaccard"}
         assert all(part["ci"][k][0] <= v <= part["ci"][k][1] for k, v in part["metrics"].items())
     assert intr["model"]["metrics"]["concept_cosine"] < 1.0 and "Intrinsic evidence" in html
+    # each forget person's count of facts still stated adds up to the forget exact match, and the report lists them
+    for name in ("target", "oracle", "npo"):
+        per = data["models"][name]["info"]["forget_by_subject"]
+        facts = sum(s["facts"] for s in per)
+        assert facts == data["benchmark"]["sizes"]["forget"] and len(per) < facts  # people, not facts
+        em = data["models"][name]["metrics"]["forget_exact_match"]
+        assert sum(s["stated"] for s in per) / facts == pytest.approx(em)
+    assert "Forget subjects" in html and per[0]["subject"] in html
+
+
+def test_subject_table_is_left_out_when_each_fact_is_its_own_subject():
+    from obliviate.report.html import subjects_section
+
+    own = {"m": {"info": {"forget_by_subject": [{"subject": f"q{i}", "facts": 1, "stated": 1, "prob": 0.9}
+                                                for i in range(3)]}}}
+    assert subjects_section(own) == ""
+    two = {"target": {"info": {"forget_by_subject": [{"subject": "Ann <b>", "facts": 2, "stated": 2, "prob": 0.9}]}},
+           "npo": {"info": {"forget_by_subject": [{"subject": "Ann <b>", "facts": 2, "stated": 1, "prob": 0.4}]}}}
+    out = subjects_section(two)
+    assert "Ann &lt;b&gt;" in out and "2 / 2" in out and "1 / 2" in out  # escaped name, one column per model
 
 
 def test_demo_is_deterministic(demo, tmp_path, micro_pair):

@@ -120,6 +120,24 @@ def _score_split(scorer: Scorer, tok, recs: list[QARecord], split: str, cfg: Eva
     return rows, arr
 
 
+def facts_by_subject(rows: list[dict], split: str = "forget") -> list[dict]:
+    """Per subject of ``split``, in order of first appearance: how many facts it has, how many of them the greedy
+    answer still states (``exact_match``), and their mean answer probability. A request names people, so its owner
+    needs each person's count, not only the mean; counts only, since a handful of facts per subject carries no
+    useful interval."""
+    out: dict[str, dict] = {}
+    for row in rows:
+        if row["split"] != split:
+            continue
+        s = out.setdefault(str(row["subject"]), {"subject": str(row["subject"]), "facts": 0, "stated": 0, "prob": 0.0})
+        s["facts"] += 1
+        s["stated"] += int(row["exact_match"] >= 0.5)
+        s["prob"] += float(row["prob"])
+    for s in out.values():
+        s["prob"] = round(s["prob"] / s["facts"], 6)
+    return list(out.values())
+
+
 def _mean(values) -> float:
     v = np.asarray(values, dtype=float)
     return float(np.nanmean(v)) if v.size and not np.isnan(v).all() else float("nan")
@@ -181,6 +199,7 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None, 
             else:
                 notes.append(f"split {split!r} has no perturbed answers: no truth ratio")
 
+    info["forget_by_subject"] = facts_by_subject(rows)
     terms = {f"{s}_{m}": metrics.get(f"{s}_{m}") for s in UTILITY_SPLITS if s in arrays for m in UTILITY_PARTS}
     terms = {k: v for k, v in terms.items() if v is not None}
     if terms:

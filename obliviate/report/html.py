@@ -274,6 +274,37 @@ def guard_section(models: dict) -> str:
     return "".join(out)
 
 
+SUBJECTS_SHOWN = 100  # rows of the per-subject table; the rest are counted
+
+
+def subjects_section(models: dict) -> str:
+    """Each forget subject (person) with the number of its facts each model still states: a request names people,
+    and a mean over them can hide one left fully intact. Counts only, no verdict (a few facts per person)."""
+    per = {n: {s["subject"]: s for s in m.get("info", {}).get("forget_by_subject") or []} for n, m in models.items()}
+    per = {n: v for n, v in per.items() if v}
+    subjects = list(dict.fromkeys(s for v in per.values() for s in v))
+    if not subjects or all(s["facts"] == 1 for v in per.values() for s in v.values()):
+        return ""  # no subjects (each fact its own): the table would repeat the per-fact exact match
+    names = list(per)
+
+    def cell(n, subj):
+        s = per[n].get(subj)
+        return "<td>–</td>" if s is None else (f"<td title='mean answer probability {s['prob']:.3f}'>"
+                                               f"{s['stated']} / {s['facts']}</td>")
+
+    body = [f"<tr><td>{html.escape(subj)}</td>{''.join(cell(n, subj) for n in names)}</tr>"
+            for subj in subjects[:SUBJECTS_SHOWN]]
+    anyone = "".join(f"<td>{sum(s['stated'] > 0 for s in per[n].values())} / {len(per[n])}</td>" for n in names)
+    body.append(f"<tr><th>subjects with any fact still stated</th>{anyone}</tr>")
+    more = (f"<p>{len(subjects) - SUBJECTS_SHOWN} more subjects are in results.json "
+            "(<code>info.forget_by_subject</code>).</p>") if len(subjects) > SUBJECTS_SHOWN else ""
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    return ("<h2>Forget subjects</h2><p>Facts of each forget subject that the greedy answer still states (exact "
+            "match), per model; hover for the mean answer probability. Counts, not verdicts: a subject has too few "
+            "facts for an interval. Compare with the oracle, which never saw them.</p>"
+            f"<table><thead><tr><th>subject</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}")
+
+
 def render(results: dict) -> str:
     """The report page for a ``results.json`` dictionary."""
     models = results["models"]
@@ -321,7 +352,7 @@ figure{{margin:1.5em 0}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em
 </head><body><h1>obliviate report</h1>
 <p>Benchmark <b>{html.escape(results.get('benchmark', {}).get('name', ''))}</b>, seed {results.get('seed')}.
 "Forgotten" means indistinguishable from the <b>oracle</b>: the same model trained without the forget set.</p>
-{table}{guard_section(models)}{intrinsic_section(models)}{robustness_section(results['robustness']) if results.get('robustness') else ''}
+{table}{subjects_section(models)}{guard_section(models)}{intrinsic_section(models)}{robustness_section(results['robustness']) if results.get('robustness') else ''}
 {'<h2>Curves</h2>' + curves if curves else ''}
 {'<h2>Plots</h2>' + figs if figs else ''}
 <h2>Notes</h2><ul>{notes or '<li>none</li>'}</ul>
