@@ -1,5 +1,6 @@
 """CodeUnlearn on the built-in benchmark (forget 10 %): what the bottleneck costs, what deleting codes does against the
-oracle, the random-code control, NPO and GradDiff on the same bottlenecked target, and the attacks on all three.
+oracle, the random-code control, NPO and GradDiff on the same bottlenecked target, the forget facts each model still
+states per person, and the attacks on all three.
 
     python bench/codeunlearn.py [--model tiny] [--kind sae] [--site layer.2] [--codes N] [--k K] [--attacks all]
                                 [--no-attacks] [--set KEY=VALUE] [--bottleneck KEY=VALUE] [--rounds R]
@@ -106,6 +107,11 @@ def main() -> None:
     print("\n" + " | ".join(["model", *keys, "seconds"]))
     for name, r in results.items():
         print(" | ".join([name, *[cell(r, k) for k in keys], f"{secs[name]:.1f}" if name in secs else "-"]))
+    per = {name: {x["subject"]: x for x in r.info["forget_by_subject"]} for name, r in results.items()}
+    print("\nforget facts still stated, per person (stated / facts)")
+    print(" | ".join(["person", *per]))
+    for subj in per["target"]:
+        print(" | ".join([subj, *[f"{v[subj]['stated']} / {v[subj]['facts']}" for v in per.values()]]))
     print(f"per-request cost: codeunlearn {secs['codeunlearn']:.1f} s, npo {secs['npo']:.1f} s "
           f"({secs['npo'] / secs['codeunlearn']:.1f}x), graddiff {secs['graddiff']:.1f} s")
 
