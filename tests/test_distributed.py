@@ -22,25 +22,37 @@ def _why(proc) -> str:
     return proc.stderr[-8000:]
 
 
+def _launch(args: list[str], processes: int = 1, **env) -> subprocess.CompletedProcess:
+    """``python *args`` on one thread per process (the same arithmetic in every run), under torchrun when
+    ``processes`` > 1 (as `accelerate launch` would), with ``env`` added; asserts that it succeeded."""
+    run = [sys.executable]
+    if processes > 1:
+        run += ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_addr", "127.0.0.1",
+                "--master_port", str(_free_port())]
+    proc = subprocess.run([*run, *args], env={**os.environ, "OMP_NUM_THREADS": "1", **env}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, _why(proc)
+    return proc
+
+
+def _update(model, base) -> torch.Tensor:
+    """``model``'s parameters minus ``base``'s, flattened into one vector."""
+    return torch.cat([(a - b).flatten() for a, b in zip(model.parameters(), base.parameters())])
+
+
 def test_two_processes_match_one(tmp_path, micro_pair):
     from obliviate import load_model
 
     args = ["-m", "obliviate.cli", "unlearn", "--model", str(micro_pair["target"]), "--method", "npo",
             "--benchmark", "micro", "--set", "max_steps=6", "--set", "batch_size=8"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True)
-    assert one.returncode == 0, _why(one)
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                          "127.0.0.1", "--master_port", str(_free_port()), *args, "--out", str(tmp_path / "two")],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert two.returncode == 0, _why(two)
+    _launch([*args, "--out", str(tmp_path / "one")])
+    _launch([*args, "--out", str(tmp_path / "two")], processes=2)
     meta = json.loads((tmp_path / "two" / "obliviate.json").read_text())
     assert meta["processes"] == 2
     m1, tok = load_model(tmp_path / "one")
     m2, _ = load_model(tmp_path / "two")
     target, _ = load_model(micro_pair["target"])
-    d1 = torch.cat([(p1 - p0).flatten() for p1, p0 in zip(m1.parameters(), target.parameters())])
-    d2 = torch.cat([(p2 - p0).flatten() for p2, p0 in zip(m2.parameters(), target.parameters())])
+    d1, d2 = _update(m1, target), _update(m2, target)
     rel = ((d1 - d2).norm() / d1.norm()).item()
     cos = torch.nn.functional.cosine_similarity(d1, d2, dim=0).item()
     # Shards average token means per process rather than over the global batch, and Adam amplifies tiny
@@ -63,13 +75,7 @@ def test_training_under_two_processes_matches_one(tmp_path):
         return ["-m", "obliviate.cli", "--cache", str(tmp_path / cache), "train", "--model", "micro", "--benchmark",
                 "micro", "--epochs", "8"]
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, *args("one")], env=env, capture_output=True, text=True, timeout=600)
-    assert one.returncode == 0, _why(one)
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                          "127.0.0.1", "--master_port", str(_free_port()), *args("two")],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert two.returncode == 0, _why(two)
+    one, two = _launch(args("one")), _launch(args("two"), processes=2)
     paths = {k: json.loads(p.stdout[p.stdout.index("{"):]) for k, p in (("one", one), ("two", two))}
     for role in ("target", "oracle"):
         m1 = json.loads((tmp_path / "one" / "models" / os.path.basename(paths["one"][role]) / "obliviate.json").read_text())
@@ -82,8 +88,7 @@ def test_training_under_two_processes_matches_one(tmp_path):
     from obliviate.train import base_model
 
     init, _ = base_model("micro", load_benchmark("micro"))  # the recipe's initialisation (same seed)
-    d1 = torch.cat([(a - b).flatten() for a, b in zip(t1.parameters(), init.parameters())])
-    d2 = torch.cat([(a - b).flatten() for a, b in zip(t2.parameters(), init.parameters())])
+    d1, d2 = _update(t1, init), _update(t2, init)
     assert torch.nn.functional.cosine_similarity(d1, d2, dim=0).item() > 0.9
 
 
@@ -92,14 +97,8 @@ def test_evaluation_under_two_processes_equals_one_exactly(tmp_path, micro_pair)
     gathered, one process writes, and every metric and per-example row equals the one-process run's."""
     args = ["-m", "obliviate.cli", "eval", "--model", str(micro_pair["target"]), "--oracle", str(micro_pair["oracle"]),
             "--benchmark", "micro"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count in both runs: the same arithmetic
-    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert one.returncode == 0, _why(one)
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                          "127.0.0.1", "--master_port", str(_free_port()), *args, "--out", str(tmp_path / "two")],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert two.returncode == 0, _why(two)
+    _launch([*args, "--out", str(tmp_path / "one")])  # one thread per process in both runs: the same arithmetic
+    _launch([*args, "--out", str(tmp_path / "two")], processes=2)
     r1, r2 = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
     for name in r1["models"]:
         assert r1["models"][name]["metrics"] == r2["models"][name]["metrics"], name
@@ -117,26 +116,15 @@ def _fsdp_runs(tmp_path, micro_pair, method: str, extra: list[str], shard_env: s
 
     args = ["-m", "obliviate.cli", "unlearn", "--model", str(micro_pair["target"]), "--method", method,
             "--benchmark", "micro", "--set", "max_steps=6", "--set", "batch_size=8", *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run2 = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
-    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert one.returncode == 0, _why(one)
-    ddp = subprocess.run([*run2, "--master_port", str(_free_port()), *args, "--out", str(tmp_path / "ddp")], env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert ddp.returncode == 0, _why(ddp)
-    two = subprocess.run([*run2, "--master_port", str(_free_port()), *args, "--out", str(tmp_path / "two")],
-                         env={**env, shard_env: "1"}, capture_output=True, text=True, timeout=600)
-    assert two.returncode == 0, _why(two)
+    _launch([*args, "--out", str(tmp_path / "one")])
+    _launch([*args, "--out", str(tmp_path / "ddp")], processes=2)
+    two = _launch([*args, "--out", str(tmp_path / "two")], processes=2, **{shard_env: "1"})
     assert banner in two.stderr
     out = tmp_path / "two"
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()  # a normal HF folder
     assert json.loads((out / "obliviate.json").read_text())["processes"] == 2
     target, _ = load_model(micro_pair["target"])
-    ups = []
-    for d in ("one", "ddp", "two"):
-        m, _ = load_model(tmp_path / d)
-        ups.append(torch.cat([(a - b).flatten() for a, b in zip(m.parameters(), target.parameters())]))
+    ups = [_update(load_model(tmp_path / d)[0], target) for d in ("one", "ddp", "two")]
     m2, _ = load_model(out)
     changed = [n for (n, a), b in zip(m2.named_parameters(), target.parameters()) if not torch.equal(a, b)]
     return (*ups, changed)
