@@ -89,7 +89,9 @@ def process_share() -> tuple[int, int]:
     """(rank, world) of an initialised process group, else (0, 1)."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    from ..distributed import group_initialized
+
+    if group_initialized() and dist.get_world_size() > 1:
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
