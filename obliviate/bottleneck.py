@@ -3,9 +3,10 @@
     obliviate bottleneck --model tiny --benchmark people --site layer.2 --codes 1024 --k 8 --out cb
     obliviate bottleneck --model smollm2-135m --rwku "Albert Einstein" --site layer.15 --out cb-smollm2
 
-From scratch (``tiny``, ``micro``) the target and the oracle are both trained with the bottleneck from the first
-step (:func:`obliviate.train.train_pair`), so that the oracle exists; the plain pair is trained beside them for the
-cost report. A pretrained model (a built-in, a folder, a GGUF) keeps its weights frozen and only the bottleneck
+From scratch (``tiny``, ``micro``) the target and the oracle both carry the bottleneck, so that the oracle exists:
+each is trained plain, then the bottleneck is inserted and trained jointly with it on the same role's data
+(:func:`obliviate.train.train_pair`, which says why not from the first step); the plain pair is the cost report's
+reference. A pretrained model (a built-in, a folder, a GGUF) keeps its weights frozen and only the bottleneck
 trains, on the benchmark's text (or the probe targets' passages) plus general text the model writes itself;
 ``--set error_term=true`` keeps the SAE's reconstruction error (the base model exactly until a latent is
 deleted) and trains it on reconstruction alone, the choice for pretrained models (``bench/codeunlearn.py --rwku``).
@@ -291,6 +292,9 @@ def build(model_spec: str, out, cfg: cb.BottleneckConfig, bench=None, probes=Non
                 shutil.copytree(path, tmp / role)
             write_json_atomic(tmp / "cost.json", report)
         return report
+    if cfg.from_start:
+        raise ObliviateError(f"bottleneck: from_start trains a from-scratch model with its bottleneck ({model_spec!r} "
+                             "is pretrained: its weights stay frozen and the bottleneck alone trains)")
     model, tok = load_model(model_spec)
     if probes is not None:
         examples = [Example("", p) for t in probes.values() for p in t.passages]

@@ -97,6 +97,23 @@ def _forget_em(model, tok, recs):
     return sum(exact_match(g, r.answer, r.value) for g, r in zip(gens, recs)) / len(recs)
 
 
+def test_from_start_trains_the_model_with_its_bottleneck_from_the_first_step(micro_bench, tmp_path):
+    import json
+    from dataclasses import replace
+
+    from obliviate import train_pair
+
+    assert SAE.joint_epochs() == 10 and replace(SAE, from_start=True).joint_epochs() == 60  # the defaults
+    path = train_pair("micro", micro_bench, cache=tmp_path, roles=("target",),
+                      bottleneck=replace(SAE, from_start=True, epochs=8))["target"]
+    assert [p.name.split("-")[0] for p in (tmp_path / "models").iterdir()] == ["target"]  # no plain model first
+    meta = json.loads((path / "obliviate.json").read_text())
+    assert meta["bottleneck"]["from_start"] and meta["bottleneck"]["epochs"] == 8
+    assert meta["loss_curve"][-1] < 0.5 * meta["loss_curve"][0]  # it learned through the bottleneck
+    model, _ = load_model(path)
+    assert set(cb.bottlenecks(model)) == {"layer.1"}
+
+
 def test_bottlenecked_model_saves_and_loads_with_its_deletions(sae_model, request_data, tmp_path):
     model, tok = sae_model
     new, info = unlearn(model, tok, request_data, "codeunlearn", {"n": 5})
@@ -166,11 +183,16 @@ def test_codeunlearn_on_a_model_without_bottleneck_says_how_to_build_one(micro_m
         unlearn(target, tok, request_data, "codeunlearn", {"n": 3})
 
 
-def test_bottleneck_options_are_checked():
+def test_bottleneck_options_are_checked(tmp_path):
+    from obliviate.bottleneck import build
+
     with pytest.raises(ObliviateError, match="site"):
         cb.BottleneckConfig(site="layer.x.mlp")
     with pytest.raises(ObliviateError, match="k=8 must be below codes=4"):
         cb.BottleneckConfig(codes=4, k=8)
+    with pytest.raises(ObliviateError, match="from_start .*'smollm2-135m' is pretrained"):
+        build("smollm2-135m", tmp_path / "out", cb.BottleneckConfig(from_start=True))
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_builds_unlearns_lists_and_undoes(tmp_path, capsys, micro_pair):

@@ -71,8 +71,13 @@ class BottleneckConfig(Options):
                                  "activations)", choices=("kmeans", "data"))
     replace_dead_every: int = option(0, "> 0: every N training steps, re-seed codes unused since the last check with "
                                         "recent activations", ge=0)
-    epochs: int = option(10, "from scratch: epochs of joint training once the bottleneck is inserted into the trained "
-                             "plain model", ge=1)
+    epochs: int | None = option(None, "from scratch: epochs of joint training once the bottleneck is inserted into "
+                                      "the trained plain model (default 10), or of all training with from_start "
+                                      "(default 60)", ge=1)
+    from_start: bool = option(False, "from scratch: train the model with the bottleneck from its first step (for "
+                                     "`epochs` at `lr`; the issue's recipe) instead of inserting it into the trained "
+                                     "plain model. Off by default: on tiny its codes are harder to delete "
+                                     "(bench/codeunlearn.py)")
     # only for pretrained models, where the base is frozen and the bottleneck alone is trained
     steps: int = option(300, "pretrained models: optimiser steps of the bottleneck (the base stays frozen)", ge=1)
     lr: float = option(1e-3, "learning rate after insertion (from scratch: of model and bottleneck; pretrained: of the "
@@ -105,6 +110,10 @@ class BottleneckConfig(Options):
             raise OptionError("error_term: the SAE is trained on its reconstruction alone; mse_weight must be > 0")
         if self.codes is not None and self.k is not None and self.k >= self.codes:
             raise OptionError(f"k={self.k} must be below codes={self.codes}")
+
+    def joint_epochs(self) -> int:
+        """Epochs of training with the bottleneck in place (from scratch): ``epochs``, or its default."""
+        return self.epochs or (60 if self.from_start else 10)
 
     def shape(self, width: int) -> tuple[int, int]:
         """(codes, k) for a site (or head) ``width`` wide."""
