@@ -7,13 +7,14 @@ states per person, and the attacks on all three.
     python bench/codeunlearn.py --rwku all --model smollm2-135m --site layer.15 --k 32 --steps 1000 \
                                 --bottleneck error_term=true --bottleneck general_texts=256 --n 8,32,128,512
 
-The target and the oracle carry the same bottleneck (each trained plain, then with the bottleneck on its own data),
-so every row is judged against an oracle of the same architecture. ``codeunlearn`` chooses n by the holdout rule
-(calibration people, no oracle); the control deletes as many random codes of matched firing frequency.
-``--rounds R`` repeats the request R − 1 more times on its own output (the same forget set; each round scores the
-codes with the earlier deletions in place, so the latents that filled the deleted slots can be found next).
-NPO runs with the demo's setting and GradDiff with its defaults, on the bottlenecked target (gradients pass through
-the bottleneck), so the per-request cost compares like with like.
+The target and the oracle carry the same bottleneck (each trained plain, then with the bottleneck on its own data;
+with ``--bottleneck from_start=true``, with the bottleneck from the first step), so every row is judged against an
+oracle of the same architecture. ``codeunlearn`` chooses n by the holdout rule (calibration people, no oracle); the
+control deletes as many random codes of matched firing frequency. ``--rounds R`` repeats the request R − 1 more times
+on its own output (the same forget set; each round scores the codes with the earlier deletions in place, so the
+latents that filled the deleted slots can be found next). NPO runs with the demo's setting and GradDiff with its
+defaults, on the bottlenecked target (gradients pass through the bottleneck), so the per-request cost compares like
+with like.
 """
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def main() -> None:
     t = time.time()
     paths = ob.train_pair(a.model, bench, bottleneck=bcfg)
     plain = ob.train_pair(a.model, bench)
-    print(f"bottleneck {bcfg.kind} at {bcfg.site or 'the middle layer'}: target and oracle ready in "
+    how = "trained with it from the first step" if bcfg.from_start else "inserted into the trained plain models"
+    print(f"bottleneck {bcfg.kind} at {bcfg.site or 'the middle layer'} ({how}): target and oracle ready in "
           f"{time.time() - t:.0f} s")
     target, tok = ob.load_model(paths["target"])
     oracle, _ = ob.load_model(paths["oracle"])
