@@ -5,13 +5,13 @@
 
 From scratch (``tiny``, ``micro``) the target and the oracle both carry the bottleneck, so that the oracle exists:
 each is trained plain, then the bottleneck is inserted and trained jointly with it on the same role's data
-(:func:`obliviate.train.train_pair`, which says why not from the first step); the plain pair is the cost report's
-reference. A pretrained model (a built-in, a folder, a GGUF) keeps its weights frozen and only the bottleneck
-trains, on the benchmark's text (or the probe targets' passages) plus general text the model writes itself;
-``--set error_term=true`` keeps the SAE's reconstruction error (the base model exactly until a latent is
-deleted) and trains it on reconstruction alone, the choice for pretrained models (``bench/codeunlearn.py --rwku``).
-The cost report (``cost.json``) gives exact match and perplexity with and without the bottleneck, before any
-unlearning.
+(:func:`obliviate.train.train_pair`; ``--set from_start=true`` trains each with it from the first step instead); the
+plain pair is the cost report's reference. A pretrained model (a built-in, a folder, a GGUF) keeps its weights
+frozen and only the bottleneck trains, on the benchmark's text (or the probe targets' passages) plus general text
+the model writes itself; ``--set error_term=true`` keeps the SAE's reconstruction error (the base model exactly
+until a latent is deleted) and trains it on reconstruction alone, the choice for pretrained models
+(``bench/codeunlearn.py --rwku``). The cost report (``cost.json``) gives exact match and perplexity with and without
+the bottleneck, before any unlearning.
 """
 from __future__ import annotations
 

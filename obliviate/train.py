@@ -123,8 +123,8 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
     inserted (codes initialised from its activations) and trained jointly with it on the same role's data for
     ``bottleneck.epochs`` at ``bottleneck.lr``: the oracle never sees the forget set. With ``bottleneck.from_start``
     the bottleneck is inserted into the untrained model (codes from its activations) and the two train together
-    from the first step; tiny memorises that way too (at lr 1e-3 and a reconstruction weight of 0.1), but its codes
-    are harder to delete (README, CodeUnlearn)."""
+    from the first step; tiny memorises that way too (at lr 1e-3; target and oracle alike at a reconstruction weight
+    of 0.1), but its codes are harder to delete (README, CodeUnlearn)."""
     if bottleneck is not None and spec not in SCRATCH_MODELS:
         raise ObliviateError(f"train_pair: a bottleneck is trained with the model only from scratch ({spec!r} is "
                              "pretrained: `obliviate bottleneck` freezes it and trains the bottleneck alone)")
@@ -152,7 +152,7 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
             out[role] = path
             continue
         t0 = time.time()
-        if bottleneck is not None:  # the plain model of this role first, then the bottleneck trained into it
+        if bottleneck is not None:  # this role's plain model (from_start: the untrained one), then with the bottleneck
             from .bottleneck import prepare
 
             if bottleneck.from_start:

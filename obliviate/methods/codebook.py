@@ -80,8 +80,8 @@ class BottleneckConfig(Options):
                                      "(bench/codeunlearn.py)")
     # only for pretrained models, where the base is frozen and the bottleneck alone is trained
     steps: int = option(300, "pretrained models: optimiser steps of the bottleneck (the base stays frozen)", ge=1)
-    lr: float = option(1e-3, "learning rate after insertion (from scratch: of model and bottleneck; pretrained: of the "
-                             "bottleneck)", gt=0)
+    lr: float = option(1e-3, "learning rate with the bottleneck in place (from scratch: of model and bottleneck; "
+                             "pretrained: of the bottleneck)", gt=0)
     batch_size: int = option(8, "pretrained models: sequences per step", ge=1)
     general_texts: int = option(64, "pretrained models: general-text samples the model writes itself (nucleus-"
                                     "sampled continuations of varied openings), trained on beside the benchmark's "
