@@ -130,6 +130,8 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
                              "pretrained: `obliviate bottleneck` freezes it and trains the bottleneck alone)")
     if bottleneck is not None:  # resolved, so that the cache key and the saved recipe name the epochs run
         bottleneck = replace(bottleneck, epochs=bottleneck.joint_epochs())
+        # from_start enters the key only when set, so that the keys of models built before it existed stay valid
+        bottleneck_key = {k: v for k, v in asdict(bottleneck).items() if k != "from_start" or bottleneck.from_start}
     scratch = spec in SCRATCH_MODELS
     n_full = len(bench.training_qa(True)) + (len(bench.training_texts(True)) if (cfg or TrainConfig()).include_texts else 0)
     cfg = (cfg or TrainConfig()).resolved(from_scratch=scratch, n_examples=n_full)
@@ -144,8 +146,7 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
                    "tokenizer_corpus": stable_hash(bench.all_text()) if scratch else None,
                    "qa": [r.to_dict() for r in qa], "texts": [t.text for t in texts], "recipe": asdict(cfg)}
         if bottleneck is not None:  # only then, so that the keys of plain models stay what they were
-            key_src["bottleneck"] = {k: v for k, v in asdict(bottleneck).items()
-                                     if k != "from_start" or bottleneck.from_start}
+            key_src["bottleneck"] = bottleneck_key
         key = stable_hash(key_src)[:16]
         path = root / f"{role}-{key}"
         if not force and _cache_hit(path, key):
