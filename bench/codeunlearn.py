@@ -64,7 +64,7 @@ def main() -> None:
     if a.rwku:
         return rwku(a)
     import obliviate as ob
-    from obliviate.bottleneck import cost
+    from obliviate.bottleneck import cost, damage_line
     from obliviate.cli import gain_lines
 
     bench = ob.load_benchmark(a.benchmark)
@@ -82,6 +82,8 @@ def main() -> None:
     print("\ncost of the bottleneck before any unlearning (plain target -> bottlenecked target)")
     for k, v in c["with_bottleneck"].items():
         print(f"  {k:<22} {c['without_bottleneck'][k]:8.3f} -> {v:8.3f}")
+    if c["warnings"]:
+        print(f"warning: {damage_line(c)}")
 
     data = ob.UnlearnData.from_benchmark(bench, tok)
     cu_opts = dict(s.split("=", 1) for s in a.set)
@@ -91,6 +93,8 @@ def main() -> None:
                                 ("npo", "npo", {"retain_weight": 5.0, "epochs": 10}),
                                 ("graddiff", "graddiff", {})]:
         if label == "control":
+            if not info["codeunlearn"]["n"]:  # nothing to match: the control would be the target itself
+                continue
             opts = {**cu_opts, "n": info["codeunlearn"]["n"], "control": True}
         t = time.time()
         models[label], info[label] = ob.unlearn(target, tok, data, method, opts)
@@ -99,6 +103,8 @@ def main() -> None:
     print(f"\ncodeunlearn: n = {info['codeunlearn']['n']} of {info['codeunlearn']['candidates']} candidate codes "
           f"({info['codeunlearn']['codes_total']} in all); holdout rule: {st.get('reason', 'n given')}, LOSS AUC "
           f"{st.get('loss_auc', float('nan')):.2f}, Min-K% AUC {st.get('min_k_auc', float('nan')):.2f}")
+    if "control" not in models:
+        print("control: not run (codeunlearn deleted no code: no random codes to match)")
 
     o = ob.evaluate(oracle, tok, bench, is_oracle=True)
     results = {"target": ob.evaluate(target, tok, bench, oracle=o), "oracle": o}

@@ -245,7 +245,7 @@ def measure(model, tok, bench=None, texts: list[str] = (), max_new_tokens: int =
 def cost(model, tok, bench=None, texts: list[str] = (), plain=None) -> dict:
     """``measure`` with the bottleneck and without it: on ``plain`` (the same recipe without a bottleneck, for
     models trained with it from scratch) or, for a frozen pretrained base, on the same model with every site
-    passed through."""
+    passed through. ``warnings`` names the measures the bottleneck damaged (see :func:`damage`)."""
     with_b = measure(model, tok, bench, texts)
     if plain is not None:
         without = measure(plain, tok, bench, texts)
@@ -254,7 +254,33 @@ def cost(model, tok, bench=None, texts: list[str] = (), plain=None) -> dict:
         with cb.bypassed(model):
             without = measure(model, tok, bench, texts)
         how = "the same weights with the bottleneck passed through"
-    return {"with_bottleneck": with_b, "without_bottleneck": without, "without_is": how}
+    return {"with_bottleneck": with_b, "without_bottleneck": without, "without_is": how,
+            "warnings": damage(with_b, without)}
+
+
+def damage(with_b: dict, without: dict) -> list[str]:
+    """The measures on which the bottlenecked model has lost most of what the model without it had: an exact match
+    below half of its value without the bottleneck (where that was at least 0.2), or a perplexity more than twice
+    as high. Deleting codes from such a model is measured against a model that no longer knows its facts, so its
+    forget numbers say little about unlearning (e.g. an SAE that did not learn to reconstruct SmolLM2's residual
+    stream: held-out perplexity 12 -> 1,570, README)."""
+    out = []
+    for k, w in with_b.items():
+        wo = without.get(k)
+        if wo is None or not (math.isfinite(w) and math.isfinite(wo)):
+            continue
+        if k.endswith("_exact_match") and wo >= 0.2 and w < wo / 2:
+            out.append(f"{k} {wo:.2f} -> {w:.2f}")
+        elif k.endswith("_ppl") and w > 2 * wo:
+            out.append(f"{k} {wo:.4g} -> {w:.4g}")
+    return out
+
+
+def damage_line(report: dict) -> str:
+    """One sentence on a cost report's ``warnings``, for the CLI and the bench."""
+    return (f"the bottleneck damaged the model before any unlearning ({'; '.join(report['warnings'])}; without it: "
+            f"{report['without_is']}): deleting its codes would be judged on a model that no longer knows what it "
+            "knew (a from-scratch model: more epochs or another lr; a pretrained one: more steps or error_term=true)")
 
 
 def build(model_spec: str, out, cfg: cb.BottleneckConfig, bench=None, probes=None, cache=None, overwrite=False,

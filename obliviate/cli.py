@@ -419,7 +419,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_bottleneck(args) -> int:
-    from .bottleneck import build
+    from .bottleneck import build, damage_line
     from .methods.codebook import BottleneckConfig
     from .options import from_dict
     from .outputs import check_output
@@ -439,6 +439,8 @@ def cmd_bottleneck(args) -> int:
     print(f"cost of the bottleneck (without it: {report['without_is']}):")
     for k in w:
         print(f"  {k:<22} {wo.get(k, float('nan')):>9.3f} -> {w[k]:9.3f}")
+    if report["warnings"]:
+        print(f"obliviate: warning: {damage_line(report)}", file=sys.stderr)
     _wrote(args.out, time.time() - t)
     return 0
 

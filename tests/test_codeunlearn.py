@@ -291,5 +291,21 @@ def test_cli_fits_an_error_term_sae_to_a_frozen_model_at_no_cost(tmp_path, micro
                  "general_texts=4", "--out", str(out)]) == 0
     report = json.loads((out / "cost.json").read_text())
     assert report["with_bottleneck"] == report["without_bottleneck"]  # the base model exactly, before any deletion
+    assert report["warnings"] == []
     model, _ = load_model(out)
     assert cb.bottlenecks(model)["layer.1"].error_term
+
+
+def test_cli_warns_when_the_bottleneck_costs_the_model_what_it_knew(tmp_path, capsys, micro_pair):
+    import json
+
+    from obliviate.cli import main
+
+    out = tmp_path / "cb"  # a hard SAE barely trained (one step) replaces layer 1's output
+    assert main(["bottleneck", "--model", str(micro_pair["target"]), "--benchmark", "micro", "--site", "layer.1",
+                 "--codes", "64", "--k", "4", "--set", "steps=1", "--set", "general_texts=4", "--out", str(out)]) == 0
+    report = json.loads((out / "cost.json").read_text())
+    w, wo = report["with_bottleneck"], report["without_bottleneck"]
+    assert w["retain_exact_match"] < wo["retain_exact_match"] / 2
+    assert any(x.startswith("retain_exact_match ") for x in report["warnings"])
+    assert "warning: the bottleneck damaged the model before any unlearning (" in capsys.readouterr().err
