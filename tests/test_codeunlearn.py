@@ -31,6 +31,21 @@ def test_codebook_keeps_the_top_k_codes_and_passes_the_gradient_straight_through
 
 
 @pytest.mark.parametrize("kind", ["codebook", "sae"])
+def test_the_same_batch_gives_the_same_gradient_bit_for_bit(kind):
+    """Same seed, same machine, same weights: a code chosen by thousands of tokens sums their gradients in a fixed
+    order (an accumulating index_put did not, and two trainings of one codebook recipe differed)."""
+    torch.manual_seed(0)
+    layer = cb.Codebook(64, 512, 8) if kind == "codebook" else cb.TopKSAE(64, 512, 8)
+    x = torch.randn(32, 128, 64)
+    grads = []
+    for _ in range(3):
+        layer.zero_grad()
+        layer(x).pow(2).sum().backward()
+        grads.append([p.grad.clone() for p in layer.parameters()])
+    assert all(torch.equal(a, b) for g in grads[1:] for a, b in zip(grads[0], g))
+
+
+@pytest.mark.parametrize("kind", ["codebook", "sae"])
 def test_a_deleted_code_is_never_chosen_and_the_next_best_fills_its_slot(kind):
     torch.manual_seed(0)
     layer = cb.Codebook(16, 32, 4) if kind == "codebook" else cb.TopKSAE(16, 32, 4)

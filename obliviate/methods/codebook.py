@@ -197,7 +197,10 @@ class Codebook(_Sparse):
         with torch.no_grad():
             idx = self._topk(self.scores(xg.detach()))  # (..., G, k)
         flat = self._book(idx)
-        chosen = self.codes.reshape(self.groups * self.n, -1)[flat]  # (..., G, k, d)
+        # an embedding lookup, not advanced indexing: the latter's backward (an accumulating index_put) sums the
+        # gradients of a code chosen many times in a thread-dependent order on CPU, so the same seed trained
+        # different weights; the embedding's backward sums them in a fixed order
+        chosen = F.embedding(flat, self.codes.reshape(self.groups * self.n, -1))  # (..., G, k, d)
         return chosen.mean(-2)
 
     def output(self, xg, y):
