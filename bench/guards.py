@@ -5,9 +5,11 @@ misses and wrongly blocks, what they cost per token, and every attack's verdict.
     python bench/guards.py --rwku "Albert Einstein" --model smollm2-135m
 
 On the built-in benchmark (``tiny``): eco and guard (a from-scratch model cannot follow an instruction or learn
-in context, so icul is measured on SmolLM2 only). On a pretrained model and one built-in probe target: eco (σ
-given, ``--eco-sigma``: a real target has no never-seen facts of its kind to search σ against), guard, icul's
-guardrail, and NPO at the README's RWKU setting.
+in context, so icul is measured on SmolLM2 only). On the built-in benchmark, eco runs at its default (the official code's
+corruption of the first embedding dimension) and with ``dims=0`` (every dimension). On a pretrained model and one
+built-in probe target: eco (σ and dims given, ``--eco-sigma``, ``--eco-dims``: a real target has no never-seen facts
+of its kind to search σ against), guard, icul (in-context unlearning, its default), RWKU's guardrail and system
+baselines, and NPO at the README's RWKU setting.
 """
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ def main() -> None:
     ap.add_argument("--no-attacks", action="store_true")
     ap.add_argument("--rwku", help="instead: a pretrained --model and one built-in probe target")
     ap.add_argument("--eco-sigma", type=float, default=1.0)
+    ap.add_argument("--eco-dims", type=int, default=0, help="eco's dims on a real target (0: every dimension, as the "
+                                                             "README's row; the method's default is 1)")
     a = ap.parse_args()
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     if a.rwku:
@@ -53,23 +57,26 @@ def main() -> None:
     from obliviate.evals.guards import classifier_rates
 
     bench, target, oracle, tok, data = pair(a.model, a.benchmark)
-    models, infos, secs = run_rows([("eco", "eco", {}), ("guard", "guard", {}),
+    models, infos, secs = run_rows([("eco", "eco", {}), ("eco dims=0", "eco", {"dims": 0}), ("guard", "guard", {}),
                                     ("npo", "npo", {"retain_weight": 5.0, "epochs": 10})], target, tok, data)
     results = evaluate_all(models, target, oracle, tok, bench)
     print(f"{a.model} on {bench.name}: value [95 % interval over people]")
     print_table(results, KEYS, secs, "build s")
-    print(f"eco: sigma {infos['eco']['sigma']:.3g} (search: {len(infos['eco'].get('sigma_search', []))} evaluations, "
-          f"goal NLL {infos['eco'].get('sigma_search', [{}])[-1].get('goal', float('nan')):.2f}, corrupted forget NLL "
-          f"{infos['eco'].get('sigma_search', [{}])[-1].get('forget_nll', float('nan')):.2f}); guard keeps "
-          f"{len(infos['guard']['retained_forget_text'])} forget texts and {infos['guard']['forbidden_words']} "
-          "forbidden words at inference")
+    for label in ("eco", "eco dims=0"):
+        search = infos[label].get("sigma_search", [{}])
+        print(f"{label}: sigma {infos[label]['sigma']:.3g} (search: {len(search)} evaluations, goal NLL "
+              f"{search[-1].get('goal', float('nan')):.2f}, corrupted forget NLL at the last evaluation "
+              f"{search[-1].get('forget_nll', float('nan')):.2f}, the highest reached "
+              f"{max((x.get('forget_nll', float('nan')) for x in search), default=float('nan')):.2f})")
+    print(f"guard keeps {len(infos['guard']['retained_forget_text'])} forget texts and "
+          f"{infos['guard']['forbidden_words']} forbidden words at inference")
 
     forget_prompts = [format_prompt(tok, r.question) for r in bench.forget[:12]]
     retain_prompts = [format_prompt(tok, r.question) for r in bench.retain[:12]]
     base = {"forget": latency(target, tok, forget_prompts), "retain": latency(target, tok, retain_prompts)}
     print(f"\nlatency, seconds per generated token (greedy, batch 1; unguarded: forget {base['forget']:.4f}, "
           f"retain {base['retain']:.4f})")
-    for label in ("eco", "guard"):
+    for label in ("eco", "eco dims=0", "guard"):
         f, r = latency(models[label], tok, forget_prompts), latency(models[label], tok, retain_prompts)
         print(f"  {label}: forget prompts {f:.4f} ({f / base['forget']:.1f}x), retain prompts {r:.4f} "
               f"({r / base['retain']:.1f}x)")
@@ -100,8 +107,8 @@ def rwku(a) -> None:
     probes = load_probes(model_name if model_name == "gemma3-270m" else None)
     data = rwku_unlearn_data(a.rwku, tok, probes)
     rows = {"base": (model, None, {})}
-    for label, method, opts in [("eco", "eco", {"sigma": a.eco_sigma}), ("guard", "guard", {}),
-                                ("icul guardrail", "icul", {"mode": "guardrail"}),
+    for label, method, opts in [("eco", "eco", {"sigma": a.eco_sigma, "dims": a.eco_dims}), ("guard", "guard", {}),
+                                ("icul", "icul", {}), ("icul guardrail", "icul", {"mode": "guardrail"}),
                                 ("icul system", "icul", {"mode": "system"}),
                                 ("npo", "npo", {"max_steps": 20, "lr": 1e-4, "batch_size": 4})]:
         t = time.time()

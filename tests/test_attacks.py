@@ -189,6 +189,34 @@ def test_judge_states_a_verdict_only_when_its_interval_clears_the_threshold():
     assert judge("gain", ones, None, zeros, plain, subjects)["verdict"].startswith("no oracle")
 
 
+@pytest.mark.parametrize("share", [1 / 3, 0.4])
+def test_judge_never_calls_residual_knowledge_like_the_oracle(share):
+    """60 facts of 10 people, the target states every one and the oracle none; the model states a share of each
+    person's facts with and without the attack (the attack adds nothing). Its gain equals the oracle's, but it
+    still states what the oracle does not: the verdict says so, with the level and its interval."""
+    subjects = {f"f{i}": f"s{i // 6}" for i in range(60)}
+    ones, zeros = {k: 1.0 for k in subjects}, {k: 0.0 for k in subjects}
+    model = {k: float(i % 6 < round(share * 6)) for i, k in enumerate(subjects)}
+    plain = {"model": model, "target": ones, "oracle": zeros}
+    v = judge("gain", model, ones, zeros, plain, subjects)
+    assert v["verdict"].startswith("residual") and "indistinguishable" not in v["verdict"]
+    assert v["gain_over_oracle"] == pytest.approx(0.0)
+    assert v["level_over_oracle"] == pytest.approx(round(share * 6) / 6)
+    assert v["level_interval"][0] > 0.1 and f"{v['level_over_oracle']:+.2f}" in v["verdict"]
+
+
+def test_judge_sees_an_attack_that_recovers_residual_knowledge():
+    """The same residual model, but the attack lifts it to every fact: that is recovery, not residue."""
+    subjects = {f"f{i}": f"s{i // 6}" for i in range(60)}
+    ones, zeros = {k: 1.0 for k in subjects}, {k: 0.0 for k in subjects}
+    third = {k: float(i % 3 == 0) for i, k in enumerate(subjects)}
+    v = judge("gain", ones, ones, zeros, {"model": third, "target": ones, "oracle": zeros}, subjects)
+    assert v["verdict"] == "knowledge recoverable" and v["interval"][0] > 0.1
+    # a model at the oracle's level both ways is still "like the oracle"
+    v = judge("gain", zeros, ones, zeros, {"model": zeros, "target": ones, "oracle": zeros}, subjects)
+    assert v["verdict"] == "indistinguishable from the oracle" and v["level_interval"] == [0.0, 0.0]
+
+
 def test_quantization_schemes():
     torch.manual_seed(0)
     lin = torch.nn.Linear(576, 8)

@@ -79,6 +79,22 @@ def test_a_guard_file_that_does_not_fit_is_a_clear_error(tmp_path, micro_models,
         load_model(out)
 
 
+def test_eco_corrupts_the_first_embedding_dimension_by_default_as_the_official_code(micro_models, micro_bench, eco):
+    """The official code's default corruption is rand_noise_first_n with dims 1; dims=0 corrupts every dimension."""
+    target, _, tok = micro_models
+    guarded, info = eco
+    assert guarded.guard.dims == 1 and info["guard"]["dims"] == 1
+    ids, mask = _batch(tok, [micro_bench.forget[0].question])
+    clean = target.get_input_embeddings()(ids)
+    rows = torch.ones(len(ids), dtype=torch.bool)
+    moved = (guarded.guard.corrupt(target, ids, rows, mask.bool()) - clean)[mask.bool()]  # (tokens, H)
+    assert moved[:, 0].abs().min() > 0 and moved[:, 1:].abs().max() == 0
+    every = type(guarded.guard).from_state({**guarded.guard.state(), "dims": 0})
+    every.emb_std.copy_(guarded.guard.emb_std)
+    assert (every.corrupt(target, ids, rows, mask.bool()) - clean)[mask.bool()].abs().min() > 0
+    assert type(guarded.guard).from_state({k: v for k, v in guarded.guard.state().items() if k != "dims"}).dims == 0
+
+
 def test_eco_needs_a_sigma_or_calibration_facts(micro_models, data):
     target, _, tok = micro_models
     bare = UnlearnData(forget=data.forget, retain=data.retain)

@@ -147,7 +147,10 @@ RULE = {
              f"target scores more than {INFORMATIVE} above the oracle under the attack; 'not removed' when the plain "
              f"question already states more than {SAME_AS_ORACLE} more facts than the oracle and at least "
              f"{RECOVERABLE} of the target's lead; 'indistinguishable from "
-             f"the oracle' when the model's gain exceeds the oracle's by at most {SAME_AS_ORACLE}; 'knowledge "
+             f"the oracle' when the model's gain is within {SAME_AS_ORACLE} of the oracle's *and* its score under "
+             f"the attack is within {SAME_AS_ORACLE} of the oracle's; 'residual' when the attack adds no more than "
+             f"it adds to the oracle but the model still states more than {SAME_AS_ORACLE} more facts than the "
+             f"oracle under it; 'below the oracle' when it states less; 'knowledge "
              f"recoverable' when it exceeds it by more and the model recovers at least {RECOVERABLE} of the "
              f"target-oracle gap, (model - oracle) / (target - oracle) under the attack; 'partly recoverable' in "
              f"between; each only when its 95 % interval (subject-level bootstrap) clears the threshold, otherwise "
@@ -197,7 +200,7 @@ def judge(kind: str, model: dict[str, float], target: dict[str, float] | None, o
         if kind == "gain":
             pm, po, pt = arr["pm"][i].mean(), arr["po"][i].mean(), arr["pt"][i].mean()
             out |= {"plain": pm - po, "plain_share": (pm - po) / (pt - po) if pt - po > 1e-12 else np.nan,
-                    "gain": (m - pm) - (o - po)}
+                    "gain": (m - pm) - (o - po), "level": m - o}
         else:
             out["gain"] = m - o
         return out
@@ -225,16 +228,37 @@ def judge(kind: str, model: dict[str, float], target: dict[str, float] | None, o
     elif not ci["informative"][0] > INFORMATIVE:
         res["verdict"] = ("uninformative: the attack scores the target and the oracle alike"
                           if ci["informative"][1] <= INFORMATIVE else "inconclusive (too few facts)")
+    elif lo > SAME_AS_ORACLE:
+        res["verdict"] = "knowledge recoverable" if s_lo >= RECOVERABLE else (
+            "partly recoverable" if s_hi < RECOVERABLE else "partly recoverable or more (interval spans the threshold)")
+    elif kind == "gain":
+        res["verdict"] = _gain_verdict(lo, hi, float(full["level"]), ci["level"])
     elif hi <= SAME_AS_ORACLE and lo >= -SAME_AS_ORACLE:
         res["verdict"] = "indistinguishable from the oracle"
     elif hi < -SAME_AS_ORACLE:
         res["verdict"] = "below the oracle"
-    elif lo > SAME_AS_ORACLE:
-        res["verdict"] = "knowledge recoverable" if s_lo >= RECOVERABLE else (
-            "partly recoverable" if s_hi < RECOVERABLE else "partly recoverable or more (interval spans the threshold)")
     else:
         res["verdict"] = "inconclusive (too few facts)"
+    if kind == "gain":
+        res["level_over_oracle"], res["level_interval"] = float(full["level"]), ci["level"]
     return res
+
+
+def _gain_verdict(lo: float, hi: float, level: float, level_ci: list[float]) -> str:
+    """The verdict of a "gain" attack whose gain over the oracle's is not above the threshold (``[lo, hi]`` its
+    interval). A model that still states, under the attack, more than the oracle does is never "like the oracle",
+    whatever the attack adds: the level (model - oracle under the attack) must be within the threshold too."""
+    l_lo, l_hi = level_ci
+    if l_lo > SAME_AS_ORACLE:
+        return (f"residual: states {level:+.2f} [{l_lo:+.2f}, {l_hi:+.2f}] of the forget facts more than the oracle "
+                f"under the attack; the attack adds no more than it adds to the oracle")
+    if hi > SAME_AS_ORACLE or l_hi > SAME_AS_ORACLE:
+        return "inconclusive (too few facts)"
+    if lo >= -SAME_AS_ORACLE and l_lo >= -SAME_AS_ORACLE:
+        return "indistinguishable from the oracle"
+    if hi < -SAME_AS_ORACLE or l_hi < -SAME_AS_ORACLE:
+        return "below the oracle"
+    return "inconclusive (too few facts)"
 
 
 # ------------------------------------------------------------------------------------------------- hidden states

@@ -72,9 +72,11 @@ METHODS: dict[str, Method] = {
     "altpo": Method(AltPOConfig, altpo, "AltPO: DPO preferring alternate answers over the forget answer (beta=0.1) "
                                         "+ retain NLL", scopeable=True),
     "undial": Method(UNDIALConfig, undial, "UNDIAL: self-distil towards own logits with the true token lowered by "
-                                           "beta=3, forget data only", retain_term=False, scopeable=True),
+                                           "beta=3 (OpenUnlearning's README grid 3/10/30; its config: 10), forget data "
+                                           "only", retain_term=False, scopeable=True),
     "wga": Method(WGAConfig, wga, "WGA: gradient ascent weighted per token by sg(p^beta) + retain NLL", scopeable=True),
-    "satimp": Method(SatImpConfig, satimp, "SatImp: ascent weighted by sg(p^5 (1-p)) + 0.1 x retain NLL",
+    "satimp": Method(SatImpConfig, satimp, "SatImp: ascent weighted by sg(p^5 (1-p)) + 0.1 x retain NLL "
+                                           "(OpenUnlearning's class defaults; its config: 0.1 x forget + retain)",
                      scopeable=True),
     "ceu": Method(CEUConfig, ceu, "CE-U: cross-entropy towards the model's own distribution without the true token, "
                                   "forget data only", retain_term=False, scopeable=True),
@@ -95,19 +97,21 @@ METHODS: dict[str, Method] = {
                                   "(diagonal Fisher) to the forget set than to all data (alpha=10, lambda=1)",
                   lora=False, editing=True),
     "rocr": Method(ROCRConfig, rocr, "rank-one concept redirection: no training; a closed-form rank-one edit of one "
-                                     "MLP (causal tracing) maps the subject's key to a harmless concept's value",
+                                     "MLP (causal tracing) maps the subject's key to a harmless concept's value "
+                                     "(v* construction and layer rule ours, unverified against the paper)",
                    lora=False, editing=True),
     "needle": Method(NeedleConfig, needle, "ConceptVectors' Needle: locate the subject's MLP value vectors, noise "
                                            "them (sigma=0.1) and train only them with a forget loss (NPO)",
                      lora=False, editing=True),
     "eco": Method(ECOConfig, eco, "ECO: weights untouched; a classifier on the model's hidden states flags forget "
-                                  "prompts, whose prompt embeddings get Gaussian noise (sigma by a search to the "
-                                  "holdout level)", lora=False, guard=True),
+                                  "prompts, whose prompt embeddings get Gaussian noise (first dimension, as the "
+                                  "official code; sigma by a search to the holdout level)", lora=False, guard=True),
     "guard": Method(GUARDConfig, guard, "GUARD: weights untouched; flagged prompts are decoded by a beam search that "
                                         "prunes forbidden spans of the retrieved forget answers (keeps those answers)",
                     lora=False, guard=True),
-    "icul": Method(ICULConfig, icul, "in-context unlearning: weights untouched; every prompt gets a prefix (an "
-                                     "instruction naming the forget subjects, or forget QA with false answers)",
+    "icul": Method(ICULConfig, icul, "in-context unlearning (Pawelczyk et al.): weights untouched; every prompt gets "
+                                     "forget QA with false answers, then correct retain QA (mode=guardrail|system: "
+                                     "RWKU's instruction baselines instead)",
                    lora=False, guard=True),
     "sisa": Method(SisaUnlearnConfig, sisa_unlearn, "SISA, exact: retrain each affected shard of a sharded ensemble "
                                                    "(obliviate train --sharded) from the checkpoint before its first "

@@ -3,8 +3,11 @@
 Liu, Yao, Xu, Wang, Lipton, "Large Language Model Unlearning via Embedding-Corrupted Prompts" (NeurIPS 2024,
 arXiv:2406.07933; code chrisliu298/llm-unlearn-eco). A prompt classifier decides whether a prompt is about the
 forget set (probability > τ); on flagged prompts the prompt tokens' embeddings are corrupted before the model
-reads them (Sec. 3.2; here additive Gaussian noise, the paper's default corruption), so the model answers as if
-it could not read the subject. The corruption strength σ is chosen by a zeroth-order search against a target
+reads them (Sec. 3.2: additive Gaussian noise), so the model answers as if it could not read the subject. Which
+dimensions get the noise is ``dims``: the official code's default corruption (``rand_noise_first_n`` with
+``dims: 1`` in its demo and first TOFU configuration) adds noise to the **first embedding dimension only**, and so
+does obliviate by default; ``dims=0`` corrupts every dimension (obliviate's default before, and the paper's
+``dims = embedding_dim`` ablation). The corruption strength σ is chosen by a zeroth-order search against a target
 (Sec. 3.3).
 
 Departures, stated:
@@ -13,7 +16,10 @@ Departures, stated:
   regression (scikit-learn, standardised features) on the guarded model's *own* hidden states at ``layer``,
   mean-pooled over the prompt tokens, trained on the forget prompts (positive) against the retain and calibration
   prompts (negative): training data only, never evaluation text. Its coefficients are stored as tensors.
-* **Noise unit.** σ is in units of the embedding matrix's per-coordinate standard deviation.
+* **Noise unit.** σ is in units of the embedding matrix's per-coordinate standard deviation (the official code
+  gives the strength in absolute units; a per-model unit lets one search bracket serve every model). The bracket
+  reaches 10⁵ so that the one-dimension default can reach the goal: one noisy coordinate out of hundreds needs a
+  far larger σ than noise on all of them.
 * **Target of the σ search.** The paper matches a retained model's forget metric; obliviate never uses the oracle
   for a method's choices, so σ is the smallest value (bisection on log σ, a zeroth-order search, ``search_steps``
   evaluations) at which the forget answers' mean NLL under corruption reaches the mean NLL of the calibration
@@ -43,8 +49,10 @@ class ECOConfig(Options):
     layer: int = option(-1, "hidden-state layer the classifier reads (-1: the last)")
     sigma: float | None = option(None, "noise strength in embedding standard deviations (default: the zeroth-order "
                                        "search to the holdout level)", gt=0)
-    search_steps: int = option(12, "evaluations of the sigma search (bisection on log sigma)", ge=2)
-    sigma_range: str = option("0.01,100", "the search's bracket LOW,HIGH")
+    dims: int = option(1, "embedding dimensions that get the noise, the first DIMS of them (1: the official code's "
+                          "default, rand_noise_first_n with dims 1; 0: every dimension)", ge=0)
+    search_steps: int = option(16, "evaluations of the sigma search (bisection on log sigma)", ge=2)
+    sigma_range: str = option("0.01,100000", "the search's bracket LOW,HIGH")
     l2: float = option(1.0, "the classifier's inverse regularisation strength C (scikit-learn)", gt=0)
     max_length: int = option(256, "tokens per example", ge=8)
     batch_size: int = option(16, "examples per forward pass", ge=1)
@@ -90,22 +98,25 @@ class ClassifierGuard(Guard):
 class ECOGuard(ClassifierGuard):
     kind = "eco"
 
-    def __init__(self, dim: int, layer: int, tau: float, sigma: float, seed: int):
+    def __init__(self, dim: int, layer: int, tau: float, sigma: float, seed: int, dims: int = 0):
         super().__init__(dim, layer, tau)
-        self.sigma, self.seed = sigma, seed
+        self.sigma, self.seed, self.dims = sigma, seed, dims
         self.register_buffer("emb_std", torch.ones(1))
 
     def state(self) -> dict:
-        return {**self.classifier_state(), "sigma": self.sigma, "seed": self.seed}
+        return {**self.classifier_state(), "sigma": self.sigma, "seed": self.seed, "dims": self.dims}
 
     @classmethod
     def from_state(cls, spec: dict) -> "ECOGuard":
-        return cls(spec["dim"], spec["layer"], spec["tau"], spec["sigma"], spec["seed"])
+        # a guard saved before ``dims`` existed corrupted every dimension (0)
+        return cls(spec["dim"], spec["layer"], spec["tau"], spec["sigma"], spec["seed"], spec.get("dims", 0))
 
     def corrupt(self, model, input_ids, rows: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
-        emb = model.get_input_embeddings()(input_ids)
+        emb = model.get_input_embeddings()(input_ids)  # (B, T, H)
         g = torch.Generator().manual_seed(self.seed)
         noise = torch.randn(emb.shape, generator=g).to(emb.device, emb.dtype) * (self.sigma * float(self.emb_std))
+        if self.dims:
+            noise[..., self.dims:] = 0  # the official rand_noise_first_n: only the first ``dims`` coordinates
         where = (prompt_mask & rows[:, None]).unsqueeze(-1).to(emb.dtype)
         return emb + noise * where
 
@@ -231,7 +242,10 @@ def eco(model, tokenizer, data: UnlearnData, cfg: ECOConfig) -> tuple[GuardedMod
     t0 = time.time()
     model.eval()
     dim = model.config.hidden_size
-    guard = ECOGuard(dim, cfg.layer, cfg.tau, cfg.sigma or 1.0, cfg.seed)
+    if cfg.dims > model.get_input_embeddings().weight.shape[1]:
+        raise ObliviateError(f"eco: dims={cfg.dims} exceeds the embedding width "
+                             f"{model.get_input_embeddings().weight.shape[1]}")
+    guard = ECOGuard(dim, cfg.layer, cfg.tau, cfg.sigma or 1.0, cfg.seed, cfg.dims)
     guard.emb_std.fill_(float(model.get_input_embeddings().weight.detach().float().std()))
     guard.to(next(model.parameters()).device)
     info = {"classifier": fit_classifier(guard, model, tokenizer, data.forget, negatives, cfg)}

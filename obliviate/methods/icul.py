@@ -5,7 +5,8 @@
   then correctly labelled examples, then the query (Sec. 4: "flip the label of the forget point, add k correct
   examples"). For generative QA the false label is a plausible false answer (another person's value for the same
   attribute, the AltPO alternates: no evaluation text), and the correct examples are ``k`` retain QA pairs.
-* ``mode="guardrail"``: RWKU's in-context unlearning baseline (Jin et al. 2024, arXiv:2406.10890): an instruction
+  This is the default: the method named ICUL is in-context unlearning.
+* ``mode="guardrail"`` (RWKU's baseline, not ICUL): RWKU's in-context unlearning baseline (Jin et al. 2024, arXiv:2406.10890): an instruction
   naming the forget subjects and asking the model not to reveal anything about them; ``mode="system"``: the same
   instruction as a system message rendered by the tokenizer's chat template (placed before the conversation, so a
   template that adds its own default system message keeps it after ours).
@@ -31,10 +32,11 @@ from .common import UnlearnData
 
 @dataclass
 class ICULConfig(Options):
-    mode: str = option("guardrail", "guardrail (an instruction naming the forget subjects, as plain text), system (the "
-                                    "same instruction as a system message of the chat template) or icul (forget QA "
-                                    "with false answers, then k correct retain QA)",
-                       choices=("guardrail", "system", "icul"))
+    mode: str = option("icul", "icul (the method, Pawelczyk et al.: forget QA with false answers, then k correct "
+                               "retain QA); RWKU's in-context baselines: guardrail (an instruction naming the forget "
+                               "subjects, as plain text) or system (the same instruction as a system message of the "
+                               "chat template)",
+                       choices=("icul", "guardrail", "system"))
     k: int = option(4, "icul: correctly answered retain examples in the context", ge=0)
     max_forget: int = option(8, "icul: forget examples placed in the context at most", ge=1)
     seed: int = option(0, "seeds the choice of examples", ge=0)

@@ -22,11 +22,14 @@ from .losses import (ce_u_loss, dual_ascent, logit_margin_loss, mean_token_nll, 
 
 @dataclass
 class UNDIALConfig(GradientConfig):
-    """UNDIAL: β = 3 as the authors' code (OpenUnlearning's config uses 10); no retain term, as the paper."""
-    SEARCH = {**GradientConfig.SEARCH, "beta": ("log", 3.0, 30.0)}  # the authors' grid: 3, 10, 30
+    """UNDIAL with β = 3, the low end of the grid (3, 10, 30) that OpenUnlearning's UNDIAL README suggests; not
+    checked against the authors' own code (not found). OpenUnlearning's ``configs/trainer/UNDIAL.yaml`` runs β = 10
+    and its class default is 1. No retain term, as the paper and that config."""
+    SEARCH = {**GradientConfig.SEARCH, "beta": ("log", 3.0, 30.0)}  # OpenUnlearning's UNDIAL README grid: 3, 10, 30
 
-    beta: float = option(3.0, "β, how far the true token's logit is lowered in the distillation target (authors' "
-                              "code: 3; OpenUnlearning: 10; their README searches 3, 10, 30)", gt=0)
+    beta: float = option(3.0, "β, how far the true token's logit is lowered in the distillation target (3: the low "
+                              "end of the 3, 10, 30 grid of OpenUnlearning's UNDIAL README; its config runs 10)",
+                         gt=0)
     retain_weight: float = option(0.0, "α on the retain NLL (paper and OpenUnlearning: 0)", ge=0)
 
 
@@ -75,15 +78,20 @@ def wga(model, tokenizer, data: UnlearnData, cfg: WGAConfig, scope: Scope | None
 
 @dataclass
 class SatImpConfig(GradientConfig):
-    """SatImp with the paper's β1 = 5, β2 = 1 and OpenUnlearning's weights (γ = 1, α = 0.1: the paper's forget-to-
-    retain ratio of 10)."""
+    """SatImp with the paper's β1 = 5, β2 = 1 and the weights of OpenUnlearning's ``SatImp`` class defaults
+    (``src/trainer/unlearn/satimp.py``: forget γ = 1, retain α = 0.1). OpenUnlearning's experiment config
+    (``configs/trainer/SatImp.yaml``) runs the reverse, γ = 0.1 and α = 1 at lr 1e-5 for 5 epochs, and its
+    community ``run.sh`` sweeps α over 1, 0.1, 0.01. obliviate keeps the class defaults, under which every
+    recorded SatImp measurement was made; ``--set forget_weight=0.1 retain_weight=1`` gives the config's."""
     SEARCH = {**GradientConfig.SEARCH, "beta1": ("float", 1.0, 8.0), "beta2": ("float", 0.5, 3.0),
               "retain_weight": ("log", 0.05, 5.0)}
 
     beta1: float = option(5.0, "β1, the saturation exponent on p (paper: 5)", ge=0)
     beta2: float = option(1.0, "β2, the importance exponent on 1 - p (paper: 1)", gt=0)
-    forget_weight: float = option(1.0, "γ on the forget term", gt=0)
-    retain_weight: float = option(0.1, "α on the retain NLL (OpenUnlearning: 0.1)", ge=0)
+    forget_weight: float = option(1.0, "γ on the forget term (OpenUnlearning's class default 1; its config 0.1)",
+                                  gt=0)
+    retain_weight: float = option(0.1, "α on the retain NLL (OpenUnlearning's class default 0.1; its config 1)",
+                                  ge=0)
 
 
 def satimp(model, tokenizer, data: UnlearnData, cfg: SatImpConfig, scope: Scope | None = None) -> dict:
