@@ -114,6 +114,30 @@ def test_memorisation_and_new_mias_on_the_micro_target(micro_evals):
     assert all("mia_reference" in r and 0 <= r["extraction_strength"] <= 1 for r in rows)
 
 
+def test_openunlearning_aggregates_separate_target_and_oracle_with_intervals(micro_evals):
+    """The target still holds the forget facts: its prob_mean truth ratio is above the oracle's, its memorisation
+    and privacy aggregates are low, and every aggregate comes with an interval that contains its value."""
+    t, o = micro_evals
+    m = t.metrics
+    assert m["forget_truth_ratio_prob_mean"] > o.metrics["forget_truth_ratio_prob_mean"] + 0.1
+    assert m["memorization_score"] < o.metrics["memorization_score"] - 0.2
+    assert m["privacy_score"] < 0.7 and o.metrics["privacy_score"] is None  # the oracle is not compared with itself
+    from scipy.stats import hmean
+
+    assert m["overall_score"] == pytest.approx(hmean([m["memorization_score"], m["privacy_score"], m["model_utility"]]))
+    for k in ("forget_truth_ratio_prob_mean", "memorization_score", "privacy_score", "overall_score"):
+        lo, hi = t.ci[k]
+        assert lo - 1e-9 <= m[k] <= hi + 1e-9, k
+
+
+def test_every_metric_evaluate_returns_is_registered(micro_evals):
+    from obliviate.evals import METRICS
+
+    t, o = micro_evals
+    assert set(t.metrics) - set(METRICS) == set() and set(o.metrics) - set(METRICS) == set()
+    assert set(t.ci) - set(METRICS) == set()
+
+
 def test_gradnorm_mia_separates_members_and_leaves_the_model_alone(micro_models, micro_bench):
     import copy
 

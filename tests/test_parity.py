@@ -15,7 +15,7 @@ import torch
 
 from obliviate.evals.memorization import (exact_memorization, extraction_strength, forget_truth_ratio,
                                           length_normalised_prob, option_normalised_prob, retain_truth_ratio,
-                                          rouge_l_recall, truth_ratio)
+                                          rouge_l_recall, truth_ratio, truth_ratio_prob_mean)
 from obliviate.evals.privacy import (forget_quality, loss_score, mia_auc, min_k_plus_plus_score, min_k_score,
                                      privleak, reference_scores, zlib_score)
 from obliviate.evals.scoring import scores_from_logits
@@ -190,6 +190,48 @@ def test_truth_ratio_forget_quality_and_probability_with_options():
     peer = correct_p / (correct_p + wrong_p.sum(1) + 1e-10)
     got = [option_normalised_prob(ts[i], [ts[n_facts + j * n_facts + i] for j in range(n_wrong)]) for i in range(n_facts)]
     assert np.allclose(got, peer, atol=1e-6)
+
+
+def test_truth_ratio_prob_mean_and_the_memorisation_aggregate():
+    """OpenUnlearning ``truth_ratio`` with ``aggregator: prob_mean`` (Dec 2025): correct / (correct + wrong + 1e-10)
+    from the paraphrased answer's and the perturbed answers' mean avg losses, aggregated by the plain mean; and
+    ``hm_aggregate`` (scipy's harmonic mean) over 1 - ES, 1 - EM, 1 - para-prob, 1 - TR."""
+    from scipy.stats import hmean
+
+    from obliviate.evals.suite import memorization_score
+
+    n_facts, n_wrong = 7, 3
+    logits, ids, labels = batch(5, [(3, 2 + (i % 4)) for i in range(n_facts * (1 + n_wrong))])
+    avg, _ = ou_evaluate_probability(logits, labels)
+    ts = ours(logits, labels)
+    correct, wrong = avg[:n_facts], avg[n_facts:].reshape(n_wrong, n_facts).T  # (facts,), (facts, wrong)
+    c, w = np.exp(-correct), np.exp(-wrong.mean(1))
+    peer = c / (c + w + 1e-10)
+    got = np.array([truth_ratio_prob_mean(ts[i], [ts[n_facts + j * n_facts + i] for j in range(n_wrong)])
+                    for i in range(n_facts)])
+    assert np.allclose(got, peer, atol=1e-6) and not np.allclose(peer, 0.5, atol=0.05)
+    assert float(np.mean(got)) == pytest.approx(float(np.mean(peer)), abs=1e-6)
+    forget = {"extraction_strength": 0.4, "exact_memorization": 0.65, "paraphrased_prob": 0.3,
+              "truth_ratio_prob_mean": float(np.mean(peer))}
+    assert memorization_score(forget) == pytest.approx(hmean([1 - v for v in forget.values()]), abs=1e-12)
+    assert memorization_score({**forget, "exact_memorization": 1.0}) == 0.0  # a term at 0: the harmonic mean is 0
+    assert memorization_score({**forget, "paraphrased_prob": None}) is None
+
+
+def test_privacy_score_is_one_at_the_oracle_and_falls_with_the_distance():
+    """The privacy aggregate (normalisation obliviate's, stated): 1 when every AUC equals the oracle's, 0 when one
+    is as far from it as an AUC can be, and the harmonic mean of the four terms in between."""
+    from scipy.stats import hmean
+
+    from obliviate.evals.suite import privacy_score
+
+    oracle = {"loss": 0.5, "zlib": 0.6, "min_k": 0.45, "min_k_plus_plus": 0.52}
+    assert privacy_score(oracle, oracle) == pytest.approx(1.0)
+    model = {"loss": 0.9, "zlib": 0.7, "min_k": 0.45, "min_k_plus_plus": 0.3}
+    terms = [1 - abs(model[k] - o) / max(o, 1 - o) for k, o in oracle.items()]
+    assert privacy_score(model, oracle) == pytest.approx(hmean(terms), abs=1e-12)
+    assert privacy_score({**model, "zlib": 0.0}, oracle) == 0.0  # 0.6 away from 0.6: the farthest an AUC can be
+    assert privacy_score({**model, "loss": None}, oracle) is None
 
 
 def test_model_utility_is_the_harmonic_mean_of_nine():

@@ -13,6 +13,9 @@ _SPLIT_METRICS = {
     "extraction_strength": "1 - k/|y| as OpenUnlearning computes it (k < |y|: a missed last token scores 1/|y|)",
     "extraction_strength_paper": "1 - k*/|y| as Wang et al. 2025 define it (k* = |y| when the last token is missed)",
     "exact_memorization": "share of answer tokens (EOS excluded) the teacher-forced argmax reproduces (Tirumala et al.)",
+    "paraphrased_prob": "probability exp(-mean token NLL) of the paraphrased answer (OpenUnlearning's para-prob)",
+    "truth_ratio_prob_mean": "OpenUnlearning's newer truth ratio (aggregator prob_mean): mean of p_true / (p_true + "
+                             "p_false), paraphrased against perturbed answers; 1: holds the true fact, 0.5: cannot tell",
     "mc_accuracy": "multiple choice: share of facts whose true answer is likelier (per token) than every false one "
                    "(chance 1/(1 + false answers); a check that the benchmark does not leak)",
 }
@@ -25,6 +28,13 @@ METRICS: dict[str, str] = {
     **{f"{s}_{m}": f"{d} on {s}" for s in ("forget", "retain", "holdout", "neighbours", "world")
        for m, d in _SPLIT_METRICS.items()},
     "model_utility": "harmonic mean of prob, ROUGE-L recall and truth ratio on retain, neighbours and world (TOFU)",
+    "memorization_score": "OpenUnlearning's memorisation aggregate HM(1 - ES, 1 - EM, 1 - para-prob, 1 - truth ratio "
+                          "prob_mean) on forget; higher is better (1: nothing memorised)",
+    "privacy_score": "HM over LOSS, zlib, Min-K%, Min-K%++ of 1 - |AUC - AUC_oracle| / max(AUC_oracle, 1 - AUC_oracle) "
+                     "(MIA AUCs relative to the oracle's as OpenUnlearning aggregates them; the normalisation is "
+                     "obliviate's); higher is better; needs an oracle",
+    "overall_score": "HM(memorization_score, privacy_score, model_utility), OpenUnlearning's overall aggregate; needs "
+                     "an oracle",
     "forget_quality": "KS-test p-value of forget truth ratios against the oracle's (TOFU); needs an oracle",
     "forget_ks_d": "KS statistic D of forget truth ratios against the oracle's (0 ideal; comparable across forget-set "
                    "sizes, unlike the p-value); needs an oracle",

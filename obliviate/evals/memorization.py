@@ -54,6 +54,27 @@ def truth_ratio(paraphrased: TokenScores, perturbed: list[TokenScores]) -> float
     return math.exp(log_pert) / (math.exp(paraphrased.mean_logp) + EPS)
 
 
+def truth_ratio_prob_mean(paraphrased: TokenScores, perturbed: list[TokenScores]) -> float:
+    """OpenUnlearning's newer truth ratio (``truth_ratio`` with ``aggregator: prob_mean``, Dec 2025; the form of
+    its meta-evaluation, arXiv:2506.12618): p_true / (p_true + p_false + 1e-10), p_true = exp(-mean token NLL) of
+    the paraphrased answer, p_false = exp(-the perturbed answers' mean of their mean token NLLs). 1: the model
+    holds the true fact; 0.5: it cannot tell; its aggregate is the plain mean, on every split."""
+    p_false = math.exp(float(np.mean([p.mean_logp for p in perturbed])))
+    p_true = math.exp(paraphrased.mean_logp)
+    return p_true / (p_true + p_false + EPS)
+
+
+def harmonic_mean(values) -> float | None:
+    """scipy's harmonic mean of the terms (OpenUnlearning's ``hm_aggregate``); 0 when a term is 0 or below, None
+    when a term is missing."""
+    from scipy.stats import hmean
+
+    v = [x for x in values]
+    if not v or any(x is None or np.isnan(x) for x in v):
+        return None
+    return 0.0 if min(v) <= 0 else float(hmean(v))
+
+
 def rouge_l_recall(predictions: list[str], references: list[str]) -> list[float]:
     """ROUGE-L recall of each greedy answer against the gold answer (``rouge-score`` with stemming, as TOFU and
     OpenUnlearning's ``eval_text_similarity``)."""

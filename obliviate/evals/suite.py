@@ -22,8 +22,8 @@ from ..loop import progress
 from ..options import Options, option
 from ..utils import ObliviateError
 from .memorization import (exact_match, exact_memorization, extraction_strength, extraction_strength_paper,
-                           forget_truth_ratio, length_normalised_prob, option_normalised_prob, retain_truth_ratio,
-                           rouge_l_recall, truth_ratio)
+                           forget_truth_ratio, harmonic_mean, length_normalised_prob, option_normalised_prob,
+                           retain_truth_ratio, rouge_l_recall, truth_ratio, truth_ratio_prob_mean)
 from .privacy import (forget_quality, gradnorm_scores, ks_statistic, loss_score, mia_auc, min_k_plus_plus_score,
                       min_k_score, privleak, reference_scores, zlib_score)
 from .scoring import Scorer
@@ -44,7 +44,11 @@ PRIVLEAK = {"min_k": "privleak", **{k: f"privleak_{k}" for k in MIA_ALL if k != 
 MATCH_THRESHOLD = 0.8  # a fact without a value counts as stated when its answer's ROUGE-L recall reaches this
 IDEAL_AUC = 0.5  # the AUC of a model that cannot tell forget from holdout facts (OpenUnlearning's ref_value)
 PER_FACT = ("prob", "rougeL_recall", "exact_match", "extraction_strength", "extraction_strength_paper",
-            "exact_memorization", "mc_accuracy")
+            "exact_memorization", "mc_accuracy", "paraphrased_prob", "truth_ratio_prob_mean")
+# OpenUnlearning's aggregates (arXiv:2506.12618, Sec. 5): memorisation from four forget-split metrics (each as 1 - x),
+# privacy from four MIA AUCs relative to the oracle's, and the overall harmonic mean with model utility
+MEMORIZATION_TERMS = ("extraction_strength", "exact_memorization", "paraphrased_prob", "truth_ratio_prob_mean")
+PRIVACY_MIAS = ("loss", "zlib", "min_k", "min_k_plus_plus")
 
 
 @dataclass
@@ -106,13 +110,15 @@ def _score_split(scorer: Scorer, tok, recs: list[QARecord], split: str, cfg: Eva
             prob = length_normalised_prob(ts_a)
         ts_p = scorer.score([p])[0]
         tr = truth_ratio(ts_p, ts_ps) if ts_ps else float("nan")
+        tr_pm = truth_ratio_prob_mean(ts_p, ts_ps) if ts_ps else float("nan")
         # multiple choice among the true (paraphrased) answer and the false ones, by length-normalised probability
         mc = float(ts_p.mean_logp > max(t.mean_logp for t in ts_ps)) if ts_ps else float("nan")
         row = {"split": split, "id": r.id, "subject": r.subject or r.id, "question": r.question, "answer": r.answer,
                "generation": g, "prob": prob, "truth_ratio": tr, "rougeL_recall": rl,
                "exact_match": stated(g, r, rl, cfg.match_threshold),
                "extraction_strength": extraction_strength(ts_a), "extraction_strength_paper": extraction_strength_paper(ts_a),
-               "exact_memorization": exact_memorization(ts_a), "mc_accuracy": mc, "nll": -ts_a.mean_logp}
+               "exact_memorization": exact_memorization(ts_a), "mc_accuracy": mc, "nll": -ts_a.mean_logp,
+               "paraphrased_prob": length_normalised_prob(ts_p), "truth_ratio_prob_mean": tr_pm}
         row |= {f"mia_{k}": fn(ts_a, a.target) for k, fn in MIA_SCORES.items()}
         rows.append(row)
         for k in arr:
@@ -149,6 +155,28 @@ def _truth_ratio_agg(split: str, ratios) -> float | None:
     if not tr.size:
         return None
     return (forget_truth_ratio if split in FORGET_SIDE else retain_truth_ratio)(tr)
+
+
+def memorization_score(forget: dict[str, float | None]) -> float | None:
+    """OpenUnlearning's memorisation aggregate (arXiv:2506.12618, Sec. 5): HM(1 - ES, 1 - EM, 1 - para-prob,
+    1 - TR) over the forget split's means of extraction strength, exact memorisation, the paraphrased answer's
+    probability and the ``prob_mean`` truth ratio. Higher is better (1: nothing memorised)."""
+    return harmonic_mean([None if forget.get(k) is None else 1.0 - forget[k] for k in MEMORIZATION_TERMS])
+
+
+def privacy_score(aucs: dict[str, float | None], oracle_aucs: dict[str, float | None]) -> float | None:
+    """Privacy aggregate: the harmonic mean, over the LOSS, zlib, Min-K% and Min-K%++ attacks, of
+    ``1 - |AUC - AUC_oracle| / max(AUC_oracle, 1 - AUC_oracle)`` (1: the attack sees the model as it sees the
+    oracle; 0: as far from it as an AUC can be). OpenUnlearning's paper aggregates MIA AUCs relative to the retain
+    model; its exact normalisation could not be read offline, so this one, the largest possible distance, is
+    obliviate's choice."""
+    terms = []
+    for k in PRIVACY_MIAS:
+        a, o = aucs.get(k), oracle_aucs.get(k)
+        if a is None or o is None:
+            return None
+        terms.append(1.0 - abs(a - o) / max(o, 1.0 - o))
+    return harmonic_mean(terms)
 
 
 def _utility(terms: dict[str, float | None]) -> float | None:
@@ -200,6 +228,8 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None, 
                 notes.append(f"split {split!r} has no perturbed answers: no truth ratio")
 
     info["forget_by_subject"] = facts_by_subject(rows)
+    if "forget" in arrays:
+        metrics["memorization_score"] = memorization_score({k: metrics.get(f"forget_{k}") for k in MEMORIZATION_TERMS})
     terms = {f"{s}_{m}": metrics.get(f"{s}_{m}") for s in UTILITY_SPLITS if s in arrays for m in UTILITY_PARTS}
     terms = {k: v for k, v in terms.items() if v is not None}
     if terms:
@@ -227,6 +257,7 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None, 
         result.metrics["forget_quality"] = result.metrics["mia_reference_auc"] = None
         result.metrics["forget_ks_d"] = None
         result.metrics["privleak_reference"] = None
+        result.metrics["privacy_score"] = result.metrics["overall_score"] = None
         for k, name in PRIVLEAK.items():
             if result.metrics.get(f"mia_{k}_auc") is not None:
                 result.metrics[name] = privleak(result.metrics[f"mia_{k}_auc"], IDEAL_AUC)
@@ -246,8 +277,9 @@ def compare_to_oracle(result: EvalResult, oracle: EvalResult | None) -> EvalResu
         result.metrics["forget_quality"] = None
         result.metrics["privleak"] = None
         result.metrics["mia_reference_auc"] = None
-        result.notes.append("no oracle given: forget_quality, privleak and the reference MIA need one and are not "
-                            "computed")
+        result.metrics["privacy_score"] = result.metrics["overall_score"] = None
+        result.notes.append("no oracle given: forget_quality, privleak, privacy_score, overall_score and the "
+                            "reference MIA need one and are not computed")
         return result
     mine = np.asarray(result.arrays["forget"]["truth_ratio"], dtype=float)
     theirs = np.asarray(oracle.arrays["forget"]["truth_ratio"], dtype=float)
@@ -258,6 +290,7 @@ def compare_to_oracle(result: EvalResult, oracle: EvalResult | None) -> EvalResu
         result.metrics["forget_quality"] = forget_quality(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
         result.metrics["forget_ks_d"] = ks_statistic(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
     add_reference_mia(result, oracle)
+    _privacy_and_overall(result, oracle)
     for k, name in PRIVLEAK.items():
         a, b = result.metrics.get(f"mia_{k}_auc"), oracle.metrics.get(f"mia_{k}_auc")
         if k == "reference" and a is not None:
@@ -266,6 +299,14 @@ def compare_to_oracle(result: EvalResult, oracle: EvalResult | None) -> EvalResu
             continue
         result.metrics[name] = privleak(a, b) if a is not None and b is not None else None
     return result
+
+
+def _privacy_and_overall(result: EvalResult, oracle: EvalResult) -> None:
+    """``privacy_score`` against the oracle's AUCs, and ``overall_score`` = HM(memorisation, privacy, utility)."""
+    auc = {k: result.metrics.get(f"mia_{k}_auc") for k in PRIVACY_MIAS}
+    result.metrics["privacy_score"] = privacy_score(auc, {k: oracle.metrics.get(f"mia_{k}_auc") for k in PRIVACY_MIAS})
+    result.metrics["overall_score"] = harmonic_mean([result.metrics.get(k) for k in
+                                                     ("memorization_score", "privacy_score", "model_utility")])
 
 
 def add_reference_mia(result: EvalResult, reference: EvalResult) -> None:
@@ -309,6 +350,9 @@ def intervals(result: EvalResult, oracle: EvalResult | None, n: int, seed: int) 
                     terms[f"{s}_truth_ratio"] = _truth_ratio_agg(s, A[s]["truth_ratio"][i[s]])
             return _utility({k: v for k, v in terms.items() if k in result.info.get("model_utility_terms", [])})
         stats["model_utility"] = utility
+    if result.metrics.get("memorization_score") is not None:
+        stats["memorization_score"] = lambda i: memorization_score(
+            {k: _mean(A["forget"][k][i["forget"]]) for k in MEMORIZATION_TERMS})
     if "holdout" in A:
         for k in MIA_ALL:
             if f"mia_{k}_auc" in result.metrics and result.metrics[f"mia_{k}_auc"] is not None and k in A["forget"]:
@@ -331,6 +375,15 @@ def intervals(result: EvalResult, oracle: EvalResult | None, n: int, seed: int) 
                 mine, theirs = A["forget"]["truth_ratio"][i["forget"]], O["forget"]["truth_ratio"][i["forget"]]
                 return ks_statistic(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
             stats["forget_ks_d"] = ks_d
+        if result.metrics.get("privacy_score") is not None:
+            def privacy(i):
+                def aucs(X):
+                    return {k: fast_auc(X["forget"][k][i["forget"]], X["holdout"][k][i["holdout"]]) for k in PRIVACY_MIAS}
+                return privacy_score(aucs(A), aucs(O))
+            stats["privacy_score"] = privacy
+            if result.metrics.get("overall_score") is not None:
+                stats["overall_score"] = lambda i: harmonic_mean([stats["memorization_score"](i), privacy(i),
+                                                                   stats["model_utility"](i)])
         for k, name in PRIVLEAK.items():
             if result.metrics.get(name) is None or "holdout" not in A or k not in A["forget"]:
                 continue
