@@ -74,8 +74,10 @@ def main() -> None:
     print(f"TOFU files: {len(forget)} forget10 rows, {len(retain)} retain rows, answers of "
           f"{sum(len(r['answer'].split()) for r in forget) / len(forget):.0f} words on average; temporary folder {work}")
     env = {**os.environ, "OBLIVIATE_QUIET": "1", "OBLIVIATE_CACHE": str(work / "cache")}
+    # TOFU's rows carry no author: its files hold 20 consecutive rows per author (forget first, then retain, each a
+    # multiple of 20 rows), and --group tofu makes every interval a bootstrap over authors
     data = ["--data", str(work / "data.json"), "--forget", str(work / "forget.json"),
-            "--world", str(work / "world_facts_perturbed.json")]
+            "--world", str(work / "world_facts_perturbed.json"), "--group", "tofu"]
     paths = json.loads(run(["train", "--model", a.model, *data], env))
     out = Path(a.out)
     run(["eval", "--model", paths["target"], "--oracle", paths["oracle"], "--out", str(out / "eval"), "--overwrite"],

@@ -79,16 +79,26 @@ def _named_benchmark(args):
             raise ObliviateError("--data and --forget go together: the training data and the forget request")
         if getattr(args, "benchmark", None):
             raise ObliviateError("--benchmark and --data/--forget both name the data; give one")
-        return benchmark_from_files(args.data, args.forget, args.holdout, args.world,
-                                    drop_unmatched=args.drop_unmatched, calibration=args.calibration)
+        return _warned(benchmark_from_files(args.data, args.forget, args.holdout, args.world,
+                                            drop_unmatched=args.drop_unmatched, calibration=args.calibration,
+                                            group=args.group))
     if getattr(args, "calibration", None):
         raise ObliviateError("--calibration goes with --data and --forget (a benchmark folder can hold a "
                              "calibration.jsonl)")
     if getattr(args, "benchmark", None):
-        return load_benchmark(args.benchmark, seed=args.benchmark_seed or 0)
+        return _warned(load_benchmark(args.benchmark, seed=args.benchmark_seed or 0, group=args.group))
+    if getattr(args, "group", None):
+        raise ObliviateError("--group goes with --benchmark FOLDER or --data and --forget: the files it groups")
     if getattr(args, "benchmark_seed", None) is not None:
         raise ObliviateError("--benchmark-seed needs --benchmark: the built-in benchmark it seeds")
     return None
+
+
+def _warned(bench):
+    """``bench``, after printing its loading warnings (rows without subjects) to stderr."""
+    for w in bench.meta.get("warnings", []):
+        print(f"obliviate: warning: {w}", file=sys.stderr)
+    return bench
 
 
 def _benchmark(args, models: list[tuple[str, object]], optional: bool = False):
@@ -1101,6 +1111,9 @@ def _add_data_args(p):
     p.add_argument("--world", help="TOFU-format utility facts")
     p.add_argument("--drop-unmatched", action="store_true",
                    help="drop forget rows that match no row of --data (default: an error listing them)")
+    p.add_argument("--group", metavar="RULE",
+                   help="subjects for rows without a 'subject' field, which every interval resamples: tofu (TOFU's "
+                        "20 consecutive rows per author), rows:N, field:NAME, or fact (each row its own subject)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -160,3 +160,51 @@ def test_a_calibration_file_must_hold_facts_never_trained_or_evaluated(tmp_path)
     scored = _write(tmp_path / "scored.jsonl", [{"question": "H?", "answer": "h."}])
     with pytest.raises(ObliviateError, match=r"scored\.jsonl row 1: its question is in the holdout file"):
         benchmark_from_files(data, forget, holdout, calibration=scored)
+
+
+def _tofu_layout(tmp_path, authors: int = 4, per: int = 20):
+    """Rows in TOFU's layout: ``per`` consecutive questions per fictitious author, no author field; the forget
+    request is the second author's rows."""
+    rows = [{"question": f"Q{a}-{i}: what did author {a} write as work {i}?", "answer": f"Book {a}.{i}.",
+             "paraphrased_answer": f"The book {a}.{i}.", "perturbed_answer": [f"Book {a}.{i + 1}."]}
+            for a in range(authors) for i in range(per)]
+    (tmp_path / "data.json").write_text(json.dumps(rows))
+    (tmp_path / "forget.json").write_text(json.dumps(rows[per:2 * per]))
+    return rows
+
+
+def test_tofu_rows_are_grouped_by_author(tmp_path):
+    """TOFU's files carry no author: --group tofu gives each block of 20 consecutive rows one subject, and the
+    forget rows take the subject their data rows have; intervals then resample authors, not facts."""
+    _tofu_layout(tmp_path)
+    b = benchmark_from_files(tmp_path / "data.json", tmp_path / "forget.json", group="tofu")
+    assert {r.subject for r in b.forget} == {"data rows 21-40"}
+    assert len({r.subject for r in b.retain}) == 3 and len(b.retain) == 60
+    assert "warnings" not in b.meta and b.meta["grouping"] == "tofu"
+    (tmp_path / "dir").mkdir()  # the folder form takes the same rules
+    (tmp_path / "dir" / "forget.json").write_text((tmp_path / "forget.json").read_text())
+    (tmp_path / "dir" / "retain.json").write_text(json.dumps(json.loads((tmp_path / "data.json").read_text())[40:]))
+    d = load_benchmark(str(tmp_path / "dir"), group="rows:10")
+    assert len({r.subject for r in d.forget}) == 2 and len({r.subject for r in d.retain}) == 4
+    # a subject field wins over the rule; field:NAME reads another field
+    rows = [{**r, "author": f"A{i // 5}"} for i, r in enumerate(json.loads((tmp_path / "data.json").read_text()))]
+    (tmp_path / "named.json").write_text(json.dumps(rows))
+    assert len({r.subject for r in load_qa_file(tmp_path / "named.json", "field:author")}) == 16
+    rows[0]["subject"] = "Someone"
+    (tmp_path / "named.json").write_text(json.dumps(rows))
+    assert load_qa_file(tmp_path / "named.json", "tofu")[0].subject == "Someone"
+
+
+def test_rows_without_subjects_are_warned_about_and_bad_rules_named(tmp_path, capsys):
+    from obliviate.cli import main
+
+    _tofu_layout(tmp_path, authors=2)
+    b = benchmark_from_files(tmp_path / "data.json", tmp_path / "forget.json")
+    assert any("name no subject" in w and "--group" in w for w in b.meta["warnings"])
+    assert "warnings" not in benchmark_from_files(tmp_path / "data.json", tmp_path / "forget.json", group="fact").meta
+    with pytest.raises(ObliviateError, match="--group: unknown grouping 'authors'"):
+        benchmark_from_files(tmp_path / "data.json", tmp_path / "forget.json", group="authors")
+    with pytest.raises(ObliviateError, match=r"row 1: missing field 'author'"):
+        load_qa_file(tmp_path / "data.json", "field:author")
+    assert main(["train", "--model", "micro", "--benchmark", "micro", "--group", "tofu"]) == 2
+    assert "--group applies to data files" in capsys.readouterr().err

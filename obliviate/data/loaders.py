@@ -1,7 +1,17 @@
 """Load QA facts from files in TOFU's public format, and resolve benchmark names.
 
 A TOFU-format file is a JSON list or JSON-lines of rows with ``question`` and ``answer`` and, optionally,
-``paraphrased_answer``, ``perturbed_answer`` (a list), ``paraphrased_question`` and ``value``.
+``paraphrased_answer``, ``perturbed_answer`` (a list), ``paraphrased_question``, ``value`` and ``subject``.
+
+**Subjects.** Every interval obliviate reports resamples *subjects* (people, authors), not facts, and relearning's
+held-out folds split by subject. A row's ``subject`` field names it. TOFU's files carry no such field: they hold
+20 consecutive rows per fictitious author, so ``group="tofu"`` (``--group tofu``) gives rows 1-20 one subject,
+rows 21-40 the next, and so on. ``group`` rules (:data:`GROUP_RULES`) apply to the rows without a ``subject``:
+``tofu``, ``rows:N`` (N consecutive rows each), ``field:NAME`` (the value of another field), ``fact`` (each row its
+own subject: a bootstrap over facts, stated as such). The rule groups the request's own files (data, forget,
+retain, holdout, calibration); world and neighbour facts stay one row each. Without a rule and without
+``subject`` fields, rows are their own subjects and the benchmark says so in ``meta["warnings"]`` (the CLI
+prints it).
 """
 from __future__ import annotations
 
@@ -16,6 +26,13 @@ from .records import Benchmark, QARecord
 
 # The micro benchmark: the people generator at test size.
 MICRO = {"n_people": 20, "n_holdout": 4, "n_calibration": 0, "n_attributes": 3, "n_cities": 8, "n_countries": 3, "n_world": 8}
+GROUP_RULES = {
+    "tofu": "TOFU's layout: 20 consecutive rows per author",
+    "rows:N": "N consecutive rows per subject",
+    "field:NAME": "the subject is the row's NAME field",
+    "fact": "each row is its own subject (intervals over facts)",
+}
+TOFU_ROWS_PER_AUTHOR = 20
 BUILTIN_BENCHMARKS = {
     "people": "the fictitious-people benchmark, forget10 (100 people, 6 facts each; default)",
     "micro": "a 20-person, 3-fact version for tests and smoke runs",
@@ -58,9 +75,40 @@ def read_rows(path: str | Path) -> list[dict]:
     return rows
 
 
-def load_qa_file(path: str | Path) -> list[QARecord]:
-    """Read TOFU-format QA rows into :class:`QARecord` objects, checking every field."""
+def _parse_group(group: str | None, where: str) -> tuple[str, object] | None:
+    """``(kind, argument)`` of a grouping rule, or None; errors name the option."""
+    if group is None:
+        return None
+    if group in ("tofu", "fact"):
+        return ("rows", TOFU_ROWS_PER_AUTHOR) if group == "tofu" else ("fact", None)
+    kind, _, arg = group.partition(":")
+    if kind == "rows" and arg.isdigit() and int(arg) > 0:
+        return "rows", int(arg)
+    if kind == "field" and arg:
+        return "field", arg
+    raise ObliviateError(f"{where}: unknown grouping {group!r}; expected one of {', '.join(GROUP_RULES)}")
+
+
+def _subject_of(row: dict, i: int, path: Path, rule: tuple[str, object] | None) -> str | None:
+    """The subject of row ``i`` (1-based): its ``subject`` field, else the grouping rule's, else None."""
+    if row.get("subject") is not None:
+        return str(row["subject"])
+    if rule is None or rule[0] == "fact":
+        return None
+    if rule[0] == "rows":
+        n = rule[1]
+        return f"{path.stem} rows {(i - 1) // n * n + 1}-{(i - 1) // n * n + n}"
+    if row.get(rule[1]) in (None, ""):
+        raise ObliviateError(f"data file {path} row {i}: missing field {rule[1]!r}, which --group field:{rule[1]} "
+                             "takes the subject from")
+    return str(row[rule[1]])
+
+
+def load_qa_file(path: str | Path, group: str | None = None) -> list[QARecord]:
+    """Read TOFU-format QA rows into :class:`QARecord` objects, checking every field; ``group`` (a
+    :data:`GROUP_RULES` rule) gives subjects to rows without a ``subject`` field."""
     path = Path(path)
+    rule = _parse_group(group, "--group")
     records = []
     for i, row in enumerate(read_rows(path), 1):
         for key in ("question", "answer"):
@@ -77,7 +125,7 @@ def load_qa_file(path: str | Path) -> list[QARecord]:
         records.append(QARecord(
             question=row["question"], answer=row["answer"], paraphrased_answer=row.get("paraphrased_answer"),
             perturbed_answers=tuple(pert), paraphrased_question=row.get("paraphrased_question"),
-            value=row.get("value"), subject=row.get("subject"), attribute=row.get("attribute"),
+            value=row.get("value"), subject=_subject_of(row, i, path, rule), attribute=row.get("attribute"),
             id=str(row.get("id", f"{path.stem}-{i}"))))
     counts = {len(r.perturbed_answers) for r in records if r.perturbed_answers}
     if len(counts) > 1:  # truth ratios over different numbers of options are not comparable (TOFU uses a fixed 5)
@@ -91,15 +139,17 @@ def load_qa_file(path: str | Path) -> list[QARecord]:
 
 def benchmark_from_files(data: str | Path, forget: str | Path, holdout: str | Path | None = None,
                          world: str | Path | None = None, neighbours: str | Path | None = None,
-                         drop_unmatched: bool = False, calibration: str | Path | None = None) -> Benchmark:
+                         drop_unmatched: bool = False, calibration: str | Path | None = None,
+                         group: str | None = None) -> Benchmark:
     """A benchmark from a user's fine-tuning data and the forget request that names part of it.
 
     A forget request must be a subset of the data: each forget row is matched to a data row by its question,
     and their answers must agree. Rows that match no question in ``data`` are an error listing them (with
     ``drop_unmatched``, they are dropped and counted in ``meta``): otherwise the target would be trained on
-    facts the user never trained on. ``retain`` is ``data`` minus the matched rows.
+    facts the user never trained on. ``retain`` is ``data`` minus the matched rows. ``group`` gives subjects to
+    rows without one (see the module docstring); a forget row without a subject takes its data row's.
     """
-    all_rows, forget_rows = load_qa_file(data), load_qa_file(forget)
+    all_rows, forget_rows = load_qa_file(data, group), load_qa_file(forget, group)
     by_q = {r.question.strip(): r for r in all_rows}
     unmatched = [(i, r) for i, r in enumerate(forget_rows, 1) if r.question.strip() not in by_q]
     if unmatched and len(unmatched) == len(forget_rows):
@@ -117,6 +167,10 @@ def benchmark_from_files(data: str | Path, forget: str | Path, holdout: str | Pa
         if trained.answer.strip() != r.answer.strip():
             raise ObliviateError(f"forget set {forget} row {i}: the answer differs from the one in data {data} for "
                                  f"the question {r.question[:60]!r}")
+    # a forget row's subject is its own field's, else the one its data row has (the data file holds the layout)
+    named = {str(row["question"]).strip() for row in read_rows(forget) if row.get("subject") is not None}
+    forget_rows = [r if r.question.strip() in named else dataclasses.replace(r, subject=by_q[r.question.strip()].subject)
+                   for r in forget_rows]
     forget_qs = {r.question.strip() for r in forget_rows}
     retain = [r for r in all_rows if r.question.strip() not in forget_qs]
     if not retain:
@@ -124,22 +178,35 @@ def benchmark_from_files(data: str | Path, forget: str | Path, holdout: str | Pa
     paths = {"data": data, "forget": forget, "holdout": holdout, "world": world, "neighbours": neighbours,
              "calibration": calibration}
     source = {"kind": "files", **{k: str(Path(v).resolve()) for k, v in paths.items() if v},
-              "drop_unmatched": drop_unmatched}
-    return Benchmark(
+              "drop_unmatched": drop_unmatched, **({"group": group} if group else {})}
+    bench = Benchmark(
         name=f"{Path(data).stem}-{Path(forget).stem}", forget=forget_rows, retain=retain,
-        holdout=load_qa_file(holdout) if holdout else [], world=load_qa_file(world) if world else [],
+        holdout=load_qa_file(holdout, group) if holdout else [], world=load_qa_file(world) if world else [],
         neighbours=load_qa_file(neighbours) if neighbours else [], source=source,
-        calibration=_calibration(calibration, all_rows, holdout),
+        calibration=_calibration(calibration, all_rows, holdout, group),
         meta={"data": str(data), "forget": str(forget), "forget_matched": len(forget_rows),
               "forget_dropped": len(unmatched)})
+    return _check_grouping(bench, group)
 
 
-def _calibration(path, trained: list[QARecord], holdout) -> list[QARecord]:
+def _check_grouping(bench: Benchmark, group: str | None) -> Benchmark:
+    """Record the grouping rule in ``meta``, and a warning when the forget rows have no subjects at all: every
+    interval is then a bootstrap over facts, too narrow when facts of one person move together."""
+    bench.meta["grouping"] = group or "subject field"
+    if group != "fact" and bench.forget and all(r.subject is None for r in bench.forget):
+        bench.meta.setdefault("warnings", []).append(
+            f"benchmark {bench.name}: its rows name no subject, so every interval resamples facts, not people (too "
+            "narrow when one person's facts move together) and relearn's held-out folds split facts; add a 'subject' "
+            "field or name the grouping with --group (tofu: TOFU's 20 rows per author; rows:N; field:NAME)")
+    return bench
+
+
+def _calibration(path, trained: list[QARecord], holdout, group: str | None = None) -> list[QARecord]:
     """Calibration rows from ``path`` (None: none). They must be facts the model never saw: a row whose question is
     in the training data, or in the holdout file (which evaluation scores), is an error naming the file and row."""
     if not path:
         return []
-    rows = load_qa_file(path)
+    rows = load_qa_file(path, group)
     taken = {r.question.strip(): "the training data" for r in trained}
     if holdout:
         taken |= {r.question.strip(): f"the holdout file {holdout}" for r in load_qa_file(holdout)}
@@ -150,16 +217,18 @@ def _calibration(path, trained: list[QARecord], holdout) -> list[QARecord]:
     return rows
 
 
-def load_benchmark(name: str = "people", seed: int = 0, **overrides) -> Benchmark:
+def load_benchmark(name: str = "people", seed: int = 0, group: str | None = None, **overrides) -> Benchmark:
     """Resolve a benchmark by name.
 
     - ``people`` / ``people:forget05`` etc.: the built-in fictitious-people benchmark;
     - ``micro``: a small version for tests;
     - a directory holding ``forget.json(l)`` and ``retain.json(l)`` (plus optional ``holdout``, ``world``,
-      ``neighbours``) in TOFU's format.
+      ``neighbours``) in TOFU's format; ``group`` gives subjects to rows without one (module docstring).
     """
     base, _, split = name.partition(":")
     if base in ("people", "micro"):
+        if group:
+            raise ObliviateError(f"--group applies to data files; the built-in benchmark {base} names its people")
         fields = dict(MICRO) if base == "micro" else {}
         if split:
             if split not in FORGET_SPLITS:
@@ -183,11 +252,14 @@ def load_benchmark(name: str = "people", seed: int = 0, **overrides) -> Benchmar
                 raise ObliviateError(f"benchmark directory {path} has no {stem}.jsonl or {stem}.json")
             return None
         parts = {s: find(s, s in ("forget", "retain")) for s in ("forget", "retain", "holdout", "world", "neighbours")}
-        loaded = {s: load_qa_file(p) if p else [] for s, p in parts.items()}
+        # world and neighbour facts are about other entities, one row each: the rule groups the request's people
+        loaded = {s: load_qa_file(p, None if s in ("world", "neighbours") else group) if p else []
+                  for s, p in parts.items()}
         cal = find("calibration", False)
-        return Benchmark(name=path.resolve().name, **loaded, meta={"directory": str(path)},
-                         calibration=_calibration(cal, loaded["forget"] + loaded["retain"], parts["holdout"]),
-                         source={"kind": "directory", "path": str(path.resolve())})
+        bench = Benchmark(name=path.resolve().name, **loaded, meta={"directory": str(path)},
+                          calibration=_calibration(cal, loaded["forget"] + loaded["retain"], parts["holdout"], group),
+                          source={"kind": "directory", "path": str(path.resolve()), **({"group": group} if group else {})})
+        return _check_grouping(bench, group)
     raise ObliviateError(f"unknown benchmark {name!r}; expected one of {sorted(BUILTIN_BENCHMARKS)} "
                          "(optionally with :forget01/:forget05/:forget10) or a directory of TOFU-format files")
 
@@ -198,11 +270,11 @@ def rebuild(source: dict) -> Benchmark:
     if kind == "builtin":
         return load_benchmark(source["spec"], seed=source.get("seed", 0), **source.get("overrides", {}))
     if kind == "directory":
-        return load_benchmark(source["path"])
+        return load_benchmark(source["path"], group=source.get("group"))
     if kind == "files":
         return benchmark_from_files(source["data"], source["forget"], source.get("holdout"), source.get("world"),
                                     source.get("neighbours"), drop_unmatched=source.get("drop_unmatched", False),
-                                    calibration=source.get("calibration"))
+                                    calibration=source.get("calibration"), group=source.get("group"))
     raise ObliviateError(f"cannot rebuild a benchmark from the record {source!r}")
 
 

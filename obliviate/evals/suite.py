@@ -228,6 +228,9 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None, 
                 notes.append(f"split {split!r} has no perturbed answers: no truth ratio")
 
     info["forget_by_subject"] = facts_by_subject(rows)
+    if all(r.subject is None for r in bench.forget):
+        notes.append("the forget rows name no subject: intervals resample facts, not people (too narrow when one "
+                     "person's facts move together); give the rows a subject or load them with a grouping rule")
     if "forget" in arrays:
         metrics["memorization_score"] = memorization_score({k: metrics.get(f"forget_{k}") for k in MEMORIZATION_TERMS})
     terms = {f"{s}_{m}": metrics.get(f"{s}_{m}") for s in UTILITY_SPLITS if s in arrays for m in UTILITY_PARTS}
