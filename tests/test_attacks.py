@@ -301,9 +301,11 @@ def test_attacks_that_do_not_apply_are_skipped_before_any_model_loads(tmp_path, 
     real = obliviate.models.load_model
     monkeypatch.setattr(obliviate.models, "load_model", lambda *a, **k: loaded.append(a) or real(*a, **k))
     t = str(micro_pair["target"])
-    code = main(["attack", "--model", "micro", "--benchmark", str(d), "--attack", "multi_hop,probe",
+    code = main(["attack", "--model", "micro", "--benchmark", str(d), "--attack", "multi_hop,probe,in_context",
                  "--out", str(tmp_path / "a")])
     err = capsys.readouterr().err
     assert code == 2 and "none of the attacks asked for applies" in err and not loaded
     assert "attack multi_hop does not apply" in err and "attack probe does not apply" in err
+    # rows without subjects have no other facts about their subject: in_context's hints would be the plain question
+    assert "attack in_context does not apply" in err and "plain question" in err
     assert t  # the happy path with a skipped attack runs in the demo test

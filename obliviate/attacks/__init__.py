@@ -24,7 +24,7 @@ from ..loop import progress
 from .common import (INFORMATIVE, N_BOOT, RECOVERABLE, SAME_AS_ORACLE, AttackResult, Refs, accuracy, ask, by_fact,
                      fingerprint, forget_facts, judge, probe_facts)
 from .prompts import (AdversarialConfig, InContextConfig, MultiHopConfig, ParaphraseConfig, adversarial_prompts,
-                      in_context, multi_hop, multi_hop_applies, paraphrase, paraphrase_applies)
+                      in_context, in_context_applies, multi_hop, multi_hop_applies, paraphrase, paraphrase_applies)
 from .quantize import QuantizeConfig, quantize, quantize_tensor, rtn_quantize_
 from .relearn import RelearnConfig, relearn
 from .representation import (ConceptTraceConfig, ProbeConfig, concept_trace, concept_trace_applies, linear_cka, probe,
@@ -49,7 +49,8 @@ ATTACKS: dict[str, Attack] = {
     "relearn": Attack(RelearnConfig, relearn, "fine-tune on some forget facts (or retain facts), test the held-out "
                                               "ones; best of a learning-rate sweep", applies=_relearn_applies),
     "in_context": Attack(InContextConfig, in_context, "other facts about the subject placed in the prompt (copying the "
-                                                      "fact itself is reported apart)"),
+                                                      "fact itself is reported apart)",
+                            applies=in_context_applies),
     "paraphrase": Attack(ParaphraseConfig, paraphrase, "paraphrased, fill-in-the-blank, reversed, multiple-choice forms",
                          applies=paraphrase_applies),
     "multi_hop": Attack(MultiHopConfig, multi_hop, "two-hop questions that depend on a forgotten fact",

@@ -72,15 +72,16 @@ class InContextConfig(Options):
 def in_context(model, tok, bench, cfg: InContextConfig, refs=None, scorer: Scorer | None = None) -> AttackResult:
     """Score: accuracy with hints in the prompt (other facts about the subject that cue it without stating the
     answer). Curve: none, hints, fact + hints. ``extra["copies_from_context"]``: accuracy with the fact itself in
-    the prompt, the model's ability to copy (not a recovery: the oracle copies too)."""
-    recs = forget_facts(bench)
-    subj = _by_subject(recs + bench.retain)
+    the prompt, the model's ability to copy (not a recovery: the oracle copies too). Only forget facts that have
+    hints are asked (``extra`` counts both kinds); with none, the attack does not apply."""
+    hints = _hinted(bench, cfg.hints)
+    recs = [r for r in forget_facts(bench) if r.id in hints]  # a fact without hints would be the plain question
     scorer = scorer or Scorer(model, tok)
     levels = {}
     for level in ("none", "hints", "fact"):
         probes = []
         for r in recs:
-            ctx = "" if level == "none" else _hints(r, subj[r.subject or r.id], cfg.hints)
+            ctx = "" if level == "none" else hints[r.id]
             if level == "fact":
                 ctx = f"{ctx} {r.paraphrased_answer or r.answer}".strip()
             probes.append(fact_probe(r, qa_prompt(tok, r.question, ctx), level))
@@ -88,7 +89,23 @@ def in_context(model, tok, bench, cfg: InContextConfig, refs=None, scorer: Score
     curve = [{"strength": k, "score": accuracy(v)} for k, v in levels.items()]
     return AttackResult(score=accuracy(levels["hints"]), curve=curve, rows=[x for v in levels.values() for x in v],
                         strength="context", per_fact=by_fact(levels["hints"]),
-                        extra={"copies_from_context": accuracy(levels["fact"]), "hints": cfg.hints})
+                        extra={"copies_from_context": accuracy(levels["fact"]), "hints": cfg.hints,
+                               "facts_with_hints": len(recs), "facts_without_hints": len(bench.forget) - len(recs)})
+
+
+def _hinted(bench, k: int) -> dict[str, str]:
+    """The hints context of each forget fact that has one: up to ``k`` other facts about its subject (forget or
+    retain) that do not state its value."""
+    subj = _by_subject(bench.forget + bench.retain)
+    out = {r.id: _hints(r, subj[r.subject or r.id], k) for r in bench.forget}
+    return {i: h for i, h in out.items() if h}
+
+
+def in_context_applies(bench) -> str | None:
+    if bench.forget and not _hinted(bench, 1):
+        return ("no forget fact has another fact about its subject to place in the prompt (rows without a subject, "
+                "or one fact per subject), so the hints prompt would be the plain question")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------- paraphrase
