@@ -64,3 +64,53 @@ def print_attacks(models: dict, tok, bench, target, oracle, attacks: str) -> Non
     print(f"\nattacks ({time.time() - t:.0f} s): gain over the oracle's gain [95 % interval], verdict")
     for attack, line in gain_lines(res, models):
         print(f"{attack:<22}{line}")
+
+
+def write_result(name: str, values: dict, config: dict, argv: list[str] | None = None) -> str:
+    """Write ``bench/results/NAME.json``: the numbers (each a value, or ``{"value": v, "ci": [lo, hi]}``) with
+    what produced them (the commit, whether the tree had changes, the command, the resolved config, library
+    versions, the machine, the date). Docs pages are rendered from these files, never typed by hand."""
+    import json
+    import os
+    import platform
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from obliviate.utils import versions, write_json_atomic
+
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+
+    record = {"bench": name, "commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--",
+                                                                                      "obliviate", "bench")),
+              "command": " ".join(["python", *(argv if argv is not None else sys.argv)]),
+              "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
+              "machine": {"cpu": _cpu_name() or platform.machine(), "cores": os.cpu_count(), "threads": _threads()},
+              "config": config, "values": values}
+    out = root / "bench" / "results" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out, json.loads(json.dumps(record, default=str)))
+    print(f"wrote {out.relative_to(root)}")
+    return str(out)
+
+
+def _cpu_name() -> str | None:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

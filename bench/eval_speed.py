@@ -10,7 +10,10 @@
    its own passes on forget and holdout only, Min-K%++ two of them), divided by the engine's time;
 3. peak resident memory added by the engine's first run at the default batch size, the model already loaded
    (Linux VmHWM, reset before the run);
-4. with ``--muse N``: MUSE's criteria on N rows per file of a MUSE-layout folder built from the benchmark with
+4. repeated use: K models (``--repeated``, default 3) evaluated against one oracle, each evaluation scoring the
+   oracle again (as before the oracle cache) against the oracle scored once and read from the cache
+   (:mod:`obliviate.evals.cache`) for the others; the ratio of the two totals;
+5. with ``--muse N``: MUSE's criteria on N rows per file of a MUSE-layout folder built from the benchmark with
    long texts (the privleak texts are biographies joined to about ``--muse-tokens`` tokens), engine against the
    bare passes, and the peak memory above the model's own weights.
 
@@ -50,6 +53,7 @@ def main() -> None:
     ap.add_argument("--skip-peer", action="store_true", help="leave out the peer-style timing (slow on big models)")
     ap.add_argument("--muse", type=int, default=0, metavar="N", help="also MUSE's criteria on N rows per file")
     ap.add_argument("--muse-tokens", type=int, default=1024, help="approximate length of each MUSE privleak text")
+    ap.add_argument("--repeated", type=int, default=3, metavar="K", help="models evaluated against one oracle")
     a = ap.parse_args()
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     import torch
@@ -62,9 +66,11 @@ def main() -> None:
 
     bench = ob.load_benchmark(a.benchmark)
     if a.model in SCRATCH_MODELS:
-        model, tok = ob.load_model(ob.train_pair(a.model, bench, roles=("target",))["target"])
+        folder = ob.train_pair(a.model, bench, roles=("target",))["target"]
+        model, tok = ob.load_model(folder)
     else:
         model, tok = ob.load_model(a.model)
+        folder = ob.save_model(model, tok, Path(tempfile.mkdtemp()) / "model")
     model.eval()
     weights_mib = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
     cfg = EvalConfig(bootstrap=0)  # the intervals are arithmetic on per-fact values, timed apart below
@@ -143,11 +149,49 @@ def main() -> None:
     print(f"{'bare forward + generate s':<40}{t_bare:8.2f}")
     print(f"{'peer-style passes s':<40}{t_peer:8.2f}")
     print(f"{'engine / bare':<40}{t_engine / t_bare:8.2f}   target <= 1.3")
-    print(f"{'peer-style / engine':<40}{t_peer / t_engine:8.2f}")
+    print(f"{'peer-style / engine (like for like)':<40}{t_peer / t_engine:8.2f}")
     print(f"{'bootstrap intervals (1000 resamples) s':<40}{t_boot:8.2f}")
     print(f"{'peak RSS added by the engine MiB':<40}{peak / 1024:8.1f}   (model weights {weights_mib:.0f} MiB)")
+    rep = repeated_use(model, tok, bench, folder, t_engine, a.repeated, timed)
+    from common import write_result
+
+    write_result("eval_speed", {
+        "engine_s": t_engine, "bare_s": t_bare, "peer_s": None if a.skip_peer else t_peer,
+        "engine_over_bare": t_engine / t_bare, "peer_over_engine": None if a.skip_peer else t_peer / t_engine,
+        "bootstrap_s": t_boot, "peak_rss_added_mib": peak / 1024, "weights_mib": weights_mib, **rep},
+        {"model": a.model, "benchmark": a.benchmark, "repeat": a.repeat, "batch_size": cfg.batch_size,
+         "max_new_tokens": cfg.max_new_tokens, "facts": len(recs), "unique_sequences": len(seqs),
+         "prompts": len(prompts), "repeated": a.repeated})
     if a.muse:
         muse_cost(model, tok, bench, a, weights_mib, timed)
+
+
+def repeated_use(model, tok, bench, folder, t_model: float, k: int, timed) -> dict:
+    """K models against one oracle (the model stands in for the oracle: the same size, the same work): each
+    evaluation scoring the oracle again, K (T_oracle + T_model), against the oracle scored once, T_oracle + K T_model
+    + (K - 1) T_read, with T_read the cache read. Times are best-of-repeat."""
+    from obliviate.evals import EvalConfig
+    from obliviate.evals.cache import evaluate_oracle
+
+    cfg = EvalConfig(bootstrap=0)
+    old = os.environ.get("OBLIVIATE_CACHE")
+    os.environ["OBLIVIATE_CACHE"] = tempfile.mkdtemp()
+    try:
+        scored = timed(lambda: evaluate_oracle(model, tok, bench, cfg, None))  # no folder: always scored
+        evaluate_oracle(model, tok, bench, cfg, folder)  # fills the cache
+        read = timed(lambda: evaluate_oracle(model, tok, bench, cfg, folder))
+    finally:
+        if old is None:
+            del os.environ["OBLIVIATE_CACHE"]
+        else:
+            os.environ["OBLIVIATE_CACHE"] = old
+    every = k * (scored + t_model)
+    once = scored + k * t_model + (k - 1) * read
+    print(f"{f'{k} models vs one oracle, oracle scored each time s':<40}{every:8.2f}")
+    print(f"{f'{k} models vs one oracle, oracle cached s':<40}{once:8.2f}   (cache read {read:.3f} s)")
+    print(f"{'repeated use: scored each time / cached':<40}{every / once:8.2f}")
+    return {"repeated_scored_each_time_s": every, "repeated_cached_s": once, "cache_read_s": read,
+            "repeated_use_ratio": every / once}
 
 
 def muse_cost(model, tok, bench, a, weights_mib, timed) -> None:

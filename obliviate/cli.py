@@ -498,6 +498,7 @@ def _scratch_dir():
 
 def cmd_eval(args) -> int:
     from .evals import EvalConfig, EvalResult, check_metrics, evaluate
+    from .evals.cache import evaluate_oracle
     from .models import load_model
     from .options import from_dict
     from .outputs import atomic_dir, check_output
@@ -525,14 +526,16 @@ def cmd_eval(args) -> int:
         model, tok = load_model(args.model)
         name = Path(str(args.model)).name or "model"
         entries, rows, timings = {}, {}, {}
-        oracle_res, refs = None, [None] * len(extras)
+        oracle_res, refs, cached = None, [None] * len(extras), None
         if args.oracle:
             om, otok = load_model(args.oracle)
             if otok.get_vocab() != tok.get_vocab():
                 raise ObliviateError(f"model {args.model} and oracle {args.oracle} have different tokenizers")
             t1 = time.time()
-            oracle_res = (evaluate(om, otok, bench, cfg, desc="evaluate oracle", is_oracle=True) if bench is not None
-                          else EvalResult(metrics={}, rows=[]))
+            if bench is not None:  # scored once per oracle, benchmark and config (obliviate.evals.cache)
+                oracle_res, cached = evaluate_oracle(om, otok, bench, cfg, args.oracle)
+            else:
+                oracle_res, cached = EvalResult(metrics={}, rows=[]), False
             timings["evaluate_oracle"] = time.time() - t1
             refs = [_merge(oracle_res, run(om, otok, None)) for _, run in extras]
             entries["oracle"], rows["oracle"] = result_entry(oracle_res, args.oracle), oracle_res.rows
@@ -553,7 +556,8 @@ def cmd_eval(args) -> int:
                    "config": {"model": str(args.model), "oracle": args.oracle,
                               "benchmark": bench.name if bench else None, "eval": vars(cfg),
                               **{k: v for c, _ in extras for k, v in c.items()}},
-                   "benchmark": bench.summary() if bench else {}, "models": entries, "timings": timings}
+                   "benchmark": bench.summary() if bench else {}, "models": entries, "timings": timings,
+                   **({"oracle_scores": "read from the cache" if cached else "scored"} if args.oracle else {})}
         write_results(tmp, results, rows)
     if not state.is_main_process:
         return 0
@@ -833,10 +837,11 @@ def cmd_tune(args) -> int:
     target, tok = load_model(target_path)
     oracle_result = None
     if cfg.objective == "forget_quality" and oracle_path is not None:
-        from .evals import evaluate
+        from .evals import EvalConfig
+        from .evals.cache import evaluate_oracle
 
         oracle, _ = load_model(oracle_path)
-        oracle_result = evaluate(oracle, tok, bench, is_oracle=True, desc="evaluate oracle")
+        oracle_result, _ = evaluate_oracle(oracle, tok, bench, EvalConfig(), oracle_path)
         del oracle
     key = {"target": str(resolve(target_path)) if not builtin else f"builtin:{args.model}",
            "benchmark": bench.fingerprint(), "calibration": len(bench.calibration)}

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .data import load_benchmark
+from .evals.cache import evaluate_oracle
 from .evals.suite import EvalConfig, EvalResult, evaluate
 from .methods import DEFAULT_METHOD, UnlearnData, method_config, unlearn
 from .models import SCRATCH_MODELS, load_model, save_model
@@ -104,7 +105,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         target, tok = load_model(paths["target"])
         oracle, _ = load_model(paths["oracle"])
         t = time.time()
-        oracle_res = evaluate(oracle, tok, bench, cfg.eval, desc="evaluate oracle", is_oracle=True)
+        oracle_res, _ = evaluate_oracle(oracle, tok, bench, cfg.eval, paths["oracle"])
         target_res = evaluate(target, tok, bench, cfg.eval, oracle=oracle_res, desc="evaluate target")
         timings["evaluate_target_and_oracle"] = time.time() - t
 

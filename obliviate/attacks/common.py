@@ -250,8 +250,10 @@ def _gain_verdict(lo: float, hi: float, level: float, level_ci: list[float]) -> 
     whatever the attack adds: the level (model - oracle under the attack) must be within the threshold too."""
     l_lo, l_hi = level_ci
     if l_lo > SAME_AS_ORACLE:
+        adds = ("the attack adds no more than it adds to the oracle" if hi <= SAME_AS_ORACLE else
+                "whether the attack adds to it is inconclusive")
         return (f"residual: states {level:+.2f} [{l_lo:+.2f}, {l_hi:+.2f}] of the forget facts more than the oracle "
-                f"under the attack; the attack adds no more than it adds to the oracle")
+                f"under the attack; {adds}")
     if hi > SAME_AS_ORACLE or l_hi > SAME_AS_ORACLE:
         return "inconclusive (too few facts)"
     if lo >= -SAME_AS_ORACLE and l_lo >= -SAME_AS_ORACLE:
