@@ -54,7 +54,7 @@ class HoldoutStop:
         self.forget = [ex for ex, _ in forget]
         self.subjects = {"forget": [s for _, s in forget],
                          "holdout": list(data.subjects.get("holdout") or [None] * len(data.holdout))}
-        self.holdout = data.holdout
+        self.calibration = data.holdout  # UnlearnData.holdout carries the benchmark's calibration split
         self.every = cfg.stop_every or max(1, n_steps // 20)
         self.tolerance, self.seed = cfg.stop_tolerance, cfg.seed
         self.curve: list[dict] = []
@@ -71,10 +71,10 @@ class HoldoutStop:
         from ..evals.scoring import Scorer
 
         scorer = Scorer(model, self.tokenizer, max_length=self.max_length)
-        f, h = scorer.score(self.forget), scorer.score(self.holdout)
+        f, h = scorer.score(self.forget), scorer.score(self.calibration)
         scores = {k: (np.array([fn(t) for t in f]), np.array([fn(t) for t in h])) for k, fn in ATTACKS.items()}
         row = {"step": step, "forget_nll": float(-scores["loss"][0].mean()),
-               "holdout_nll": float(-scores["loss"][1].mean())}
+               "calibration_nll": float(-scores["loss"][1].mean())}
         stats = {k: (lambda i, a=a, b=b: auc(a[i["forget"]], b[i["holdout"]])) for k, (a, b) in scores.items()}
         cis = bootstrap(stats, self.subjects, n=N_BOOT, seed=self.seed)
         for k, (a, b) in scores.items():
@@ -115,7 +115,7 @@ class HoldoutStop:
         return {"chosen_step": self.chosen, "reason": self.reason, "steps_run": last_step, "every": self.every,
                 "tolerance": self.tolerance, "loss_auc": row["loss_auc"], "min_k_auc": row["min_k_auc"],
                 "indistinguishable": self.reason == "indistinguishable", "curve": self.curve,
-                "holdout_facts": len(self.holdout), "forget_facts": len(self.forget)}
+                "calibration_facts": len(self.calibration), "forget_facts": len(self.forget)}
 
 
 def holdout_gap(row: dict) -> float:
