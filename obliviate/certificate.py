@@ -6,8 +6,11 @@ comparison), each attack's verdict with its interval, and a conclusion. The conc
 recorded evidence" only when the forget exact match's whole interval is within 0.10 of the oracle's (without an
 oracle: the Min-K%++ membership AUC's interval within 0.5 ± 0.10) **and** every recorded attack is judged like the
 oracle; an attack that recovers the knowledge, even in part, makes it "NOT forgotten"; otherwise it says what is
-missing or inconclusive (:func:`conclude`). ``obliviate verify CERT`` recomputes the output model's
-fingerprints and the certificate's own hash, and fails loudly on any mismatch.
+missing or inconclusive (:func:`conclude`). The certificate is signed with the owner's Ed25519 key
+(:mod:`.signing`) and carries the ledger's signed checkpoint and the hash of each ledger entry it cites.
+``obliviate verify CERT`` checks the signature against the trusted public key, the output model's weight
+files, and (given the ledger) that every cited entry is in the chain and nothing after the checkpoint was
+removed; it fails loudly on any mismatch and repeats the certificate's conclusion.
 """
 from __future__ import annotations
 
@@ -98,41 +101,79 @@ def conclude(evidence: list[dict]) -> tuple[str, list[str]]:
 
 
 def _self_hash(cert: dict) -> str:
-    body = {k: v for k, v in cert.items() if k != "certificate_sha256"}
+    body = {k: v for k, v in cert.items() if k not in ("certificate_sha256", "signature")}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def certify(ledger: str | Path, request_id: str, out: str | Path) -> dict:
-    """Write ``out/certificate.json`` and ``out/certificate.html`` for one request (atomically)."""
-    from .outputs import atomic_dir
+def _signed_part(cert: dict) -> dict:
+    return {k: v for k, v in cert.items() if k != "signature"}
 
+
+def certify(ledger: str | Path, request_id: str, out: str | Path, key: str | Path | None = None) -> dict:
+    """Write ``out/certificate.json`` and ``out/certificate.html`` for one request (atomically), signed with the
+    owner's key (``key``, else the default signing key, made if missing) and carrying the ledger's signed
+    checkpoint and the hash of every ledger entry it cites."""
+    from .ledger import entries, read_checkpoint
+    from .outputs import atomic_dir
+    from .signing import load_private, sign
+
+    signer = load_private(key, create=key is None)
     req = request(ledger, request_id)
     ev = evidence_for(ledger, req)
     conclusion, reasons = conclude(ev)
+    cited = [{"seq": e["seq"], "kind": e["kind"], "chain": e["chain"]} for e in entries(ledger)
+             if e["request_id"] == request_id]
     cert = {"obliviate": "certificate", "ledger": str(Path(ledger).resolve()), "request_id": request_id,
             "request": {k: req[k] for k in ("time", "method", "config", "forget_rows", "forget_sha256", "input_model",
                                             "input_fingerprint", "output_model", "output_fingerprint", "chain")},
-            "evidence": ev, "conclusion": conclusion, "reasons": reasons}
+            "evidence": ev, "conclusion": conclusion, "reasons": reasons, "ledger_entries": cited,
+            "checkpoint": read_checkpoint(ledger)}
     if "exact" in req:  # exact unlearning's proof obligations
         cert["request"]["exact"] = req["exact"]
     cert["certificate_sha256"] = _self_hash(cert)
+    cert["signature"] = sign(_signed_part(cert), signer)
     with atomic_dir(out) as tmp:
         (tmp / "certificate.json").write_text(json.dumps(cert, indent=1, default=str), encoding="utf-8")
         (tmp / "certificate.html").write_text(render(cert), encoding="utf-8")
     return cert
 
 
-def verify(cert_path: str | Path, model: str | Path | None = None) -> list[str]:
-    """Mismatches between a certificate and the files it names (empty: it holds)."""
+def verify_details(cert_path: str | Path, model: str | Path | None = None, ledger: str | Path | None = None,
+                   public_key: str | Path | None = None) -> dict:
+    """Check a certificate: ``{"problems": [...], "held": [what was checked and holds], "conclusion": ...}``.
+
+    - signature: valid, and by the trusted key (``public_key``, else the local signing key);
+    - files: the certified output model's weight files are unchanged (``model`` overrides the recorded path);
+    - ledger (``ledger``, else the recorded path if it exists): sound (:func:`obliviate.ledger.check`), holding
+      every entry the certificate cites with the same hash, and at least as long as the checkpoint the
+      certificate carries (so entries removed after it was issued are seen, even if the ledger's own checkpoint
+      was replaced)."""
+    from .ledger import check, covers
+    from .signing import check as check_signature
+    from .signing import trusted_key_id
+
     p = Path(cert_path)
     p = p / "certificate.json" if p.is_dir() else p
     try:
         cert = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+        cert["request"]["output_fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise ObliviateError(f"{p}: not a readable certificate ({e})")
-    problems = []
-    if cert.get("certificate_sha256") != _self_hash(cert):
-        problems.append(f"{p}: the certificate's own hash does not match its content (it was edited)")
+    problems, held = [], []
+    bad = check_signature(_signed_part(cert), cert.get("signature"))
+    if bad is None and cert.get("certificate_sha256") != _self_hash(cert):
+        bad = "its recorded hash does not match its content"
+    if bad:
+        problems.append(f"{p}: signature: {bad}")
+    else:
+        trusted, source = trusted_key_id(public_key)
+        signer = cert["signature"]["key_id"]
+        if trusted is None:
+            problems.append(f"{p}: signature valid, but {source}")
+        elif signer != trusted:
+            problems.append(f"{p}: signed by key {signer[:16]}, not by the trusted key {trusted[:16]} ({source})")
+        else:
+            held.append(f"signature: valid, by the trusted key {signer[:16]} ({source})")
     folder = Path(model) if model else Path(cert["request"]["output_model"])
     now = fingerprint(folder)
     then = cert["request"]["output_fingerprint"]
@@ -141,7 +182,40 @@ def verify(cert_path: str | Path, model: str | Path | None = None) -> list[str]:
     elif now != then:
         changed = sorted(k for k in set(now) | set(then or {}) if (then or {}).get(k) != now.get(k))
         problems.append(f"{folder}: weight file(s) differ from the certified ones: {', '.join(changed)}")
-    return problems
+    else:
+        held.append(f"files: the weight files of {folder} are the certified ones")
+    led = Path(ledger) if ledger else Path(cert.get("ledger", ""))
+    if ledger is None and not led.is_file():
+        held.append(f"ledger: not checked ({led} is not here; give --ledger)")
+    elif not led.is_file():
+        problems.append(f"--ledger {led}: no such file")
+    else:
+        from .ledger import _connect, _rows
+
+        found = check(led, public_key)
+        con = _connect(led)
+        try:
+            rows = _rows(con)
+        finally:
+            con.close()
+        chains = {seq: chain for seq, _, chain in rows}
+        for e in cert.get("ledger_entries", []):
+            if chains.get(e["seq"]) != e["chain"]:
+                found.append(f"{led}: entry {e['seq']} ({e['kind']}) that the certificate cites is "
+                             + ("missing" if e["seq"] not in chains else "not the certified one"))
+        found += [f"{led}: {x}" for x in covers(rows, cert.get("checkpoint"), "the certificate's checkpoint")]
+        problems += found
+        if not found:
+            size = (cert.get("checkpoint") or {}).get("state", {}).get("size")
+            held.append(f"ledger: {led} is sound and holds the {len(cert.get('ledger_entries', []))} certified "
+                        f"entries" + (f" and all {size} entries of the certificate's checkpoint" if size else ""))
+    return {"problems": problems, "held": held, "conclusion": cert.get("conclusion")}
+
+
+def verify(cert_path: str | Path, model: str | Path | None = None, ledger: str | Path | None = None,
+           public_key: str | Path | None = None) -> list[str]:
+    """The problems :func:`verify_details` finds (empty: the certificate holds)."""
+    return verify_details(cert_path, model, ledger, public_key)["problems"]
 
 
 def _exact_html(exact: dict | None) -> str:
@@ -187,5 +261,7 @@ method <b>{html.escape(r['method'])}</b>, {r['forget_rows']} forget rows (SHA-25
 {_exact_html(r.get("exact"))}<h2>Model</h2>
 <p>input {html.escape(r['input_model'])}; output {html.escape(r['output_model'])}</p><ul>{fp}</ul>
 <p style="color:#777;font-size:12px">ledger {html.escape(cert['ledger'])}, entry chain {html.escape(r['chain'])};
-certificate SHA-256 {html.escape(cert['certificate_sha256'])}. Check it with <code>obliviate verify</code>.</p>
+certificate SHA-256 {html.escape(cert['certificate_sha256'])}; signed (Ed25519) by key
+{html.escape(str((cert.get('signature') or {}).get('key_id', 'none')))}. Check it with
+<code>obliviate verify</code> and the signer's public key.</p>
 </body></html>"""

@@ -383,13 +383,21 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_keygen(args) -> int:
+    from .signing import keygen
+
+    path, kid = keygen(args.key)
+    print(f"signing key {path} (private: keep it to yourself); public key {path}.pub; key id {kid}")
+    return 0
+
+
 def cmd_ledger(args) -> int:
     from .ledger import check, entries
 
     path = Path(args.ledger)
     if not path.is_file():
         raise ObliviateError(f"{path}: no ledger there (obliviate unlearn writes {path.name} beside its --out)")
-    problems = check(path)
+    problems = check(path, args.public_key)
     for e in entries(path):
         if e["kind"] == "request":
             print(f"{e['request_id']}  {e['time']}  {e['method']:<12} {e['forget_rows']:>5} forget rows  "
@@ -408,7 +416,7 @@ def cmd_certify(args) -> int:
     problems = check(args.ledger)
     if problems:
         raise ObliviateError("; ".join(problems))
-    cert = certify(args.ledger, args.request, args.out)
+    cert = certify(args.ledger, args.request, args.out, key=args.key)
     print(f"{cert['conclusion']}")
     for r in cert["reasons"]:
         print(f"  - {r}")
@@ -417,15 +425,16 @@ def cmd_certify(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .certificate import verify
+    from .certificate import verify_details
 
-    problems = verify(args.certificate, args.model)
-    if problems:
-        for p in problems:
-            print(f"obliviate: verify FAILED: {p}", file=sys.stderr)
-        return 1
-    print("certificate holds: the model's weight files are the certified ones")
-    return 0
+    res = verify_details(args.certificate, args.model, args.ledger, args.public_key)
+    for h in res["held"]:
+        print(f"holds: {h}")
+    for p in res["problems"]:
+        print(f"obliviate: verify FAILED: {p}", file=sys.stderr)
+    verdict = "the certificate does NOT hold" if res["problems"] else "the certificate holds"
+    print(f"{verdict}; it concludes: {res['conclusion']}")
+    return 1 if res["problems"] else 0
 
 
 def cmd_bottleneck(args) -> int:
@@ -512,6 +521,7 @@ def cmd_eval(args) -> int:
     standalone = bool((args.muse and args.muse != "benchmark") or args.rwku or args.lm_eval)
     bench = _benchmark(args, [("model", args.model), ("oracle", args.oracle)], optional=standalone)
     extras = _extra_evals(args, bench)  # bad MUSE files, probe targets or task names fail before any model work
+    filed = _evidence_request(args.model, args.request)  # an ambiguous request fails before the work too
     inputs = _inputs(args)
     check_output(args.out, overwrite=args.overwrite, inputs=inputs)
     t = time.time()
@@ -564,22 +574,46 @@ def cmd_eval(args) -> int:
     if args.oracle and name in entries:  # an oracle comparison is evidence for the request that wrote this model
         e, o = entries[name], entries["oracle"]
         _ledger_evidence(args.model, {"source": "eval", "metrics": e["metrics"], "ci": e["metrics_ci"],
-                                      "oracle_metrics": o["metrics"], "oracle_ci": o["metrics_ci"]})
+                                      "oracle_metrics": o["metrics"], "oracle_ci": o["metrics_ci"]}, filed)
     elif name in entries:  # without an oracle: the holdout comparison
         _ledger_evidence(args.model, {"source": "eval", "metrics": entries[name]["metrics"],
-                                      "ci": entries[name]["metrics_ci"]})
+                                      "ci": entries[name]["metrics_ci"]}, filed)
     _summary(results)
     _wrote(args.out, time.time() - t)
     return 0
 
 
-def _ledger_evidence(model, evidence: dict) -> None:
-    """Append evidence about ``model`` to the ledger beside it, if there is one (nothing is created)."""
-    from .ledger import default_path, record_evidence
+def _evidence_request(model, request: str | None = None) -> tuple[Path, str | None] | None:
+    """Where evidence about ``model`` goes: ``(ledger, request id)``, resolved before any work so that an
+    ambiguous match fails first; None when no ledger records the folder (nothing is created). The ledger is
+    the one the folder's request names, else the one beside it."""
+    from .ledger import REQUEST_FILE, default_path, request_for
 
-    path = default_path(model) if Path(str(model)).is_dir() else None
-    if path is not None and path.is_file():
-        e = record_evidence(path, model, evidence)
+    folder = Path(str(model))
+    if not folder.is_dir():
+        if request:
+            raise ObliviateError(f"--request {request}: {model} is not a model folder a request wrote")
+        return None
+    path = default_path(folder)
+    try:
+        named = json.loads((folder / REQUEST_FILE).read_text(encoding="utf-8")).get("ledger")
+        path = Path(named) if named and Path(named).is_file() else path
+    except (OSError, ValueError, AttributeError):
+        pass
+    if not path.is_file():
+        if request:
+            raise ObliviateError(f"--request {request}: no ledger for {model} ({path} does not exist)")
+        return None
+    return path, request_for(path, folder, request)
+
+
+def _ledger_evidence(model, evidence: dict, where: tuple[Path, str | None] | None) -> None:
+    """Append evidence about ``model`` under the request :func:`_evidence_request` resolved."""
+    from .ledger import record_evidence
+
+    if where is not None:
+        path, rid = where
+        e = record_evidence(path, model, evidence, rid)
         print(f"obliviate: ledger {path}: evidence for request {e['request_id'] or '(none matched)'}", file=sys.stderr)
 
 
@@ -686,6 +720,9 @@ def cmd_attack(args) -> int:
         raise ObliviateError(f"none of the attacks asked for applies to benchmark {bench.name}")
     if not (args.target and args.oracle):
         print("obliviate: note: without --target and --oracle the attacks are run but not judged", file=sys.stderr)
+    if args.request and len(args.model) > 1:
+        raise ObliviateError("--request names the request of one --model; attack one model at a time with it")
+    filed = {str(m): _evidence_request(m, args.request) for m in args.model} if args.target and args.oracle else {}
     inputs = _inputs(args)
     check_output(args.out, overwrite=args.overwrite, inputs=inputs)
     t0 = time.time()
@@ -719,7 +756,7 @@ def cmd_attack(args) -> int:
             verdicts = {a: {"verdict": e["verdicts"][key]["verdict"], "gain_over_oracle":
                             e["verdicts"][key].get("gain_over_oracle"), "interval": e["verdicts"][key].get("interval")}
                         for a, e in res["attacks"].items() if key in e.get("verdicts", {})}
-            _ledger_evidence(path, {"source": "attack", "attacks": verdicts})
+            _ledger_evidence(path, {"source": "attack", "attacks": verdicts}, filed[str(path)])
     _attack_summary(results["robustness"])
     _wrote(args.out, time.time() - t0)
     return 0
@@ -1032,6 +1069,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attack option, e.g. --set relearn.steps=0,10 (`obliviate ls relearn` lists them)")
     _add_data_args(a)
     a.set_defaults(fn=cmd_attack)
+    for cmd in (e, a):
+        cmd.add_argument("--request", metavar="REQUEST_ID",
+                         help="the ledger request this evidence is about (default: the one the model folder names, "
+                              "or the one request that wrote these weights)")
 
     tu = sub.add_parser("tune", parents=[common, seeded, written],
                         help="search a method's hyperparameters with Optuna (resumable); writes the Pareto front")
@@ -1080,19 +1121,32 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--headroom", type=float, default=0.10, help="share of each device kept free")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(fn=cmd_plan)
-    lg = sub.add_parser("ledger", parents=[common], help="list the unlearning requests of a ledger and check its chain")
+    trusted = ("the signer's public key (its .pub file, or a file holding its key id) to check signatures against "
+               "(default: the local signing key's own)")
+    kg = sub.add_parser("keygen", parents=[common], help="make the Ed25519 key that signs ledger checkpoints and "
+                                                         "certificates (never in an output folder)")
+    kg.add_argument("--key", help="where to write the private key (default $OBLIVIATE_SIGNING_KEY or "
+                                  "~/.config/obliviate/signing-key.pem); the public key goes beside it as .pub")
+    kg.set_defaults(fn=cmd_keygen)
+    lg = sub.add_parser("ledger", parents=[common], help="list the unlearning requests of a ledger and check its chain "
+                                                         "and signed checkpoint")
     lg.add_argument("ledger", help="the ledger file (obliviate-ledger.sqlite beside an unlearned model)")
+    lg.add_argument("--public-key", help=trusted)
     lg.set_defaults(fn=cmd_ledger)
     ce = sub.add_parser("certify", parents=[common, written],
-                        help="write a certificate (JSON + HTML) of one request's evidence")
+                        help="write a signed certificate (JSON + HTML) of one request's evidence")
     ce.add_argument("request", metavar="REQUEST_ID")
     ce.add_argument("--ledger", required=True, help="the ledger file")
     ce.add_argument("--out", required=True, help="the certificate folder")
+    ce.add_argument("--key", help="the signing key (default: the local one, made if missing)")
     ce.set_defaults(fn=cmd_certify)
     ve = sub.add_parser("verify", parents=[common],
-                        help="re-check a certificate against the model files; exits 1 on any mismatch")
+                        help="re-check a certificate's signature, the model files and the ledger; exits 1 on any "
+                             "mismatch")
     ve.add_argument("certificate", help="certificate.json or its folder")
     ve.add_argument("--model", help="the model folder (default: the one the certificate names)")
+    ve.add_argument("--ledger", help="the ledger (default: the one the certificate names, if it is here)")
+    ve.add_argument("--public-key", help=trusted)
     ve.set_defaults(fn=cmd_verify)
 
     ls = sub.add_parser("ls", parents=[common],

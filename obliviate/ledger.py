@@ -11,6 +11,19 @@ Append-only is enforced by triggers (an UPDATE or DELETE aborts), and each row c
 its own content and the previous row's chain, so an edited or removed row breaks every later link
 (:func:`check`). Each append is one transaction (SQLite's rollback journal): a process killed mid-write leaves
 the ledger as it was before that append.
+
+A hash chain proves order, not completeness: dropping the triggers and deleting the *last* rows leaves a valid
+chain. So, as transparency logs do (Certificate Transparency's signed tree heads, sigstore Rekor's checkpoints),
+every append also writes a **signed checkpoint** beside the ledger (``LEDGER.checkpoint.json``: the ledger's
+first link, its length and its head, signed with the owner's Ed25519 key, :mod:`.signing`), and every
+certificate carries a copy. A ledger shorter than any checkpoint or certificate that was issued for it, or whose
+entry at that length has another hash, has lost entries: :func:`check` and ``obliviate verify`` say so. An append
+to a ledger that fails that check is refused.
+
+Evidence (``eval``, ``attack``) is filed under the request that wrote the evaluated folder: the folder names it
+(``obliviate-request.json``, written when the request is recorded), else the one request whose output has the
+same weights; several such requests (a command run twice writes identical weights) are an error naming them,
+settled with ``--request ID``.
 """
 from __future__ import annotations
 
@@ -83,10 +96,65 @@ def fingerprint(folder: str | Path | None) -> dict | None:
     return weights_digest(folder)
 
 
+def checkpoint_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".checkpoint.json")
+
+
+def read_checkpoint(path: str | Path) -> dict | None:
+    cp = checkpoint_path(path)
+    if not cp.is_file():
+        return None
+    try:
+        return json.loads(cp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"unreadable": str(cp)}
+
+
+def _rows(con) -> list[tuple[int, str, str]]:
+    return con.execute("SELECT seq, body, chain FROM entries ORDER BY seq").fetchall()
+
+
+def covers(rows: list[tuple], checkpoint: dict | None, what: str) -> list[str]:
+    """Problems if ``rows`` (``(seq, ..., chain)`` in order) do not contain the state ``checkpoint`` signed: its
+    first link, and an entry at its length with its head."""
+    if not checkpoint or "state" not in checkpoint:
+        return [f"{what} is unreadable"] if checkpoint else []
+    st = checkpoint["state"]
+    by_seq = {r[0]: r[-1] for r in rows}
+    if st["size"] and rows and rows[0][-1] != st["genesis"]:
+        return [f"the ledger's first entry is not the one {what} signed (another ledger, or rewritten)"]
+    if st["size"] and st["size"] not in by_seq:
+        have = rows[-1][0] if rows else 0
+        return [f"the ledger ends at entry {have}, but {what} signed {st['size']} entries: entries were removed"]
+    if st["size"] and by_seq[st["size"]] != st["head"]:
+        return [f"entry {st['size']} has another hash than {what} signed: the ledger was rewritten"]
+    return []
+
+
+def _checkpoint(path: Path, con, key) -> dict:
+    """Sign the ledger's current state and write it beside the ledger (atomically)."""
+    from .signing import sign
+    from .utils import write_json_atomic
+
+    rows = _rows(con)
+    state = {"ledger": path.name, "size": rows[-1][0] if rows else 0, "head": rows[-1][2] if rows else "",
+             "genesis": rows[0][2] if rows else "", "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    cp = {"state": state, "signature": sign(state, key)}
+    write_json_atomic(checkpoint_path(path), cp)
+    return cp
+
+
 def _append(path: Path, kind: str, request_id: str | None, body: dict) -> dict:
+    from .signing import load_private
+
+    key = load_private(create=True)  # before any write: a bad key file fails with the ledger untouched
     text = json.dumps(body, sort_keys=True, default=str)
     con = _connect(path)
     try:
+        lost = covers(_rows(con), read_checkpoint(path), f"the checkpoint {checkpoint_path(path)}")
+        if lost:
+            raise ObliviateError(f"{path}: {lost[0]}; obliviate will not append to it (`obliviate ledger` checks it)")
         con.execute("BEGIN IMMEDIATE")
         prev = con.execute("SELECT chain FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
         chain = row_hash((prev[0] if prev else "") + text)
@@ -94,6 +162,7 @@ def _append(path: Path, kind: str, request_id: str | None, body: dict) -> dict:
         con.execute("INSERT INTO entries (kind, request_id, time, body, chain) VALUES (?, ?, ?, ?, ?)",
                     (kind, request_id, when, text, chain))
         con.execute("COMMIT")
+        _checkpoint(path, con, key)
     except BaseException:
         if con.in_transaction:
             con.execute("ROLLBACK")
@@ -113,16 +182,53 @@ def record_request(path: str | Path, *, method: str, config: dict, forget, input
             "evidence": evidence, **(extra or {})}
     if keep_text:
         body["forget_text"] = [{"prompt": ex.prompt, "target": ex.target} for ex in forget]
-    return _append(Path(path), "request", rid, body)
+    entry = _append(Path(path), "request", rid, body)
+    if Path(str(output_model)).is_dir():  # the folder names its request, so that later evidence finds it
+        from .utils import write_json_atomic
+
+        write_json_atomic(Path(str(output_model)) / REQUEST_FILE, {"request_id": rid, "ledger": str(Path(path).resolve())})
+    return entry
 
 
-def record_evidence(path: str | Path, model, evidence: dict) -> dict | None:
-    """Append evaluation or attack evidence about ``model`` (a folder), matched to the request that wrote it."""
+REQUEST_FILE = "obliviate-request.json"
+
+
+def request_for(path: str | Path, model, request_id: str | None = None) -> str | None:
+    """The request that wrote ``model`` (see the module docstring): ``request_id`` if given (it must exist),
+    else the one the folder names (if its weights are still the request's output), else the only request whose
+    output has these weights; None if there is none; an error naming them if several remain."""
+    reqs = [e for e in entries(path) if e["kind"] == "request"]
+    if request_id is not None:
+        if not any(e["request_id"] == request_id for e in reqs):
+            raise ObliviateError(f"--request {request_id}: {path} holds no such request")
+        return request_id
     fp = fingerprint(model)
-    rid = next((e["request_id"] for e in reversed(entries(path)) if e["kind"] == "request"
-                and fp is not None and e.get("output_fingerprint") == fp), None)
-    return _append(Path(path), "evidence", rid, {"model": str(Path(str(model)).resolve()), "fingerprint": fp,
-                                                  "evidence": evidence})
+    if fp is None:
+        return None
+    same = [e for e in reqs if e.get("output_fingerprint") == fp]
+    link = Path(str(model)) / REQUEST_FILE
+    if link.is_file():
+        try:
+            named = json.loads(link.read_text(encoding="utf-8")).get("request_id")
+        except (OSError, ValueError, AttributeError):
+            named = None
+        if any(e["request_id"] == named for e in same):
+            return named
+    here = str(Path(str(model)).resolve())
+    if len(same) > 1:
+        same = [e for e in same if e.get("output_model") == here] or same
+    if len(same) > 1:
+        raise ObliviateError(f"{model}: {len(same)} requests in {path} wrote these same weights "
+                             f"({', '.join(e['request_id'] for e in same)}); name one with --request ID")
+    return same[0]["request_id"] if same else None
+
+
+def record_evidence(path: str | Path, model, evidence: dict, request_id: str | None = None) -> dict | None:
+    """Append evaluation or attack evidence about ``model`` (a folder), filed under the request that wrote it
+    (:func:`request_for`)."""
+    rid = request_for(path, model, request_id)
+    return _append(Path(path), "evidence", rid, {"model": str(Path(str(model)).resolve()),
+                                                  "fingerprint": fingerprint(model), "evidence": evidence})
 
 
 def entries(path: str | Path) -> list[dict]:
@@ -137,14 +243,19 @@ def entries(path: str | Path) -> list[dict]:
     return [{"seq": s, "kind": k, "request_id": r, "time": t, "chain": c, **json.loads(b)} for s, k, r, t, b, c in rows]
 
 
-def check(path: str | Path) -> list[str]:
-    """Problems with the ledger: a failed SQLite integrity check or a broken hash chain (empty: sound)."""
+def check(path: str | Path, public_key: str | Path | None = None) -> list[str]:
+    """Problems with the ledger (empty: sound): a failed SQLite integrity check, a broken hash chain, a missing,
+    forged or untrusted checkpoint (the trusted key: ``public_key``, else the local signing key), or fewer or
+    other entries than the checkpoint signed."""
+    from .signing import check as check_signature
+    from .signing import trusted_key_id
+
     path = Path(path)
     problems = []
     con = _connect(path)
     try:
         ok = con.execute("PRAGMA integrity_check").fetchone()[0]
-        rows = con.execute("SELECT seq, body, chain FROM entries ORDER BY seq").fetchall()
+        rows = _rows(con)
     finally:
         con.close()
     if ok != "ok":
@@ -154,7 +265,23 @@ def check(path: str | Path) -> list[str]:
         if row_hash(prev + body) != chain:
             problems.append(f"{path}: entry {seq} does not match its hash chain (edited, or an entry before it was)")
         prev = chain
-    return problems
+    cp = read_checkpoint(path)
+    where = f"the checkpoint {checkpoint_path(path)}"
+    if cp is None:
+        if rows:
+            problems.append(f"{path}: no signed checkpoint beside it, so removed entries cannot be ruled out (a "
+                            "ledger from before checkpoints gets one at its next append)")
+        return problems
+    bad = check_signature(cp.get("state"), cp.get("signature"))
+    if bad:
+        return problems + [f"{where}: {bad}"]
+    trusted, source = trusted_key_id(public_key)
+    if trusted is None:
+        problems.append(f"{where}: cannot tell who signed it: {source}")
+    elif cp["signature"]["key_id"] != trusted:
+        problems.append(f"{where}: signed by key {cp['signature']['key_id'][:16]}, not by the trusted key "
+                        f"{trusted[:16]} ({source})")
+    return problems + [f"{path}: {p}" for p in covers(rows, cp, where)]
 
 
 def request(path: str | Path, request_id: str) -> dict:

@@ -4,6 +4,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # an unknown hub id must fail at once, not retry for a minute
 os.environ.setdefault("OBLIVIATE_QUIET", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# ledgers and certificates are signed: the tests sign with a key of their own, never the user's
+os.environ.setdefault("OBLIVIATE_SIGNING_KEY", os.path.join(__import__("tempfile").mkdtemp(), "signing-key.pem"))
 
 import pytest  # noqa: E402
 

@@ -137,7 +137,102 @@ def test_verify_fails_loudly_when_a_weight_file_or_the_certificate_changes(tmp_p
     cert = json.loads((tmp_path / "cert" / "certificate.json").read_text())
     cert["conclusion"] = "forgotten by the recorded evidence"
     (tmp_path / "cert" / "certificate.json").write_text(json.dumps(cert))
-    assert any("own hash" in p for p in verify(tmp_path / "cert"))
+    assert any("signature does not match the content" in p for p in verify(tmp_path / "cert"))
+
+
+def _forge(cert_dir):
+    """What a forger can do without the key: change the conclusion and recompute every hash in the file."""
+    from obliviate.certificate import _self_hash
+
+    cert = json.loads((cert_dir / "certificate.json").read_text())
+    cert["conclusion"] = "forgotten by the recorded evidence"
+    cert["certificate_sha256"] = _self_hash(cert)
+    (cert_dir / "certificate.json").write_text(json.dumps(cert))
+    return cert
+
+
+def test_a_forged_certificate_fails_verify_whatever_hash_it_carries(tmp_path, capsys):
+    from obliviate.certificate import certify
+    from obliviate.cli import main
+    from obliviate.signing import keygen
+
+    out = _model(tmp_path)
+    path = tmp_path / "ledger.sqlite"
+    e = record_request(path, method="npo", config={}, forget=FORGET, input_model="tiny", output_model=out)
+    certify(path, e["request_id"], tmp_path / "cert")
+    assert main(["verify", str(tmp_path / "cert")]) == 0
+    text = capsys.readouterr().out
+    assert "holds: signature: valid" in text and "holds: ledger:" in text
+    assert "it concludes: not shown forgotten" in text  # what holds is the record, not "forgotten"
+    _forge(tmp_path / "cert")  # the attack of the review: edit, recompute the SHA-256
+    assert main(["verify", str(tmp_path / "cert")]) == 1
+    assert "signature does not match the content" in capsys.readouterr().err
+    # re-signed with the forger's own key: valid signature, wrong signer
+    other, _ = keygen(tmp_path / "forger" / "key.pem")
+    certify(path, e["request_id"], tmp_path / "cert2", key=other)
+    assert main(["verify", str(tmp_path / "cert2")]) == 1
+    assert "not by the trusted key" in capsys.readouterr().err
+    # trusting the forger's key instead: the signature checks, but the ledger's checkpoints are the owner's
+    assert main(["verify", str(tmp_path / "cert2"), "--public-key", f"{other}.pub"]) == 1
+    out_err = capsys.readouterr()
+    assert "holds: signature: valid" in out_err.out and "checkpoint" in out_err.err and "not by the trusted" in out_err.err
+
+
+def _drop_last(path, n: int = 1):
+    con = sqlite3.connect(path)
+    con.execute("DROP TRIGGER entries_no_delete")
+    con.execute(f"DELETE FROM entries WHERE seq > (SELECT MAX(seq) - {n} FROM entries)")
+    con.commit()
+    con.close()
+
+
+def test_a_truncated_ledger_fails_ledger_and_verify(tmp_path, capsys):
+    from obliviate.certificate import certify, verify
+    from obliviate.cli import main
+    from obliviate.ledger import checkpoint_path
+
+    out = _model(tmp_path)
+    path = tmp_path / "ledger.sqlite"
+    e = record_request(path, method="npo", config={}, forget=FORGET, input_model="tiny", output_model=out)
+    record_evidence(path, out, _evidence([0.0, 0.05], {"relearn": "knowledge recoverable"}))
+    certify(path, e["request_id"], tmp_path / "cert")
+    old_checkpoint = checkpoint_path(path).read_text()
+    record_evidence(path, out, _evidence([0.0, 0.05], {"paraphrase": "knowledge recoverable"}))
+    _drop_last(path)  # the final evidence row goes: the hash chain alone stays valid
+    assert main(["ledger", str(path)]) == 1
+    assert "entries were removed" in capsys.readouterr().err
+    with pytest.raises(Exception, match="entries were removed"):  # nothing is appended on top of a truncation
+        record_evidence(path, out, _evidence([0.0, 0.05], {}))
+    # the forger also puts back the checkpoint of before the append, and drops the certified evidence row:
+    checkpoint_path(path).write_text(old_checkpoint)
+    _drop_last(path)
+    problems = verify(tmp_path / "cert", ledger=path)
+    assert any("entry 2 (evidence) that the certificate cites is missing" in p for p in problems)
+    assert any("the certificate's checkpoint" in p and "removed" in p for p in problems)
+    checkpoint_path(path).unlink()
+    assert any("no signed checkpoint" in p for p in check(path))
+
+
+def test_evidence_goes_to_the_request_that_wrote_the_folder_even_with_identical_weights(tmp_path, capsys):
+    """Re-running a command writes identical weights: the folder names its request, so evidence is filed under
+    it; without that link, several matching requests are an error naming them, settled with --request."""
+    from obliviate.certificate import certify
+    from obliviate.ledger import REQUEST_FILE, request_for
+
+    path = tmp_path / "ledger.sqlite"
+    u1, u2 = _model(tmp_path, "u1"), _model(tmp_path, "u2")  # the same bytes
+    r1 = record_request(path, method="npo", config={}, forget=FORGET, input_model="tiny", output_model=u1)
+    r2 = record_request(path, method="npo", config={}, forget=FORGET, input_model="tiny", output_model=u2)
+    ev = record_evidence(path, u1, _evidence([0.0, 0.05], {"relearn": "knowledge recoverable"}))
+    assert ev["request_id"] == r1["request_id"]
+    assert certify(path, r1["request_id"], tmp_path / "c1")["conclusion"].startswith("NOT forgotten")
+    assert "no evaluation recorded" in " ".join(certify(path, r2["request_id"], tmp_path / "c2")["reasons"])
+    (u1 / REQUEST_FILE).unlink()
+    u3 = _model(tmp_path, "u3")  # a copy nobody recorded: two requests wrote these weights elsewhere
+    with pytest.raises(Exception, match=f"2 requests .* wrote these same weights .*{r1['request_id']}.*--request"):
+        request_for(path, u3)
+    assert request_for(path, u3, r2["request_id"]) == r2["request_id"]
+    assert request_for(path, u1) == r1["request_id"]  # the recorded output path settles it
 
 
 def test_cli_unlearn_records_certify_and_verify(tmp_path, micro_pair, capsys):
@@ -173,3 +268,22 @@ def test_a_file_that_is_not_a_ledger_is_a_clear_error_before_any_work_and_is_lef
     err = capsys.readouterr().err
     assert code == 2 and "notes.txt: not an obliviate ledger" in err and err.count("\n") == 1
     assert notes.read_text() == "my own notes, not a database\n" * 50 and not (tmp_path / "u").exists()
+
+
+def test_cli_files_evidence_under_the_request_of_the_evaluated_folder(tmp_path, micro_pair, capsys):
+    """The review's case: the same command run twice writes identical weights; `eval --model u1 --oracle` must
+    be evidence for u1's request, and `certify` for u1 must find it."""
+    from obliviate.cli import main
+
+    args = ["unlearn", "--model", str(micro_pair["target"]), "--method", "ga", "--benchmark", "micro", "--set",
+            "max_steps=2", "--ledger", str(tmp_path / "ledger.sqlite")]
+    assert main([*args, "--out", str(tmp_path / "u1")]) == 0 and main([*args, "--out", str(tmp_path / "u2")]) == 0
+    r1, r2 = [e["request_id"] for e in entries(tmp_path / "ledger.sqlite")]
+    assert r1 != r2
+    assert main(["eval", "--model", str(tmp_path / "u1"), "--oracle", str(micro_pair["oracle"]),
+                 "--out", str(tmp_path / "e1")]) == 0
+    assert f"evidence for request {r1}" in capsys.readouterr().err
+    assert main(["certify", r1, "--ledger", str(tmp_path / "ledger.sqlite"), "--out", str(tmp_path / "c")]) == 0
+    assert "no evaluation recorded" not in capsys.readouterr().out
+    assert main(["eval", "--model", str(tmp_path / "u2"), "--out", str(tmp_path / "e2"), "--request", "nope"]) == 2
+    assert "--request nope" in capsys.readouterr().err and not (tmp_path / "e2").exists()
