@@ -131,7 +131,9 @@ class Tuner:
 
             r = evaluate(self.target, self.tok, self.bench, oracle=self.oracle_result, desc="evaluate target")
             return {"utility": r.metrics["model_utility"], "forget_quality": r.metrics.get("forget_quality")}
-        return {"utility": retain_token_accuracy(self.target, self.tok, self.data)}
+        from .methods.calibrate import retain_token_accuracy
+
+        return {"utility": retain_token_accuracy(self.target, self.tok, self.data, who="tune --objective holdout_gap")}
 
     def _sampler(self, position: int):
         import optuna
@@ -215,13 +217,13 @@ class Tuner:
                     "retain_exact_match": r.metrics.get("retain_exact_match"),
                     "objective": fq if fq is not None else 0.0}
         else:
-            from .methods.calibrate import HoldoutStop, holdout_gap
+            from .methods.calibrate import HoldoutStop, holdout_gap, retain_token_accuracy
             from .methods.common import GradientConfig
 
             probe = HoldoutStop(self.tok, self.data, GradientConfig(stop="holdout", seed=self.cfg.seed), 1)
             probe.probe(0, new)
             row = probe.curve[0]
-            util = retain_token_accuracy(new, self.tok, self.data)
+            util = retain_token_accuracy(new, self.tok, self.data, who="tune --objective holdout_gap")
             out |= {"holdout_gap": holdout_gap(row), "loss_auc": row["loss_auc"], "min_k_auc": row["min_k_auc"],
                     "retain_token_accuracy": util, "objective": -holdout_gap(row)}
         ratio = util / self.reference["utility"] if self.reference["utility"] else 0.0
@@ -262,28 +264,6 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def retain_token_accuracy(model, tokenizer, data, limit: int = 256) -> float:
-    """Teacher-forced token accuracy on (up to ``limit``) retain QA facts: the share of answer tokens that are the
-    model's argmax (Tirumala et al., 2022). Cheap, and needs no generation."""
-    import torch
-
-    from .data import collate, encode
-    from .data.format import pad_id
-    from .methods.common import token_hits
-
-    qa = [ex for ex in data.retain if ex.prompt][:limit]
-    if not qa:
-        raise ObliviateError("tune --objective holdout_gap needs retain facts to hold utility")
-    hits = total = 0
-    dev = next(model.parameters()).device
-    model.eval()
-    with torch.no_grad():
-        for s in range(0, len(qa), 32):
-            b = {k: v.to(dev) for k, v in collate([encode(tokenizer, e) for e in qa[s:s + 32]], pad_id(tokenizer)).items()}
-            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-            hits += int(token_hits(logits, b["labels"]).sum())
-            total += int((b["labels"][:, 1:] != -100).sum())
-    return hits / max(total, 1)
 
 
 def plot_front(summary: dict) -> str:
@@ -347,4 +327,4 @@ font-size:13px}}</style></head><body><h1>obliviate tune: {h.escape(summary['meth
 <h2>Trials (● Pareto front)</h2><table><tr>{head}</tr>{body}</table></body></html>"""
 
 
-__all__ = ["OBJECTIVES", "TuneConfig", "Tuner", "pareto_front", "render", "retain_token_accuracy", "search_space"]
+__all__ = ["OBJECTIVES", "TuneConfig", "Tuner", "pareto_front", "render", "search_space"]

@@ -484,10 +484,10 @@ def test_stop_holdout_returns_the_probed_step_closest_to_chance(micro_models, da
     curve = stop["curve"]
     assert curve[0]["step"] == 0 and curve[0]["loss_auc"] > 0.9  # the target knows its forget set
     assert all(len(r["loss_auc_ci"]) == 2 and len(r["min_k_auc_ci"]) == 2 for r in curve)
-    dist = {r["step"]: max(abs(r["loss_auc"] - 0.5), abs(r["min_k_auc"] - 0.5)) for r in curve}
-    assert stop["reason"] in ("indistinguishable", "over-unlearned", "budget spent")
+    dist = {r["step"]: max(abs(r["loss_auc"] - 0.5), abs(r["min_k_auc"] - 0.5)) for r in curve if r["keeps_utility"]}
+    assert stop["reason"].startswith(("indistinguishable", "over-unlearned", "budget spent"))
     if stop["reason"] != "indistinguishable":
-        assert dist[stop["chosen_step"]] == min(dist.values())
+        assert dist[stop["chosen_step"]] == min(dist.values())  # the closest among the probes the guard allows
     assert stop["steps_run"] <= 60 and len(info["loss_curve"]) == stop["steps_run"]
     again = _holdout_auc(new, tok, data)  # the returned model is the chosen checkpoint
     chosen = next(r for r in curve if r["step"] == stop["chosen_step"])
@@ -500,10 +500,30 @@ def test_stop_holdout_stops_early_once_indistinguishable(micro_models, data):
                                                         "stop_every": 1, "stop_tolerance": 0.5})
     stop = info["stop"]
     # tolerance 0.5 reduces the rule to "both AUC intervals contain 0.5": it must stop at the first such probe
-    first = next((r["step"] for r in stop["curve"] if all(r[f"{k}_auc_ci"][0] <= 0.5 <= r[f"{k}_auc_ci"][1]
-                                                            for k in ("loss", "min_k"))), None)
+    first = next((r["step"] for r in stop["curve"] if r["keeps_utility"] and all(
+        r[f"{k}_auc_ci"][0] <= 0.5 <= r[f"{k}_auc_ci"][1] for k in ("loss", "min_k"))), None)
     assert first is not None, "GradDiff never reached chance in 200 steps on micro"
     assert stop["reason"] == "indistinguishable" and stop["chosen_step"] == first == stop["steps_run"] < 200
+
+
+def test_stop_holdout_never_returns_a_probe_that_broke_the_model(micro_models, data):
+    """Gradient ascent without a retain term at a high rate wrecks the retain facts on its way to chance: the
+    probes that did are never returned, and the summary says how many were excluded and why."""
+    target, _, tok = micro_models
+    new, info = unlearn(target, tok, data, "ga", {"max_steps": 40, "lr": 1e-2, "stop": "holdout", "stop_every": 2})
+    stop, guard = info["stop"], info["stop"]["utility_guard"]
+    base = stop["curve"][0]["retain_token_accuracy"]
+    assert guard["share"] == 0.9 and guard["input_retain_token_accuracy"] == base > 0.5
+    assert guard["probes_excluded"] >= 1 and any(not r["keeps_utility"] for r in stop["curve"])  # the guard acted
+    chosen = next(r for r in stop["curve"] if r["step"] == stop["chosen_step"])
+    assert chosen["retain_token_accuracy"] >= 0.9 * base
+    assert "excluded" in stop["reason"]
+    from obliviate.methods.calibrate import retain_token_accuracy
+
+    assert retain_token_accuracy(new, tok, data, 128) == pytest.approx(chosen["retain_token_accuracy"])
+    _, off = unlearn(target, tok, data, "ga", {"max_steps": 40, "lr": 1e-2, "stop": "holdout", "stop_every": 2,
+                                               "stop_utility": 0.0})
+    assert off["stop"]["utility_guard"]["probes_excluded"] == 0 and "retain_token_accuracy" not in off["stop"]["curve"][0]
 
 
 def test_stop_holdout_bad_input(micro_models, data):

@@ -13,7 +13,14 @@ The run stops at the first probe where **both** intervals contain 0.5 and both A
 ``stop_tolerance`` of it (indistinguishable), keeping that state. Over-unlearning is a membership signal too
 (forget facts *less* likely than unseen ones, PrivLeak > 0): when both AUCs' whole intervals fall below 0.5, the
 run stops and returns the probed checkpoint closest to 0.5 (the larger of the two distances; ties go to the later
-step); so does a run that ends before either happens. When the two attacks disagree (Min-K% below chance while
+step); so does a run that ends before either happens, and its reason says that 0.5 was out of reach.
+
+**Utility guard.** Each probe also measures the retain facts' teacher-forced token accuracy
+(:func:`retain_token_accuracy`). A probe below ``stop_utility`` (0.9) × the input model's accuracy (the probe at
+step 0) is never returned, neither as "indistinguishable" nor as the closest: a run on public TOFU whose AUCs
+never left 0.98-1.0 had otherwise returned the step where the forget NLL peaked, with retain exact match 0.05
+against 0.655 at the end. The summary counts the probes the guard excluded; when it excludes all but the input,
+the input state is returned and the reason says so. When the two attacks disagree (Min-K% below chance while
 LOSS is still above: a few answer tokens pushed far down, the rest still likely), the run goes on.
 The chosen step, the reason and the probe curve are returned (and drawn in the report).
 
@@ -38,6 +45,30 @@ ATTACKS = {"loss": loss_score, "min_k": min_k_score}
 N_BOOT = 400  # per probe; the percentile interval moves by < 0.01 beyond this on 60-vs-60 facts
 
 
+def retain_token_accuracy(model, tokenizer, data, limit: int = 256, who: str = "this") -> float:
+    """Teacher-forced token accuracy on (up to ``limit``) retain QA facts: the share of answer tokens that are the
+    model's argmax (Tirumala et al., 2022). Cheap, and needs no generation."""
+    from ..data import collate, encode
+    from ..data.format import pad_id
+    from .losses import token_hits
+
+    qa = [ex for ex in data.retain if ex.prompt][:limit]
+    if not qa:
+        raise ObliviateError(f"{who} needs retain facts to hold utility")
+    hits = total = 0
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for s in range(0, len(qa), 32):
+            b = {k: v.to(dev) for k, v in collate([encode(tokenizer, e) for e in qa[s:s + 32]], pad_id(tokenizer)).items()}
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+            hits += int(token_hits(logits, b["labels"]).sum())
+            total += int((b["labels"][:, 1:] != -100).sum())
+    model.train(was_training)
+    return hits / max(total, 1)
+
+
 class HoldoutStop:
     """The ``stop=holdout`` rule as a training-loop callback: ``__call__(step, model)`` returns True to stop."""
 
@@ -57,6 +88,11 @@ class HoldoutStop:
         self.calibration = data.holdout  # UnlearnData.holdout carries the benchmark's calibration split
         self.every = cfg.stop_every or max(1, n_steps // 20)
         self.tolerance, self.seed = cfg.stop_tolerance, cfg.seed
+        self.data, self.guard = data, getattr(cfg, "stop_utility", 0.0)
+        if not any(ex.prompt for ex in data.retain):
+            self.guard = 0.0  # no retain facts to hold: the guard has nothing to read (said in the summary)
+        self.base_utility: float | None = None
+        self.guarded_out = 0
         self.curve: list[dict] = []
         self.best: tuple[float, int, dict] | None = None  # (distance from 0.5, step, trainable parameters)
         self.chosen: int | None = None
@@ -79,13 +115,21 @@ class HoldoutStop:
         cis = bootstrap(stats, self.subjects, n=N_BOOT, seed=self.seed)
         for k, (a, b) in scores.items():
             row[f"{k}_auc"], row[f"{k}_auc_ci"] = auc(a, b), cis[k]
+        keeps = True
+        if self.guard > 0:
+            row["retain_token_accuracy"] = retain_token_accuracy(model, self.tokenizer, self.data, 128, "stop=holdout")
+            if self.base_utility is None:
+                self.base_utility = row["retain_token_accuracy"]
+            keeps = row["retain_token_accuracy"] >= self.guard * self.base_utility
+            row["keeps_utility"] = keeps
+            self.guarded_out += not keeps
         self.curve.append(row)
         distance = max(abs(row[f"{k}_auc"] - IDEAL) for k in ATTACKS)
-        if self.best is None or distance <= self.best[0]:  # ties go to the later step
+        if keeps and (self.best is None or distance <= self.best[0]):  # ties go to the later step
             self.best = (distance, step, {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
         model.train()
         within = all(cis[k] is not None and cis[k][0] <= IDEAL <= cis[k][1] for k in ATTACKS)
-        if within and distance <= self.tolerance:
+        if keeps and within and distance <= self.tolerance:
             self.chosen, self.reason = step, "indistinguishable"
             return True
         if all(cis[k] is not None and cis[k][1] < IDEAL for k in ATTACKS):
@@ -101,8 +145,12 @@ class HoldoutStop:
                 self.probe(last_step, model)
                 if self.chosen is not None:
                     return self.summary(last_step)
-            self.reason = self.reason or "budget spent"
+            self.reason = self.reason or "budget spent: 0.5 out of reach, the closest probe returned"
             _, step, saved = self.best
+            if self.guarded_out:
+                self.reason += (f" (among the probes keeping {self.guard:g} of the input's retain token accuracy; "
+                                f"{self.guarded_out} below it excluded"
+                                + ("; only the input itself kept it, so nothing was unlearned)" if step == 0 else ")"))
             params = dict(model.named_parameters())
             for n, v in saved.items():
                 params[n].copy_(v)
@@ -115,7 +163,10 @@ class HoldoutStop:
         return {"chosen_step": self.chosen, "reason": self.reason, "steps_run": last_step, "every": self.every,
                 "tolerance": self.tolerance, "loss_auc": row["loss_auc"], "min_k_auc": row["min_k_auc"],
                 "indistinguishable": self.reason == "indistinguishable", "curve": self.curve,
-                "calibration_facts": len(self.calibration), "forget_facts": len(self.forget)}
+                "calibration_facts": len(self.calibration), "forget_facts": len(self.forget),
+                "utility_guard": {"share": self.guard, "input_retain_token_accuracy": self.base_utility,
+                                  "probes_excluded": self.guarded_out,
+                                  "chosen_retain_token_accuracy": row.get("retain_token_accuracy")}}
 
 
 def holdout_gap(row: dict) -> float:

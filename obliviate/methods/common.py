@@ -17,6 +17,7 @@ from ..loop import OptimConfig, optimize
 from ..options import OptionError, Options, comma_list, option
 from ..utils import ObliviateError, seed_everything
 from .calibrate import HoldoutStop
+from .losses import token_hits
 from .losses import mean_token_nll, sequence_nll, token_logprobs
 
 
@@ -126,6 +127,8 @@ class GradientConfig(Options):
                                "else return the probed step closest to that", choices=("none", "holdout"))
     stop_every: int = option(0, "steps between stop=holdout probes (0: about 20 probes over the run)", ge=0)
     stop_tolerance: float = option(0.1, "stop=holdout also needs both AUCs within this of 0.5", gt=0, le=0.5)
+    stop_utility: float = option(0.9, "stop=holdout never returns a probe whose retain token accuracy is below this "
+                                      "share of the input model's (0: no guard)", ge=0, le=1)
 
     def check(self) -> None:
         if self.keep_best != "none" and self.eval_every <= 0:
@@ -302,13 +305,6 @@ class ProbeTracker:
         if self.best is not None:
             model.load_state_dict(self.best[2])
 
-
-
-def token_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(B, T-1) bool: scored positions whose teacher-forced argmax is the label (token exact match, Tirumala et al.,
-    2022)."""
-    target = labels[:, 1:]
-    return (logits[:, :-1].argmax(-1) == target) & (target != -100)
 
 
 def no_cache(model) -> dict:

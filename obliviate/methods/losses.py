@@ -161,3 +161,10 @@ def dual_ascent(multiplier: float, constraint: float, step_size: float) -> float
     """One dual-ascent step on a Lagrange multiplier for the constraint g ≤ 0: λ ← max(0, λ + η·g)
     (PDU, arXiv:2506.05314, Alg. 1; g = retain loss - ε)."""
     return max(0.0, multiplier + step_size * constraint)
+
+
+def token_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, T-1) bool: scored positions whose teacher-forced argmax is the label (token exact match, Tirumala et al.,
+    2022)."""
+    target = labels[:, 1:]
+    return (logits[:, :-1].argmax(-1) == target) & (target != IGNORE)
