@@ -121,12 +121,14 @@ def certify(ledger: str | Path, request_id: str, out: str | Path, key: str | Pat
     req = request(ledger, request_id)
     ev = evidence_for(ledger, req)
     conclusion, reasons = conclude(ev)
+    warnings = list(req.get("warnings") or [])
+    reasons = [f"WARNING: {w}" for w in warnings] + reasons
     cited = [{"seq": e["seq"], "kind": e["kind"], "chain": e["chain"]} for e in entries(ledger)
              if e["request_id"] == request_id]
     cert = {"obliviate": "certificate", "ledger": str(Path(ledger).resolve()), "request_id": request_id,
             "request": {k: req[k] for k in ("time", "method", "config", "forget_rows", "forget_sha256", "input_model",
                                             "input_fingerprint", "output_model", "output_fingerprint", "chain")},
-            "evidence": ev, "conclusion": conclusion, "reasons": reasons, "ledger_entries": cited,
+            "evidence": ev, "conclusion": conclusion, "reasons": reasons, "warnings": warnings, "ledger_entries": cited,
             "checkpoint": read_checkpoint(ledger)}
     if "exact" in req:  # exact unlearning's proof obligations
         cert["request"]["exact"] = req["exact"]
@@ -248,6 +250,8 @@ def render(cert: dict) -> str:
     atk = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(v['verdict'])}</td>"
                   f"<td>{html.escape(str(v.get('gain_over_oracle')))}</td><td>{html.escape(str(v.get('interval')))}</td></tr>"
                   for e in cert["evidence"] for a, v in (e.get("attacks") or {}).items())
+    warn = "".join(f'<p style="background:#fde8e8;border-left:4px solid #c0392b;padding:6px 10px"><b>Warning:</b> '
+                   f"{html.escape(w)}</p>" for w in cert.get("warnings") or [])
     fp = "".join(f"<li><code>{html.escape(k)}</code> {html.escape(v)}</li>"
                  for k, v in (r["output_fingerprint"] or {}).items())
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>obliviate certificate</title>
@@ -255,7 +259,7 @@ def render(cert: dict) -> str:
 td,th{{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}}code{{font-size:12px}}</style></head><body>
 <h1>Unlearning certificate</h1><p>Request <b>{html.escape(cert['request_id'])}</b> at {html.escape(r['time'])}:
 method <b>{html.escape(r['method'])}</b>, {r['forget_rows']} forget rows (SHA-256 recorded, text not kept).</p>
-<h2>Conclusion: {html.escape(cert['conclusion'])}</h2><ul>{rows}</ul>
+{warn}<h2>Conclusion: {html.escape(cert['conclusion'])}</h2><ul>{rows}</ul>
 <h2>Attacks</h2><table><tr><th>attack</th><th>verdict</th><th>gain over the oracle's</th><th>95 % interval</th></tr>
 {atk or '<tr><td colspan=4>none recorded</td></tr>'}</table>
 {_exact_html(r.get("exact"))}<h2>Model</h2>

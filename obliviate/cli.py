@@ -185,7 +185,8 @@ def cmd_demo(args) -> int:
         _, tok = load_model(model_dir)
         forget = examples_from(tok, bench.forget, bench.texts.get("forget", []))
         entry = _ledger_request(args, args.method, res["config"]["method_config"], forget,
-                                res["models"]["target"]["path"], model_dir, demo_evidence(res, args.method))
+                                res["models"]["target"]["path"], model_dir, demo_evidence(res, args.method),
+                                extra={"warnings": res["warnings"]} if res.get("warnings") else None)
         print(f"obliviate: ledger {entry['ledger']}: request {entry['request_id']} (obliviate certify "
               f"{entry['request_id']} --ledger {entry['ledger']} --out CERT_DIR)", file=sys.stderr)
     _summary(res)
@@ -195,20 +196,34 @@ def cmd_demo(args) -> int:
     return 0
 
 
+SUMMARY_KEYS = ("forget_exact_match", "retain_exact_match", "holdout_exact_match", "forget_quality", "model_utility",
+                "mia_min_k_plus_plus_auc", "privleak")
+
+
 def _summary(res: dict) -> None:
+    """The console table: the headline metrics that were computed (and MUSE's, RWKU's and lm-eval's when they
+    ran), each with its 95 % interval, the input model first when it is known; then any warning."""
     from rich.console import Console
     from rich.table import Table
 
-    keys = ["forget_exact_match", "retain_exact_match", "holdout_exact_match", "forget_quality", "model_utility",
-            "mia_min_k_plus_plus_auc", "privleak"]
-    table = Table(title="obliviate results")
+    models = ({"input (before)": res["input_model"]} if res.get("input_model") else {}) | res["models"]
+    present = {k for m in models.values() for k, v in m["metrics"].items() if v is not None}
+    keys = [k for k in SUMMARY_KEYS if k in present]
+    keys += sorted(k for k in present if k.startswith(("muse_", "rwku_", "lm_eval_")))
+    table = Table(title="obliviate results (value [95 % interval])")
     table.add_column("metric")
-    for name in res["models"]:
+    for name in models:
         table.add_column(name, justify="right")
     for k in keys:
-        vals = [res["models"][n]["metrics"].get(k) for n in res["models"]]
-        table.add_row(k, *["n/a" if v is None else f"{v:.3g}" for v in vals])
-    Console().print(table)
+        cells = []
+        for m in models.values():
+            v, ci = m["metrics"].get(k), (m.get("metrics_ci") or {}).get(k)
+            cells.append("n/a" if v is None else f"{v:.3g}" + (f" [{ci[0]:.2g}, {ci[1]:.2g}]" if ci else ""))
+        table.add_row(k, *cells)
+    console = Console()
+    console.print(table)
+    for w in res.get("warnings", []):
+        console.print(f"[bold red]warning:[/] {w}")
 
 
 def cmd_train(args) -> int:
@@ -309,6 +324,14 @@ def cmd_unlearn(args) -> int:
 
         attach_rows(model, examples_from(tok, bench.training_qa(True), bench.training_texts(True)))
     new, info = unlearn(model, tok, data, args.method, cfg)
+    warnings = []
+    if bench is not None and (bench.retain or bench.world or bench.neighbours):
+        from .evals.damage import damage
+
+        info["damage"] = damage(model, new, tok, bench, seed=cfg.seed)  # the input model against the new one
+        warnings = info["damage"]["warnings"]
+        for w in warnings:
+            print(f"obliviate: warning: {w}", file=sys.stderr)
     if "stop" in info:
         st = info["stop"]
         print(f"obliviate: stop=holdout: returned step {st['chosen_step']} of {st['steps_run']} run ({st['reason']}; "
@@ -322,8 +345,11 @@ def cmd_unlearn(args) -> int:
                                         "rwku": args.rwku, "seed": cfg.seed, "unlearning": info,
                                         "processes": state.num_processes, "versions": versions()},
                    overwrite=args.overwrite, inputs=inputs)
+        extra = {"warnings": warnings} if warnings else {}
+        if "exact" in info:
+            extra["exact"] = info["exact"]
         entry = _ledger_request(args, args.method, info.get("config", {}), data.forget, args.model, args.out,
-                                extra={"exact": info["exact"]} if "exact" in info else None)
+                                extra=extra or None)
         _wrote(args.out)
         print(f"obliviate: ledger {entry['ledger']}: request {entry['request_id']}", file=sys.stderr)
     state.wait_for_everyone()
@@ -554,6 +580,18 @@ def cmd_eval(args) -> int:
                else EvalResult(metrics={}, rows=[], notes=["no QA benchmark named or recorded: only the evaluations "
                                                             "asked for beside it were run"]))
         timings[f"evaluate_{name}"] = time.time() - t1
+        before = _input_of(args) if bench is not None else None
+        input_entry, warnings = None, []
+        if before is not None:  # the model it was unlearned from, recorded in its folder: shown beside it
+            from .evals.damage import damage_from_evaluations
+
+            t1 = time.time()
+            im, itok = load_model(before)
+            input_res = evaluate(im, itok, bench, cfg, oracle=oracle_res, desc="evaluate the input model")
+            timings["evaluate_input"] = time.time() - t1
+            input_entry = result_entry(input_res, str(before))
+            warnings = damage_from_evaluations(input_res, res, seed=cfg.seed)["warnings"]
+            del im
         for (c, run), ref in zip(extras, refs):
             t1 = time.time()
             _merge(res, run(model, tok, ref))
@@ -567,7 +605,9 @@ def cmd_eval(args) -> int:
                               "benchmark": bench.name if bench else None, "eval": vars(cfg),
                               **{k: v for c, _ in extras for k, v in c.items()}},
                    "benchmark": bench.summary() if bench else {}, "models": entries, "timings": timings,
-                   **({"oracle_scores": "read from the cache" if cached else "scored"} if args.oracle else {})}
+                   **({"oracle_scores": "read from the cache" if cached else "scored"} if args.oracle else {}),
+                   **({"input_model": input_entry} if input_entry else {}),
+                   **({"warnings": warnings} if warnings else {})}
         write_results(tmp, results, rows)
     if not state.is_main_process:
         return 0
@@ -605,6 +645,19 @@ def _evidence_request(model, request: str | None = None) -> tuple[Path, str | No
             raise ObliviateError(f"--request {request}: no ledger for {model} ({path} does not exist)")
         return None
     return path, request_for(path, folder, request)
+
+
+def _input_of(args) -> str | None:
+    """The input model of an unlearned folder (``base`` in its ``obliviate.json``) when it is a folder that is
+    still here; None otherwise, or with ``--no-input``."""
+    if args.no_input:
+        return None
+    meta = Path(str(args.model)) / "obliviate.json"
+    try:
+        base = json.loads(meta.read_text(encoding="utf-8")).get("base") if meta.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return base if base and Path(base).is_dir() and Path(base).resolve() != Path(str(args.model)).resolve() else None
 
 
 def _ledger_evidence(model, evidence: dict, where: tuple[Path, str | None] | None) -> None:
@@ -1041,6 +1094,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.add_argument("--metrics", help="comma-separated subset of `obliviate ls metrics`")
     e.add_argument("--gradnorm", action="store_true", help="also the gradient-norm MIA (a backward pass per fact)")
+    e.add_argument("--no-input", action="store_true", help="do not evaluate the model it was unlearned from (by "
+                                                           "default evaluated beside it when its folder is here)")
     for cmd in (e, u):
         cmd.add_argument("--rwku", metavar="TARGET", help="a real-knowledge target (`obliviate ls probes`): eval "
                                                           "scores its probes and its neighbours'; unlearn forgets "

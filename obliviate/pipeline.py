@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .data import load_benchmark
 from .evals.cache import evaluate_oracle
+from .evals.damage import damage_from_evaluations
 from .evals.suite import EvalConfig, EvalResult, evaluate
 from .methods import DEFAULT_METHOD, UnlearnData, method_config, unlearn
 from .models import SCRATCH_MODELS, load_model, save_model
@@ -116,6 +117,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         t = time.time()
         new_res = evaluate(new, tok, bench, cfg.eval, oracle=oracle_res, desc=f"evaluate {cfg.method}")
         timings[f"evaluate_{cfg.method}"] = time.time() - t
+        info["damage"] = damage_from_evaluations(target_res, new_res, seed=cfg.seed)  # the input against the new one
 
         t = time.time()
         weights = intrinsic_block(new, target, oracle, tok, bench, data, cfg.seed)
@@ -156,6 +158,8 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         }
         if robustness:
             results["robustness"] = robustness
+        if info["damage"]["warnings"]:
+            results["warnings"] = info["damage"]["warnings"]
         write_results(tmp, results, rows)
     return results
 

@@ -305,9 +305,99 @@ def subjects_section(models: dict) -> str:
             f"<table><thead><tr><th>subject</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}")
 
 
-def render(results: dict) -> str:
-    """The report page for a ``results.json`` dictionary."""
+MARGIN = 0.10  # "like the oracle": the whole interval within this of the oracle's (the attacks' and certificate's)
+COLOURS = {"good": ("#e6f4ea", "#1e7e34"), "bad": ("#fde8e8", "#c0392b"), "open": ("#fff4e0", "#b26a00")}
+
+
+def _iv(ci) -> str:
+    return f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+
+
+def _line(kind: str, text: str) -> str:
+    bg, fg = COLOURS[kind]
+    return (f"<p style='background:{bg};border-left:5px solid {fg};padding:8px 12px;margin:.4em 0'>"
+            f"{text}</p>")
+
+
+def _honoured(m: dict, o: dict | None) -> tuple[str, str]:
+    """(kind, sentence): is the model's forget exact match like the oracle's?"""
+    v, ci = m["metrics"].get("forget_exact_match"), (m.get("metrics_ci") or {}).get("forget_exact_match")
+    if v is None:
+        return "open", "Forget exact match was not measured."
+    if o is None or o["metrics"].get("forget_exact_match") is None:
+        return "open", (f"It states {v:.2f}{_iv(ci)} of the forget facts; without an oracle there is no verdict "
+                        "on whether that is what a model that never saw them would state.")
+    ov, oci = o["metrics"]["forget_exact_match"], (o.get("metrics_ci") or {}).get("forget_exact_match")
+    text = f"it states {v:.2f}{_iv(ci)} of the forget facts, the oracle {ov:.2f}{_iv(oci)}"
+    if ci and oci and ci[0] >= oci[0] - MARGIN and ci[1] <= oci[1] + MARGIN:
+        return "good", f"<b>Request honoured on the plain questions</b>: {text} (within {MARGIN} of it)."
+    if ci and oci and ci[0] > oci[1] + MARGIN:
+        return "bad", f"<b>Request not honoured</b>: {text}; it still states what the oracle does not."
+    return "open", f"<b>Not shown honoured</b>: {text}; the intervals do not settle it."
+
+
+def _cost(m: dict, before: dict | None) -> tuple[str, str]:
+    """(kind, sentence): what the unlearning cost on retain and utility against the input model."""
+    if before is None:
+        return "open", "The input model is not known here, so the cost of the unlearning is not measured."
+    parts, kind = [], "good"
+    for key, label in (("retain_exact_match", "retain exact match"), ("model_utility", "model utility")):
+        a, b = m["metrics"].get(key), before["metrics"].get(key)
+        if a is None or b is None:
+            continue
+        ci = (m.get("metrics_ci") or {}).get(key)
+        parts.append(f"{label} {b:.2f} → {a:.2f}{_iv(ci)}")
+        if b - a > MARGIN and (not ci or ci[1] < b - MARGIN):
+            kind = "bad"
+    if not parts:
+        return "open", "No retain metric was measured, so the cost of the unlearning is not known."
+    return kind, ("<b>What it cost</b>: " + "; ".join(parts) + " against the input model"
+                  + (f" (a drop of more than {MARGIN})." if kind == "bad" else "."))
+
+
+def _recovered(rob: dict | None, name: str) -> tuple[str, str] | None:
+    """(kind, sentence): how the attacks judged the model, or None without attacks."""
+    if not rob or not rob.get("attacks"):
+        return None
+    verdicts = {a: e["verdicts"][name]["verdict"] for a, e in rob["attacks"].items() if name in e.get("verdicts", {})}
+    groups = {"recover": [a for a, v in verdicts.items() if v.startswith(("knowledge recoverable", "partly"))],
+              "residual": [a for a, v in verdicts.items() if v.startswith(("residual", "not removed"))],
+              "like": [a for a, v in verdicts.items() if v.startswith(("indistinguishable", "below the oracle",
+                                                                            "trace removed", "uninformative"))]}
+    rest = [a for a in verdicts if not any(a in g for g in groups.values())]
+    bits = []
+    if groups["recover"]:
+        bits.append(f"recovered by {', '.join(groups['recover'])}")
+    if groups["residual"]:
+        bits.append(f"still stated or kept under {', '.join(groups['residual'])}")
+    if groups["like"]:
+        bits.append(f"like the oracle under {', '.join(groups['like'])}")
+    if rest:
+        bits.append(f"inconclusive under {', '.join(rest)}")
+    kind = "bad" if groups["recover"] else ("open" if groups["residual"] or rest else "good")
+    return kind, "<b>What the attacks recovered</b>: " + "; ".join(bits) + "."
+
+
+def verdict_section(results: dict) -> str:
+    """The first screen: warnings, then per unlearned model whether the request was honoured (forget against the
+    oracle), what it cost (against the input model) and what the attacks recovered, in words and colour."""
     models = results["models"]
+    out = [_line("bad", f"<b>Warning</b>: {html.escape(w)}") for w in results.get("warnings", [])]
+    before = results.get("input_model") or models.get("target")
+    oracle = models.get("oracle")
+    for name, m in models.items():
+        if name in ("target", "oracle"):
+            continue
+        out.append(f"<h2>Verdict: {html.escape(name)}</h2>")
+        for line in (_honoured(m, oracle), _cost(m, before), _recovered(results.get("robustness"), name)):
+            if line is not None:
+                out.append(_line(*line))
+    return "".join(out)
+
+
+def render(results: dict) -> str:
+    """The report page for a ``results.json`` dictionary: the verdict first, then the details."""
+    models = ({"input (before)": results["input_model"]} if results.get("input_model") else {}) | results["models"]
     names = list(models)
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     rows = []
@@ -350,6 +440,7 @@ th:first-child{{text-align:left;font-weight:normal}}thead th{{font-weight:bold;t
 td.dir,span.dir{{color:#777;font-size:12px}}span.ci{{color:#777;font-size:11px;white-space:nowrap}}td.verdict{{text-align:left;font-size:12px}}.na{{color:#a00}}tr.minor{{color:#666;font-size:12px}}
 figure{{margin:1.5em 0}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}}</style>
 </head><body><h1>obliviate report</h1>
+{verdict_section(results)}
 <p>Benchmark <b>{html.escape(results.get('benchmark', {}).get('name', ''))}</b>, seed {results.get('seed')}.
 "Forgotten" means indistinguishable from the <b>oracle</b>: the same model trained without the forget set.</p>
 {table}{subjects_section(models)}{guard_section(models)}{intrinsic_section(models)}{robustness_section(results['robustness']) if results.get('robustness') else ''}
