@@ -10,7 +10,15 @@
     print(ob.evaluate(new, tok, bench, oracle=ref).metrics)
     attacks = ob.run_attacks({"npo": new}, tok, bench, target=target, oracle=oracle)  # is it really gone?
 """
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+import torch as _torch
+
+if not _torch.cuda.device_count():
+    # DeepSpeed, imported by accelerate when installed, prints "Setting accelerator to CPU" on *stdout* when it
+    # detects no GPU, which breaks `obliviate train`'s JSON; naming the CPU accelerator is the same choice, quietly
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 try:
     __version__ = version("obliviate")

@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -1242,8 +1243,12 @@ def main(argv: list[str] | None = None) -> int:
     from . import distributed
 
     had_group = distributed.group_initialized()  # a caller's own group, which obliviate leaves alone
+    previous = _on_sigterm()
     try:
         return args.fn(args)
+    except Terminated:
+        print("obliviate: terminated; no output was written", file=sys.stderr)
+        return 143
     except ObliviateError as e:
         print(f"obliviate: error: {e}", file=sys.stderr)
         return 2
@@ -1261,6 +1266,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         distributed.close(had_group)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that every half-written output is removed on the way out, as it
+    is for Ctrl-C (SIGINT's KeyboardInterrupt); a BaseException so that no ``except Exception`` swallows it."""
+
+
+def _on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` for this run; the previous handler, or None off the main thread."""
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread (a caller running obliviate in a worker thread)
+        return None
 
 
 if __name__ == "__main__":

@@ -78,7 +78,11 @@ class PlainProgress:
         self.last = time.time()
         pct = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""
         extra = "; ".join(x for x in (state, self.info) if x)
-        print(f"{self.desc}: {self.done:g}/{self.total}{pct}, {self.last - self.t0:.0f} s{'; ' + extra if extra else ''}",
+        spent = self.last - self.t0
+        eta = ""
+        if self.total and 0 < self.done < self.total and not state:
+            eta = f", about {spent * (self.total - self.done) / self.done:.0f} s left"
+        print(f"{self.desc}: {self.done:g}/{self.total}{pct}, {spent:.0f} s{eta}{'; ' + extra if extra else ''}",
               file=sys.stderr, flush=True)
 
 
@@ -87,14 +91,16 @@ def progress(desc: str, total: int, announce: bool = False):
     otherwise (:class:`PlainProgress`; with ``announce``, also a line whenever the info text changes, e.g. the
     attack and model being worked on); nothing when ``OBLIVIATE_QUIET=1``. Returns ``(bar, task)``."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     disable = os.environ.get("OBLIVIATE_QUIET") == "1"
     console = Console(stderr=True)
     if not disable and not console.is_terminal:
         return PlainProgress(desc, total, announce=announce), None
     p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                 TextColumn("{task.fields[info]}"), disable=disable, transient=False, console=console)
+                 TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"), disable=disable,
+                 transient=False, console=console)
     task = p.add_task(desc, total=total, info="")
     return p, task
 

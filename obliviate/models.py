@@ -176,8 +176,9 @@ def load_gguf(path: str | os.PathLike, dtype: torch.dtype = torch.float32):
     path = Path(path)
     _check_gguf(path)
     try:
-        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+        with _quiet_progress():  # transformers' per-tensor GGUF bars would fill a log file
+            tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
     except ImportError as e:
         raise ObliviateError(f"loading {path} needs the 'gguf' package: {e}") from None
     except (ValueError, KeyError, OSError) as e:
@@ -195,16 +196,26 @@ def _with_pad(tok):
 
 @contextlib.contextmanager
 def _quiet_progress():
-    """Hide transformers' per-tensor "Loading weights" / "Writing model shards" bars (obliviate has its own)."""
+    """Hide transformers' per-tensor "Loading weights" / "Writing model shards" / GGUF conversion bars (obliviate
+    has its own progress display)."""
     from transformers.utils import logging as hf_logging
 
     was = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    try:  # the GGUF converter calls tqdm itself, outside that switch: one bar line per tensor in a log file
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        gguf_utils = None
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        gguf_utils.tqdm = lambda iterable, *a, **k: iterable
     try:
         yield
     finally:
         if was:
             hf_logging.enable_progress_bar()
+        if bar is not None:
+            gguf_utils.tqdm = bar
 
 
 HUB_PREFIX = "hf:"
@@ -271,6 +282,8 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
     if kind == "folder":
         from .guarded import is_guarded_folder, load_guarded
 
+        check_folder(path)
+
         if (path / "obliviate_sisa.json").is_file():  # a SISA ensemble (obliviate train --sharded)
             from .sisa import load_sisa
 
@@ -288,6 +301,27 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
         return load_bottlenecked(path, dtype)
     s = s[len(HUB_PREFIX):] if kind == "hub" and s.startswith(HUB_PREFIX) else str(path) if kind == "folder" else s
     return _load_plain(s, dtype, trust_remote_code)
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
+
+
+def check_folder(path: Path) -> None:
+    """One clear line, before transformers is asked, for the two broken folders users meet: weight files that are
+    damaged or cut short, and a folder saved without its tokenizer."""
+    from safetensors import SafetensorError, safe_open
+
+    for f in sorted(path.rglob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ObliviateError(f"{f}: not a readable safetensors file ({first}); it is damaged or was cut "
+                                 "short") from None
+    if not any((path / n).is_file() for n in TOKENIZER_FILES):
+        raise ObliviateError(f"no tokenizer in {path}: expected one of {', '.join(TOKENIZER_FILES[:2])} beside the "
+                             "weights (save the tokenizer with the model: tokenizer.save_pretrained(FOLDER))")
 
 
 def _load_plain_tokenizer(path, trust_remote_code: bool):
@@ -308,6 +342,8 @@ def _load_plain(s, dtype, trust_remote_code: bool):
             model = AutoModelForCausalLM.from_pretrained(s, dtype=dtype, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if Path(s).is_dir():
+            raise ObliviateError(f"could not load the model in {s}: {first}") from None
         raise ObliviateError(f"unknown model {s!r}: not a built-in name ({', '.join(sorted(BUILTIN_MODELS))}), "
                              f"a local folder or a reachable hub id ({first})") from None
     return model, _with_pad(tok)

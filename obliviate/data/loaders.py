@@ -190,9 +190,20 @@ def benchmark_from_files(data: str | Path, forget: str | Path, holdout: str | Pa
 
 
 def _check_grouping(bench: Benchmark, group: str | None) -> Benchmark:
-    """Record the grouping rule in ``meta``, and a warning when the forget rows have no subjects at all: every
-    interval is then a bootstrap over facts, too narrow when facts of one person move together."""
+    """Record the grouping rule in ``meta``, and warnings: when the forget rows have no subjects at all (every
+    interval is then a bootstrap over facts, too narrow when facts of one person move together), and when a split
+    holds the same question and answer more than once (trained on, and counted, that many times)."""
     bench.meta["grouping"] = group or "subject field"
+    for split, recs in bench.qa_splits().items():
+        seen: dict[tuple[str, str], int] = {}
+        for r in recs:
+            key = (r.question.strip(), r.answer.strip())
+            seen[key] = seen.get(key, 0) + 1
+        extra = sum(n - 1 for n in seen.values())
+        if extra:
+            bench.meta.setdefault("warnings", []).append(
+                f"benchmark {bench.name}: {extra} duplicate row(s) in {split} (the same question and answer again); "
+                f"each copy is trained on and counted as another fact: remove them unless that is meant")
     if group != "fact" and bench.forget and all(r.subject is None for r in bench.forget):
         bench.meta.setdefault("warnings", []).append(
             f"benchmark {bench.name}: its rows name no subject, so every interval resamples facts, not people (too "

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import gc
 import math
+import os
 import random
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -106,6 +108,8 @@ class GradientConfig(Options):
                                     "1e-3 for the from-scratch built-ins)", gt=0)
     epochs: int = option(5, "passes over the forget set (TOFU: 5)", ge=1)
     max_steps: int = option(0, "if > 0, the number of optimiser steps (overrides epochs)", ge=0)
+    step_ceiling: int = option(100_000, "a run planning more optimiser steps than this is refused before it starts "
+                                        "(a typo such as epochs=1e9); raise it on purpose for a longer run", ge=1)
     batch_size: int = option(8, "forget examples per step (and as many retain examples)", ge=1)
     weight_decay: float = option(0.0, "AdamW weight decay", ge=0)
     warmup_ratio: float = option(0.0, "share of the steps spent warming the learning rate up", ge=0, lt=1)
@@ -186,6 +190,13 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
             raise ValueError(f"paired examples {k!r} must align with the forget set")
     bs = min(cfg.batch_size, len(f_enc))
     n_steps = cfg.max_steps or cfg.epochs * math.ceil(len(f_enc) / bs)
+    plan = (f"{n_steps:,} optimiser steps" + ("" if cfg.max_steps else
+                                              f" ({cfg.epochs:,} epochs x {math.ceil(len(f_enc) / bs):,} batches)"))
+    if n_steps > cfg.step_ceiling:
+        raise ObliviateError(f"{desc}: {plan} planned, above step_ceiling={cfg.step_ceiling:,}; lower epochs or "
+                             "max_steps, or raise --set step_ceiling=N on purpose")
+    if os.environ.get("OBLIVIATE_QUIET") != "1":
+        print(f"obliviate: {desc}: {plan} planned", file=sys.stderr, flush=True)
     pad = pad_id(tokenizer)
     rng = random.Random(cfg.seed)
 
