@@ -173,6 +173,17 @@ def cmd_demo(args) -> int:
         ensure(args.ledger)
     cfg = DemoConfig(model=args.model, benchmark=args.benchmark or "people", benchmark_seed=args.benchmark_seed or 0,
                      method=args.method, method_config=_parse_sets(args.set), seed=_seed(args), attacks=args.attacks)
+    from .data import load_benchmark
+    from .outputs import check_output
+    from .utils import cache_dir
+
+    load_benchmark(cfg.benchmark, seed=cfg.benchmark_seed)  # a bad benchmark or output fails before the plan is told
+    check_output(args.out, overwrite=args.overwrite, inputs=[("cache", Path(args.cache or cache_dir()))])
+    print(f"obliviate demo: trains (or reuses from the cache) a target and an oracle {args.model} on "
+          f"{cfg.benchmark}, evaluates both, unlearns with {args.method}, evaluates the result against the oracle"
+          + (f", runs the attacks ({args.attacks})" if args.attacks != "none" else "")
+          + " and writes the report; with the built-in tiny model on a 2-core CPU, about 5 minutes the first time "
+            "(the pair is trained) and under 2 once it is cached", file=sys.stderr)
     t = time.time()
     res = run_demo(args.out, cfg, cache=args.cache, overwrite=args.overwrite)
     model_dir = res["models"][args.method].get("path")
@@ -574,7 +585,11 @@ def cmd_eval(args) -> int:
             else:
                 oracle_res, cached = EvalResult(metrics={}, rows=[]), False
             timings["evaluate_oracle"] = time.time() - t1
-            refs = [_merge(oracle_res, run(om, otok, None)) for _, run in extras]
+            refs = []
+            for c, run in extras:
+                t1 = time.time()
+                refs.append(_merge(oracle_res, run(om, otok, None)))
+                timings[f"{next(iter(c))}_oracle"] = time.time() - t1
             entries["oracle"], rows["oracle"] = result_entry(oracle_res, args.oracle), oracle_res.rows
         t1 = time.time()
         res = (evaluate(model, tok, bench, cfg, oracle=oracle_res, desc=f"evaluate {name}") if bench is not None
@@ -774,6 +789,8 @@ def cmd_attack(args) -> int:
         raise ObliviateError(f"none of the attacks asked for applies to benchmark {bench.name}")
     if not (args.target and args.oracle):
         print("obliviate: note: without --target and --oracle the attacks are run but not judged", file=sys.stderr)
+    if args.budget is not None and args.budget <= 0:
+        raise ObliviateError(f"--budget {args.budget:g}: give a positive number of minutes")
     if args.request and len(args.model) > 1:
         raise ObliviateError("--request names the request of one --model; attack one model at a time with it")
     filed = {str(m): _evidence_request(m, args.request) for m in args.model} if args.target and args.oracle else {}
@@ -796,10 +813,15 @@ def cmd_attack(args) -> int:
                 if t.get_vocab() != tok.get_vocab():
                     raise ObliviateError(f"{role} {path} and model {args.model[0]} have different tokenizers")
                 refs[role] = m
-        res = run_attacks(models, tok, bench, attacks=names, configs=configs, **refs)
+        res = run_attacks(models, tok, bench, attacks=names, configs=configs,
+                          budget=None if args.budget is None else 60 * args.budget, **refs)
+        skipped = {**skipped, **res["skipped"]}
+        for n in res["skipped"]:
+            print(f"obliviate: note: attack {n} skipped: {res['skipped'][n]}", file=sys.stderr)
         results = {"obliviate": "attack", "seed": _seed(args), "versions": versions(),
                    "config": {"models": [str(m) for m in args.model], "target": args.target, "oracle": args.oracle,
-                              "benchmark": bench.name, "attacks": {n: res["attacks"][n]["config"] for n in names}},
+                              "benchmark": bench.name, "budget_minutes": args.budget,
+                              "attacks": {n: e["config"] for n, e in res["attacks"].items()}},
                    "benchmark": bench.summary(), "models": {},
                    "robustness": {"attacks": res["attacks"], "plain": res["plain"], "thresholds": res["thresholds"],
                                   "skipped": skipped}}
@@ -1123,6 +1145,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", required=True)
     a.add_argument("--set", action="append", metavar="ATTACK.KEY=VALUE",
                    help="attack option, e.g. --set relearn.steps=0,10 (`obliviate ls relearn` lists them)")
+    a.add_argument("--budget", type=float, metavar="MINUTES",
+                   help="stop starting attacks once this much time is spent; the rest are skipped and say so")
     _add_data_args(a)
     a.set_defaults(fn=cmd_attack)
     for cmd in (e, a):

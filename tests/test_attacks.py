@@ -309,3 +309,19 @@ def test_attacks_that_do_not_apply_are_skipped_before_any_model_loads(tmp_path, 
     # rows without subjects have no other facts about their subject: in_context's hints would be the plain question
     assert "attack in_context does not apply" in err and "plain question" in err
     assert t  # the happy path with a skipped attack runs in the demo test
+
+
+def test_attack_states_its_plan_and_keeps_to_a_budget(tmp_path, capsys, micro_pair, monkeypatch):
+    """On a small data set `--attack all` ran over half an hour, almost all of it relearn's grid: the command
+    says what it will do before it starts, and a budget stops it starting attacks once spent."""
+    monkeypatch.delenv("OBLIVIATE_QUIET", raising=False)
+    t, o = str(micro_pair["target"]), str(micro_pair["oracle"])
+    code = main(["attack", "--model", t, "--target", t, "--oracle", o, "--benchmark", "micro", "--attack",
+                 "paraphrase,relearn,quantize", "--budget", "0.0001", "--out", str(tmp_path / "a")])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "attack plan: relearn: 6 fine-tuning runs of 50 steps (3 learning rates x 2 folds) on each of 3 models" in err
+    res = json.loads((tmp_path / "a" / "results.json").read_text())["robustness"]
+    assert list(res["attacks"]) == ["paraphrase"]  # started before the budget was spent; the others were not
+    assert all("budget" in res["skipped"][n] for n in ("relearn", "quantize"))
+    assert main(["attack", "--model", t, "--benchmark", "micro", "--budget", "0", "--out", str(tmp_path / "b")]) == 2

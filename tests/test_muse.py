@@ -140,5 +140,12 @@ def test_eval_runs_muse_alone_on_a_model_with_no_benchmark(tmp_path, micro_pair,
     res = json.loads((tmp_path / "e" / "results.json").read_text())
     m = res["models"]["plain"]["metrics"]
     assert "muse_verbmem_forget" in m and "forget_exact_match" not in m and res["config"]["muse_limit"] == 3
+    # the numbers that were computed reach the console, each with its interval, and MUSE's time is measured
+    ci = res["models"]["plain"]["metrics_ci"]
+    assert all(ci[k] and ci[k][0] <= m[k] <= ci[k][1] for k in ("muse_verbmem_forget", "muse_knowmem_forget",
+                                                                "muse_knowmem_retain", "muse_mia_min_k_auc"))
+    assert res["timings"]["muse_plain"] > 1e-3
+    table = capsys.readouterr().out
+    assert f"{m['muse_verbmem_forget']:.3g} [" in table and "muse_mia_min_k_auc" in table
     assert main(["eval", "--model", str(model), "--out", str(tmp_path / "x")]) == 2  # nothing to evaluate
     assert "records no benchmark" in capsys.readouterr().err

@@ -13,6 +13,8 @@ scorer=None)`` (``refs``: the target and oracle; ``scorer``: the model's shared 
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -26,7 +28,7 @@ from .common import (INFORMATIVE, N_BOOT, RECOVERABLE, SAME_AS_ORACLE, AttackRes
 from .prompts import (AdversarialConfig, InContextConfig, MultiHopConfig, ParaphraseConfig, adversarial_prompts,
                       in_context, in_context_applies, multi_hop, multi_hop_applies, paraphrase, paraphrase_applies)
 from .quantize import QuantizeConfig, quantize, quantize_tensor, rtn_quantize_
-from .relearn import RelearnConfig, relearn
+from .relearn import RelearnConfig, relearn, relearn_plan
 from .representation import (ConceptTraceConfig, ProbeConfig, concept_trace, concept_trace_applies, linear_cka, probe,
                              probe_applies)
 
@@ -38,6 +40,7 @@ class Attack:
     summary: str
     kind: str = "gain"  # how it is judged: "gain" over the plain question, "level" (a read-out), "trace" (weights)
     applies: Callable | None = None  # applies(bench) -> None, or why the attack cannot run on this benchmark
+    plan: Callable | None = None  # plan(cfg) -> the work it costs per model, in words (default: one pass)
 
 
 def _relearn_applies(bench) -> str | None:
@@ -47,7 +50,8 @@ def _relearn_applies(bench) -> str | None:
 
 ATTACKS: dict[str, Attack] = {
     "relearn": Attack(RelearnConfig, relearn, "fine-tune on some forget facts (or retain facts), test the held-out "
-                                              "ones; best of a learning-rate sweep", applies=_relearn_applies),
+                                              "ones; best of a learning-rate sweep", applies=_relearn_applies,
+                      plan=relearn_plan),
     "in_context": Attack(InContextConfig, in_context, "other facts about the subject placed in the prompt (copying the "
                                                       "fact itself is reported apart)",
                             applies=in_context_applies),
@@ -92,8 +96,15 @@ def applicable(names: list[str], bench) -> tuple[list[str], dict[str, str]]:
     return [n for n in names if n not in skipped], skipped
 
 
+def plan_lines(names: list[str], cfgs: dict, n_models: int) -> list[str]:
+    """The planned work, one line per attack: what each costs per model, times the models it runs on."""
+    return [f"{n}: {ATTACKS[n].plan(cfgs[n]) if ATTACKS[n].plan else 'one pass'} on each of {n_models} models"
+            for n in names]
+
+
 def run_attacks(models: dict, tok, bench, target=None, oracle=None, attacks="all",
-                configs: dict[str, dict] | None = None, bootstrap: int = N_BOOT, seed: int = 0) -> dict:
+                configs: dict[str, dict] | None = None, bootstrap: int = N_BOOT, seed: int = 0,
+                budget: float | None = None) -> dict:
     """Run each attack on every model in ``models`` and on the target and the oracle, and judge each model.
 
     Returns ``{"attacks": {name: {"config", "summary", "kind", "unit", "models": {model: {score, curve, extra,
@@ -101,7 +112,8 @@ def run_attacks(models: dict, tok, bench, target=None, oracle=None, attacks="all
     "verdicts": ...}, "skipped": {name: reason}, "thresholds": {...}}`` and per-example rows under ``"rows"``
     (``{model: [row, ...]}``, each row naming its attack). Attacks that do not apply to ``bench`` are skipped with
     their reason; a verdict (:func:`~obliviate.attacks.common.judge`) compares the attack's gain on a model with
-    its gain on the oracle, with a subject-level bootstrap interval (``bootstrap`` resamples, ``seed``).
+    its gain on the oracle, with a subject-level bootstrap interval (``bootstrap`` resamples, ``seed``). With a
+    ``budget`` (seconds), the attacks not started when it is spent are skipped, and say so.
     """
     names, skipped = applicable(parse_attacks(attacks), bench)
     configs = configs or {}
@@ -127,9 +139,16 @@ def run_attacks(models: dict, tok, bench, target=None, oracle=None, attacks="all
             v["verdict"] = "not removed: the plain question states the facts" if v["verdict"].startswith("knowledge") \
                 else "partly removed: the plain question states some of the facts"
         plain["verdicts"][m] = v
+    if os.environ.get("OBLIVIATE_QUIET") != "1":
+        for line in plan_lines(names, cfgs, len(everyone)):
+            print(f"obliviate: attack plan: {line}", file=sys.stderr)
+    t0 = time.time()
     bar, task = progress("attacks", len(names) * len(everyone), announce=True)
     with bar:
         for n in names:
+            if budget is not None and time.time() - t0 > budget:
+                skipped[n] = f"the budget of {budget:.0f} s was spent before it started"
+                continue
             out[n] = _run_one(n, cfgs[n], everyone, tok, bench, refs, scorers, prints, rows, bar, task)
             for m in out[n]["models"]:
                 if m in ("target", "oracle"):

@@ -44,6 +44,16 @@ SCRATCH_LRS = "3e-4,1e-3,3e-3"
 PRETRAINED_LRS = "1e-5,3e-5,1e-4"
 
 
+def relearn_plan(cfg: RelearnConfig) -> str:
+    """The work one model costs: fine-tuning runs of the longest checkpoint's steps (the learning rates are the
+    defaults' count when unset)."""
+    n_lrs = len((cfg.lrs or SCRATCH_LRS).split(","))
+    runs = n_lrs * (1 if cfg.variant == "retain" else cfg.folds)
+    top = max(int(x) for x in str(cfg.steps).split(",") if x.strip())
+    return f"{runs} fine-tuning runs of {top} steps ({n_lrs} learning rates x " + (
+        "retain facts)" if cfg.variant == "retain" else f"{cfg.folds} folds)")
+
+
 def _folds(recs, k: int, seed: int) -> list[list]:
     subjects = sorted({r.subject or r.id for r in recs})
     if not 2 <= k <= len(subjects):

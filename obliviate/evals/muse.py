@@ -189,41 +189,70 @@ class MuseResult:
     rows: list[dict]
     auc: float | None = None
     notes: list[str] = field(default_factory=list)
+    ci: dict[str, list[float] | None] = field(default_factory=dict)
+    scores: dict[str, list[float]] = field(default_factory=dict)  # per-text Min-K% scores, forget and holdout
+
+
+def _in_steps(fn, items: list, bar, task, size: int) -> list:
+    """``fn(items)`` a chunk at a time, advancing the progress display (with its ETA) after each chunk."""
+    out = []
+    for s in range(0, len(items), size):
+        out += fn(items[s:s + size])
+        bar.update(task, advance=len(items[s:s + size]))
+    return out
 
 
 def evaluate_muse(model, tokenizer, data: MuseData, oracle: MuseResult | None = None, batch_size: int = 16,
-                  scorer: Scorer | None = None) -> MuseResult:
+                  scorer: Scorer | None = None, bootstrap_n: int = 1000, seed: int = 0) -> MuseResult:
     """C1-C4 on ``data`` as MUSE computes them; PrivLeak needs the oracle's result (else it is None, with a
-    note). Memory stays bounded on long texts (see :class:`Scorer`)."""
+    note). Memory stays bounded on long texts (see :class:`Scorer`). Every metric gets a 95 % interval from a
+    bootstrap over MUSE's rows (its texts and questions carry no subjects; the PrivLeak interval resamples the
+    model's and the oracle's scores of the same texts together). A progress line with an ETA advances every
+    ``batch_size`` rows."""
+    from ..loop import progress
+    from .uncertainty import auc as fast_auc
+    from .uncertainty import bootstrap
+
     scorer = scorer or Scorer(model, tokenizer, batch_size=batch_size, max_length=TEXT_TOKENS)
     rows, metrics, notes = [], {}, []
+    total = (len(data.verbmem) + len(data.knowmem_forget) + len(data.knowmem_retain)
+             + sum(len(v) for v in data.privleak.values()))
+    bar, task = progress("MUSE", total)
+    per_row: dict[str, np.ndarray] = {}
+    with bar:
+        bar.update(task, info="verbmem")
+        conts = _in_steps(lambda xs: scorer.generate(xs, VERBMEM_TOKENS, raw=True), [p for p, _ in data.verbmem],
+                          bar, task, batch_size)
+        gts = [_cut(tokenizer, gt, VERBMEM_TOKENS) for _, gt in data.verbmem]
+        f1 = rouge_l_f1(conts, gts)
+        rows += [{"split": "verbmem_forget", "prompt": p, "gt": gt, "generation": c, "rougeL_f1": s}
+                 for (p, _), gt, c, s in zip(data.verbmem, gts, conts, f1)]
+        metrics["muse_verbmem_forget"] = float(np.mean(f1))
+        per_row["muse_verbmem_forget"] = np.asarray(f1, dtype=float)
 
-    conts = scorer.generate([p for p, _ in data.verbmem], VERBMEM_TOKENS, raw=True)
-    gts = [_cut(tokenizer, gt, VERBMEM_TOKENS) for _, gt in data.verbmem]
-    f1 = rouge_l_f1(conts, gts)
-    rows += [{"split": "verbmem_forget", "prompt": p, "gt": gt, "generation": c, "rougeL_f1": s}
-             for (p, _), gt, c, s in zip(data.verbmem, gts, conts, f1)]
-    metrics["muse_verbmem_forget"] = float(np.mean(f1))
+        for split, qa, shots in (("forget", data.knowmem_forget, data.icl_forget),
+                                 ("retain", data.knowmem_retain, data.icl_retain)):
+            bar.update(task, info=f"knowmem {split}")
+            answers = _in_steps(lambda xs: scorer.generate(xs, KNOWMEM_TOKENS, raw=True, stop=KNOWMEM_STOP),
+                                [knowmem_prompt(q, shots) for q, _ in qa], bar, task, batch_size)
+            f1 = rouge_l_f1(answers, [a for _, a in qa])
+            rows += [{"split": f"knowmem_{split}", "question": q, "answer": a, "generation": g, "rougeL_f1": s}
+                     for (q, a), g, s in zip(qa, answers, f1)]
+            metrics[f"muse_knowmem_{split}"] = float(np.mean(f1))
+            per_row[f"muse_knowmem_{split}"] = np.asarray(f1, dtype=float)
+            if not shots:
+                notes.append(f"knowmem_{split}: no few-shot file (knowmem/{split}_qa_icl.json), so the questions "
+                             "are asked zero-shot; MUSE's published numbers use its few-shot examples")
+        metrics["muse_utility"] = metrics["muse_knowmem_retain"]
 
-    for split, qa, shots in (("forget", data.knowmem_forget, data.icl_forget),
-                             ("retain", data.knowmem_retain, data.icl_retain)):
-        answers = scorer.generate([knowmem_prompt(q, shots) for q, _ in qa], KNOWMEM_TOKENS, raw=True,
-                                  stop=KNOWMEM_STOP)
-        f1 = rouge_l_f1(answers, [a for _, a in qa])
-        rows += [{"split": f"knowmem_{split}", "question": q, "answer": a, "generation": g, "rougeL_f1": s}
-                 for (q, a), g, s in zip(qa, answers, f1)]
-        metrics[f"muse_knowmem_{split}"] = float(np.mean(f1))
-        if not shots:
-            notes.append(f"knowmem_{split}: no few-shot file (knowmem/{split}_qa_icl.json), so the questions are "
-                         "asked zero-shot; MUSE's published numbers use its few-shot examples")
-    metrics["muse_utility"] = metrics["muse_knowmem_retain"]
-
-    scores = {}
-    for split in ("forget", "holdout"):
-        ts = scorer.score([Example("", t) for t in data.privleak[split]])
-        scores[split] = [min_k_score(x) for x in ts]
-        rows += [{"split": f"privleak_{split}", "text": t[:200], "mia_min_k": s}
-                 for t, s in zip(data.privleak[split], scores[split])]
+        scores = {}
+        for split in ("forget", "holdout"):
+            bar.update(task, info=f"privleak {split}")
+            ts = _in_steps(lambda xs: scorer.score([Example("", t) for t in xs]), data.privleak[split], bar, task,
+                           batch_size)
+            scores[split] = [min_k_score(x) for x in ts]
+            rows += [{"split": f"privleak_{split}", "text": t[:200], "mia_min_k": s}
+                     for t, s in zip(data.privleak[split], scores[split])]
     auc = mia_auc(scores["forget"], scores["holdout"])
     metrics["muse_mia_min_k_auc"] = auc
     if oracle is None or oracle.auc is None:
@@ -231,7 +260,22 @@ def evaluate_muse(model, tokenizer, data: MuseData, oracle: MuseResult | None = 
         notes.append("no oracle given: muse_privleak needs the oracle's Min-K% AUC and is not computed")
     else:
         metrics["muse_privleak"] = privleak(auc, oracle.auc)
-    return MuseResult(metrics=metrics, rows=rows, auc=auc, notes=notes)
+
+    groups = {k: list(range(len(v))) for k, v in per_row.items()}
+    groups |= {f"privleak_{k}": list(range(len(v))) for k, v in scores.items()}
+    sc = {k: np.asarray(v, dtype=float) for k, v in scores.items()}
+    stats = {k: (lambda i, k=k: float(per_row[k][i[k]].mean())) for k in per_row}
+    stats["muse_utility"] = stats["muse_knowmem_retain"]
+    stats["muse_mia_min_k_auc"] = lambda i: fast_auc(sc["forget"][i["privleak_forget"]],
+                                                     sc["holdout"][i["privleak_holdout"]])
+    if metrics["muse_privleak"] is not None and oracle.scores:
+        osc = {k: np.asarray(v, dtype=float) for k, v in oracle.scores.items()}
+        stats["muse_privleak"] = lambda i: privleak(
+            fast_auc(sc["forget"][i["privleak_forget"]], sc["holdout"][i["privleak_holdout"]]),
+            fast_auc(osc["forget"][i["privleak_forget"]], osc["holdout"][i["privleak_holdout"]]))
+    ci = bootstrap(stats, groups, n=bootstrap_n, seed=seed) if bootstrap_n else {}
+    notes.append("MUSE intervals: a bootstrap over MUSE's texts and questions (they name no subjects)")
+    return MuseResult(metrics=metrics, rows=rows, auc=auc, notes=notes, ci=ci, scores=scores)
 
 
 def scalability(model, tokenizer, unlearn_fn: Callable, forget_sets: list, evaluate_fn: Callable) -> list[dict]:
