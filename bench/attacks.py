@@ -38,10 +38,9 @@ def main() -> None:
     a = ap.parse_args()
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     import obliviate as ob
-    from obliviate.cli import gain_lines
+    from obliviate.report.console import gain_lines
     from obliviate.outputs import atomic_dir
-    from obliviate.report import write_results
-    from obliviate.utils import versions
+    from obliviate.report import results, write_results
 
     bench = ob.load_benchmark(a.benchmark)
     paths = ob.train_pair(a.model, bench)
@@ -88,10 +87,9 @@ def main() -> None:
     per = {k: sum(e["models"][n]["seconds"] for n in names) for k, e in res["attacks"].items()}
     print(f"\nattack suite wall time: {wall:.0f} s for {len(names)} models ({', '.join(f'{k} {v:.0f} s' for k, v in per.items())})")
     with atomic_dir(a.out, overwrite=True) as tmp:
-        write_results(tmp, {"obliviate": "attack", "seed": 0, "versions": versions(), "benchmark": bench.summary(),
-                            "config": {"model": a.model, "runs": runs}, "models": {},
-                            "robustness": {k: res[k] for k in ("attacks", "plain", "thresholds", "skipped")},
-                            "timings": {"attacks": wall}}, res["rows"])
+        write_results(tmp, results("attack", seed=0, config={"model": a.model, "runs": runs}, benchmark=bench.summary(),
+                                   robustness={k: res[k] for k in ("attacks", "plain", "thresholds", "skipped")},
+                                   timings={"attacks": wall}), res["rows"])
     print(f"wrote {a.out}/report.html")
 
 

@@ -65,7 +65,7 @@ def main() -> None:
         return rwku(a)
     import obliviate as ob
     from obliviate.bottleneck import cost, damage_line
-    from obliviate.cli import gain_lines
+    from obliviate.report.console import gain_lines
 
     bench = ob.load_benchmark(a.benchmark)
     bcfg = bottleneck_config(a)

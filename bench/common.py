@@ -57,7 +57,7 @@ def print_table(results: dict, keys: list[str], secs: dict, seconds_label: str =
 def print_attacks(models: dict, tok, bench, target, oracle, attacks: str) -> None:
     """Run the attacks on every model (and the target and oracle) and print each one's gain over the oracle's."""
     import obliviate as ob
-    from obliviate.cli import gain_lines
+    from obliviate.report.console import gain_lines
 
     t = time.time()
     res = ob.run_attacks(models, tok, bench, target=target, oracle=oracle, attacks=attacks)

@@ -24,6 +24,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from .report import results as build_results
+from .report.console import attack_summary, summary
 from .utils import ObliviateError
 
 LS_TABLES = ("methods", "metrics", "models", "benchmarks", "probes", "attacks")
@@ -201,41 +203,11 @@ def cmd_demo(args) -> int:
                                 extra={"warnings": res["warnings"]} if res.get("warnings") else None)
         print(f"obliviate: ledger {entry['ledger']}: request {entry['request_id']} (obliviate certify "
               f"{entry['request_id']} --ledger {entry['ledger']} --out CERT_DIR)", file=sys.stderr)
-    _summary(res)
+    summary(res)
     if res.get("robustness"):
-        _attack_summary(res["robustness"])
+        attack_summary(res["robustness"])
     _wrote(args.out, time.time() - t)
     return 0
-
-
-SUMMARY_KEYS = ("forget_exact_match", "retain_exact_match", "holdout_exact_match", "forget_quality", "model_utility",
-                "mia_min_k_plus_plus_auc", "privleak")
-
-
-def _summary(res: dict) -> None:
-    """The console table: the headline metrics that were computed (and MUSE's, RWKU's and lm-eval's when they
-    ran), each with its 95 % interval, the input model first when it is known; then any warning."""
-    from rich.console import Console
-    from rich.table import Table
-
-    models = ({"input (before)": res["input_model"]} if res.get("input_model") else {}) | res["models"]
-    present = {k for m in models.values() for k, v in m["metrics"].items() if v is not None}
-    keys = [k for k in SUMMARY_KEYS if k in present]
-    keys += sorted(k for k in present if k.startswith(("muse_", "rwku_", "lm_eval_")))
-    table = Table(title="obliviate results (value [95 % interval])")
-    table.add_column("metric")
-    for name in models:
-        table.add_column(name, justify="right")
-    for k in keys:
-        cells = []
-        for m in models.values():
-            v, ci = m["metrics"].get(k), (m.get("metrics_ci") or {}).get(k)
-            cells.append("n/a" if v is None else f"{v:.3g}" + (f" [{ci[0]:.2g}, {ci[1]:.2g}]" if ci else ""))
-        table.add_row(k, *cells)
-    console = Console()
-    console.print(table)
-    for w in res.get("warnings", []):
-        console.print(f"[bold red]warning:[/] {w}")
 
 
 def cmd_train(args) -> int:
@@ -551,7 +523,6 @@ def cmd_eval(args) -> int:
     from .outputs import atomic_dir, check_output
     from .pipeline import result_entry
     from .report import write_results
-    from .utils import versions
 
     wanted = check_metrics(args.metrics.split(",")) if args.metrics else None
     cfg = from_dict(EvalConfig, {"seed": _seed(args), "gradnorm": args.gradnorm}, "eval")
@@ -616,14 +587,15 @@ def cmd_eval(args) -> int:
             res.metrics = {k: v for k, v in res.metrics.items() if k in wanted}
             res.ci = {k: v for k, v in res.ci.items() if k in wanted}
         entries[name], rows[name] = result_entry(res, str(args.model), **_unlearning_of(args.model)), res.rows
-        results = {"obliviate": "eval", "seed": cfg.seed, "versions": versions(),
-                   "config": {"model": str(args.model), "oracle": args.oracle,
-                              "benchmark": bench.name if bench else None, "eval": vars(cfg),
-                              **{k: v for c, _ in extras for k, v in c.items()}},
-                   "benchmark": bench.summary() if bench else {}, "models": entries, "timings": timings,
-                   **({"oracle_scores": "read from the cache" if cached else "scored"} if args.oracle else {}),
-                   **({"input_model": input_entry} if input_entry else {}),
-                   **({"warnings": warnings} if warnings else {})}
+        results = build_results("eval", seed=cfg.seed,
+                                config={"model": str(args.model), "oracle": args.oracle,
+                                        "benchmark": bench.name if bench else None, "eval": vars(cfg),
+                                        **{k: v for c, _ in extras for k, v in c.items()}},
+                                benchmark=bench.summary() if bench else {}, models=entries, timings=timings,
+                                **({"oracle_scores": "read from the cache" if cached else "scored"} if args.oracle
+                                   else {}),
+                                **({"input_model": input_entry} if input_entry else {}),
+                                **({"warnings": warnings} if warnings else {}))
         write_results(tmp, results, rows)
     if not state.is_main_process:
         return 0
@@ -634,7 +606,7 @@ def cmd_eval(args) -> int:
     elif name in entries:  # without an oracle: the holdout comparison
         _ledger_evidence(args.model, {"source": "eval", "metrics": entries[name]["metrics"],
                                       "ci": entries[name]["metrics_ci"]}, filed)
-    _summary(results)
+    summary(results)
     _wrote(args.out, time.time() - t)
     return 0
 
@@ -766,7 +738,6 @@ def cmd_attack(args) -> int:
     from .models import load_model
     from .outputs import atomic_dir, check_output
     from .report import write_results
-    from .utils import versions
 
     names = parse_attacks(args.attack)
     configs: dict[str, dict] = {}
@@ -818,13 +789,13 @@ def cmd_attack(args) -> int:
         skipped = {**skipped, **res["skipped"]}
         for n in res["skipped"]:
             print(f"obliviate: note: attack {n} skipped: {res['skipped'][n]}", file=sys.stderr)
-        results = {"obliviate": "attack", "seed": _seed(args), "versions": versions(),
-                   "config": {"models": [str(m) for m in args.model], "target": args.target, "oracle": args.oracle,
-                              "benchmark": bench.name, "budget_minutes": args.budget,
-                              "attacks": {n: e["config"] for n, e in res["attacks"].items()}},
-                   "benchmark": bench.summary(), "models": {},
-                   "robustness": {"attacks": res["attacks"], "plain": res["plain"], "thresholds": res["thresholds"],
-                                  "skipped": skipped}}
+        results = build_results("attack", seed=_seed(args),
+                                config={"models": [str(m) for m in args.model], "target": args.target,
+                                        "oracle": args.oracle, "benchmark": bench.name, "budget_minutes": args.budget,
+                                        "attacks": {n: e["config"] for n, e in res["attacks"].items()}},
+                                benchmark=bench.summary(),
+                                robustness={"attacks": res["attacks"], "plain": res["plain"],
+                                            "thresholds": res["thresholds"], "skipped": skipped})
         write_results(tmp, results, res["rows"])
     if args.target and args.oracle:  # judged verdicts are evidence for the requests that wrote these models
         for path in args.model:
@@ -833,61 +804,9 @@ def cmd_attack(args) -> int:
                             e["verdicts"][key].get("gain_over_oracle"), "interval": e["verdicts"][key].get("interval")}
                         for a, e in res["attacks"].items() if key in e.get("verdicts", {})}
             _ledger_evidence(path, {"source": "attack", "attacks": verdicts}, filed[str(path)])
-    _attack_summary(results["robustness"])
+    attack_summary(results["robustness"])
     _wrote(args.out, time.time() - t0)
     return 0
-
-
-def short_verdict(v: str) -> str:
-    """A verdict in a few words, for console tables (the full wording, interval and rule are in results.json and
-    the report)."""
-    head = v.split(":")[0].split(" (")[0]
-    return {"indistinguishable from the oracle": "like oracle", "knowledge recoverable": "RECOVERABLE",
-            "partly recoverable": "partly", "no oracle or target under the same attack": "not judged",
-            "inconclusive": "inconclusive", "partly recoverable or more": "partly+"}.get(head, head)
-
-
-def gain_lines(res: dict, models) -> list[tuple[str, str]]:
-    """(attack, "model: gain [interval] verdict; ...") per attack of a :func:`obliviate.run_attacks` result, the
-    plain questions first (concept_trace: the share of the target-oracle difference kept)."""
-    out = []
-    for attack, e in [("(no attack)", {"verdicts": res["plain"]["verdicts"]}), *res["attacks"].items()]:
-        cells = []
-        for m in models:
-            v = e["verdicts"][m]
-            g, ci = v.get("gain_over_oracle"), v.get("interval")
-            if attack == "concept_trace":
-                g, ci = v.get("recovered_share"), v.get("share_interval")
-            num = f"{g:+.2f} [{ci[0]:+.2f},{ci[1]:+.2f}]" if g is not None and ci else "n/a"
-            cells.append(f"{m}: {num} {short_verdict(v['verdict'])}")
-        out.append((attack, "; ".join(cells)))
-    return out
-
-
-def _attack_summary(rob: dict) -> None:
-    """Scores per attack and model, each unlearned model's verdict in a few words beside its score."""
-    from rich.console import Console
-    from rich.table import Table
-
-    attacks = rob["attacks"]
-    names = list(next(iter(attacks.values()))["models"])
-    table = Table(title="obliviate attacks (score: higher = more forget knowledge recovered)")
-    table.add_column("attack", no_wrap=True)
-    for n in names:
-        table.add_column(n, justify="right", no_wrap=True)
-
-    def cells(scores: dict, verdicts: dict) -> list[str]:
-        return [f"{scores[n]:.3f}" + (f" {short_verdict(verdicts[n]['verdict'])}" if n in verdicts else "")
-                for n in names]
-
-    if rob.get("plain"):
-        p = rob["plain"]
-        table.add_row("(no attack)", *cells(p["models"], p["verdicts"]))
-    for a, e in attacks.items():
-        table.add_row(a, *cells({n: e["models"][n]["score"] for n in names}, e["verdicts"]))
-    Console().print(table)
-    for a, why in rob.get("skipped", {}).items():
-        print(f"skipped {a}: {why}")
 
 
 def cmd_curve(args) -> int:
@@ -922,7 +841,7 @@ def cmd_tune(args) -> int:
     from .options import from_dict
     from .outputs import atomic_dir, check_output, resolve
     from .tune import TuneConfig, Tuner, render, search_space
-    from .utils import to_jsonable, versions, write_json_atomic
+    from .utils import to_jsonable, write_json_atomic
 
     get_method(args.method)
     cfg = from_dict(TuneConfig, {"trials": args.trials, "objective": args.objective,
@@ -969,9 +888,8 @@ def cmd_tune(args) -> int:
                   f"{scores['seconds']:.1f} s", file=sys.stderr, flush=True)
 
     summary = tuner.run(progress)
-    results = {"obliviate": "tune", "seed": cfg.seed, "versions": versions(),
-               "config": {"method": args.method, "fixed": fixed, **summary["config"]},
-               "benchmark": bench.summary(), "target": str(target_path), "oracle": str(oracle_path), "tune": summary}
+    results = build_results("tune", seed=cfg.seed, config={"method": args.method, "fixed": fixed, **summary["config"]},
+                            benchmark=bench.summary(), target=str(target_path), oracle=str(oracle_path), tune=summary)
     with atomic_dir(args.out, overwrite=args.overwrite, inputs=inputs) as tmp:
         write_json_atomic(Path(tmp) / "results.json", to_jsonable(results))
         (Path(tmp) / "report.html").write_text(render(summary), encoding="utf-8")

@@ -17,6 +17,7 @@ from .evals.damage import damage_from_evaluations
 from .evals.suite import EvalConfig, EvalResult, evaluate
 from .methods import DEFAULT_METHOD, UnlearnData, method_config, unlearn
 from .models import SCRATCH_MODELS, load_model, save_model
+from .report import results as build_results
 from .report import write_results
 from .train import TrainConfig, train_pair
 from .options import Options, option
@@ -142,20 +143,19 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
                                                               "benchmark": bench.record(), "unlearning": info,
                                                               "seed": cfg.seed, "versions": versions()})
             model_path = str(Path(out) / "models" / cfg.method)
-        results = {
-            "obliviate": "demo", "seed": cfg.seed, "versions": versions(),
-            "config": {**asdict(cfg), "method_config": info["config"], "train": asdict(cfg.train.resolved(
+        results = build_results(
+            "demo", seed=cfg.seed,
+            config={**asdict(cfg), "method_config": info["config"], "train": asdict(cfg.train.resolved(
                 cfg.model in SCRATCH_MODELS, len(bench.training_qa(True)) + len(bench.training_texts(True))))},
-            "benchmark": bench.summary(),
-            "models": {
+            benchmark=bench.summary(),
+            models={
                 "target": result_entry(target_res, str(paths["target"])),
                 "oracle": result_entry(oracle_res, str(paths["oracle"])),
                 cfg.method: result_entry(new_res, model_path, unlearning={
                     "seconds": timings[f"unlearn_{cfg.method}"], **unlearning_summary(info)}, intrinsic=weights,
                     **({"guard": guard} if guard else {})),
             },
-            "timings": timings,
-        }
+            timings=timings)
         if robustness:
             results["robustness"] = robustness
         if info["damage"]["warnings"]:
@@ -247,16 +247,16 @@ def run_curve(out: str | Path, kind: str, points, model: str = "tiny", benchmark
 
         curve = scalability if kind == "scalability" else sustainability
         rows = curve(target, tok, unlearn_fn, parts, eval_fn)
-        results = {"obliviate": kind, "seed": seed, "versions": versions(),
-                   "config": {"model": model, "benchmark": benchmark, "method": method, "method_config": asdict(mcfg),
-                              "points": points},
-                   "benchmark": bench.summary(), "models": {},
-                   "curves": [{"title": f"MUSE {'C5 scalability' if kind == 'scalability' else 'C6 sustainability'}"
-                                        f": {method} on {model}", "x": "forget_size" if kind == "scalability" else "request",
-                               "rows": rows, "keys": list(CURVE_METRICS)}],
-                   "notes": ["forget_ks_d per point is measured against the oracle trained without the whole forget "
-                             "set (an approximation for a part of it)"],
-                   "timings": {"total": time.time() - t0}}
+        results = build_results(
+            kind, seed=seed, config={"model": model, "benchmark": benchmark, "method": method,
+                                     "method_config": asdict(mcfg), "points": points},
+            benchmark=bench.summary(),
+            curves=[{"title": f"MUSE {'C5 scalability' if kind == 'scalability' else 'C6 sustainability'}"
+                              f": {method} on {model}", "x": "forget_size" if kind == "scalability" else "request",
+                     "rows": rows, "keys": list(CURVE_METRICS)}],
+            notes=["forget_ks_d per point is measured against the oracle trained without the whole forget set (an "
+                   "approximation for a part of it)"],
+            timings={"total": time.time() - t0})
         write_results(tmp, results)
     return results
 
