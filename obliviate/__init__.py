@@ -11,7 +11,6 @@
     attacks = ob.run_attacks({"npo": new}, tok, bench, target=target, oracle=oracle)  # is it really gone?
 """
 import os
-from importlib.metadata import PackageNotFoundError, version
 
 import torch as _torch
 
@@ -20,10 +19,6 @@ if not _torch.cuda.device_count():
     # detects no GPU, which breaks `obliviate train`'s JSON; naming the CPU accelerator is the same choice, quietly
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
-try:
-    __version__ = version("obliviate")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0"
 
 from .attacks import ATTACKS, run_attacks
 from .data import Benchmark, QARecord, TextRecord, benchmark_from_files, load_benchmark
@@ -32,7 +27,9 @@ from .methods import METHODS, UnlearnData, unlearn
 from .models import load_model, save_model
 from .pipeline import DemoConfig, run_demo
 from .train import TrainConfig, train_pair
-from .utils import ObliviateError
+from .utils import ObliviateError, package_version
+
+__version__ = package_version()  # 0.0.0 when run from a source tree without an install
 
 __all__ = ["ATTACKS", "METHODS", "METRICS", "Benchmark", "DemoConfig", "EvalConfig", "ObliviateError", "QARecord", "TextRecord",
            "TrainConfig", "UnlearnData", "__version__", "benchmark_from_files", "evaluate", "load_benchmark",

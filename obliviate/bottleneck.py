@@ -22,8 +22,9 @@ import time
 import torch
 
 from .data import Example, collate, encode
-from .data.format import bucketed_batches, encoded_batches, pad_id
+from .data.format import bucketed_batches, pad_id
 from .methods import codebook as cb
+from .methods.bottlenecked import activation_sample, prepare, reseed_dead, seed_codes
 from .utils import ObliviateError, seed_everything
 
 OPENINGS = ["The history of", "In the morning,", "Scientists have found that", "The city is known for",
@@ -33,60 +34,6 @@ OPENINGS = ["The history of", "In the morning,", "Scientists have found that", "
             "The book describes", "In mathematics,", "The weather today", "Football is", "The president said",
             "Computers can", "The ocean", "My favourite", "The museum opened", "Trees grow", "The election",
             "Students learn", "The film tells", "In the year", "Doctors recommend", "The mountain", "Language is"]
-
-
-def _activation_sample(model, tok, examples, max_length: int, limit: int = 256, seed: int = 0):
-    """Each site's incoming activations on up to ``limit`` of ``examples`` (real tokens only), ``{site: (M, D)}``.
-    The layers above the last site do not run."""
-    from .methods.rmu import stop_after
-
-    rng = random.Random(seed)
-    pick = rng.sample(examples, min(limit, len(examples)))
-    dev = next(model.parameters()).device
-    last = max(cb.site_layer(site) for site in cb.bottlenecks(model))
-    was = model.training
-    model.eval()
-    with cb.capture(model) as acts, torch.no_grad(), stop_after(model, last):
-        for b in encoded_batches(tok, pick, max_length, 32):
-            mask = b["attention_mask"].bool().reshape(-1)
-            model(input_ids=b["input_ids"].to(dev), attention_mask=b["attention_mask"].to(dev))
-            for site in acts:
-                acts[site][-1] = acts[site][-1][mask]  # real tokens only
-    model.train(was)
-    return {s: torch.cat(v) for s, v in acts.items()}
-
-
-def prepare(model, tok, examples: list[Example], cfg: cb.BottleneckConfig, max_length: int):
-    """Insert the bottleneck into ``model`` and initialise its codes from the model's activations on
-    ``examples`` (k-means or a random sample); returns the dead-code callback for training (or None)."""
-    layers = cb.insert(model, cfg)
-    _seed(layers, _activation_sample(model, tok, examples, max_length, seed=cfg.seed), cfg)
-    for layer in layers.values():
-        layer.track_aux = True
-    if not cfg.replace_dead_every:
-        return None
-
-    def replace_dead(step: int, m) -> bool:
-        if step % cfg.replace_dead_every == 0:
-            fresh = _activation_sample(model, tok, examples, max_length, limit=64, seed=cfg.seed + step)
-            _reseed_dead(cb.bottlenecks(model), fresh.__getitem__, cfg.seed + step)
-        return False
-    return replace_dead
-
-
-def _seed(layers: dict[str, cb._Sparse], acts: dict[str, torch.Tensor], cfg: cb.BottleneckConfig) -> None:
-    for site, layer in layers.items():
-        layer.seed_codes(acts[site], kmeans=cfg.init == "kmeans", seed=cfg.seed)
-
-
-def _reseed_dead(layers: dict[str, cb._Sparse], sample, seed: int) -> None:
-    """Re-seed each site's codes that have not fired since the last check (deleted ones stay) from the activations
-    ``sample(site)`` returns (called only for a site that has such codes), then restart the count."""
-    for site, layer in layers.items():
-        dead = ((layer.usage == 0) & ~layer.deleted).nonzero()
-        if len(dead):
-            layer.reseed(dead, sample(site), seed=seed)
-        layer.usage.zero_()
 
 
 @torch.no_grad()
@@ -163,8 +110,8 @@ def _fit_on_activations(model, tok, examples: list[Example], cfg: cb.BottleneckC
 
     t0 = time.time()
     layers = cb.insert(model, cfg)
-    acts = _activation_sample(model, tok, examples, max_length, limit=len(examples), seed=cfg.seed)
-    _seed(layers, acts, cfg)
+    acts = activation_sample(model, tok, examples, max_length, limit=len(examples), seed=cfg.seed)
+    seed_codes(layers, acts, cfg)
     collect_s = time.time() - t0
     g = torch.Generator().manual_seed(cfg.seed)
     per_step = cfg.batch_size * 128
@@ -186,7 +133,7 @@ def _fit_on_activations(model, tok, examples: list[Example], cfg: cb.BottleneckC
 
     def replace_dead(step: int, _m) -> bool:
         if step % cfg.replace_dead_every == 0:
-            _reseed_dead(layers, sample, cfg.seed + step)
+            reseed_dead(layers, sample, cfg.seed + step)
         return False
 
     holder = torch.nn.ModuleDict({site.replace(".", "_"): layer for site, layer in layers.items()})

@@ -88,7 +88,7 @@ def shard(model, frozen: bool = False) -> torch.nn.Module:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    from .methods.rmu import decoder_layers
+    from .models.anatomy import decoder_layers
 
     _ensure_group()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -161,7 +161,7 @@ class ShardedRun:
     def __init__(self, model, params: list[torch.nn.Parameter]):
         chosen = _chosen_names(model, params)
         self.model, self.device = model, next(model.parameters()).device
-        from .methods.rmu import decoder_layers
+        from .models.anatomy import decoder_layers
 
         n_layers = len(decoder_layers(model))
         self.work = sharded_copy(model)

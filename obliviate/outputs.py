@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .utils import ObliviateError, _umask
+from .utils import ObliviateError, _umask, package_version
 
 MARKER = ".obliviate"  # in every folder obliviate writes: JSON {"written_by": "obliviate", ...}
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
@@ -146,9 +146,7 @@ def clean_stale(folder: Path) -> list[Path]:
 
 
 def _marker(tmp: Path) -> None:
-    from . import __version__
-
-    info = {"written_by": "obliviate", "version": __version__, "host": socket.gethostname(), "pid": os.getpid(),
+    info = {"written_by": "obliviate", "version": package_version(), "host": socket.gethostname(), "pid": os.getpid(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (tmp / MARKER).write_text(json.dumps(info) + "\n", encoding="utf-8")
 

@@ -108,7 +108,7 @@ def _count(config) -> Arch:
 
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    from .methods.rmu import decoder_layers
+    from .models.anatomy import decoder_layers
 
     params = sum(p.numel() for p in model.parameters())
     layers = decoder_layers(model)

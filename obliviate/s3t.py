@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from .models.kinds import register_kind
 from .options import Options, option
 from .sisa import LogProbEnsemble, _key, assign_slices
 from .utils import ObliviateError, seed_everything
@@ -333,3 +334,12 @@ def load_s3t(path: Path) -> S3TEnsemble:
         p.requires_grad_(False)
     ens.eval()
     return ens
+
+
+def _load_s3t_folder(path: Path, dtype=None, trust_remote_code: bool = False):
+    from .models import load_tokenizer
+
+    return load_s3t(path), load_tokenizer(path, trust_remote_code)
+
+
+register_kind("s3t", lambda path: (Path(path) / "obliviate_s3t.json").is_file(), _load_s3t_folder)

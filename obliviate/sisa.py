@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .ledger import row_hash
+from .models.kinds import register_kind
 from .options import Options, option
 from .utils import ObliviateError
 
@@ -246,3 +247,12 @@ def attach_rows(ens: LogProbEnsemble, examples) -> int:
         if k in want:
             ens.rows[k] = ex
     return len(ens.rows)
+
+
+def _load_sisa_folder(path: Path, dtype=None, trust_remote_code: bool = False):
+    from .models import load_tokenizer
+
+    return load_sisa(path), load_tokenizer(path, trust_remote_code)
+
+
+register_kind("sisa", lambda path: (Path(path) / "obliviate_sisa.json").is_file(), _load_sisa_folder)

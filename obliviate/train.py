@@ -66,7 +66,7 @@ def finetune(model, tokenizer, examples, cfg: TrainConfig, desc: str = "train", 
             for b in bucketed_batches(len(enc), cfg.batch_size, lengths, rng):
                 yield collate([enc[i] for i in b], pad)
 
-    from .methods.common import no_cache
+    from .models.anatomy import no_cache
 
     def loss_fn(m, batch):
         out = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **no_cache(m))
@@ -154,7 +154,7 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
             continue
         t0 = time.time()
         if bottleneck is not None:  # this role's plain model (from_start: the untrained one), then with the bottleneck
-            from .bottleneck import prepare
+            from .methods.bottlenecked import prepare
 
             if bottleneck.from_start:
                 model, tok = base_model(spec, bench, cfg.seed)

@@ -63,6 +63,16 @@ def to_jsonable(obj: Any) -> Any:
     return clean(json.loads(json.dumps(obj, default=_json_default)))
 
 
+def package_version() -> str:
+    """obliviate's own version (0.0.0 when run from a source tree without an install)."""
+    import importlib.metadata as md
+
+    try:
+        return md.version("obliviate")
+    except md.PackageNotFoundError:
+        return "0.0.0"
+
+
 def versions() -> dict[str, str]:
     """Versions of Python, the platform and the libraries that decide the numbers."""
     import importlib.metadata as md

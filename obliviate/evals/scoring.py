@@ -185,7 +185,7 @@ class Scorer:
         kw = {"logits_to_keep": keep} if self._keeps_logits else {}
         if getattr(self.model, "takes_prompt_mask", False):  # a guard that acts on the prompt only
             kw["prompt_mask"] = (batch["labels"] == IGNORE) & batch["attention_mask"].bool()
-        from ..methods.common import no_cache
+        from ..models.anatomy import no_cache
 
         kw.update(no_cache(self.model))
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kw).logits

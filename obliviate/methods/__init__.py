@@ -12,7 +12,7 @@ from typing import Callable
 
 from ..distributed import training_device
 from ..utils import ObliviateError, seed_everything
-from . import lora
+from . import bottlenecked, lora  # noqa: F401  (bottlenecked registers its model kind)
 from ..options import from_dict
 from .codeunlearn import CodeUnlearnConfig, codeunlearn
 from .common import GradientConfig, UnlearnData

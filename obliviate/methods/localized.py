@@ -29,7 +29,7 @@ from ..data.format import IGNORE, encode, encoded_batches
 from ..options import OptionError, option
 from ..utils import ObliviateError
 from .common import GradientConfig, Scope, UnlearnData, forward_nll
-from .rmu import decoder_layers
+from ..models.anatomy import decoder_layers
 
 
 @dataclass

@@ -12,7 +12,6 @@ data and pin it on retain data, which says nothing about the facts. Only the MLP
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from ..data.format import IGNORE
 from ..distributed import frozen_copy
 from ..options import option
 from ..utils import ObliviateError
-from .common import GradientConfig, UnlearnData, no_cache, run_gradient_method
+from ..models.anatomy import decoder_layers, no_cache, stop_after, unwrapped
+from .common import GradientConfig, UnlearnData, run_gradient_method
 
 DOWN_PROJ_NAMES = ("mlp.down_proj", "mlp.c_proj", "mlp.fc2", "mlp.dense_4h_to_h")
 
@@ -38,33 +38,6 @@ class RMUConfig(GradientConfig):
     n_updated_layers: int = option(3, "MLP down-projections updated: layers ℓ-n+1..ℓ (paper: 3)", ge=1)
     steering_coeff: float = option(6.5, "c, the norm of the steering target c·u (paper: 6.5 for Zephyr-7B)", gt=0)
     alpha: float = option(1200.0, "α, the weight of the retain activation term (paper: 1200)", ge=0)
-
-
-def _inner(model) -> torch.nn.Module:
-    """The transformers model inside a DDP / DeepSpeed wrapper and a peft model."""
-    base = getattr(model, "module", model)
-    return base.get_base_model() if hasattr(base, "get_base_model") else base
-
-
-def _decoder_stack(model) -> tuple[torch.nn.Module, str]:
-    """(the module holding the decoder blocks, the attribute name of their ModuleList)."""
-    base = _inner(model)
-    for path in ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers"):
-        *owner_path, attr = path.split(".")
-        owner = base
-        for part in owner_path:
-            owner = getattr(owner, part, None)
-            if owner is None:
-                break
-        if owner is not None and isinstance(getattr(owner, attr, None), torch.nn.ModuleList):
-            return owner, attr
-    raise ObliviateError(f"rmu: cannot find the decoder layers of {type(base).__name__}")
-
-
-def decoder_layers(model) -> torch.nn.ModuleList:
-    """The list of transformer blocks of a causal LM (Llama-, Qwen-, Mistral-, GPT-2-style)."""
-    owner, attr = _decoder_stack(model)
-    return getattr(owner, attr)
 
 
 def resolve_layers(model, cfg: RMUConfig) -> tuple[int, list[int]]:
@@ -89,19 +62,6 @@ def updated_parameters(model, ids: list[int]) -> list[tuple[str, torch.nn.Parame
     return out
 
 
-@contextlib.contextmanager
-def stop_after(model, layer: int):
-    """Run only decoder layers 0..``layer`` while the context is open (the blocks above are taken out of the
-    stack and put back on exit), so that a forward pass computes, and autograd keeps, nothing above ``layer``."""
-    owner, attr = _decoder_stack(model)
-    full = getattr(owner, attr)
-    setattr(owner, attr, torch.nn.ModuleList(list(full)[:layer + 1]))
-    try:
-        yield
-    finally:
-        setattr(owner, attr, full)
-
-
 @functools.lru_cache(maxsize=None)
 def _takes_logits_to_keep(cls) -> bool:
     return "logits_to_keep" in inspect.signature(cls.forward).parameters
@@ -119,7 +79,7 @@ def _activations(model, batch, layer: int) -> torch.Tensor:
         captured["h"] = output[0] if isinstance(output, tuple) else output
 
     handle = decoder_layers(model)[layer].register_forward_hook(hook)
-    extra = {"logits_to_keep": 1} if _takes_logits_to_keep(type(_inner(model))) else {}
+    extra = {"logits_to_keep": 1} if _takes_logits_to_keep(type(unwrapped(model))) else {}
     try:
         with stop_after(model, layer):
             model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **no_cache(model), **extra)

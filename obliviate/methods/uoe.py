@@ -28,7 +28,7 @@ from ..options import option
 from ..utils import ObliviateError
 from .common import Scope, UnlearnData, lm_logits
 from .localized import ScopedLossConfig, inner_method
-from .rmu import decoder_layers
+from ..models.anatomy import decoder_layers
 
 
 @dataclass

