@@ -193,3 +193,17 @@ def test_scorer_matches_a_direct_full_logits_computation(micro_models, micro_ben
         assert np.allclose(g.logp, logsm.gather(-1, labels[keep].unsqueeze(-1)).squeeze(-1).numpy(), atol=1e-4)
         assert np.allclose(g.mu, mu.numpy(), atol=1e-4) and np.allclose(g.sigma, sigma.numpy(), atol=1e-3)
         assert (g.hit == (logsm.argmax(-1) == labels[keep]).numpy()).all()
+
+
+def test_metric_specs_say_direction_and_oracle():
+    """METRICS holds specs: a description, which way is better, and whether an oracle is needed; `ls metrics`
+    prints them from there."""
+    from obliviate.evals import DIRECTIONS, METRICS, MetricSpec
+
+    assert all(isinstance(s, MetricSpec) and s.name == k and s.better in DIRECTIONS for k, s in METRICS.items())
+    want = {"forget_exact_match": ("match oracle", False), "retain_exact_match": ("higher", False),
+            "forget_quality": ("higher", True), "forget_ks_d": ("lower", True), "privleak_zlib": ("near 0", True),
+            "mia_reference_auc": ("match oracle", True), "model_utility": ("higher", False),
+            "rwku_forget_fill": ("lower", False), "overall_score": ("higher", True)}
+    assert {k: (METRICS[k].better, METRICS[k].needs_oracle) for k in want} == want
+    assert str(METRICS["forget_quality"]).endswith("[better: higher; needs an oracle]")

@@ -1,5 +1,8 @@
-"""Metrics. :data:`METRICS` is the one registry of aggregate metric names (as they appear in results.json)."""
+"""Metrics. :data:`METRICS` is the one registry of aggregate metrics (names as they appear in results.json), each a
+:class:`MetricSpec`: its description, which direction is better, and whether it needs an oracle."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ..utils import ObliviateError
 from .scoring import Scorer, TokenScores
@@ -21,33 +24,32 @@ _SPLIT_METRICS = {
 }
 _MIA = {"loss": "LOSS (mean NLL, EOS included)", "zlib": "zlib (NLL / zlib length)",
         "min_k": "Min-K% (k = 0.4, EOS excluded)", "min_k_plus_plus": "Min-K%++ (k = 0.4, EOS excluded)",
-        "reference": "Reference (NLL_oracle - NLL_model); needs an oracle",
+        "reference": "Reference (NLL_oracle - NLL_model)",
         "gradnorm": "gradient norm as OpenUnlearning: mean per-tensor L2 norm, train mode (--gradnorm)",
         "gradnorm_global": "gradient norm over all parameters at once, eval mode (--gradnorm)"}
-METRICS: dict[str, str] = {
+_DESCRIPTIONS: dict[str, str] = {
     **{f"{s}_{m}": f"{d} on {s}" for s in ("forget", "retain", "holdout", "neighbours", "world")
        for m, d in _SPLIT_METRICS.items()},
     "model_utility": "harmonic mean of prob, ROUGE-L recall and truth ratio on retain, neighbours and world (TOFU)",
     "memorization_score": "OpenUnlearning's memorisation aggregate HM(1 - ES, 1 - EM, 1 - para-prob, 1 - truth ratio "
-                          "prob_mean) on forget; higher is better (1: nothing memorised)",
+                          "prob_mean) on forget (1: nothing memorised)",
     "privacy_score": "HM over LOSS, zlib, Min-K%, Min-K%++ of 1 - |AUC - AUC_oracle| / max(AUC_oracle, 1 - AUC_oracle) "
                      "(MIA AUCs relative to the oracle's as OpenUnlearning aggregates them; the normalisation is "
-                     "obliviate's); higher is better; needs an oracle",
-    "overall_score": "HM(memorization_score, privacy_score, model_utility), OpenUnlearning's overall aggregate; needs "
-                     "an oracle",
-    "forget_quality": "KS-test p-value of forget truth ratios against the oracle's (TOFU); needs an oracle",
+                     "obliviate's)",
+    "overall_score": "HM(memorization_score, privacy_score, model_utility), OpenUnlearning's overall aggregate",
+    "forget_quality": "KS-test p-value of forget truth ratios against the oracle's (TOFU)",
     "forget_ks_d": "KS statistic D of forget truth ratios against the oracle's (0 ideal; comparable across forget-set "
-                   "sizes, unlike the p-value); needs an oracle",
+                   "sizes, unlike the p-value)",
     **{f"mia_{k}_auc": f"{d}: membership-inference AUC, forget (members) vs holdout" for k, d in _MIA.items()},
     "privleak": "MUSE's PrivLeak with Min-K%: ((1-AUC) - (1-AUC_oracle)) / (1-AUC_oracle) x 100; never unlearned "
-                "reads near -100, 0 is ideal, over-unlearning positive; needs an oracle",
-    **{f"privleak_{k}": f"PrivLeak with {d.split(' (')[0]}; needs an oracle" for k, d in _MIA.items() if k != "min_k"},
+                "reads near -100, 0 is ideal, over-unlearning positive",
+    **{f"privleak_{k}": f"PrivLeak with {d.split(' (')[0]}" for k, d in _MIA.items() if k != "min_k"},
     "muse_verbmem_forget": "MUSE C1: ROUGE-L F1 of 128-token greedy continuations of forget passages (--muse)",
     "muse_knowmem_forget": "MUSE C2: ROUGE-L F1 of few-shot greedy answers to forget questions (--muse)",
     "muse_knowmem_retain": "MUSE C4: ROUGE-L F1 of few-shot greedy answers to retain questions (--muse)",
     "muse_utility": "MUSE utility: muse_knowmem_retain (--muse)",
     "muse_mia_min_k_auc": "MUSE: Min-40% AUC, forget vs holdout texts (--muse)",
-    "muse_privleak": "MUSE C3: PrivLeak with Min-40% on texts; needs an oracle (--muse)",
+    "muse_privleak": "MUSE C3: PrivLeak with Min-40% on texts (--muse)",
     **{f"rwku_{side}_{kind}": f"share of {kind} probes answered on the {side} side of an RWKU-style target (--rwku)"
        for side in ("forget", "neighbour") for kind in ("fill", "qa")},    "concept_cosine": "intrinsic (ConceptVectors): cosine of each forget subject's concept vector to the target's",
     "concept_delta_norm": "intrinsic (ConceptVectors): L2 norm of the change of each concept vector",
@@ -55,6 +57,43 @@ METRICS: dict[str, str] = {
     "concept_jaccard": "intrinsic (ConceptVectors): Jaccard overlap of the top-20 vocabulary-projection tokens "
                        "before and after",
 }
+
+
+DIRECTIONS = ("higher", "lower", "match oracle", "near 0")
+NEEDS_ORACLE = {"forget_quality", "forget_ks_d", "privacy_score", "overall_score", "mia_reference_auc", "muse_privleak"}
+HIGHER = {"model_utility", "memorization_score", "privacy_score", "overall_score", "forget_quality",
+          "muse_knowmem_retain", "muse_utility"}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One aggregate metric: ``better`` is the direction a good unlearned model moves it ("higher", "lower",
+    "match oracle": as the oracle reads it, "near 0": PrivLeak's ideal); ``needs_oracle``: computed only against
+    one (``null`` with a note otherwise)."""
+
+    name: str
+    description: str
+    better: str
+    needs_oracle: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.description} [better: {self.better}" + ("; needs an oracle]" if self.needs_oracle else "]")
+
+
+def _spec(name: str, description: str) -> MetricSpec:
+    if name.startswith("privleak") or name == "muse_privleak":
+        better = "near 0"
+    elif name == "forget_ks_d" or name.startswith("rwku_forget"):
+        better = "lower"
+    elif name in HIGHER or name.startswith(("retain_", "neighbours_", "world_", "rwku_neighbour")):
+        better = "higher"
+    else:  # forget and holdout split metrics, membership AUCs, MUSE's forget criteria, concept vectors
+        better = "match oracle"
+    oracle = name in NEEDS_ORACLE or name.startswith("privleak")
+    return MetricSpec(name, description, better, oracle)
+
+
+METRICS: dict[str, MetricSpec] = {name: _spec(name, d) for name, d in _DESCRIPTIONS.items()}
 
 
 def check_metrics(names: list[str]) -> list[str]:
@@ -65,4 +104,4 @@ def check_metrics(names: list[str]) -> list[str]:
     return names
 
 
-__all__ = ["METRICS", "EvalConfig", "EvalResult", "Scorer", "TokenScores", "check_metrics", "compare_to_oracle", "evaluate"]
+__all__ = ["METRICS", "MetricSpec", "EvalConfig", "EvalResult", "Scorer", "TokenScores", "check_metrics", "compare_to_oracle", "evaluate"]
