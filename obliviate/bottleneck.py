@@ -210,7 +210,7 @@ def damage(with_b: dict, without: dict) -> list[str]:
     below half of its value without the bottleneck (where that was at least 0.2), or a perplexity more than twice
     as high. Deleting codes from such a model is measured against a model that no longer knows its facts, so its
     forget numbers say little about unlearning (e.g. an SAE that did not learn to reconstruct SmolLM2's residual
-    stream: held-out perplexity 12 -> 1,570, README)."""
+    stream: held-out perplexity 12 -> 1,570, docs/families/bottleneck.md)."""
     out = []
     for k, w in with_b.items():
         wo = without.get(k)

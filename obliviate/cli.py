@@ -1015,7 +1015,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="output folder (from scratch: target/, oracle/; else the model)")
     b.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="other bottleneck options, e.g. --set steps=200; --set error_term=true for a pretrained model "
-                        "(see README)")
+                        "(see docs/families/bottleneck.md)")
     b.add_argument("--rwku", help="pretrained models: train on the passages of the probe targets (with --probes)")
     b.add_argument("--probes", help="RWKU-style probe file (default: the built-in probes)")
     _add_data_args(b)

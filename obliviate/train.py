@@ -124,7 +124,7 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
     ``bottleneck.epochs`` at ``bottleneck.lr``: the oracle never sees the forget set. With ``bottleneck.from_start``
     the bottleneck is inserted into the untrained model (codes from its activations) and the two train together
     from the first step; tiny memorises that way too (at lr 1e-3; target and oracle alike at a reconstruction weight
-    of 0.1), but its codes are harder to delete (README, CodeUnlearn)."""
+    of 0.1), but its codes are harder to delete (docs/families/bottleneck.md)."""
     if bottleneck is not None and spec not in SCRATCH_MODELS:
         raise ObliviateError(f"train_pair: a bottleneck is trained with the model only from scratch ({spec!r} is "
                              "pretrained: `obliviate bottleneck` freezes it and trains the bottleneck alone)")

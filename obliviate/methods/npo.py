@@ -27,8 +27,8 @@ def npo(model, tokenizer, data: UnlearnData, cfg: NPOConfig, scope: Scope | None
     NLLs are summed over answer tokens; the reference is the model before unlearning, whose forget NLLs are
     computed once up front instead of keeping a second model in memory.
 
-    Note: ../shared/DESIGN.md writes σ(-β·(NLL_θ - NLL_ref)); with NLL = -log π that sign would *reinforce*
-    the forget data. The paper's σ(-β·log(π_θ/π_ref)) is σ(+β·(NLL_θ - NLL_ref)), used here.
+    Note the sign: written as σ(-β·(NLL_θ - NLL_ref)), with NLL = -log π, the loss would *reinforce* the forget
+    data. The paper's σ(-β·log(π_θ/π_ref)) is σ(+β·(NLL_θ - NLL_ref)), used here (``tests/test_losses.py``).
     """
     ref = reference_nll(model, tokenizer, data.forget, cfg.max_length)  # (N,)
 
