@@ -169,10 +169,11 @@ def cmd_demo(args) -> int:
 
         parse_attacks(args.attacks)
     _check_models(("model", args.model))
-    if args.ledger:  # a bad ledger fails before any training
-        from .ledger import ensure
+    from .ledger import default_path, ensure
 
-        ensure(args.ledger)
+    ledger = Path(args.ledger) if args.ledger else default_path(args.out)
+    if args.ledger or ledger.is_file():  # a bad or truncated ledger fails before any training
+        ensure(ledger)
     cfg = DemoConfig(model=args.model, benchmark=args.benchmark or "people", benchmark_seed=args.benchmark_seed or 0,
                      method=args.method, method_config=_parse_sets(args.set), seed=_seed(args), attacks=args.attacks)
     from .data import load_benchmark
@@ -290,10 +291,11 @@ def cmd_unlearn(args) -> int:
     bench = None if probes else _benchmark(args, [("model", args.model)])
     inputs = _inputs(args)
     check_output(args.out, overwrite=args.overwrite, inputs=inputs, need_bytes=int(1.05 * weights_bytes(args.model)))
-    if args.ledger:  # a bad ledger fails before any model work
-        from .ledger import ensure
+    from .ledger import default_path, ensure
 
-        ensure(args.ledger)
+    ledger = Path(args.ledger) if args.ledger else default_path(args.out)
+    if args.ledger or ledger.is_file():  # a bad or truncated ledger fails before any model work
+        ensure(ledger)
     model, tok = load_model(args.model)
     if probes:
         from .evals.rwku import rwku_unlearn_data

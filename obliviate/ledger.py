@@ -73,8 +73,15 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def ensure(path: str | Path) -> Path:
-    """Open (or create) the ledger now, so that a bad ``--ledger`` fails before any model work."""
-    _connect(Path(path)).close()
+    """Open (or create) the ledger now, so that a bad ``--ledger``, or one that lost entries below its signed
+    checkpoint (appending to it is refused), fails before any model work."""
+    con = _connect(Path(path))
+    try:
+        lost = covers(_rows(con), read_checkpoint(path), f"the checkpoint {checkpoint_path(path)}")
+    finally:
+        con.close()
+    if lost:
+        raise ObliviateError(f"{path}: {lost[0]}; obliviate will not append to it (`obliviate ledger` checks it)")
     return Path(path)
 
 

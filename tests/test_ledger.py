@@ -287,3 +287,16 @@ def test_cli_files_evidence_under_the_request_of_the_evaluated_folder(tmp_path, 
     assert "no evaluation recorded" not in capsys.readouterr().out
     assert main(["eval", "--model", str(tmp_path / "u2"), "--out", str(tmp_path / "e2"), "--request", "nope"]) == 2
     assert "--request nope" in capsys.readouterr().err and not (tmp_path / "e2").exists()
+
+
+def test_unlearn_refuses_a_truncated_ledger_before_any_work(tmp_path, micro_pair, capsys):
+    from obliviate.cli import main
+
+    args = ["unlearn", "--model", str(micro_pair["target"]), "--method", "ga", "--benchmark", "micro", "--set",
+            "max_steps=2"]
+    assert main([*args, "--out", str(tmp_path / "u1")]) == 0
+    assert main([*args, "--out", str(tmp_path / "u2")]) == 0
+    _drop_last(tmp_path / "obliviate-ledger.sqlite")
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "u3")]) == 2
+    assert "entries were removed" in capsys.readouterr().err and not (tmp_path / "u3").exists()
