@@ -57,8 +57,7 @@ def main() -> None:
     # codeunlearn needs a bottlenecked target and oracle: bench/codeunlearn.py; sisa a sharded ensemble (its own
     # tests); the editing methods and the guards have their own benches (bench/editing.py, bench/guards.py)
     dense = [(m, {}, "defaults") for m in METHODS
-             if not (METHODS[m].moe_only or METHODS[m].bottleneck_only or METHODS[m].exact or METHODS[m].editing
-                     or METHODS[m].guard)]
+             if not METHODS[m].moe_only and METHODS[m].trains]
     dense += [(m, c, f"tuned {c}") for m, c in TUNED if not METHODS[m].moe_only]
     if not a.no_calibrate:
         dense += [(m, {"stop": "holdout"}, "calibrated (stop=holdout)") for m in CALIBRATED]

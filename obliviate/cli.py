@@ -303,12 +303,9 @@ def cmd_unlearn(args) -> int:
         data = rwku_unlearn_data(args.rwku, tok, probes)
     else:
         data = UnlearnData.from_benchmark(bench, tok)
-    from .sisa import LogProbEnsemble, attach_rows
-
-    if isinstance(model, LogProbEnsemble) and bench is not None:  # retraining needs the shards' remaining rows
-        from .data.format import examples_from
-
-        attach_rows(model, examples_from(tok, bench.training_qa(True), bench.training_texts(True)))
+    family = get_method(args.method).family
+    if family.prepare is not None:  # what the method's family needs first (the exact family: the shards' rows)
+        family.prepare(model, tok, bench)
     new, info = unlearn(model, tok, data, args.method, cfg)
     warnings = []
     if bench is not None and (bench.retain or bench.world or bench.neighbours):

@@ -22,7 +22,7 @@ Terms (bytes per device, ``b`` bytes per weight, ``P`` parameters, ``P_t`` train
 - LoRA in 16-bit: peft keeps the adapters in float32, so every wrapped linear's input is also kept as a float32
   copy for its adapter's gradient: ``4·(6·H + I)`` more per token and layer (q, k, v, o, gate and up read H, down
   reads I; for RMU only its updated down-projections, ``4·I`` each).
-- RMU: its forward stops at the steered layer l (``obliviate.methods.rmu.stop_after``) and only the
+- RMU: its forward stops at the steered layer l (``obliviate.models.anatomy.stop_after``) and only the
   down-projections of layers l-2..l train, so two passes (forget, retain) keep, per token, ``4·I`` for each
   updated down-projection's input and ``12·I + 16·H + 8·K`` for each updated block above the first (a block with
   frozen weights whose input needs a gradient); nothing below, no logits. Its peak comes in the frozen model's
@@ -50,7 +50,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .methods.common import REFERENCE_LOGITS_BYTES
+from .methods.common import REFERENCE_LOGITS_BYTES, MemoryTerms
 from .utils import ObliviateError
 
 GIB = 2**30
@@ -74,11 +74,6 @@ PRESETS = {
                        tie_word_embeddings=False),
 }
 
-FROZEN_COPIES = {"rmu": 1, "undial": 1, "whp": 1}
-REFERENCE_PASS = {"npo", "idk", "idkdpo", "altpo", "flat"}  # reference NLLs computed before training
-# batches in one step's loss (default 2: forget + retain); the refusal methods' counts (refusals, the forget
-# answers, passages, retain) are read from their losses, not measured
-ROWS = {"ga": 1, "idk": 3, "flat": 3, "idkdpo": 4, "altpo": 4}
 REFERENCE_BATCH = 32
 RMU_TOKEN_H = 8  # RMU's per-token extras in units of H: the final norm's input and output, the MSE's difference
 
@@ -174,16 +169,26 @@ def nograd_token_bytes(a: Arch) -> int:
     return 8 * a.vocab + 8 * a.layers * a.hidden + 8 * a.hidden
 
 
-def estimate(a: Arch, method: str, batch_size: int, max_length: int, gpus: int = 1, fsdp: bool = False,
+def _terms(method: str | MemoryTerms) -> MemoryTerms:
+    if isinstance(method, MemoryTerms):
+        return method
+    from .methods import get_method
+
+    return get_method(method).memory
+
+
+def estimate(a: Arch, method: str | MemoryTerms, batch_size: int, max_length: int, gpus: int = 1, fsdp: bool = False,
              lora_rank: int = 0, dtype_bytes: int = 4, forget_rows: int | None = None) -> dict:
-    """Expected peak bytes per device, with every term (see the module docstring). ``forget_rows``: the size of
-    the forget set, when smaller than the reference pass's batch of 32."""
+    """Expected peak bytes per device, with every term (see the module docstring). ``method``: its memory terms,
+    or a registered method's name (its registry entry's terms). ``forget_rows``: the size of the forget set,
+    when smaller than the reference pass's batch of 32."""
+    terms = _terms(method)
     b, n = dtype_bytes, (gpus if fsdp else 1)
     scale = b / 4  # activations were counted in float32; the logits stay float32 in the loss
     per_batch = max(1, batch_size // max(1, gpus))
-    rows = per_batch * ROWS.get(method, 2)
-    if method == "rmu":
-        # the loss reads layer l's output and its forward stops there (obliviate.methods.rmu.stop_after): two
+    rows = per_batch * terms.rows
+    if terms.stops_at_layer:
+        # the loss reads layer l's output and its forward stops there (obliviate.models.anatomy.stop_after): two
         # passes (forget, retain) of per_batch rows keep, per token, each updated down-projection's input (4·I)
         # and, in the updated blocks above the first (l-n+2..l), what a block with frozen weights keeps when its
         # input needs a gradient; the blocks below keep nothing (no input or weight of theirs needs a gradient)
@@ -212,19 +217,19 @@ def estimate(a: Arch, method: str, batch_size: int, max_length: int, gpus: int =
     weights = a.params * b / n + gathered
     grads, moments, temps = p_t * b / n, 2 * p_t * b / n, p_t * b / n
     # a sharded frozen copy gathers its own root and layers during its forward passes
-    frozen = FROZEN_COPIES.get(method, 0) * (a.params * b / n + gathered)
-    tied_head = not lora_rank and method != "rmu"
+    frozen = terms.frozen_copies * (a.params * b / n + gathered)
+    tied_head = not lora_rank and not terms.stops_at_layer
     embed_grad = a.vocab * a.hidden * b / n if tied_head else 0
     # the reference pass runs before training, in batches of at most 32 rows and 256 MiB of float32 logits
     ref_rows = min(REFERENCE_BATCH, forget_rows or REFERENCE_BATCH,
                    max(1, REFERENCE_LOGITS_BYTES // (4 * a.vocab * max_length)))
     # under FSDP it runs on a sharded frozen copy (obliviate.methods.common.reference_nll): the sharded weights
     ref = ((weights if fsdp and gpus > 1 else a.params * b) + ref_rows * max_length * nograd_token_bytes(a) * scale
-           if method in REFERENCE_PASS else 0)
+           if terms.reference_pass else 0)
     phases = {"reference pass": ref,
               "forward and backward": weights + frozen + moments + acts + embed_grad,
               "optimiser step": weights + frozen + grads + moments + temps}
-    if sharding and not lora_rank and method != "rmu":
+    if sharding and not lora_rank and not terms.stops_at_layer:
         # FSDP reduce-scatters the root's gradients when its backward ends, last: by then every layer's sharded
         # gradient exists and the root's are still whole (the accumulated one, one more being added, the
         # reduce-scatter input)
@@ -233,7 +238,8 @@ def estimate(a: Arch, method: str, batch_size: int, max_length: int, gpus: int =
     return {"terms": {"weights": weights, "gradients": grads, "optimizer": moments, "optimizer step temporaries": temps,
                       "frozen copies": frozen, "activations": acts, "reference pass": ref},
             "phases": phases, "peak": phases[peak_phase], "peak_phase": peak_phase,
-            "setting": {"method": method, "batch_size": batch_size, "max_length": max_length, "gpus": gpus,
+            "setting": {"method": method if isinstance(method, str) else None, "batch_size": batch_size,
+                        "max_length": max_length, "gpus": gpus,
                         "fsdp": fsdp, "lora_rank": lora_rank, "dtype_bytes": b, "rows_per_step": rows,
                         "trainable_parameters": p_t}}
 

@@ -249,6 +249,15 @@ def attach_rows(ens: LogProbEnsemble, examples) -> int:
     return len(ens.rows)
 
 
+def prepare_ensemble(model, tokenizer, bench) -> None:
+    """The exact family's preparation: a loaded SISA or S3T ensemble gets its training rows back from the
+    benchmark (retraining a shard needs its remaining rows; the folder keeps only their hashes)."""
+    if isinstance(model, LogProbEnsemble) and bench is not None:
+        from .data.format import examples_from
+
+        attach_rows(model, examples_from(tokenizer, bench.training_qa(True), bench.training_texts(True)))
+
+
 def _load_sisa_folder(path: Path, dtype=None, trust_remote_code: bool = False):
     from .models import load_tokenizer
 

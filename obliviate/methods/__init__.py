@@ -15,7 +15,7 @@ from ..utils import ObliviateError, seed_everything
 from . import bottlenecked, lora  # noqa: F401  (bottlenecked registers its model kind)
 from ..options import from_dict
 from .codeunlearn import CodeUnlearnConfig, codeunlearn
-from .common import GradientConfig, UnlearnData
+from .common import GradientConfig, MemoryTerms, UnlearnData
 from .eco import ECOConfig, eco
 from .gradient import GAConfig, GradDiffConfig, ga, graddiff
 from .guard import GUARDConfig, guard
@@ -27,7 +27,7 @@ from .refusal import AltPOConfig, FLATConfig, IdkConfig, IdkDPOConfig, altpo, fl
 from .retrain import RetrainConfig, retrain
 from .rmu import RMUConfig, rmu
 from ..s3t import S3TUnlearnConfig, s3t_unlearn
-from ..sisa import SisaUnlearnConfig, sisa_unlearn
+from ..sisa import SisaUnlearnConfig, prepare_ensemble, sisa_unlearn
 from .rocr import ROCRConfig, rocr
 from .ssd import SSDConfig, ssd
 from .task_vector import TaskVectorConfig, task_vector
@@ -37,43 +37,72 @@ from .whp import WHPConfig, whp
 
 
 @dataclass(frozen=True)
+class Family:
+    """What a method family shares and what is special about it: whether its methods run gradient steps,
+    whether ``run`` returns a new model with its info (a guard wraps the model instead of changing it), and what
+    the family needs done before a run (``prepare(model, tokenizer, bench)``: the exact family gives a loaded
+    ensemble its shards' rows back). Model kinds a family stores on disk are registered with
+    :func:`obliviate.models.register_kind`."""
+
+    name: str
+    summary: str
+    trains: bool = True
+    returns_model: bool = False
+    prepare: Callable | None = None
+
+
+GRADIENT = Family("gradient", "a loss optimised on the forget (and retain) data, on all weights, LoRA adapters or a "
+                              "located part of the model")
+EDITING = Family("editing", "retrain-free weight edits (ssd, rocr) and a located few-vector edit (needle)",
+                 trains=False)
+GUARDS = Family("guards", "inference-time guards: the weights stay; the returned model is the guarded one",
+                trains=False, returns_model=True)
+EXACT = Family("exact", "exact unlearning of a sharded ensemble (obliviate train --sharded): retrain or cut the "
+                        "affected shards", trains=False, prepare=prepare_ensemble)
+BOTTLENECK = Family("bottleneck", "CodeUnlearn: delete the codes of a discrete bottleneck (obliviate bottleneck); "
+                                  "no gradient step", trains=False)
+FAMILIES = {f.name: f for f in (GRADIENT, EDITING, GUARDS, EXACT, BOTTLENECK)}
+
+
+@dataclass(frozen=True)
 class Method:
     config: type
     run: Callable
     summary: str
+    family: Family = GRADIENT
     retain_term: bool = True  # whether the loss has a term that protects retain data
     scopeable: bool = False  # whether `localized` / `uoe` can run its loss on part of the model
     lora: bool = True  # whether it can train LoRA adapters instead of the weights
     moe_only: bool = False  # whether it needs a Mixture-of-Experts model
-    bottleneck_only: bool = False  # whether it needs a model with a codebook / SAE bottleneck (`obliviate bottleneck`)
-    editing: bool = False  # a retrain-free weight edit (ssd, rocr) or a located few-vector edit (needle)
-    guard: bool = False  # an inference-time guard: run returns (GuardedModel, info); the weights stay as they are
-    exact: bool = False  # exact unlearning of a sharded ensemble (obliviate train --sharded): needs such a model
+    memory: MemoryTerms = MemoryTerms()  # what it adds to obliviate plan's memory model
 
     @property
     def trains(self) -> bool:
         """Whether it runs gradient steps on the model (not an edit, a guard, a code deletion or a shard cut)."""
-        return not (self.editing or self.guard or self.exact or self.bottleneck_only)
+        return self.family.trains
 
 
 METHODS: dict[str, Method] = {
     "ga": Method(GAConfig, ga, "gradient ascent on the forget set (TOFU baseline)", retain_term=False,
-                 scopeable=True),
+                 scopeable=True, memory=MemoryTerms(rows=1)),
     "graddiff": Method(GradDiffConfig, graddiff, "ascent on forget + descent (NLL or KL) on retain", scopeable=True),
     "npo": Method(NPOConfig, npo, "Negative Preference Optimization, beta=0.1, + retain NLL (NPO-RT)",
-                  scopeable=True),
+                  scopeable=True, memory=MemoryTerms(reference_pass=True)),
     "simnpo": Method(SimNPOConfig, simnpo, "reference-free, length-normalised NPO (beta=4.5, delta=0) + retain NLL",
                      scopeable=True),
-    "idk": Method(IdkConfig, idk, "fine-tune forget questions towards refusal answers + retain NLL", scopeable=True),
+    "idk": Method(IdkConfig, idk, "fine-tune forget questions towards refusal answers + retain NLL", scopeable=True,
+                  memory=MemoryTerms(reference_pass=True, rows=3)),
     "idkdpo": Method(IdkDPOConfig, idkdpo, "DPO: refusal preferred, forget answer rejected (beta=0.1) + retain NLL",
-                     scopeable=True),
+                     scopeable=True, memory=MemoryTerms(reference_pass=True, rows=4)),
     "flat": Method(FLATConfig, flat, "FLAT: f-divergence (KL or TV) between refusals and forget answers, forget data only",
-                   retain_term=False, scopeable=True),
+                   retain_term=False, scopeable=True, memory=MemoryTerms(reference_pass=True, rows=3)),
     "altpo": Method(AltPOConfig, altpo, "AltPO: DPO preferring alternate answers over the forget answer (beta=0.1) "
-                                        "+ retain NLL", scopeable=True),
+                                        "+ retain NLL", scopeable=True,
+                    memory=MemoryTerms(reference_pass=True, rows=4)),
     "undial": Method(UNDIALConfig, undial, "UNDIAL: self-distil towards own logits with the true token lowered by "
                                            "beta=3 (OpenUnlearning's README grid 3/10/30; its config: 10), forget data "
-                                           "only", retain_term=False, scopeable=True),
+                                           "only", retain_term=False, scopeable=True,
+                     memory=MemoryTerms(frozen_copies=1)),
     "wga": Method(WGAConfig, wga, "WGA: gradient ascent weighted per token by sg(p^beta) + retain NLL", scopeable=True),
     "satimp": Method(SatImpConfig, satimp, "SatImp: ascent weighted by sg(p^5 (1-p)) + 0.1 x retain NLL "
                                            "(OpenUnlearning's class defaults; its config: 0.1 x forget + retain)",
@@ -83,43 +112,45 @@ METHODS: dict[str, Method] = {
     "pdu": Method(PDUConfig, pdu, "PDU: flatten forget logits subject to retain NLL <= eps (primal-dual, "
                                   "Lagrange multiplier by dual ascent)", scopeable=True),
     "rmu": Method(RMUConfig, rmu, "RMU: steer layer-l activations on forget data to a random direction; "
-                                  "updates MLP down-projections of layers l-2..l only"),
+                                  "updates MLP down-projections of layers l-2..l only",
+                  memory=MemoryTerms(frozen_copies=1, stops_at_layer=True)),
     "whp": Method(WHPConfig, whp, "Who's Harry Potter: fine-tune towards generic labels from a reinforced model "
-                                  "(+ optional anchor-term dictionary)", retain_term=False),
+                                  "(+ optional anchor-term dictionary)", retain_term=False,
+                  memory=MemoryTerms(frozen_copies=1)),
     "localized": Method(LocalizedConfig, localized, "locate the MLPs carrying the forget facts (attribution or "
                                                     "activation patching), run a chosen loss on them only"),
     "uoe": Method(UOEConfig, uoe, "MoE only: unlearn the forget set's most engaged expert + router anchor loss",
                   lora=False, moe_only=True),
     "codeunlearn": Method(CodeUnlearnConfig, codeunlearn, "CodeUnlearn: no gradient steps; delete the codes the forget "
                                                           "data fires in a codebook or TopK-SAE bottleneck",
-                          lora=False, bottleneck_only=True),
+                          lora=False, family=BOTTLENECK),
     "ssd": Method(SSDConfig, ssd, "Selective Synaptic Dampening: no training; shrink parameters far more important "
                                   "(diagonal Fisher) to the forget set than to all data (alpha=10, lambda=1)",
-                  lora=False, editing=True),
+                  lora=False, family=EDITING),
     "rocr": Method(ROCRConfig, rocr, "rank-one concept redirection: no training; a closed-form rank-one edit of one "
                                      "MLP (causal tracing) maps the subject's key to a harmless concept's value "
                                      "(v* construction and layer rule ours, unverified against the paper)",
-                   lora=False, editing=True),
+                   lora=False, family=EDITING),
     "needle": Method(NeedleConfig, needle, "ConceptVectors' Needle: locate the subject's MLP value vectors, noise "
                                            "them (sigma=0.1) and train only them with a forget loss (NPO)",
-                     lora=False, editing=True),
+                     lora=False, family=EDITING),
     "eco": Method(ECOConfig, eco, "ECO: weights untouched; a classifier on the model's hidden states flags forget "
                                   "prompts, whose prompt embeddings get Gaussian noise (first dimension, as the "
-                                  "official code; sigma by a search to the holdout level)", lora=False, guard=True),
+                                  "official code; sigma by a search to the holdout level)", lora=False, family=GUARDS),
     "guard": Method(GUARDConfig, guard, "GUARD: weights untouched; flagged prompts are decoded by a beam search that "
                                         "prunes forbidden spans of the retrieved forget answers (keeps those answers)",
-                    lora=False, guard=True),
+                    lora=False, family=GUARDS),
     "icul": Method(ICULConfig, icul, "in-context unlearning (Pawelczyk et al.): weights untouched; every prompt gets "
                                      "forget QA with false answers, then correct retain QA (mode=guardrail|system: "
                                      "RWKU's instruction baselines instead)",
-                   lora=False, guard=True),
+                   lora=False, family=GUARDS),
     "sisa": Method(SisaUnlearnConfig, sisa_unlearn, "SISA, exact: retrain each affected shard of a sharded ensemble "
                                                    "(obliviate train --sharded) from the checkpoint before its first "
-                                                   "affected slice", lora=False, exact=True),
+                                                   "affected slice", lora=False, family=EXACT),
     "s3t": Method(S3TUnlearnConfig, s3t_unlearn, "S3T, exact: cut each slice ordering of an S3T ensemble (obliviate "
                                                  "train --sharded --s3t) before its first affected slice and serve "
                                                  "the deepest surviving LoRA prefix; retrain only a shard left "
-                                                 "without one", lora=False, exact=True),
+                                                 "without one", lora=False, family=EXACT),
     "task_vector": Method(TaskVectorConfig, task_vector, "fine-tune a copy on forget, subtract scale x (tuned - base)",
                           retain_term=False),
     "retrain": Method(RetrainConfig, retrain, "exact baseline: the oracle recipe on retain data only, from the base",
@@ -159,7 +190,7 @@ def unlearn(model, tokenizer, data: UnlearnData, method: str = DEFAULT_METHOD, c
         seed_everything(cfg.seed)  # the adapters' random initialisation: same seed, same adapters
         new = lora.wrap(new, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
     info = m.run(new, tokenizer, data, cfg)
-    if m.guard:  # the weights stay; the returned model is the guarded one
+    if m.family.returns_model:  # a guard: the weights stay; the returned model is the guarded one
         new, info = info
     if use_lora:
         new = lora.unwrap(new, cfg.lora_merge)
@@ -167,4 +198,4 @@ def unlearn(model, tokenizer, data: UnlearnData, method: str = DEFAULT_METHOD, c
     return new, {"method": method, "config": asdict(cfg), **info}
 
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "Method", "UnlearnData", "get_method", "method_config", "unlearn"]
+__all__ = ["DEFAULT_METHOD", "FAMILIES", "METHODS", "Family", "Method", "UnlearnData", "get_method", "method_config", "unlearn"]

@@ -141,6 +141,20 @@ class GradientConfig(Options):
             raise OptionError("keep_best and stop=holdout both choose the returned step; set one of them")
 
 
+@dataclass(frozen=True)
+class MemoryTerms:
+    """What a method adds to the memory model, declared beside the method in its registry entry (the planner
+    names no method): ``frozen_copies`` whole frozen models kept beside the trained one (a teacher, a reinforced
+    copy), ``reference_pass`` reference NLLs computed once before training, ``rows`` batches in one step's loss
+    (forget + retain: 2; the refusal methods' counts read from their losses), ``stops_at_layer`` a loss that
+    reads one layer's activations and stops the forward there (RMU)."""
+
+    frozen_copies: int = 0
+    reference_pass: bool = False
+    rows: int = 2
+    stops_at_layer: bool = False
+
+
 def default_lr(model, cfg: GradientConfig) -> float:
     if cfg.lr is not None:
         return cfg.lr
