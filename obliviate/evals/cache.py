@@ -15,6 +15,7 @@ model given as a folder is cached (a built-in name is a recipe, not weights).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -41,7 +42,9 @@ def content_key(folder: str | os.PathLike, bench, cfg: EvalConfig) -> str:
                         "obliviate_source": _source_digest(), "torch": torch.__version__})
 
 
+@functools.lru_cache(maxsize=1)
 def _source_digest() -> str:
+    """SHA-256 of the package's source, read once per process (the code this process runs)."""
     h = hashlib.sha256()
     package = Path(__file__).resolve().parent.parent
     for f in sorted(package.rglob("*.py")):
