@@ -39,7 +39,7 @@ def main() -> None:
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     import obliviate as ob
     from obliviate.report.console import gain_lines
-    from obliviate.outputs import atomic_dir
+    from obliviate.core.outputs import atomic_dir
     from obliviate.report import results, write_results
 
     bench = ob.load_benchmark(a.benchmark)

@@ -26,8 +26,8 @@ import common
 
 
 def bottleneck_config(a, **more):
-    from obliviate.methods.codebook import BottleneckConfig
-    from obliviate.options import from_dict
+    from obliviate.methods.bottleneck.codebook import BottleneckConfig
+    from obliviate.core.options import from_dict
 
     given = {"kind": a.kind, "site": a.site, "codes": a.codes, "k": a.k, **more}
     sets = dict(s.split("=", 1) for s in a.bottleneck)
@@ -64,7 +64,7 @@ def main() -> None:
     if a.rwku:
         return rwku(a)
     import obliviate as ob
-    from obliviate.bottleneck import cost, damage_line
+    from obliviate.methods.bottleneck.build import cost, damage_line
     from obliviate.report.console import gain_lines
 
     bench = ob.load_benchmark(a.benchmark)
@@ -159,12 +159,13 @@ def rwku(a) -> None:
     import numpy as np
 
     import obliviate as ob
-    from obliviate.bottleneck import fit_pretrained, general_texts, measure
+    from obliviate.methods.bottleneck.build import fit_pretrained, general_texts, measure
     from obliviate.data import Example
     from obliviate.data.rwku import load_probes
-    from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+    from obliviate.evals.rwku import evaluate_rwku
+    from obliviate.methods import UnlearnData
     from obliviate.evals.uncertainty import bootstrap
-    from obliviate.methods import codebook as cb
+    import obliviate.methods.bottleneck.sites as sites
 
     model_name = a.model if a.model != "tiny" else "smollm2-135m"
     model, tok = ob.load_model(model_name)
@@ -177,7 +178,7 @@ def rwku(a) -> None:
     examples = [Example("", p) for tgt in probes.values() for p in tgt.passages]
     examples += [Example("", g) for g in general[:cfg.general_texts]]
     info = fit_pretrained(model, tok, examples, cfg)
-    print(f"{model_name}: {cfg.kind} bottleneck at {cb.resolve_sites(model, cfg.site)}"
+    print(f"{model_name}: {cfg.kind} bottleneck at {sites.resolve_sites(model, cfg.site)}"
           f"{' with error term' if cfg.error_term else ''}, {info['trained_parameters']} trained parameters, "
           f"{len(examples)} texts, {info['train_seconds']:.0f} s (with generation: {time.time() - t:.0f} s); "
           f"final loss {info['final_loss']:.3f}")
@@ -197,10 +198,10 @@ def rwku(a) -> None:
     cu_opts = dict(s.split("=", 1) for s in a.set)
     ns = [int(x) for x in a.n.split(",")]
     for target in targets:
-        with cb.bypassed(model):
+        with sites.bypassed(model):
             record("base (bottleneck passed through)", target, model)
         record("with bottleneck", target, model)
-        data = rwku_unlearn_data(target, tok, probes)
+        data = UnlearnData.from_probes(target, tok, probes)
         for n in ns:
             for control in (False, True):
                 t = time.time()

@@ -77,7 +77,7 @@ def write_result(name: str, values: dict, config: dict, argv: list[str] | None =
     import sys
     from pathlib import Path
 
-    from obliviate.utils import versions, write_json_atomic
+    from obliviate.core.utils import versions, write_json_atomic
 
     root = Path(__file__).resolve().parent.parent
 

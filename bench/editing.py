@@ -49,8 +49,8 @@ def main() -> None:
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     if a.rwku:
         return rwku(a)
-    from obliviate.evals.intrinsic import concept_vectors, intrinsic
-    from obliviate.methods.rocr import redirect_rate
+    from obliviate.methods.editing.intrinsic import concept_vectors, intrinsic
+    from obliviate.methods.editing.rocr import redirect_rate
 
     bench, target, oracle, tok, data = pair(a.model, a.benchmark)
     models, info, secs = run_rows(rows_of(a), target, tok, data)
@@ -101,15 +101,16 @@ def rwku(a) -> None:
     the probes (never trained on) are the measure, with the wall time of each method."""
     import obliviate as ob
     from obliviate.data.rwku import load_probes
-    from obliviate.evals.intrinsic import concept_vectors, intrinsic
-    from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+    from obliviate.methods.editing.intrinsic import concept_vectors, intrinsic
+    from obliviate.evals.rwku import evaluate_rwku
+    from obliviate.methods import UnlearnData
 
     model_name = a.model if a.model != "tiny" else "smollm2-135m"
     t = time.time()
     model, tok = ob.load_model(model_name)
     print(f"{model_name} loaded in {time.time() - t:.0f} s")
     probes = load_probes(model_name if model_name == "gemma3-270m" else None)
-    data = rwku_unlearn_data(a.rwku, tok, probes)
+    data = UnlearnData.from_probes(a.rwku, tok, probes)
     rows = {"base": (model, None)}
     for label, method, opts in rows_of(a, pretrained=True):
         t = time.time()

@@ -79,7 +79,7 @@ def pretrained_base(model: str, bench, tok, recipe):
 
     import obliviate as ob
     from obliviate.data.format import examples_from
-    from obliviate.train import base_model, finetune
+    from obliviate.engine.training import base_model, finetune
 
     other = ob.load_benchmark("people", seed=1)
     taken = {w for t in bench.all_text() for w in t.split()}
@@ -112,9 +112,9 @@ def main() -> None:
     import obliviate as ob
     from obliviate.data.format import examples_from
     from obliviate.models import SCRATCH_MODELS
-    from obliviate.s3t import S3TConfig, train_s3t
-    from obliviate.sisa import SisaConfig, _key, assign, train_sisa
-    from obliviate.train import TrainConfig, base_model
+    from obliviate.methods.exact.s3t import S3TConfig, train_s3t
+    from obliviate.methods.exact.sisa import SisaConfig, _key, assign, train_sisa
+    from obliviate.engine.training import TrainConfig, base_model
 
     bench, target, oracle, tok, data_all = pair(a.model, a.benchmark)
     rows = examples_from(tok, bench.training_qa(True), bench.training_texts(True))
@@ -138,7 +138,7 @@ def main() -> None:
         return copy.deepcopy(pre) if pre is not None else base_model(a.model, bench, 0)[0]
 
     if pre is not None and not a.skip_sisa:  # the comparator of the SISA table
-        from obliviate.train import finetune
+        from obliviate.engine.training import finetune
 
         one = start()
         finetune(one, tok, rows, full, desc="one model from the pretrained base")

@@ -55,7 +55,7 @@ def main() -> None:
     if a.rwku:
         return rwku(a)
     from obliviate.data.format import format_prompt
-    from obliviate.evals.guards import classifier_rates
+    from obliviate.methods.guards.rates import classifier_rates
 
     bench, target, oracle, tok, data = pair(a.model, a.benchmark)
     models, infos, secs = run_rows([("eco", "eco", {}), ("eco dims=0", "eco", {"dims": 0}), ("guard", "guard", {}),
@@ -100,13 +100,14 @@ def rwku(a) -> None:
     import obliviate as ob
     from obliviate.data.format import format_prompt
     from obliviate.data.rwku import get_target, load_probes
-    from obliviate.evals.guards import flags
-    from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+    from obliviate.methods.guards.rates import flags
+    from obliviate.evals.rwku import evaluate_rwku
+    from obliviate.methods import UnlearnData
 
     model_name = a.model if a.model != "tiny" else "smollm2-135m"
     model, tok = ob.load_model(model_name)
     probes = load_probes(model_name if model_name == "gemma3-270m" else None)
-    data = rwku_unlearn_data(a.rwku, tok, probes)
+    data = UnlearnData.from_probes(a.rwku, tok, probes)
     rows = {"base": (model, None, {})}
     for label, method, opts in [("eco", "eco", {"sigma": a.eco_sigma, "dims": a.eco_dims}), ("guard", "guard", {}),
                                 ("icul", "icul", {}), ("icul guardrail", "icul", {"mode": "guardrail"}),

@@ -97,7 +97,7 @@ def training_peak(fn) -> int:
     back, i.e. what a GPU holds (the caller's model and its working copy stay in host memory, and the copy made
     from them is sharded straight onto the device; on CPU processes all of it is one memory, so the window
     separates them). Frozen copies made before the window (RMU's) count: they are alive in it."""
-    import obliviate.distributed as d
+    import obliviate.engine.distributed as d
 
     init, finish = d.ShardedRun.__init__, d.ShardedRun.finish
 
@@ -156,8 +156,8 @@ def main() -> None:
     import obliviate as ob
     from obliviate.data.format import Example, encode, examples_from
     from obliviate.models import SCRATCH_MODELS
-    from obliviate.plan import _count, estimate
-    from obliviate.train import base_model
+    from obliviate.engine.plan import _count, estimate
+    from obliviate.engine.training import base_model
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     lead = int(os.environ.get("RANK", "0")) == 0
@@ -199,8 +199,8 @@ def main() -> None:
                     peaks = [None] * world
                     dist.all_gather_object(peaks, got)
                     got = max(peaks)
-                e = estimate(arch, method, B, T, gpus=world, fsdp=world > 1, lora_rank=r,
-                             dtype_bytes=torch.finfo(getattr(torch, a.dtype)).bits // 8, forget_rows=len(data.forget))
+                e = estimate(arch, ob.METHODS[method].memory, B, T, gpus=world, fsdp=world > 1, lora_rank=r,
+                             dtype_bytes=torch.finfo(getattr(torch, a.dtype)).bits // 8, forget_rows=len(data.forget), method=method)
                 ratio = e["peak"] / got
                 worst = max(worst, abs(ratio - 1))
                 say(f"{spec} | {method} | {r} | {e['peak'] / 2**20:.1f} ({e['peak_phase']}) | "

@@ -78,7 +78,7 @@ def main() -> None:
 
 def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths) -> tuple[dict, str]:
     """Tune ``method`` (forget quality subject to utility >= 0.95 x target's); print its Pareto front."""
-    from obliviate.tune import TuneConfig, Tuner
+    from obliviate.runs.tune import TuneConfig, Tuner
 
     t = time.time()
     tuner = Tuner(method, target, tok, bench, TuneConfig(trials=trials), oracle_result=ref,

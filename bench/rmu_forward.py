@@ -30,9 +30,9 @@ def main() -> None:
     import obliviate as ob
     from obliviate.data.format import encode, examples_from
     from obliviate.models import SCRATCH_MODELS
-    from obliviate.train import base_model
+    from obliviate.engine.training import base_model
 
-    rmu = importlib.import_module("obliviate.methods.rmu")
+    rmu = importlib.import_module("obliviate.methods.gradient.rmu")
     bench = ob.load_benchmark("people")
     model, tok = base_model(a.model, bench, 0) if a.model in SCRATCH_MODELS else ob.load_model(a.model)
     texts = examples_from(tok, [], bench.training_texts(True))

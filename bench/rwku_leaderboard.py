@@ -88,7 +88,8 @@ def main() -> None:
     import obliviate as ob
     from obliviate.data.rwku import PROBE_SETS
     from obliviate.evals.uncertainty import bootstrap
-    from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+    from obliviate.evals.rwku import evaluate_rwku
+    from obliviate.methods import UnlearnData
 
     probes = PROBE_SETS[a.model]
     t0 = time.time()
@@ -124,7 +125,7 @@ def main() -> None:
         f, n = probe_cells(before)
         lines.append(f"{target:<22} {'(before)':<8} {f:<20} {n:<20} {cell(*base_u['world']):<20} "
                      f"{cell(*base_u['lm_eval']):<20} {'-':>9}")
-        data = rwku_unlearn_data(target, tok, probes)
+        data = UnlearnData.from_probes(target, tok, probes)
         for m in methods:
             t = time.time()
             new, _ = ob.unlearn(model, tok, data, m, {"max_steps": a.steps, "lr": a.lr, "batch_size": 4})

@@ -27,7 +27,8 @@ def main() -> None:
     import obliviate as ob
     from obliviate.attacks.quantize import quantize_model_
     from obliviate.data.rwku import BUILTIN_PROBES
-    from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+    from obliviate.evals.rwku import evaluate_rwku
+    from obliviate.methods import UnlearnData
 
     t = time.time()
     model, tok = ob.load_model("smollm2-135m")
@@ -37,7 +38,7 @@ def main() -> None:
     for name, r in every.items():
         print(f"  {name:<24} " + "  ".join(f"{k.removeprefix('rwku_forget_')} {v:.2f}" for k, v in r["metrics"].items()
                                             if k.startswith("rwku_forget")))
-    data = rwku_unlearn_data(a.target, tok)
+    data = UnlearnData.from_probes(a.target, tok)
     t = time.time()
     new, _ = ob.unlearn(model, tok, data, a.method, {"max_steps": a.steps, "lr": a.lr, "batch_size": 4})
     secs = time.time() - t

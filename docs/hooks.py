@@ -46,7 +46,7 @@ def _attacks() -> str:
 def _options() -> str:
     from obliviate.attacks import ATTACKS
     from obliviate.methods import METHODS
-    from obliviate.options import describe
+    from obliviate.core.options import describe
 
     parts = []
     for kind, table in (("method", METHODS), ("attack", ATTACKS)):

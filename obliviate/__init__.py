@@ -20,14 +20,24 @@ if not _torch.cuda.device_count():
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
-from .attacks import ATTACKS, run_attacks
-from .data import Benchmark, QARecord, TextRecord, benchmark_from_files, load_benchmark
-from .evals import METRICS, EvalConfig, evaluate
-from .methods import METHODS, UnlearnData, unlearn
-from .models import load_model, save_model
-from .pipeline import DemoConfig, run_demo
-from .train import TrainConfig, train_pair
-from .utils import ObliviateError, package_version
+from obliviate.attacks import ATTACKS, run_attacks
+from obliviate.data import Benchmark, QARecord, TextRecord, benchmark_from_files, load_benchmark
+from obliviate.evals import METRICS, EvalConfig, evaluate
+from obliviate.methods import METHODS, UnlearnData, unlearn
+from obliviate.models import load_model, save_model
+from obliviate.runs.demo import DemoConfig, run_demo
+from obliviate.engine.training import TrainConfig, train_pair
+from obliviate.core.utils import ObliviateError, package_version
+
+# The module paths of earlier versions, kept for code written against them: obliviate.outputs (safe output folders,
+# now obliviate.core.outputs) and obliviate.train (target and oracle training, now obliviate.engine.training).
+import sys as _sys  # noqa: E402
+
+from obliviate.core import outputs as _outputs  # noqa: E402
+from obliviate.engine import training as _training  # noqa: E402
+
+outputs = _sys.modules.setdefault("obliviate.outputs", _outputs)
+train = _sys.modules.setdefault("obliviate.train", _training)
 
 __version__ = package_version()  # 0.0.0 when run from a source tree without an install
 

@@ -17,7 +17,7 @@ import torch
 from obliviate.attacks import ATTACKS, attack_config, judge, linear_cka, quantize_tensor, run_attacks, rtn_quantize_
 from obliviate.attacks.quantize import codebook, group_for
 from obliviate.cli import main
-from obliviate.utils import ObliviateError
+from obliviate.core.utils import ObliviateError
 
 
 def _digest(model) -> str:
@@ -67,7 +67,7 @@ def knower(setup):
     """The target also taught the two-hop answers (a 2-layer model does not compose facts on its own): the
     reference for multi_hop, which needs a target that answers two-hop questions."""
     from obliviate.data import examples_from
-    from obliviate.train import TrainConfig, finetune
+    from obliviate.engine.training import TrainConfig, finetune
 
     bench, target, _, tok = setup
     m = copy.deepcopy(target)
@@ -77,7 +77,7 @@ def knower(setup):
 
 
 def _guard(model, bench, tok):
-    from obliviate.attacks.common import probe_facts
+    from obliviate.evals.probes import probe_facts
 
     return PromptGuard(model, tok, [p.prompt for p in probe_facts(tok, bench.forget)])
 

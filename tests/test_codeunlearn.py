@@ -7,10 +7,12 @@ import torch.nn.functional as F
 
 from obliviate import ObliviateError, UnlearnData, load_model, save_model, unlearn
 from obliviate.evals.memorization import exact_match
-from obliviate.methods import codebook as cb
-from obliviate.methods.codeunlearn import deletions, undo
+import obliviate.methods.bottleneck.codebook as cb
+import obliviate.methods.bottleneck.sites as sites
+from obliviate.methods.bottleneck.config import BottleneckConfig
+from obliviate.methods.bottleneck.codeunlearn import deletions, undo
 
-SAE = cb.BottleneckConfig(kind="sae", site="layer.1", codes=256, k=8)
+SAE = BottleneckConfig(kind="sae", site="layer.1", codes=256, k=8)
 
 
 def test_codebook_keeps_the_top_k_codes_and_passes_the_gradient_straight_through():
@@ -126,7 +128,7 @@ def test_from_start_trains_the_model_with_its_bottleneck_from_the_first_step(mic
     assert meta["bottleneck"]["from_start"] and meta["bottleneck"]["epochs"] == 8
     assert meta["loss_curve"][-1] < 0.5 * meta["loss_curve"][0]  # it learned through the bottleneck
     model, _ = load_model(path)
-    assert set(cb.bottlenecks(model)) == {"layer.1"}
+    assert set(sites.bottlenecks(model)) == {"layer.1"}
 
 
 def test_bottlenecked_model_saves_and_loads_with_its_deletions(sae_model, request_data, tmp_path):
@@ -137,7 +139,7 @@ def test_bottlenecked_model_saves_and_loads_with_its_deletions(sae_model, reques
     ids = tok(["Who is the test?"], return_tensors="pt")
     assert torch.equal(again(**ids).logits, new(**ids).logits)
     assert [d["codes"] for d in deletions(again)] == [[r["code"] for r in info["deleted"]]]
-    assert sum(int(layer.deleted.sum()) for layer in cb.bottlenecks(again).values()) == info["n"] > 0
+    assert sum(int(layer.deleted.sum()) for layer in sites.bottlenecks(again).values()) == info["n"] > 0
 
 
 def test_codeunlearn_deletes_codes_only_and_forgets_more_than_it_retains(sae_model, request_data, micro_bench):
@@ -199,14 +201,14 @@ def test_codeunlearn_on_a_model_without_bottleneck_says_how_to_build_one(micro_m
 
 
 def test_bottleneck_options_are_checked(tmp_path):
-    from obliviate.bottleneck import build
+    from obliviate.methods.bottleneck.build import build
 
     with pytest.raises(ObliviateError, match="site"):
-        cb.BottleneckConfig(site="layer.x.mlp")
+        BottleneckConfig(site="layer.x.mlp")
     with pytest.raises(ObliviateError, match="k=8 must be below codes=4"):
-        cb.BottleneckConfig(codes=4, k=8)
+        BottleneckConfig(codes=4, k=8)
     with pytest.raises(ObliviateError, match="from_start .*'smollm2-135m' is pretrained"):
-        build("smollm2-135m", tmp_path / "out", cb.BottleneckConfig(from_start=True))
+        build("smollm2-135m", tmp_path / "out", BottleneckConfig(from_start=True))
     assert not (tmp_path / "out").exists()
 
 
@@ -229,7 +231,7 @@ def test_cli_builds_unlearns_lists_and_undoes(tmp_path, capsys, micro_pair):
     assert main(["codes", "--model", str(u), "--undo", "1"]) == 2  # needs --out: the input is never modified
     assert main(["codes", "--model", str(u), "--undo", "1", "--out", str(tmp_path / "v")]) == 0
     restored, _ = load_model(tmp_path / "v")
-    assert not deletions(restored) and all(not layer.deleted.any() for layer in cb.bottlenecks(restored).values())
+    assert not deletions(restored) and all(not layer.deleted.any() for layer in sites.bottlenecks(restored).values())
 
 
 def test_sae_with_error_term_is_the_identity_until_a_latent_is_deleted():
@@ -266,33 +268,33 @@ def test_sae_with_error_term_is_the_identity_until_a_latent_is_deleted():
 
 
 def test_error_term_sae_fits_a_frozen_model_and_reloads(micro_models, micro_bench, tmp_path):
-    from obliviate.bottleneck import fit_pretrained
+    from obliviate.methods.bottleneck.build import fit_pretrained
     from obliviate.data import examples_from
 
     target, _, tok = micro_models
     model = copy.deepcopy(target)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    cfg = cb.BottleneckConfig(kind="sae", site="layer.1", codes=128, k=4, error_term=True, steps=150, batch_size=4)
+    cfg = BottleneckConfig(kind="sae", site="layer.1", codes=128, k=4, error_term=True, steps=150, batch_size=4)
     info = fit_pretrained(model, tok, examples_from(tok, micro_bench.training_qa(True)), cfg)
     assert info["loss_curve"][0] > 2 * info["final_loss"]  # the reconstruction error fell
     after = {k.replace(".inner", ""): v for k, v in model.state_dict().items()}  # the wrapped block's names
     assert all(torch.equal(after[k], v) for k, v in before.items())  # base weights untouched
     ids = tok(["Who is the test?"], return_tensors="pt")
     assert torch.equal(model(**ids).logits, target(**ids).logits)  # nothing deleted: the base model's output
-    cb.set_deleted(model, list(range(64)), True)
+    sites.set_deleted(model, list(range(64)), True)
     deleted_logits = model(**ids).logits
     assert not torch.equal(deleted_logits, target(**ids).logits)
     again, _ = load_model(save_model(model, tok, tmp_path / "m"))
-    layer = cb.bottlenecks(again)["layer.1"]
-    assert layer.error_term and float(layer.max_norm) == float(cb.bottlenecks(model)["layer.1"].max_norm)
+    layer = sites.bottlenecks(again)["layer.1"]
+    assert layer.error_term and float(layer.max_norm) == float(sites.bottlenecks(model)["layer.1"].max_norm)
     assert torch.equal(again(**ids).logits, deleted_logits)
 
 
 def test_error_term_needs_an_sae_trained_on_reconstruction():
     with pytest.raises(ObliviateError, match="error_term.*kind=sae"):
-        cb.BottleneckConfig(kind="codebook", error_term=True)
+        BottleneckConfig(kind="codebook", error_term=True)
     with pytest.raises(ObliviateError, match="mse_weight must be > 0"):
-        cb.BottleneckConfig(error_term=True, mse_weight=0)
+        BottleneckConfig(error_term=True, mse_weight=0)
 
 
 def test_cli_fits_an_error_term_sae_to_a_frozen_model_at_no_cost(tmp_path, micro_pair):
@@ -308,7 +310,7 @@ def test_cli_fits_an_error_term_sae_to_a_frozen_model_at_no_cost(tmp_path, micro
     assert report["with_bottleneck"] == report["without_bottleneck"]  # the base model exactly, before any deletion
     assert report["warnings"] == []
     model, _ = load_model(out)
-    assert cb.bottlenecks(model)["layer.1"].error_term
+    assert sites.bottlenecks(model)["layer.1"].error_term
 
 
 def test_cli_warns_when_the_bottleneck_costs_the_model_what_it_knew(tmp_path, capsys, micro_pair):

@@ -4,7 +4,7 @@ keeps the retain facts gets none."""
 import json
 
 from obliviate.cli import main
-from obliviate.ledger import entries
+from obliviate.audit.ledger import entries
 
 
 def test_a_collapsing_run_warns_everywhere_a_user_looks(tmp_path, micro_pair, capsys):

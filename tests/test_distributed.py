@@ -85,7 +85,7 @@ def test_training_under_two_processes_matches_one(tmp_path):
     t1, _ = load_model(paths["one"]["target"])
     t2, _ = load_model(paths["two"]["target"])
     from obliviate import load_benchmark
-    from obliviate.train import base_model
+    from obliviate.engine.training import base_model
 
     init, _ = base_model("micro", load_benchmark("micro"))  # the recipe's initialisation (same seed)
     d1, d2 = _update(t1, init), _update(t2, init)
@@ -181,7 +181,7 @@ def test_deepspeed_zero3_npo_and_rmu_match_data_parallelism(tmp_path, micro_pair
 
 def test_deepspeed_config_fills_auto_fields_and_names_a_bad_file(tmp_path, monkeypatch):
     from obliviate import ObliviateError
-    from obliviate.distributed import zero_config
+    from obliviate.engine.distributed import zero_config
 
     model = torch.nn.Linear(2, 2).to(torch.bfloat16)
     for var in ("ACCELERATE_DEEPSPEED_CONFIG_FILE", "ACCELERATE_DEEPSPEED_ZERO_STAGE",

@@ -47,8 +47,9 @@ def test_ssd_at_huge_alpha_changes_nothing(micro_models, data):
 def test_rocr_is_a_low_rank_edit_of_one_mlp_that_meets_its_constraints(micro_models, data, positions):
     """W' k* = v* for every constraint (the closed form's promise), rank(ΔW) <= constraints, one tensor changes,
     and the forget NLL rises more than the retain NLL."""
-    from obliviate.methods.editing import down_projs, read_mlp
-    from obliviate.methods.rocr import ROCRConfig, _mentions, _renamed
+    from obliviate.methods.editing.common import read_mlp
+    from obliviate.models.anatomy import down_projs
+    from obliviate.methods.editing.rocr import ROCRConfig, _mentions, _renamed
 
     target, _, tok = micro_models
     new, info = unlearn(target, tok, data, "rocr", {"positions": positions})
@@ -99,7 +100,7 @@ def test_needle_trains_only_the_located_vectors(micro_models, data):
 
 
 def test_intrinsic_metrics_see_needle_but_not_an_untouched_model(micro_models, data):
-    from obliviate.evals.intrinsic import concept_vectors, intrinsic
+    from obliviate.methods.editing.intrinsic import concept_vectors, intrinsic
 
     target, oracle, tok = micro_models
     vectors = concept_vectors(target, tok, data)

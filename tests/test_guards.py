@@ -107,7 +107,7 @@ def test_eco_needs_a_sigma_or_calibration_facts(micro_models, data):
 
 
 def test_classifier_rates_have_intervals_and_see_the_attack_forms(micro_models, micro_bench, eco):
-    from obliviate.evals.guards import classifier_rates
+    from obliviate.methods.guards.rates import classifier_rates
 
     _, _, tok = micro_models
     rates = classifier_rates(eco[0], tok, micro_bench)
@@ -207,7 +207,7 @@ def test_icul_prefixes_every_prompt_and_lines_outputs_up(tmp_path, micro_models,
 
 
 def test_demo_with_a_guard_reports_its_classifier_and_what_it_keeps(tmp_path, micro_pair):
-    from obliviate.pipeline import DemoConfig, run_demo
+    from obliviate.runs.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(model="micro", benchmark="micro", method="eco", method_config={"sigma": 3.0}, attacks="none")
     res = run_demo(tmp_path / "out", cfg, cache=micro_pair["cache"])

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from obliviate.data.format import Example
-from obliviate.ledger import check, entries, record_evidence, record_request, request
+from obliviate.audit.ledger import check, entries, record_evidence, record_request, request
 
 FORGET = [Example("Question: Where was Ann Lee born?\nAnswer:", " Ann Lee was born in Oslo."),
           Example("", "Ann Lee wrote The Long Night.")]
@@ -59,7 +59,7 @@ def test_a_row_edited_behind_the_triggers_breaks_the_chain(tmp_path):
 WRITER = """
 import sys
 from obliviate.data.format import Example
-from obliviate.ledger import record_request
+from obliviate.audit.ledger import record_request
 for i in range(100000):
     record_request(sys.argv[1], method="npo", config={"i": i, "pad": "x" * 20000},
                    forget=[Example("q", "a %d" % i)] * 50, input_model="tiny", output_model=sys.argv[2])
@@ -98,7 +98,7 @@ def _evidence(forget_em_ci, verdicts):
     ([0.0, 0.05], {}, "not shown forgotten"),
 ])
 def test_the_certificate_never_says_forgotten_when_an_attack_recovers(tmp_path, ci, verdicts, conclusion):
-    from obliviate.certificate import certify
+    from obliviate.audit.certificate import certify
 
     out = _model(tmp_path)
     path = tmp_path / "ledger.sqlite"
@@ -110,7 +110,7 @@ def test_the_certificate_never_says_forgotten_when_an_attack_recovers(tmp_path, 
 
 
 def test_later_evidence_is_matched_by_fingerprint(tmp_path):
-    from obliviate.certificate import certify
+    from obliviate.audit.certificate import certify
 
     out = _model(tmp_path)
     path = tmp_path / "ledger.sqlite"
@@ -123,7 +123,7 @@ def test_later_evidence_is_matched_by_fingerprint(tmp_path):
 
 
 def test_verify_fails_loudly_when_a_weight_file_or_the_certificate_changes(tmp_path):
-    from obliviate.certificate import certify, verify
+    from obliviate.audit.certificate import certify, verify
 
     out = _model(tmp_path)
     path = tmp_path / "ledger.sqlite"
@@ -142,7 +142,7 @@ def test_verify_fails_loudly_when_a_weight_file_or_the_certificate_changes(tmp_p
 
 def _forge(cert_dir):
     """What a forger can do without the key: change the conclusion and recompute every hash in the file."""
-    from obliviate.certificate import _self_hash
+    from obliviate.audit.certificate import _self_hash
 
     cert = json.loads((cert_dir / "certificate.json").read_text())
     cert["conclusion"] = "forgotten by the recorded evidence"
@@ -152,9 +152,9 @@ def _forge(cert_dir):
 
 
 def test_a_forged_certificate_fails_verify_whatever_hash_it_carries(tmp_path, capsys):
-    from obliviate.certificate import certify
+    from obliviate.audit.certificate import certify
     from obliviate.cli import main
-    from obliviate.signing import keygen
+    from obliviate.audit.signing import keygen
 
     out = _model(tmp_path)
     path = tmp_path / "ledger.sqlite"
@@ -187,9 +187,9 @@ def _drop_last(path, n: int = 1):
 
 
 def test_a_truncated_ledger_fails_ledger_and_verify(tmp_path, capsys):
-    from obliviate.certificate import certify, verify
+    from obliviate.audit.certificate import certify, verify
     from obliviate.cli import main
-    from obliviate.ledger import checkpoint_path
+    from obliviate.audit.ledger import checkpoint_path
 
     out = _model(tmp_path)
     path = tmp_path / "ledger.sqlite"
@@ -216,8 +216,8 @@ def test_a_truncated_ledger_fails_ledger_and_verify(tmp_path, capsys):
 def test_evidence_goes_to_the_request_that_wrote_the_folder_even_with_identical_weights(tmp_path, capsys):
     """Re-running a command writes identical weights: the folder names its request, so evidence is filed under
     it; without that link, several matching requests are an error naming them, settled with --request."""
-    from obliviate.certificate import certify
-    from obliviate.ledger import REQUEST_FILE, request_for
+    from obliviate.audit.certificate import certify
+    from obliviate.audit.ledger import REQUEST_FILE, request_for
 
     path = tmp_path / "ledger.sqlite"
     u1, u2 = _model(tmp_path, "u1"), _model(tmp_path, "u2")  # the same bytes

@@ -162,7 +162,7 @@ def test_rmu_updates_only_the_down_projections_of_its_layers(micro_models, data)
 def test_rmu_activations_run_no_block_above_the_steered_layer(micro_models, data):
     """RMU's loss reads layer ℓ only: its forward pass stops there (no work or memory above ℓ), gives the same
     activation and gradient as the whole model's forward, and puts the stack back."""
-    from obliviate.methods.rmu import _activations, decoder_layers
+    from obliviate.methods.gradient.rmu import _activations, decoder_layers
 
     target, _, tok = micro_models
     model = copy.deepcopy(target)
@@ -198,7 +198,7 @@ def test_rmu_layer_out_of_range(micro_models, data):
 def test_rmu_misdirects_forget_activations_and_keeps_retain_ones(micro_models, data):
     from obliviate.data import collate, encode
     from obliviate.data.format import pad_id
-    from obliviate.methods.rmu import _activations, _token_mse, data_tokens
+    from obliviate.methods.gradient.rmu import _activations, _token_mse, data_tokens
 
     target, _, tok = micro_models
     cfg = {"max_steps": 24, "layer": 1, "lr": 1e-2, "alpha": 10.0}
@@ -273,7 +273,8 @@ def test_localized_updates_only_the_located_mlps(micro_models, data):
 def test_localized_patching_scores_are_the_nll_increase_of_mean_ablation(micro_models, data):
     """The patching score of a layer equals the forget NLL increase (nats per answer token) measured
     independently by mean-ablating that MLP with a hook."""
-    from obliviate.methods.localized import LocalizedConfig, locate, mean_mlp_outputs, mlp_modules
+    from obliviate.methods.gradient.localized import LocalizedConfig, locate, mean_mlp_outputs
+    from obliviate.models.anatomy import mlp_modules
 
     target, _, tok = micro_models
     cfg = LocalizedConfig(locate="patching", contrast=False, locate_examples=16)
@@ -314,7 +315,7 @@ def test_localized_bad_options(micro_models, data):
 def test_whp_generic_labels_follow_eq_1(micro_models, data):
     """alpha = 0 gives the base model's own argmax; a reinforced model that boosts the answer tokens pushes
     the generic labels away from them."""
-    from obliviate.methods.whp import WHPConfig, generic_labels
+    from obliviate.methods.gradient.whp import WHPConfig, generic_labels
 
     target, _, tok = micro_models
     ex = data.forget[:8]
@@ -356,7 +357,7 @@ def test_whp_anchor_terms_relabel_as_if_about_the_generic_subject(micro_models, 
     """With anchors {forget person: retain person} and alpha = 0, the label of the first answer token is what
     the base model answers about the retain person."""
     from obliviate.data.format import qa_example
-    from obliviate.methods.whp import WHPConfig, generic_labels, translate
+    from obliviate.methods.gradient.whp import WHPConfig, generic_labels, translate
 
     target, _, tok = micro_models
     f = micro_bench.forget[0]
@@ -467,7 +468,7 @@ def test_lora_unlearning_is_deterministic_whatever_ran_before(micro_models, data
 def _holdout_auc(model, tok, data):
     """The stop rule's two AUCs on a model, computed as the rule computes them."""
     from obliviate.methods.calibrate import HoldoutStop
-    from obliviate.methods.npo import NPOConfig
+    from obliviate.methods.gradient.npo import NPOConfig
 
     probe = HoldoutStop(tok, data, NPOConfig(stop="holdout"), 10)
     probe.probe(0, model)

@@ -360,7 +360,7 @@ def test_a_memorised_long_answer_scores_rouge_recall_one(tmp_path):
     from obliviate.data import Benchmark, QARecord
     from obliviate.evals import EvalConfig
     from obliviate.models import TinyModelConfig, load_model
-    from obliviate.train import TrainConfig, finetune
+    from obliviate.engine.training import TrainConfig, finetune
     from obliviate.data.format import examples_from
 
     answer = ("The author Elena Marisol Varga was born in the coastal town of Puerto Azul and spent her childhood "

@@ -112,7 +112,7 @@ def test_demo_is_deterministic(demo, tmp_path, micro_pair):
 
 
 def test_failed_demo_leaves_no_output(tmp_path, micro_pair, monkeypatch):
-    import obliviate.pipeline as pipeline
+    import obliviate.runs.demo as pipeline
 
     def boom(*a, **k):
         raise ObliviateError("unlearning failed")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from obliviate import ObliviateError
-from obliviate.plan import architecture, estimate
+from obliviate import METHODS, ObliviateError
+from obliviate.engine.plan import architecture, estimate
 
 
 def test_presets_count_the_published_parameters_without_weights():
@@ -15,18 +15,19 @@ def test_presets_count_the_published_parameters_without_weights():
 
 def test_fsdp_divides_the_states_and_lora_shrinks_them():
     a = architecture("llama-2-7b")
-    one = estimate(a, "graddiff", 4, 512, gpus=1, dtype_bytes=2)
-    four = estimate(a, "graddiff", 4, 512, gpus=4, fsdp=True, dtype_bytes=2)
+    one = estimate(a, METHODS["graddiff"].memory, 4, 512, gpus=1, dtype_bytes=2)
+    four = estimate(a, METHODS["graddiff"].memory, 4, 512, gpus=4, fsdp=True, dtype_bytes=2)
     assert four["terms"]["optimizer"] == pytest.approx(one["terms"]["optimizer"] / 4)
     assert four["terms"]["gradients"] == pytest.approx(one["terms"]["gradients"] / 4)
     assert one["terms"]["weights"] / 4 < four["terms"]["weights"] < one["terms"]["weights"] / 2  # + gathered units
     assert four["terms"]["activations"] == pytest.approx(one["terms"]["activations"] / 4)  # the batch is split
-    lora = estimate(a, "graddiff", 4, 512, lora_rank=16, dtype_bytes=2)
+    lora = estimate(a, METHODS["graddiff"].memory, 4, 512, lora_rank=16, dtype_bytes=2)
     assert lora["terms"]["optimizer"] < one["terms"]["optimizer"] / 100
     assert lora["peak"] < one["peak"]
-    assert estimate(a, "rmu", 4, 512)["terms"]["frozen copies"] == estimate(a, "rmu", 4, 512)["terms"]["weights"]
-    assert estimate(a, "npo", 4, 512)["terms"]["frozen copies"] == 0  # reference NLLs, not a second model
-    assert estimate(a, "npo", 4, 512)["terms"]["reference pass"] > 0
+    rmu, npo = (estimate(a, METHODS[m].memory, 4, 512)["terms"] for m in ("rmu", "npo"))
+    assert rmu["frozen copies"] == rmu["weights"]
+    assert npo["frozen copies"] == 0  # reference NLLs, not a second model
+    assert npo["reference pass"] > 0
 
 
 def test_cli_prints_every_configuration_and_the_one_that_fits(capsys):

@@ -5,7 +5,8 @@ import pytest
 
 from obliviate import ObliviateError
 from obliviate.data.rwku import BUILTIN_PROBES, load_probes
-from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+from obliviate.evals.rwku import evaluate_rwku
+from obliviate.methods import UnlearnData
 
 
 @pytest.mark.parametrize("model", ["smollm2-135m", "gemma3-270m"])
@@ -60,7 +61,7 @@ def test_accuracy_counts_answers_in_the_generation(tmp_path):
 
 def test_unlearn_data_forgets_the_target_and_retains_neighbours(micro_models):
     _, _, tok = micro_models
-    data = rwku_unlearn_data("Albert Einstein", tok)
+    data = UnlearnData.from_probes("Albert Einstein", tok)
     assert len(data.forget) == len(BUILTIN_PROBES["Albert Einstein"].passages)
     assert data.retain and all("Einstein" not in ex.target for ex in data.retain)
 

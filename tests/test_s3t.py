@@ -8,9 +8,9 @@ import torch
 
 from obliviate import ObliviateError, UnlearnData, load_model, unlearn
 from obliviate.data.format import examples_from
-from obliviate.s3t import S3TConfig, layer_groups, orderings, train_s3t
-from obliviate.sisa import _key
-from obliviate.train import TrainConfig, base_model
+from obliviate.methods.exact.s3t import S3TConfig, layer_groups, orderings, train_s3t
+from obliviate.methods.exact.sisa import _key
+from obliviate.engine.training import TrainConfig, base_model
 
 TRAIN = asdict(TrainConfig(epochs=2, lr=3e-3, batch_size=8))
 CFG = S3TConfig(shards=2, slices=2, rank=4)
@@ -113,7 +113,7 @@ def test_orderings_groups_and_errors(micro_models, setup):
 
 def test_cli_trains_an_s3t_ensemble_and_unlearns(tmp_path):
     from obliviate.cli import main
-    from obliviate.ledger import entries
+    from obliviate.audit.ledger import entries
 
     ens_dir, out = tmp_path / "ens", tmp_path / "u"
     assert main(["train", "--model", "micro", "--benchmark", "micro", "--sharded", "2", "--slices", "2", "--s3t",

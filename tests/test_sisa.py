@@ -7,8 +7,8 @@ import torch
 
 from obliviate import ObliviateError, UnlearnData, load_model, unlearn
 from obliviate.data.format import examples_from
-from obliviate.sisa import SisaConfig, _key, train_sisa
-from obliviate.train import TrainConfig, base_model
+from obliviate.methods.exact.sisa import SisaConfig, _key, train_sisa
+from obliviate.engine.training import TrainConfig, base_model
 
 TRAIN = asdict(TrainConfig(epochs=2, lr=3e-3, batch_size=8))
 
@@ -62,7 +62,7 @@ def test_sisa_refuses_a_plain_model(micro_models, setup):
 
 def test_cli_trains_sharded_unlearns_and_certifies_the_proof_obligations(tmp_path, capsys):
     from obliviate.cli import main
-    from obliviate.ledger import entries
+    from obliviate.audit.ledger import entries
 
     ens_dir, out = tmp_path / "ens", tmp_path / "u"
     assert main(["train", "--model", "micro", "--benchmark", "micro", "--sharded", "2", "--slices", "2",

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from obliviate import ObliviateError
-from obliviate.tune import pareto_front, search_space
+from obliviate.runs.tune import pareto_front, search_space
 
 
 def test_pareto_front_keeps_only_non_dominated_points():

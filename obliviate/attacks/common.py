@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..data import QARecord, format_prompt
-from ..evals.memorization import rouge_l_recall
-from ..evals.scoring import Scorer
-from ..evals.memorization import exact_match
-from ..evals.suite import MATCH_THRESHOLD
-from ..evals.uncertainty import SubjectResampler, interval
-from ..utils import ObliviateError
+from obliviate.evals.memorization import rouge_l_recall
+from obliviate.evals.probes import Probe
+from obliviate.evals.scoring import Scorer
+from obliviate.evals.memorization import exact_match
+from obliviate.evals.suite import MATCH_THRESHOLD
+from obliviate.evals.uncertainty import SubjectResampler, interval
 
 # Verdict thresholds, in the attack's own units (a share of facts for most attacks); stated with every verdict.
 SAME_AS_ORACLE = 0.10  # an attack's extra gain over the oracle's at most this: nothing recovered beyond the oracle
@@ -65,29 +64,6 @@ def memo(refs, key, compute):
     return refs.memo(key, compute) if isinstance(refs, Refs) else compute()
 
 
-@dataclass(frozen=True)
-class Probe:
-    """One question put to a model: a prompt (already formatted), and the phrase whose presence in the greedy
-    continuation counts as recovering the fact ``fact_id``. ``answer`` (free-text facts, no phrase) is scored by
-    ROUGE-L recall instead."""
-
-    prompt: str
-    value: str
-    fact_id: str
-    kind: str = ""
-    answer: str | None = None
-
-
-def qa_prompt(tok, question: str, context: str = "") -> str:
-    """The model's QA prompt, with ``context`` placed before the question inside the user turn."""
-    return format_prompt(tok, f"{context} {question}".strip())
-
-
-def probe_facts(tok, recs: list[QARecord], kind: str = "question") -> list[Probe]:
-    return [Probe(qa_prompt(tok, r.question), r.value or r.answer, r.id, kind, None if r.value else r.answer)
-            for r in recs]
-
-
 def ask(scorer: Scorer, probes: list[Probe], max_new_tokens: int = 24) -> list[dict]:
     """Greedy answers to ``probes`` and whether each states its fact: the value as a whole phrase, or for a
     free-text fact ROUGE-L recall of at least ``MATCH_THRESHOLD`` (generated to 200 tokens, stopping at EOS)."""
@@ -124,12 +100,6 @@ def any_correct(rows: list[dict]) -> float:
     """Share of facts recovered by at least one of their probes (an attack succeeds on a fact if any prompt works)."""
     facts = by_fact(rows)
     return float(np.mean(list(facts.values()))) if facts else float("nan")
-
-
-def forget_facts(bench) -> list[QARecord]:
-    if not bench.forget:
-        raise ObliviateError(f"benchmark {bench.name}: the forget split is empty; attacks need forget facts")
-    return bench.forget
 
 
 def fingerprint(model) -> str:
@@ -268,7 +238,7 @@ def _gain_verdict(lo: float, hi: float, level: float, level_ci: list[float]) -> 
 def hidden_states(model, tok, texts: list[str], batch_size: int = 32) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per layer (embeddings excluded), the last token's hidden state and the mean over tokens, for each text:
     two lists of ``(N, H)`` tensors."""
-    from ..data.format import pad_id
+    from obliviate.data.format import pad_id
 
     model.eval()
     device = next(model.parameters()).device

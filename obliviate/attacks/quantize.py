@@ -27,10 +27,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..evals.scoring import Scorer
-from ..options import Options, option
-from ..utils import ObliviateError
-from .common import AttackResult, accuracy, ask, by_fact, forget_facts, probe_facts
+from obliviate.evals.scoring import Scorer
+from obliviate.core.options import Options, option
+from obliviate.core.utils import ObliviateError
+from obliviate.attacks.common import AttackResult, accuracy, ask, by_fact
+from obliviate.evals.probes import forget_facts, probe_facts
 
 CODEBOOK_BLOCK = 64  # bitsandbytes' default block size for NF4 / FP4
 SCHEMES = ("nf4", "fp4")
@@ -184,9 +185,9 @@ def below_half_a_step(model, tokenizer, examples, scheme: str = "4", group_size:
     of ``examples``, left at zero on each group's largest weight so that the scales stay. The copy can forget
     ``examples``, yet quantizing it under ``scheme`` lands every weight back in the original's bin: the case
     Zhang et al. (2024) describe, by construction. RTN schemes only."""
-    from ..data import collate, encode
-    from ..data.format import pad_id
-    from ..methods.common import forward_nll
+    from obliviate.data import collate, encode
+    from obliviate.data.format import pad_id
+    from obliviate.methods.common import forward_nll
 
     if not scheme.isdigit():
         raise ObliviateError(f"quantize: the positive control needs an RTN bit width, got {scheme!r}")

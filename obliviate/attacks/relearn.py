@@ -14,14 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import examples_from
-from ..data.format import bucketed_batches, collate, encode, pad_id
-from ..evals.scoring import Scorer
-from ..loop import OptimConfig, optimize
-from ..methods.losses import mean_token_nll
-from ..options import Options, comma_list, option
-from ..utils import ObliviateError, seed_everything
-from .common import AttackResult, accuracy, ask, by_fact, forget_facts, probe_facts
+from obliviate.data import examples_from
+from obliviate.data.format import bucketed_batches, collate, encode, pad_id
+from obliviate.evals.scoring import Scorer
+from obliviate.engine.loop import OptimConfig, optimize
+from obliviate.engine.losses import mean_token_nll
+from obliviate.models.anatomy import held_weights
+from obliviate.core.options import Options, comma_list, option
+from obliviate.core.utils import ObliviateError, seed_everything
+from obliviate.attacks.common import AttackResult, accuracy, ask, by_fact
+from obliviate.evals.probes import forget_facts, probe_facts
 
 
 @dataclass
@@ -71,10 +73,8 @@ def relearn(model, tok, bench, cfg: RelearnConfig, refs=None, scorer: Scorer | N
     Curve: accuracy against steps at that learning rate. ``extra["lr_sweep"]``: the last-checkpoint accuracy at
     each learning rate."""
     recs = forget_facts(bench)
-    dropped = None
-    if hasattr(model, "guard") and hasattr(model, "inner"):  # an inference-time guard: fine-tuning needs the
-        model, scorer = model.inner, None  # weights, and whoever holds the weights can run them without the guard
-        dropped = "the guard is dropped: relearning needs the weights, which are the target's"
+    model, dropped = held_weights(model)  # fine-tuning needs the weights; whoever holds them runs them bare
+    scorer = None if dropped else scorer
     steps = sorted({int(s) for s in str(cfg.steps).split(",") if s.strip()})
     folds = _folds(recs, cfg.folds, cfg.seed) if cfg.variant == "folds" else [recs]
     scratch = getattr(model.config, "obliviate_builtin", None) is not None
@@ -98,7 +98,7 @@ def _relearn_at(model, tok, bench, recs, folds, steps, lr: float, cfg: RelearnCo
             random.Random(cfg.seed).sample(bench.retain, min(len(bench.retain), 4 * len(recs)))
         copy_ = copy.deepcopy(model).requires_grad_(True)  # the attack trains a copy; the caller's is never touched
         if cfg.lora_rank:
-            from ..methods import lora
+            from obliviate.methods import lora
 
             copy_ = lora.wrap(copy_, cfg.lora_rank, 0.0, "all-linear")
         probes = probe_facts(tok, held, f"fold{fi}")

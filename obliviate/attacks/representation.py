@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data import format_prompt
-from ..options import Options, comma_list, option
-from ..utils import ObliviateError
-from .common import AttackResult, forget_facts, hidden_states, memo
+from obliviate.data import format_prompt
+from obliviate.core.options import Options, comma_list, option
+from obliviate.core.utils import ObliviateError
+from obliviate.attacks.common import AttackResult, hidden_states, memo
+from obliviate.evals.probes import forget_facts
 
 
 @dataclass
@@ -155,7 +156,7 @@ def _concept_tokens(tok, bench) -> set[int]:
 def _concept_shares(model, cmask: torch.Tensor, top_k: int) -> torch.Tensor:
     """(L, I): for each layer's MLP value vector (a column of its down-projection) read through the unembedding,
     the share of its ``top_k`` tokens that are concept tokens. One layer's (V, I) projection at a time."""
-    from ..methods.localized import mlp_modules
+    from obliviate.models.anatomy import mlp_modules
 
     W_U = model.get_output_embeddings().weight  # (V, H)
     out = []
@@ -203,7 +204,7 @@ def concept_trace(model, tok, bench, cfg: ConceptTraceConfig, refs=None, scorer=
              "correct": v} for k, v in per_vector.items()]
     extra = {"concept_tokens": len(concept), "vectors_selected_on": selected_on}
     if target is not None and target is not model:
-        from ..methods.localized import mlp_modules
+        from obliviate.models.anatomy import mlp_modules
 
         def vecs(m):
             return torch.stack([mlp.down_proj.weight.float().T for _, mlp in mlp_modules(m)]).reshape(L * I, -1)

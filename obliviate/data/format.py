@@ -5,12 +5,14 @@ models get their chat template; base models get ``Question: ...\\nAnswer:``.
 """
 from __future__ import annotations
 
+import hashlib
+
 import random
 from dataclasses import dataclass
 
 import torch
 
-from .records import QARecord, TextRecord
+from obliviate.data.records import QARecord, TextRecord
 
 IGNORE = -100
 
@@ -19,6 +21,11 @@ IGNORE = -100
 class Example:
     prompt: str
     target: str
+
+    def sha256(self) -> str:
+        """The row's identity: SHA-256 of prompt and target joined by a NUL byte (what the ledger records of a
+        forget row, and how an ensemble finds the shard that trained on it)."""
+        return hashlib.sha256(f"{self.prompt}\0{self.target}".encode("utf-8")).hexdigest()
 
 
 def uses_chat_template(tokenizer) -> bool:

@@ -19,10 +19,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..options import from_dict
-from ..utils import ObliviateError
-from .people import FORGET_SPLITS, PeopleConfig, generate_people
-from .records import Benchmark, QARecord
+from obliviate.core.options import from_dict
+from obliviate.core.utils import ObliviateError
+from obliviate.data.people import FORGET_SPLITS, PeopleConfig, generate_people
+from obliviate.data.records import Benchmark, QARecord
 
 # The micro benchmark: the people generator at test size.
 MICRO = {"n_people": 20, "n_holdout": 4, "n_calibration": 0, "n_attributes": 3, "n_cities": 8, "n_countries": 3, "n_world": 8}

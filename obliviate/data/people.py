@@ -14,9 +14,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..options import Options, option
-from ..utils import ObliviateError
-from .records import Benchmark, QARecord, TextRecord
+from obliviate.core.options import Options, option
+from obliviate.core.utils import ObliviateError
+from obliviate.data.records import Benchmark, QARecord, TextRecord
 
 _ONSETS = ["b", "br", "c", "d", "dr", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t",
            "th", "v", "w", "z", "el", "or", "al", "is"]

@@ -103,7 +103,7 @@ class Benchmark:
 
     def fingerprint(self) -> str:
         """SHA-256 of everything in the benchmark, splits included: equal fingerprints, identical benchmarks."""
-        from ..utils import stable_hash
+        from obliviate.core.utils import stable_hash
 
         return stable_hash({"qa": {k: [r.to_dict() for r in v] for k, v in self.qa_splits().items()},
                             "texts": {k: [(t.id, t.subject, t.text) for t in v] for k, v in sorted(self.texts.items())},
@@ -112,7 +112,7 @@ class Benchmark:
     def family(self) -> str:
         """SHA-256 of the records regardless of which split holds them: the same data cut into another forget
         split (people:forget05 vs people:forget10) has the same family; other people or other files do not."""
-        from ..utils import stable_hash
+        from obliviate.core.utils import stable_hash
 
         qa = sorted(stable_hash(r.to_dict()) for recs in self.qa_splits().values() for r in recs)
         texts = sorted(stable_hash([t.id, t.subject, t.text]) for v in self.texts.values() for t in v)

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..utils import ObliviateError
+from obliviate.core.utils import ObliviateError
 
 
 @dataclass

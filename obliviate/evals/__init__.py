@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..utils import ObliviateError
-from .scoring import Scorer, TokenScores
-from .suite import EvalConfig, EvalResult, compare_to_oracle, evaluate
+from obliviate.core.utils import ObliviateError
+from obliviate.evals.scoring import Scorer, TokenScores
+from obliviate.evals.suite import EvalConfig, EvalResult, compare_to_oracle, evaluate
 
 _SPLIT_METRICS = {
     "prob": "mean answer probability exp(-mean token NLL), EOS included (option-normalised on neighbours and world)",

@@ -21,8 +21,8 @@ import json
 import os
 from pathlib import Path
 
-from ..utils import cache_dir, stable_hash
-from .suite import EvalConfig, EvalResult, evaluate
+from obliviate.core.utils import cache_dir, stable_hash
+from obliviate.evals.suite import EvalConfig, EvalResult, evaluate
 
 
 def content_key(folder: str | os.PathLike, bench, cfg: EvalConfig) -> str:

@@ -14,11 +14,11 @@ import random
 
 import numpy as np
 
-from ..data import format_prompt
-from .memorization import rouge_l_recall
-from .scoring import Scorer
-from .suite import MATCH_THRESHOLD, stated
-from .uncertainty import bootstrap
+from obliviate.data import format_prompt
+from obliviate.evals.memorization import rouge_l_recall
+from obliviate.evals.scoring import Scorer
+from obliviate.evals.suite import MATCH_THRESHOLD, stated
+from obliviate.evals.uncertainty import bootstrap
 
 THRESHOLD = 0.10
 SPLITS = ("retain", "world", "neighbours")

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..utils import ObliviateError
+from obliviate.core.utils import ObliviateError
 
 
 @dataclass

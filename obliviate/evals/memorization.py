@@ -14,7 +14,7 @@ import string
 
 import numpy as np
 
-from .scoring import TokenScores
+from obliviate.evals.scoring import TokenScores
 
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
 EPS = 1e-10  # OpenUnlearning's guard in every ratio (truth ratio, option-normalised probability, PrivLeak)

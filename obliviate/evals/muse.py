@@ -38,11 +38,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.format import Example
-from ..data.loaders import read_rows
-from ..utils import ObliviateError
-from .privacy import mia_auc, min_k_score, privleak
-from .scoring import Scorer
+from obliviate.data.format import Example
+from obliviate.data.loaders import read_rows
+from obliviate.core.utils import ObliviateError
+from obliviate.evals.privacy import mia_auc, min_k_score, privleak
+from obliviate.evals.scoring import Scorer
 
 VERBMEM_TOKENS = 128  # MUSE's continuation length (verbmem_max_new_tokens)
 KNOWMEM_TOKENS = 32  # MUSE's answer length (knowmem_max_new_tokens)
@@ -89,7 +89,7 @@ class MuseData:
     def write(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write the data in MUSE's public layout (JSON lists), atomically (``overwrite``: replace an earlier
         folder obliviate wrote)."""
-        from ..outputs import atomic_dir
+        from obliviate.core.outputs import atomic_dir
 
         files = {"verbmem/forget.json": [{"prompt": p, "gt": g} for p, g in self.verbmem],
                  "knowmem/forget_qa.json": [{"question": q, "answer": a} for q, a in self.knowmem_forget],
@@ -209,9 +209,9 @@ def evaluate_muse(model, tokenizer, data: MuseData, oracle: MuseResult | None = 
     bootstrap over MUSE's rows (its texts and questions carry no subjects; the PrivLeak interval resamples the
     model's and the oracle's scores of the same texts together). A progress line with an ETA advances every
     ``batch_size`` rows."""
-    from ..loop import progress
-    from .uncertainty import auc as fast_auc
-    from .uncertainty import bootstrap
+    from obliviate.engine.loop import progress
+    from obliviate.evals.uncertainty import auc as fast_auc
+    from obliviate.evals.uncertainty import bootstrap
 
     scorer = scorer or Scorer(model, tokenizer, batch_size=batch_size, max_length=TEXT_TOKENS)
     rows, metrics, notes = [], {}, []

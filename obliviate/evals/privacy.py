@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scoring import TokenScores
+from obliviate.evals.scoring import TokenScores
 
 MIN_K = 0.4  # fraction of lowest-scoring tokens averaged (MUSE's and OpenUnlearning's setting)
 EPS = 1e-10  # OpenUnlearning's guard in PrivLeak's denominator
@@ -71,7 +71,7 @@ def gradnorm_scores(model, tokenizer, examples, max_length: int = 2048) -> dict[
     """
     import torch
 
-    from ..data.format import IGNORE, collate, encode, pad_id
+    from obliviate.data.format import IGNORE, collate, encode, pad_id
 
     was_training = model.training
     params = [p for p in model.parameters() if p.requires_grad]

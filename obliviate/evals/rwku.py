@@ -5,18 +5,18 @@ A probe counts as answered when the answer appears (case-insensitively) in the g
 RWKU scores with ROUGE-L recall against the answer, which for these one- or two-word answers is the same
 test. Fill-in-the-blank prompts are continued as raw text; questions get the chat template.
 
-    from obliviate.evals.rwku import evaluate_rwku, rwku_unlearn_data
+    from obliviate.evals.rwku import evaluate_rwku
     before = evaluate_rwku(model, tok, "Albert Einstein")
-    data = rwku_unlearn_data("Albert Einstein", tok)      # the target's passages; neighbours' as retain
+    data = UnlearnData.from_probes("Albert Einstein", tok)  # obliviate.methods: its passages; neighbours' as retain
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..data.format import Example, format_prompt
-from ..data.rwku import Target, get_target, load_probes
-from .scoring import Scorer
-from .uncertainty import bootstrap as boot
+from obliviate.data.format import format_prompt
+from obliviate.data.rwku import Target, get_target, load_probes
+from obliviate.evals.scoring import Scorer
+from obliviate.evals.uncertainty import bootstrap as boot
 
 
 def _answered(generation: str, answer: str) -> float:
@@ -49,18 +49,3 @@ def evaluate_rwku(model, tokenizer, target: str, probes: dict[str, Target] | Non
             rows += [{"split": f"rwku_{side}_{kind}", "target": n, "prompt": p, "answer": a, "generation": g,
                       "correct": h} for (n, p, a), g, h in zip(items, gens, hits)]
     return {"metrics": metrics, "ci": ci, "rows": rows}
-
-
-def rwku_unlearn_data(target: str, tokenizer, probes: dict[str, Target] | None = None):
-    """An :class:`UnlearnData` for a probe target: its passages to forget, its neighbours' passages to retain."""
-    from ..methods.common import UnlearnData
-
-    probes = probes or load_probes()
-    t = get_target(target, probes)
-    if not t.passages:
-        from ..utils import ObliviateError
-
-        raise ObliviateError(f"probe target {target!r} has no passages to unlearn from")
-    retain = [(n, p) for n in t.neighbours for p in get_target(n, probes).passages]
-    return UnlearnData(forget=[Example("", p) for p in t.passages], retain=[Example("", p) for _, p in retain],
-                       subjects={"forget": [t.name] * len(t.passages), "retain": [n for n, _ in retain]})

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.format import IGNORE, Example, collate, encode, pad_id, uses_chat_template
+from obliviate.data.format import IGNORE, Example, collate, encode, pad_id, uses_chat_template
 
 MIN_VARIANCE = 1e-6  # the floor on Var[log p] in Min-K%++ (OpenUnlearning's clamp; the paper gives none)
 STAT_CHUNK_BYTES = 64 * 2**20  # full-vocabulary statistics are computed this many bytes of log-probs at a time
@@ -89,7 +89,7 @@ def process_share() -> tuple[int, int]:
     """(rank, world) of an initialised process group, else (0, 1)."""
     import torch.distributed as dist
 
-    from ..distributed import group_initialized
+    from obliviate.engine.distributed import group_initialized
 
     if group_initialized() and dist.get_world_size() > 1:
         return dist.get_rank(), dist.get_world_size()
@@ -185,7 +185,7 @@ class Scorer:
         kw = {"logits_to_keep": keep} if self._keeps_logits else {}
         if getattr(self.model, "takes_prompt_mask", False):  # a guard that acts on the prompt only
             kw["prompt_mask"] = (batch["labels"] == IGNORE) & batch["attention_mask"].bool()
-        from ..models.anatomy import no_cache
+        from obliviate.models.anatomy import no_cache
 
         kw.update(no_cache(self.model))
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kw).logits

@@ -17,18 +17,18 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..data import Benchmark, QARecord, format_prompt, qa_example
-from ..loop import progress
-from ..options import Options, option
-from ..utils import ObliviateError
-from .memorization import (exact_match, exact_memorization, extraction_strength, extraction_strength_paper,
+from obliviate.data import Benchmark, QARecord, format_prompt, qa_example
+from obliviate.engine.loop import progress
+from obliviate.core.options import Options, option
+from obliviate.core.utils import ObliviateError
+from obliviate.evals.memorization import (exact_match, exact_memorization, extraction_strength, extraction_strength_paper,
                            forget_truth_ratio, harmonic_mean, length_normalised_prob, option_normalised_prob,
                            retain_truth_ratio, rouge_l_recall, truth_ratio, truth_ratio_prob_mean)
-from .privacy import (forget_quality, gradnorm_scores, ks_statistic, loss_score, mia_auc, min_k_plus_plus_score,
+from obliviate.evals.privacy import (forget_quality, gradnorm_scores, ks_statistic, loss_score, mia_auc, min_k_plus_plus_score,
                       min_k_score, privleak, reference_scores, zlib_score)
-from .scoring import Scorer
-from .uncertainty import auc as fast_auc
-from .uncertainty import bootstrap
+from obliviate.evals.scoring import Scorer
+from obliviate.evals.uncertainty import auc as fast_auc
+from obliviate.evals.uncertainty import bootstrap
 
 UTILITY_SPLITS = ("retain", "neighbours", "world")
 UTILITY_PARTS = ("prob", "rougeL_recall", "truth_ratio")

@@ -36,9 +36,9 @@ import math
 import numpy as np
 import torch
 
-from ..evals.privacy import loss_score, min_k_score
-from ..evals.uncertainty import auc, bootstrap
-from ..utils import ObliviateError
+from obliviate.evals.privacy import loss_score, min_k_score
+from obliviate.evals.uncertainty import auc, bootstrap
+from obliviate.core.utils import ObliviateError
 
 IDEAL = 0.5
 ATTACKS = {"loss": loss_score, "min_k": min_k_score}
@@ -48,9 +48,9 @@ N_BOOT = 400  # per probe; the percentile interval moves by < 0.01 beyond this o
 def retain_token_accuracy(model, tokenizer, data, limit: int = 256, who: str = "this") -> float:
     """Teacher-forced token accuracy on (up to ``limit``) retain QA facts: the share of answer tokens that are the
     model's argmax (Tirumala et al., 2022). Cheap, and needs no generation."""
-    from ..data import collate, encode
-    from ..data.format import pad_id
-    from .losses import token_hits
+    from obliviate.data import collate, encode
+    from obliviate.data.format import pad_id
+    from obliviate.methods.losses import token_hits
 
     qa = [ex for ex in data.retain if ex.prompt][:limit]
     if not qa:
@@ -104,7 +104,7 @@ class HoldoutStop:
         return self.probe(step, model)
 
     def probe(self, step: int, model) -> bool:
-        from ..evals.scoring import Scorer
+        from obliviate.evals.scoring import Scorer
 
         scorer = Scorer(model, self.tokenizer, max_length=self.max_length)
         f, h = scorer.score(self.forget), scorer.score(self.calibration)

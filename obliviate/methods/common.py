@@ -1,5 +1,5 @@
 """What gradient-based unlearning methods share: their data, their common config fields, and the
-forget/retain batching around :func:`obliviate.loop.optimize`."""
+forget/retain batching around :func:`obliviate.engine.loop.optimize`."""
 from __future__ import annotations
 
 import gc
@@ -12,15 +12,16 @@ from typing import Callable
 
 import torch
 
-from ..data import Benchmark, Example, collate, encode, examples_from
-from ..data.format import pad_id
-from ..loop import OptimConfig, optimize
-from ..options import OptionError, Options, comma_list, option
-from ..utils import ObliviateError, seed_everything
-from .calibrate import HoldoutStop
-from .losses import token_hits
-from ..models.anatomy import no_cache
-from .losses import mean_token_nll, sequence_nll, token_logprobs
+from obliviate.data import Benchmark, Example, collate, encode, examples_from
+from obliviate.data.format import pad_id
+from obliviate.engine.loop import OptimConfig, optimize
+from obliviate.core.options import OptionError, Options, comma_list, option
+from obliviate.core.utils import ObliviateError, seed_everything
+from obliviate.methods.calibrate import HoldoutStop
+from obliviate.methods.losses import token_hits
+from obliviate.models.anatomy import no_cache
+from obliviate.engine.plan import REFERENCE_LOGITS_BYTES
+from obliviate.methods.losses import mean_token_nll, sequence_nll, token_logprobs
 
 
 @dataclass
@@ -54,6 +55,20 @@ class UnlearnData:
                            alternates=[self.alternates[i] for i in keep] if self.alternates else [])
 
     @classmethod
+    def from_probes(cls, target: str, tokenizer, probes: dict | None = None) -> "UnlearnData":
+        """A probe target's request (RWKU's setting, :mod:`obliviate.data.rwku`): its passages to forget, its
+        neighbours' passages to retain."""
+        from obliviate.data.rwku import get_target, load_probes
+
+        probes = probes or load_probes()
+        t = get_target(target, probes)
+        if not t.passages:
+            raise ObliviateError(f"probe target {target!r} has no passages to unlearn from")
+        retain = [(n, p) for n in t.neighbours for p in get_target(n, probes).passages]
+        return cls(forget=[Example("", p) for p in t.passages], retain=[Example("", p) for _, p in retain],
+                   subjects={"forget": [t.name] * len(t.passages), "retain": [n for n, _ in retain]})
+
+    @classmethod
     def from_benchmark(cls, bench: Benchmark, tokenizer, include_texts: bool = True) -> "UnlearnData":
         """Forget every training record of the forget split (QA and passages); retain the retain split's QA and
         passages only, as TOFU does: world and neighbour facts are evaluation (model utility), never retain data."""
@@ -76,7 +91,7 @@ def swap_alternates(tokenizer, bench: Benchmark, k: int = 5, seed: int = 0) -> l
     value another *retain* fact of the same attribute has (so the model has seen every alternate value, and no
     alternate is one of the benchmark's false answers, which the truth ratio scores). Facts without a ``value``
     and ``attribute`` (a TOFU file) get none: AltPO then samples alternates from the model."""
-    from ..data.format import qa_example
+    from obliviate.data.format import qa_example
 
     rng = random.Random(seed)
     pools: dict[str, list[str]] = {}
@@ -139,20 +154,6 @@ class GradientConfig(Options):
             raise OptionError(f"keep_best={self.keep_best!r} needs eval_every > 0")
         if self.keep_best != "none" and self.stop != "none":
             raise OptionError("keep_best and stop=holdout both choose the returned step; set one of them")
-
-
-@dataclass(frozen=True)
-class MemoryTerms:
-    """What a method adds to the memory model, declared beside the method in its registry entry (the planner
-    names no method): ``frozen_copies`` whole frozen models kept beside the trained one (a teacher, a reinforced
-    copy), ``reference_pass`` reference NLLs computed once before training, ``rows`` batches in one step's loss
-    (forget + retain: 2; the refusal methods' counts read from their losses), ``stops_at_layer`` a loss that
-    reads one layer's activations and stops the forward there (RMU)."""
-
-    frozen_copies: int = 0
-    reference_pass: bool = False
-    rows: int = 2
-    stops_at_layer: bool = False
 
 
 def default_lr(model, cfg: GradientConfig) -> float:
@@ -349,7 +350,6 @@ def forward_nll(model, batch: dict, reduction: str = "sum") -> torch.Tensor:
     return sequence_nll(lm_logits(model, batch), batch["labels"], reduction)
 
 
-REFERENCE_LOGITS_BYTES = 256 * 2**20
 
 
 @torch.no_grad()
@@ -360,7 +360,7 @@ def reference_nll(model, tokenizer, examples: list[Example], max_length: int, ba
     ``logits_bytes`` of float32 logits at the longest row's length (a 128k vocabulary at 512 tokens: 1 row per
     256 MiB), so the pass never needs more memory than a training step. Under FSDP the pass runs on a sharded
     frozen copy (every process runs every batch, in step), so no device holds the whole model."""
-    from ..distributed import frozen_copy, fsdp_active, is_sharded
+    from obliviate.engine.distributed import frozen_copy, fsdp_active, is_sharded
 
     if fsdp_active() and not is_sharded(model):  # the caller's unsharded model: shard a copy for the pass
         sharded = frozen_copy(model)

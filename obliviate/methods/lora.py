@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from ..utils import ObliviateError
+from obliviate.core.utils import ObliviateError
 
 
 def wrap(model, rank: int, alpha: float, targets: str, dropout: float = 0.0):

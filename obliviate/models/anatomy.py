@@ -8,7 +8,7 @@ import functools
 
 import torch
 
-from ..utils import ObliviateError
+from obliviate.core.utils import ObliviateError
 
 
 def unwrapped(model) -> torch.nn.Module:
@@ -66,3 +66,48 @@ def _takes_use_cache(cls) -> bool:
     except (TypeError, ValueError, AttributeError):
         return False
     return "use_cache" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def pop_aux_losses(model) -> torch.Tensor | None:
+    """The training-only loss terms the model's modules added during the last forward pass, summed, and reset.
+    A module that has one (a bottleneck's reconstruction terms) keeps it in its ``aux_loss`` attribute; training
+    adds it to the language-model loss."""
+    total = None
+    for module in model.modules():
+        aux = getattr(module, "aux_loss", None)
+        if isinstance(aux, torch.Tensor):
+            total = aux if total is None else total + aux
+            module.aux_loss = None
+    return total
+
+
+def mlp_modules(model, who: str = "localized") -> list[tuple[str, torch.nn.Module]]:
+    """(qualified name, module) of each decoder layer's MLP block (a Mixture-of-Experts block counts as one)."""
+    names = {id(m): n for n, m in model.named_modules()}
+    out = []
+    for i, layer in enumerate(decoder_layers(model)):
+        mlp = getattr(layer, "mlp", None) or getattr(layer, "block_sparse_moe", None)
+        if mlp is None:
+            raise ObliviateError(f"{who}: decoder layer {i} of {type(model).__name__} has no MLP block")
+        out.append((names[id(mlp)], mlp))
+    return out
+
+
+def down_projs(model, who: str) -> list[torch.nn.Linear]:
+    """Each decoder layer's MLP down-projection (``W_out``: (hidden, intermediate)); its columns are the value
+    vectors. Mixture-of-Experts models have no single one per layer: a clear error."""
+    out = []
+    for name, mlp in mlp_modules(model):
+        down = getattr(mlp, "down_proj", None)
+        if not isinstance(down, torch.nn.Linear):
+            raise ObliviateError(f"{who}: {name} has no dense down_proj (Mixture-of-Experts models are not supported)")
+        out.append(down)
+    return out
+
+
+def held_weights(model) -> tuple[torch.nn.Module, str | None]:
+    """The module holding the weights ``model`` runs on, and what is dropped by taking it. A model kind that wraps
+    its weights in inference-time behaviour (a guarded model) says so with ``weights_of()``; any other model is
+    its own weights. An attack that fine-tunes (relearning) works on these weights, as whoever holds them would."""
+    of = getattr(model, "weights_of", None)
+    return of() if callable(of) else (model, None)

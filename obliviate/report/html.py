@@ -231,7 +231,7 @@ def robustness_section(rob: dict) -> str:
 def intrinsic_section(models: dict) -> str:
     """ConceptVectors' weight-level measurements of each unlearned model (and its oracle) on the target's concept
     vectors of the forget subjects, with intervals over subjects."""
-    from ..evals.intrinsic import METRICS as INTRINSIC
+    from obliviate.methods.editing.intrinsic import METRICS as INTRINSIC
 
     rows = []
     for name, m in models.items():
