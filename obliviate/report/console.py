@@ -86,3 +86,17 @@ def attack_summary(rob: dict) -> None:
 
 
 __all__ = ["attack_summary", "gain_lines", "short_verdict", "summary"]
+
+
+def curve_table(curve: dict) -> None:
+    """A curve of ``obliviate curve``: one column per point, one row per metric."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=curve["title"])
+    table.add_column(curve["x"])
+    for r in curve["rows"]:
+        table.add_column(str(r[curve["x"]]), justify="right")
+    for k in [c for c in curve["rows"][0] if c != curve["x"]]:
+        table.add_row(k, *["n/a" if r.get(k) is None else f"{r[k]:.3g}" for r in curve["rows"]])
+    Console().print(table)

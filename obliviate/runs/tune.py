@@ -21,6 +21,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -328,3 +329,66 @@ font-size:13px}}</style></head><body><h1>obliviate tune: {h.escape(summary['meth
 
 
 __all__ = ["OBJECTIVES", "TuneConfig", "Tuner", "pareto_front", "render", "search_space"]
+
+
+def builtin_pair(model: str, oracle) -> bool:
+    """Whether tune trains the target and oracle itself (a built-in model name and no oracle given)."""
+    from obliviate.models import BUILTIN_MODELS
+
+    return oracle is None and model in BUILTIN_MODELS
+
+
+def check_objective(cfg: TuneConfig, model: str, oracle) -> None:
+    """``forget_quality`` needs an oracle: given, or trained for a built-in model (checked before any loading)."""
+    if cfg.objective == "forget_quality" and oracle is None and not builtin_pair(model, oracle):
+        raise ObliviateError("tune --objective forget_quality needs the oracle (--oracle, or a built-in --model whose "
+                             "oracle obliviate trains); --objective holdout_gap needs none")
+
+
+def tune_method(method: str, model: str, out, bench, *, oracle=None, cfg: TuneConfig | None = None,
+                fixed: dict | None = None, study=None, cache=None, overwrite: bool = False, inputs: list | None = None,
+                progress=None):
+    """Run (or resume) the study of ``method`` on ``model`` (a target folder, or a built-in name whose target and
+    oracle are trained and cached) and write results.json (the trials, the Pareto front, the best configuration)
+    and report.html to ``out``. ``progress(done, total, scores)`` is called after each trial."""
+    from obliviate.core.outputs import atomic_dir, check_output, resolve
+    from obliviate.core.utils import to_jsonable, write_json_atomic
+    from obliviate.models import load_model
+    from obliviate.report import results as build_results
+    from obliviate.runs.common import RunResult
+
+    cfg = cfg or TuneConfig()
+    fixed = dict(fixed or {})
+    builtin = builtin_pair(model, oracle)
+    check_objective(cfg, model, oracle)
+    inputs = list(inputs or [])
+    if study:
+        inputs = [*inputs, ("study", str(resolve(study)))]
+    check_output(out, overwrite=overwrite, inputs=inputs)
+    if builtin:
+        from obliviate.engine.training import train_pair
+
+        paths = train_pair(model, bench, cache=cache)
+        target_path, oracle_path = paths["target"], paths["oracle"]
+    else:
+        target_path, oracle_path = model, oracle
+    target, tok = load_model(target_path)
+    oracle_result = None
+    if cfg.objective == "forget_quality" and oracle_path is not None:
+        from obliviate.evals import EvalConfig
+        from obliviate.evals.cache import evaluate_oracle
+
+        om, _ = load_model(oracle_path)
+        oracle_result, _ = evaluate_oracle(om, tok, bench, EvalConfig(), oracle_path)
+        del om
+    key = {"target": str(resolve(target_path)) if not builtin else f"builtin:{model}",
+           "benchmark": bench.fingerprint(), "calibration": len(bench.calibration)}
+    tuner = Tuner(method, target, tok, bench, cfg, fixed, oracle_result, study=study, key=key)
+    print(f"obliviate: tune {method}: study {tuner.path}", file=sys.stderr, flush=True)
+    summary = tuner.run(progress)
+    results = build_results("tune", seed=cfg.seed, config={"method": method, "fixed": fixed, **summary["config"]},
+                            benchmark=bench.summary(), target=str(target_path), oracle=str(oracle_path), tune=summary)
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        write_json_atomic(Path(tmp) / "results.json", to_jsonable(results))
+        (Path(tmp) / "report.html").write_text(render(summary), encoding="utf-8")
+    return RunResult(results, Path(out))

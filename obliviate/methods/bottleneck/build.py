@@ -288,3 +288,30 @@ def build(model_spec: str, out, cfg: BottleneckConfig, bench=None, probes=None, 
     save_model(model, tok, out, {"base": model_spec, "bottleneck": report}, overwrite=overwrite, inputs=inputs,
                extra={"cost.json": report})
     return report
+
+
+def code_deletions(model) -> list[dict]:
+    """The code deletions recorded in a bottlenecked model folder (``obliviate codes``), oldest first."""
+    from obliviate.methods.bottleneck.codeunlearn import deletions
+    from obliviate.models import load_model
+
+    return deletions(load_model(model)[0])
+
+
+def undo_deletion(model, request: int, out, overwrite: bool = False, inputs: list | None = None) -> dict:
+    """Write a copy of the bottlenecked ``model`` folder to ``out`` with deletion ``request`` undone (the input is
+    never modified); returns the undone entry."""
+    import json
+    from pathlib import Path
+
+    from obliviate.methods.bottleneck.codeunlearn import undo
+    from obliviate.models import load_model, save_model
+
+    m, tok = load_model(model)
+    entry = undo(m, request)
+    meta_file = Path(model) / "obliviate.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    meta.pop("weights_sha256", None)
+    meta["undone"] = [*meta.get("undone", []), entry]
+    save_model(m, tok, out, meta, overwrite=overwrite, inputs=inputs)
+    return entry
