@@ -38,7 +38,7 @@ def main() -> None:
     a = ap.parse_args()
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     import obliviate as ob
-    from obliviate.report.console import gain_lines
+    from common import attack_table, say, table, write_result
     from obliviate.core.outputs import atomic_dir
     from obliviate.report import results, write_results
 
@@ -57,35 +57,34 @@ def main() -> None:
             models[label] = below_half_a_step(target, tok, data.forget)
         else:
             models[label] = ob.unlearn(target, tok, data, method, cfg)[0]
-        print(f"unlearned {label}: {method} {cfg} in {time.time() - t:.1f} s", flush=True)
+        say(f"unlearned {label}: {method} {cfg} in {time.time() - t:.1f} s")
     t = time.time()
     configs = {"relearn": {"steps": "0,10"}} if a.quick else {}
     res = ob.run_attacks(models, tok, bench, target=target, oracle=oracle, attacks=a.attacks, configs=configs)
     wall = time.time() - t
     names = ["target", "oracle", *models]
-    w = 13
-    print("\nscores (forget facts recovered; target and oracle under the identical attack)")
-    print(f"{'attack':<22}" + "".join(f"{n:>{w}}" for n in names))
-    print(f"{'(no attack)':<22}" + "".join(f"{res['plain']['models'][n]:>{w}.3f}" for n in names))
-    for attack, e in res["attacks"].items():
-        print(f"{attack:<22}" + "".join(f"{e['models'][n]['score']:>{w}.3f}" for n in names))
-    print("\ngain over the oracle's gain under the same attack [95 % interval], verdict "
-          "(probe: level over the oracle's; concept_trace: share of the target-oracle difference kept)")
-    for attack, line in gain_lines(res, models):
-        print(f"{attack:<22}{line}")
+    table("scores (forget facts recovered; target and oracle under the identical attack)", ["attack", *names],
+          [["(no attack)", *[f"{res['plain']['models'][n]:.3f}" for n in names]],
+           *[[attack, *[f"{e['models'][n]['score']:.3f}" for n in names]] for attack, e in res["attacks"].items()]])
+    attack_table(res, models, "gain over the oracle's gain under the same attack [95 % interval], verdict (probe: level "
+                              "over the oracle's; concept_trace: share of the target-oracle difference kept)")
     q = res["attacks"].get("quantize")
     if q:
-        print("\nquantization diagnostics against the target (share of weights in the target's bin; median |dw| / "
-              "4-bit step)")
+        rows = []
         for m in models:
             d = q["models"][m]["extra"]["against_target"]
-            print(f"  {m:<12} " + ", ".join(f"{k}: {v['share_in_target_bin']:.3f}" for k, v in d.items())
-                  + f"; median |dw|/step {d.get('4-bit', {}).get('median_dw_over_step', float('nan')):.2f}"
-                  + f"; best scheme {q['models'][m]['extra']['best']}")
+            rows.append([m, *[f"{v['share_in_target_bin']:.3f}" for v in d.values()],
+                         f"{d.get('4-bit', {}).get('median_dw_over_step', float('nan')):.2f}",
+                         q["models"][m]["extra"]["best"]])
+        table("quantization diagnostics against the target (share of weights in the target's bin; median |dw| / "
+              "4-bit step)", ["model", *next(iter(q["models"].values()))["extra"]["against_target"],
+                              "median |dw| / 4-bit step", "best scheme"], rows)
     for n, why in res["skipped"].items():
-        print(f"skipped {n}: {why}")
+        say(f"skipped {n}: {why}")
     per = {k: sum(e["models"][n]["seconds"] for n in names) for k, e in res["attacks"].items()}
-    print(f"\nattack suite wall time: {wall:.0f} s for {len(names)} models ({', '.join(f'{k} {v:.0f} s' for k, v in per.items())})")
+    say(f"attack suite wall time: {wall:.0f} s for {len(names)} models "
+        f"({', '.join(f'{k} {v:.0f} s' for k, v in per.items())})")
+    write_result(f"attacks_{a.model}", {"seconds": round(wall)}, {**vars(a), "runs": runs})
     with atomic_dir(a.out, overwrite=True) as tmp:
         write_results(tmp, results("attack", seed=0, config={"model": a.model, "runs": runs}, benchmark=bench.summary(),
                                    robustness={k: res[k] for k in ("attacks", "plain", "thresholds", "skipped")},

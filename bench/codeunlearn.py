@@ -23,10 +23,11 @@ import os
 import time
 
 import common
+from common import print_attacks, say, table, write_result
 
 
 def bottleneck_config(a, **more):
-    from obliviate.methods.bottleneck.codebook import BottleneckConfig
+    from obliviate.methods.bottleneck.config import BottleneckConfig
     from obliviate.core.options import from_dict
 
     given = {"kind": a.kind, "site": a.site, "codes": a.codes, "k": a.k, **more}
@@ -65,7 +66,6 @@ def main() -> None:
         return rwku(a)
     import obliviate as ob
     from obliviate.methods.bottleneck.build import cost, damage_line
-    from obliviate.report.console import gain_lines
 
     bench = ob.load_benchmark(a.benchmark)
     bcfg = bottleneck_config(a)
@@ -73,17 +73,17 @@ def main() -> None:
     paths = ob.train_pair(a.model, bench, bottleneck=bcfg)
     plain = ob.train_pair(a.model, bench)
     how = "trained with it from the first step" if bcfg.from_start else "inserted into the trained plain models"
-    print(f"bottleneck {bcfg.kind} at {bcfg.site or 'the middle layer'} ({how}): target and oracle ready in "
+    say(f"bottleneck {bcfg.kind} at {bcfg.site or 'the middle layer'} ({how}): target and oracle ready in "
           f"{time.time() - t:.0f} s")
     target, tok = ob.load_model(paths["target"])
     oracle, _ = ob.load_model(paths["oracle"])
     plain_target, _ = ob.load_model(plain["target"])
     c = cost(target, tok, bench, [x.text for x in bench.texts.get("retain", [])], plain=plain_target)
-    print("\ncost of the bottleneck before any unlearning (plain target -> bottlenecked target)")
-    for k, v in c["with_bottleneck"].items():
-        print(f"  {k:<22} {c['without_bottleneck'][k]:8.3f} -> {v:8.3f}")
+    table("cost of the bottleneck before any unlearning (plain target -> bottlenecked target)",
+          ["measure", "plain target", "bottlenecked target"],
+          [[k, f"{c['without_bottleneck'][k]:.3f}", f"{v:.3f}"] for k, v in c["with_bottleneck"].items()])
     if c["warnings"]:
-        print(f"warning: {damage_line(c)}")
+        say(f"warning: {damage_line(c)}")
 
     data = ob.UnlearnData.from_benchmark(bench, tok)
     cu_opts = dict(s.split("=", 1) for s in a.set)
@@ -100,11 +100,11 @@ def main() -> None:
         models[label], info[label] = ob.unlearn(target, tok, data, method, opts)
         secs[label] = time.time() - t
     st = info["codeunlearn"].get("stop", {})
-    print(f"\ncodeunlearn: n = {info['codeunlearn']['n']} of {info['codeunlearn']['candidates']} candidate codes "
+    say(f"codeunlearn: n = {info['codeunlearn']['n']} of {info['codeunlearn']['candidates']} candidate codes "
           f"({info['codeunlearn']['codes_total']} in all); holdout rule: {st.get('reason', 'n given')}, LOSS AUC "
           f"{st.get('loss_auc', float('nan')):.2f}, Min-K% AUC {st.get('min_k_auc', float('nan')):.2f}")
     if "control" not in models:
-        print("control: not run (codeunlearn deleted no code: no random codes to match)")
+        say("control: not run (codeunlearn deleted no code: no random codes to match)")
 
     o = ob.evaluate(oracle, tok, bench, is_oracle=True)
     results = {"target": ob.evaluate(target, tok, bench, oracle=o), "oracle": o}
@@ -112,20 +112,17 @@ def main() -> None:
         results[label] = ob.evaluate(m, tok, bench, oracle=o)
     keys = ["forget_exact_match", "retain_exact_match", "world_exact_match", "forget_quality", "model_utility",
             "privleak"]
-    print("\n" + " | ".join(["model", *keys, "seconds"]))
-    for name, r in results.items():
-        print(" | ".join([name, *[cell(r, k) for k in keys], f"{secs[name]:.1f}" if name in secs else "-"]))
+    table(f"{a.model} on {bench.name}: value [95 % interval over people]", ["model", *keys, "seconds"],
+          [[name, *[cell(r, k) for k in keys], f"{secs[name]:.1f}" if name in secs else "-"]
+           for name, r in results.items()])
     per = {name: {x["subject"]: x for x in r.info["forget_by_subject"]} for name, r in results.items()}
-    print("\nforget facts still stated, per person (stated / facts)")
-    print(" | ".join(["person", *per]))
-    for subj in per["target"]:
-        print(" | ".join([subj, *[f"{v[subj]['stated']} / {v[subj]['facts']}" for v in per.values()]]))
-    print(f"per-request cost: codeunlearn {secs['codeunlearn']:.1f} s, npo {secs['npo']:.1f} s "
+    table("forget facts still stated, per person (stated / facts)", ["person", *per],
+          [[subj, *[f"{v[subj]['stated']} / {v[subj]['facts']}" for v in per.values()]] for subj in per["target"]])
+    say(f"per-request cost: codeunlearn {secs['codeunlearn']:.1f} s, npo {secs['npo']:.1f} s "
           f"({secs['npo'] / secs['codeunlearn']:.1f}x), graddiff {secs['graddiff']:.1f} s")
 
     if a.rounds > 1:
-        print("\nsequential requests on the same forget set (each scores codes with the earlier deletions in place)")
-        print("round | codes deleted | total | forget EM | retain EM | world EM | seconds")
+        lines = []
         m, out, r, sec = models["codeunlearn"], info["codeunlearn"], results["codeunlearn"], secs["codeunlearn"]
         total = 0
         for rnd in range(1, a.rounds + 1):
@@ -135,16 +132,14 @@ def main() -> None:
                 sec = time.time() - t
                 r = ob.evaluate(m, tok, bench, oracle=o)
             total += out["n"]
-            print(" | ".join([str(rnd), str(out["n"]), str(total), *[cell(r, k) for k in keys[:3]], f"{sec:.1f}"]))
+            lines.append([str(rnd), str(out["n"]), str(total), *[cell(r, k) for k in keys[:3]], f"{sec:.1f}"])
+        table("sequential requests on the same forget set (each scores codes with the earlier deletions in place)",
+              ["round", "codes deleted", "total", "forget EM", "retain EM", "world EM", "seconds"], lines)
 
-    if a.no_attacks:
-        return
-    t = time.time()
-    attacked = {k: models[k] for k in ("codeunlearn", "npo", "graddiff")}
-    res = ob.run_attacks(attacked, tok, bench, target=target, oracle=oracle, attacks=a.attacks)
-    print(f"\nattacks ({time.time() - t:.0f} s): gain over the oracle's gain [95 % interval], verdict")
-    for attack, line in gain_lines(res, attacked):
-        print(f"{attack:<22}{line}")
+    if not a.no_attacks:
+        attacked = {k: models[k] for k in ("codeunlearn", "npo", "graddiff")}
+        print_attacks(attacked, tok, bench, target, oracle, a.attacks)
+    write_result(f"codeunlearn_{a.model}", {}, vars(a))
 
 
 
@@ -178,7 +173,7 @@ def rwku(a) -> None:
     examples = [Example("", p) for tgt in probes.values() for p in tgt.passages]
     examples += [Example("", g) for g in general[:cfg.general_texts]]
     info = fit_pretrained(model, tok, examples, cfg)
-    print(f"{model_name}: {cfg.kind} bottleneck at {sites.resolve_sites(model, cfg.site)}"
+    say(f"{model_name}: {cfg.kind} bottleneck at {sites.resolve_sites(model, cfg.site)}"
           f"{' with error term' if cfg.error_term else ''}, {info['trained_parameters']} trained parameters, "
           f"{len(examples)} texts, {info['train_seconds']:.0f} s (with generation: {time.time() - t:.0f} s); "
           f"final loss {info['final_loss']:.3f}")
@@ -208,7 +203,7 @@ def rwku(a) -> None:
                 new, out = ob.unlearn(model, tok, data, "codeunlearn", {"n": n, "control": control, "tokens": "all",
                                                                          **cu_opts})
                 record(f"{'control' if control else 'codeunlearn'} n={n}", target, new, time.time() - t)
-        print(f"{target}: " + "; ".join(f"{label} forget {np.mean(v[target][0]):.2f} neighbour "
+        say(f"{target}: " + "; ".join(f"{label} forget {np.mean(v[target][0]):.2f} neighbour "
                                         f"{np.mean(v[target][1]):.2f}" for label, v in hits.items()), flush=True)
 
     def tally(label, k):
@@ -232,16 +227,14 @@ def rwku(a) -> None:
         return f"{(loc.sum() - ctl.sum()) / count.sum():+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
     n_forget, n_neigh = (int(tally("with bottleneck", k)[1].sum()) for k in (0, 1))
-    print(f"\npooled over {len(targets)} target(s) ({n_forget} forget and {n_neigh} neighbour probe answers; "
-          "bootstrap over targets)")
-    print("model | forget probes | neighbour probes | held-out text ppl | seconds a request")
-    for label in hits:
-        sec = f"{np.mean(secs[label]):.1f}" if label in secs else "-"
-        print(f"{label} | {pooled(label, 0)} | {pooled(label, 1)} | {np.mean(ppl[label]):.2f} | {sec}")
-    print("\nlocated minus random control at the same n (paired bootstrap over targets)")
-    print("n | forget probes | neighbour probes")
-    for n in ns:
-        print(f"{n} | {beyond_control(n, 0)} | {beyond_control(n, 1)}")
+    table(f"pooled over {len(targets)} target(s) ({n_forget} forget and {n_neigh} neighbour probe answers; "
+          "bootstrap over targets)", ["model", "forget probes", "neighbour probes", "held-out text ppl",
+                                      "seconds a request"],
+          [[label, pooled(label, 0), pooled(label, 1), f"{np.mean(ppl[label]):.2f}",
+            f"{np.mean(secs[label]):.1f}" if label in secs else "-"] for label in hits])
+    table("located minus random control at the same n (paired bootstrap over targets)",
+          ["n", "forget probes", "neighbour probes"], [[n, beyond_control(n, 0), beyond_control(n, 1)] for n in ns])
+    write_result(f"codeunlearn_{model_name}_rwku", {}, vars(a))
 
 
 if __name__ == "__main__":

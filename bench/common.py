@@ -2,7 +2,38 @@
 a value with its interval as a table cell. (Run a script as ``python bench/NAME.py``; this module sits beside it.)"""
 from __future__ import annotations
 
+import re
 import time
+
+# What the script measured, in the order it printed it: tables (title, header, rows of cell text) and lines of
+# text. write_result stores them beside the values, and the docs render them from the results file.
+RECORD: dict[str, list] = {"tables": [], "lines": []}
+_CI = re.compile(r"^\s*([-+]?[\d.]+(?:e[-+]?\d+)?%?)\s*\[\s*([-+]?[\d.]+(?:e[-+]?\d+)?),\s*([-+]?[\d.]+(?:e[-+]?\d+)?)\]")
+
+
+def _parsed(text: str):
+    """A cell as measured: its text, and its value and 95 % interval when it reads ``value [low, high]``."""
+    m = _CI.match(text)
+    if not m:
+        return text
+    v = m.group(1).rstrip("%")
+    return {"text": text, "value": float(v), "ci": [float(m.group(2)), float(m.group(3))]}
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    """Print a table (``a | b | c`` lines under its title) and keep it for the results file."""
+    rows = [[str(c) for c in r] for r in rows]
+    print(f"\n{title}")
+    print(" | ".join(header))
+    for r in rows:
+        print(" | ".join(r))
+    RECORD["tables"].append({"title": title, "header": list(header), "rows": [[_parsed(c) for c in r] for r in rows]})
+
+
+def say(text: str) -> None:
+    """Print a line of findings and keep it for the results file."""
+    print(text, flush=True)
+    RECORD["lines"].append(text)
 
 
 def cell(metrics: dict, ci: dict | None, key: str) -> str:
@@ -47,28 +78,33 @@ def evaluate_all(models: dict, target, oracle, tok, bench) -> dict:
     return out
 
 
-def print_table(results: dict, keys: list[str], secs: dict, seconds_label: str = "seconds") -> None:
-    print(" | ".join(["model", *keys, seconds_label]))
-    for name, r in results.items():
-        sec = f"{secs[name]:.1f}" if name in secs else "-"
-        print(" | ".join([name, *[cell(r.metrics, r.ci, k) for k in keys], sec]))
+def print_table(results: dict, keys: list[str], secs: dict, seconds_label: str = "seconds",
+                title: str = "value [95 % interval over people]") -> None:
+    table(title, ["model", *keys, seconds_label],
+          [[name, *[cell(r.metrics, r.ci, k) for k in keys], f"{secs[name]:.1f}" if name in secs else "-"]
+           for name, r in results.items()])
 
 
 def print_attacks(models: dict, tok, bench, target, oracle, attacks: str) -> None:
     """Run the attacks on every model (and the target and oracle) and print each one's gain over the oracle's."""
     import obliviate as ob
-    from obliviate.report.console import gain_lines
 
     t = time.time()
     res = ob.run_attacks(models, tok, bench, target=target, oracle=oracle, attacks=attacks)
-    print(f"\nattacks ({time.time() - t:.0f} s): gain over the oracle's gain [95 % interval], verdict")
-    for attack, line in gain_lines(res, models):
-        print(f"{attack:<22}{line}")
+    attack_table(res, models, f"attacks ({time.time() - t:.0f} s): gain over the oracle's gain [95 % interval], "
+                              "verdict")
+
+
+def attack_table(res: dict, models, title: str) -> None:
+    """One row per attack (the plain questions first), one column per model: gain [interval] and verdict."""
+    from obliviate.report.console import gain_cells
+
+    table(title, ["attack", *models], [[attack, *cells] for attack, cells in gain_cells(res, models)])
 
 
 def write_result(name: str, values: dict, config: dict, argv: list[str] | None = None) -> str:
-    """Write ``bench/results/NAME.json``: the numbers (each a value, or ``{"value": v, "ci": [lo, hi]}``) with
-    what produced them (the commit, whether the tree had changes, the command, the resolved config, library
+    """Write ``bench/results/NAME.json``: the numbers (each a value, or ``{"value": v, "ci": [lo, hi]}``), the
+    tables and lines the script printed through :func:`table` and :func:`say`, with what produced them (the commit, whether the tree had changes, the command, the resolved config, library
     versions, the machine, the date). Docs pages are rendered from these files, never typed by hand."""
     import json
     import os
@@ -92,7 +128,7 @@ def write_result(name: str, values: dict, config: dict, argv: list[str] | None =
               "command": " ".join(["python", *(argv if argv is not None else sys.argv)]),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
               "machine": {"cpu": _cpu_name() or platform.machine(), "cores": os.cpu_count(), "threads": _threads()},
-              "config": config, "values": values}
+              "config": config, "values": values, **{k: v for k, v in RECORD.items() if v}}
     out = root / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, json.loads(json.dumps(record, default=str)))

@@ -87,10 +87,17 @@ def main() -> None:
         (f"{method} PrivLeak (Min-K%; 0 ideal, > 0 over-unlearned)", M[method]["privleak"], "report", True),
         ("second oracle training (s)", second_oracle_s, "report", True),
     ]
-    print(f"{'check':<48} {'measured':>12}  {'target':<16} ok")
-    for name, v, target, ok in rows:
-        print(f"{name:<48} {v:>12.4g}  {target:<16} {'yes' if ok else 'NO'}")
-    print("timings of the warm run:", {k: round(v, 1) for k, v in res["timings"].items()})
+    from common import say, table, write_result
+
+    table("the demo's checks", ["check", "measured", "target", "ok"],
+          [[name, f"{v:.4g}", target, "yes" if ok else "NO"] for name, v, target, ok in rows])
+    say("timings of the warm run (s): " + ", ".join(f"{k} {v:.1f}" for k, v in res["timings"].items()))
+    values = {"cold_seconds": round(cold, 1), "warm_seconds": round(warm, 1)}
+    for n in ("target", "oracle", method):
+        for k in ("forget_exact_match", "retain_exact_match", "forget_quality", "model_utility", "privleak"):
+            if M[n].get(k) is not None:
+                values[f"{n} {k}"] = {"value": M[n][k], "ci": CI[n].get(k)}
+    write_result("demo", values, vars(a))
 
 
 if __name__ == "__main__":

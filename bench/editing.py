@@ -15,7 +15,7 @@ import json
 import os
 import time
 
-from common import cell, evaluate_all, pair, print_attacks, print_table, run_rows
+from common import cell, evaluate_all, pair, print_attacks, print_table, run_rows, say, table, write_result
 
 ATTACKS = "paraphrase,adversarial_prompts,multi_hop,in_context"
 KEYS = ["forget_exact_match", "retain_exact_match", "world_exact_match", "forget_quality", "model_utility"]
@@ -56,15 +56,14 @@ def main() -> None:
     models, info, secs = run_rows(rows_of(a), target, tok, data)
     results = evaluate_all(models, target, oracle, tok, bench)
 
-    print(f"{a.model} on {bench.name} (forget {len(bench.forget)} facts of {len({r.subject for r in bench.forget})} "
-          "people): value [95 % interval over people]")
-    print_table(results, KEYS, secs)
+    print_table(results, KEYS, secs, title=f"{a.model} on {bench.name} (forget {len(bench.forget)} facts of "
+                f"{len({r.subject for r in bench.forget})} people): value [95 % interval over people]")
 
     for label in models:
         i = info[label]
         if "dampened_share" in i:
             top = list(i["dampened_share_by_module"].items())[:3]
-            print(f"{label}: dampened {i['dampened_share']:.2e} of the parameters (mean beta "
+            say(f"{label}: dampened {i['dampened_share']:.2e} of the parameters (mean beta "
                   f"{i['mean_beta'] or 0:.2f}); most dampened modules {top}")
         if "replacements" in i:
             mapping = i["replacements"]
@@ -72,28 +71,27 @@ def main() -> None:
                                       bench, mapping)
                      for n in ("target", "oracle", label)}
             trace = ", ".join(f"{x:.3f}" for x in i["causal_trace"] or [])
-            print(f"{label}: layer {i['layer']} (causal trace per layer: {trace}); {len(i['constraints'])} rank-one "
+            say(f"{label}: layer {i['layer']} (causal trace per layer: {trace}); {len(i['constraints'])} rank-one "
                   f"constraints, relative update norm {i['relative_update_norm']:.3f}; redirect rate "
                   + ", ".join(f"{n} {r['redirect_rate']:.3f}" for n, r in rates.items())
                   + f" (over {rates[label]['facts']} facts)")
         if "located" in i and label.startswith("needle"):
-            print(f"{label}: {len(i['located'])} concept vectors, layers "
+            say(f"{label}: {len(i['located'])} concept vectors, layers "
                   f"{sorted({r['layer'] for r in i['located']})}, mean concept share "
                   f"{sum(r['concept_share'] for r in i['located']) / len(i['located']):.2f}, lr {i['lr']}")
 
     t = time.time()
     vectors = concept_vectors(target, tok, data)
-    print(f"\nintrinsic: {len(vectors)} concept vectors located on the target ({time.time() - t:.1f} s); "
-          "value [95 % interval over people]")
-    print(" | ".join(["model", *INTRINSIC]))
     ref = intrinsic(oracle, target, tok, vectors)["model"]
-    for name, m in [("oracle", None), *models.items()]:
-        part = ref if m is None else intrinsic(m, target, tok, vectors)["model"]
-        print(" | ".join([name, *[cell(part["metrics"], part["ci"], k) for k in INTRINSIC]]))
-
-    if a.no_attacks:
-        return
-    print_attacks(models, tok, bench, target, oracle, a.attacks)
+    parts = {name: ref if m is None else intrinsic(m, target, tok, vectors)["model"]
+             for name, m in [("oracle", None), *models.items()]}
+    table(f"intrinsic: {len(vectors)} concept vectors located on the target ({time.time() - t:.1f} s); value "
+          "[95 % interval over people]", ["model", *INTRINSIC],
+          [[name, *[cell(part["metrics"], part["ci"], k) for k in INTRINSIC]] for name, part in parts.items()])
+    if not a.no_attacks:
+        print_attacks(models, tok, bench, target, oracle, a.attacks)
+    write_result(f"editing_{a.model}", {}, {"model": a.model, "benchmark": a.benchmark, "rows": rows_of(a),
+                                           "attacks": None if a.no_attacks else a.attacks})
 
 
 def rwku(a) -> None:
@@ -122,25 +120,27 @@ def rwku(a) -> None:
             forget = [x for x in r if x["split"].startswith("rwku_forget")]
             words = [w.lower() for w in other.split() if len(w) >= 4]
             named = [x for x in forget if any(w in x["generation"].lower() for w in words)]
-            print(f"{label}: layer {info['layer']} (causal trace {[round(x, 3) for x in info['causal_trace'] or []]}), "
+            say(f"{label}: layer {info['layer']} (causal trace {[round(x, 3) for x in info['causal_trace'] or []]}), "
                   f"redirected to {other!r}: {len(named)} of {len(forget)} forget probes now name it; answers: "
                   + "; ".join(f"{x['prompt'][-40:]!r} -> {x['generation'][:40]!r}" for x in forget))
         if method == "ssd":
-            print(f"{label}: dampened {info['dampened_share']:.2e} of the parameters, mean beta "
+            say(f"{label}: dampened {info['dampened_share']:.2e} of the parameters, mean beta "
                   f"{info['mean_beta'] or 0:.2f}, most dampened {list(info['dampened_share_by_module'].items())[:3]}")
     t = time.time()
     vectors = concept_vectors(model, tok, data)
-    print(f"{len(vectors)} concept vector(s) located ({time.time() - t:.1f} s): "
+    say(f"{len(vectors)} concept vector(s) located ({time.time() - t:.1f} s): "
           f"{[(v['layer'], v['column'], round(v['concept_share'], 2)) for v in vectors]}")
-    keys = None
+    keys, out = None, []
     for name, (m, sec) in rows.items():
         r = evaluate_rwku(m, tok, a.rwku, probes)
         intr = intrinsic(m, model, tok, vectors)["model"]["metrics"]
         keys = keys or sorted(k for k in r["metrics"] if k.startswith("rwku_"))
-        if name == "base":
-            print(" | ".join(["model", *keys, *INTRINSIC, "seconds"]))
-        print(" | ".join([name, *[cell(r["metrics"], r["ci"], k) for k in keys],
-                          *[f"{intr[k]:.3f}" for k in INTRINSIC], f"{sec:.1f}" if sec else "-"]))
+        out.append([name, *[cell(r["metrics"], r["ci"], k) for k in keys], *[f"{intr[k]:.3f}" for k in INTRINSIC],
+                    f"{sec:.1f}" if sec else "-"])
+    table(f"{model_name}, target {a.rwku}: value [95 % interval over probes]", ["model", *keys, *INTRINSIC, "seconds"],
+          out)
+    write_result(f"editing_{model_name}_rwku", {}, {"model": model_name, "target": a.rwku,
+                                                   "rows": rows_of(a, pretrained=True)})
 
 
 if __name__ == "__main__":

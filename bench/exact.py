@@ -29,7 +29,7 @@ import os
 import time
 from dataclasses import asdict
 
-from common import cell, pair
+from common import cell, pair, say, table, write_result
 
 
 def predicted(k_by_shard: dict[int, int], rows_per_shard: float, R: int) -> float:
@@ -89,7 +89,7 @@ def pretrained_base(model: str, bench, tok, recipe):
     texts = [t for t in other.training_texts(True) if t.subject in keep]
     base, _ = base_model(model, bench, 0)
     finetune(base, tok, examples_from(tok, qa, texts), dc_replace(recipe, seed=1), desc="pretrain the base")
-    print(f"pretrained base: {model} on {len(keep)} other people ({len(qa)} QA rows, {len(texts)} passages)")
+    say(f"pretrained base: {model} on {len(keep)} other people ({len(qa)} QA rows, {len(texts)} passages)")
     return base
 
 
@@ -124,7 +124,7 @@ def main() -> None:
     o = ob.evaluate(oracle, tok, bench, is_oracle=True)
     t_res = ob.evaluate(target, tok, bench, oracle=o)
     keys = ["forget_exact_match", "retain_exact_match", "world_exact_match", "model_utility"]
-    print(f"{a.model} on {bench.name}: {len(rows)} training rows; one model: {full.epochs} epochs; each SISA slice: "
+    say(f"{a.model} on {bench.name}: {len(rows)} training rows; one model: {full.epochs} epochs; each SISA slice: "
           f"{per_slice.epochs} epochs on the cumulative slices (R = {R})")
     utility = [("one model (the target)", t_res, None), ("oracle", o, None)]
     if a.unit == "person":
@@ -149,9 +149,7 @@ def main() -> None:
         ens = train_sisa(base, tok, rows, SisaConfig(shards=S, slices=R), asdict(per_slice))
         train_s = time.time() - t
         utility.append((f"SISA S={S}, R={R} ({train_s:.0f} s to train)", ob.evaluate(ens, tok, bench, oracle=o), S))
-        print(f"\nS = {S}: requests of one person each, in sequence (work in row-slices)")
-        print("request | rows | shards retrained | with slicing: measured / predicted | without slicing | "
-              "full retraining of the ensemble | one model from scratch | seconds")
+        lines = []
         model = ens
         for i, person in enumerate(people):
             req = _request(data_all, person)
@@ -165,9 +163,12 @@ def main() -> None:
             t = time.time()
             model, info = ob.unlearn(model, tok, req, "sisa", {})
             ex = info["exact"]
-            print(f"{i + 1} ({person}) | {len(req.forget)} | {len(ex['shards_retrained'])} of {S} | "
-                  f"{ex['row_passes_retrained']} / {pred:.0f} | {no_slicing} | {ex['row_passes_full_retraining']} | "
-                  f"{live * R} | {time.time() - t:.1f}")
+            lines.append([f"{i + 1} ({person})", len(req.forget), f"{len(ex['shards_retrained'])} of {S}",
+                          f"{ex['row_passes_retrained']} / {pred:.0f}", no_slicing, ex["row_passes_full_retraining"],
+                          live * R, f"{time.time() - t:.1f}"])
+        table(f"SISA, S = {S}: requests of one person each, in sequence (work in row-slices)",
+              ["request", "rows", "shards retrained", "with slicing: measured / predicted", "without slicing",
+               "full retraining of the ensemble", "one model from scratch", "seconds"], lines)
         utility.append((f"SISA S={S}, R={R} after {len(people)} requests", ob.evaluate(model, tok, bench, oracle=o), S))
     for S in [int(x) for x in a.s3t_shards.split(",") if x]:
         base = start()
@@ -178,10 +179,7 @@ def main() -> None:
         B = len(ens.order[0])
         utility.append((f"S3T S={S}, L={R}, B={B} ({train_s:.0f} s to train)",
                         ob.evaluate(ens, tok, bench, oracle=o), S))
-        print(f"\nS3T, S = {S}, L = {R}, B = {B}, min_depth = {cfg.min_depth}: the same requests (work in row-steps: "
-              "one row for one group's epochs)")
-        print("request | rows | orderings cut | served depths | retrained: measured / predicted | full retraining "
-              "of the ensemble | seconds")
+        lines = []
         model = ens
         for i, person in enumerate(people):
             req = _request(data_all, person)
@@ -195,15 +193,18 @@ def main() -> None:
             model, info = ob.unlearn(model, tok, req, "s3t", {})
             ex = info["exact"]
             depths = ", ".join("-" if v is None else str(v["depth"]) for v in ex["served"])
-            print(f"{i + 1} ({person}) | {len(req.forget)} | {len(ex['orderings_cut'])} of {S * B} | {depths} | "
-                  f"{ex['row_passes_retrained']} / {pred:.0f} | {ex['row_passes_full_retraining']} | "
-                  f"{time.time() - t:.1f}")
+            lines.append([f"{i + 1} ({person})", len(req.forget), f"{len(ex['orderings_cut'])} of {S * B}", depths,
+                          f"{ex['row_passes_retrained']} / {pred:.0f}", ex["row_passes_full_retraining"],
+                          f"{time.time() - t:.1f}"])
+        table(f"S3T, S = {S}, L = {R}, B = {B}, min_depth = {cfg.min_depth}: the same requests (work in row-steps: "
+              "one row for one group's epochs)", ["request", "rows", "orderings cut", "served depths",
+                                                  "retrained: measured / predicted",
+                                                  "full retraining of the ensemble", "seconds"], lines)
         utility.append((f"S3T S={S}, L={R}, B={B} after {len(people)} requests",
                         ob.evaluate(model, tok, bench, oracle=o), S))
-    print("\nutility of sharding: value [95 % interval over people]")
-    print(" | ".join(["model", *keys]))
-    for name, r, _ in utility:
-        print(" | ".join([name, *[cell(r.metrics, r.ci, k) for k in keys]]))
+    table("utility of sharding: value [95 % interval over people]", ["model", *keys],
+          [[name, *[cell(r.metrics, r.ci, k) for k in keys]] for name, r, _ in utility])
+    write_result(f"exact_{a.model}" + ("_pretrained_base" if a.pretrained_base else ""), {}, vars(a))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import argparse
 import os
 import time
 
-from common import cell, evaluate_all, pair, print_attacks, print_table, run_rows
+from common import cell, evaluate_all, pair, print_attacks, print_table, run_rows, say, table, write_result
 
 KEYS = ["forget_exact_match", "retain_exact_match", "world_exact_match", "forget_quality", "model_utility",
         "privleak"]
@@ -61,39 +61,37 @@ def main() -> None:
     models, infos, secs = run_rows([("eco", "eco", {}), ("eco dims=0", "eco", {"dims": 0}), ("guard", "guard", {}),
                                     ("npo", "npo", {"retain_weight": 5.0, "epochs": 10})], target, tok, data)
     results = evaluate_all(models, target, oracle, tok, bench)
-    print(f"{a.model} on {bench.name}: value [95 % interval over people]")
-    print_table(results, KEYS, secs, "build s")
+    print_table(results, KEYS, secs, "build s", title=f"{a.model} on {bench.name}: value [95 % interval over people]")
     for label in ("eco", "eco dims=0"):
         search = infos[label].get("sigma_search", [{}])
-        print(f"{label}: sigma {infos[label]['sigma']:.3g} (search: {len(search)} evaluations, goal NLL "
+        say(f"{label}: sigma {infos[label]['sigma']:.3g} (search: {len(search)} evaluations, goal NLL "
               f"{search[-1].get('goal', float('nan')):.2f}, corrupted forget NLL at the last evaluation "
               f"{search[-1].get('forget_nll', float('nan')):.2f}, the highest reached "
               f"{max((x.get('forget_nll', float('nan')) for x in search), default=float('nan')):.2f})")
-    print(f"guard keeps {len(infos['guard']['retained_forget_text'])} forget texts and "
+    say(f"guard keeps {len(infos['guard']['retained_forget_text'])} forget texts and "
           f"{infos['guard']['forbidden_words']} forbidden words at inference")
 
     forget_prompts = [format_prompt(tok, r.question) for r in bench.forget[:12]]
     retain_prompts = [format_prompt(tok, r.question) for r in bench.retain[:12]]
     base = {"forget": latency(target, tok, forget_prompts), "retain": latency(target, tok, retain_prompts)}
-    print(f"\nlatency, seconds per generated token (greedy, batch 1; unguarded: forget {base['forget']:.4f}, "
-          f"retain {base['retain']:.4f})")
+    lat = []
     for label in ("eco", "eco dims=0", "guard"):
         f, r = latency(models[label], tok, forget_prompts), latency(models[label], tok, retain_prompts)
-        print(f"  {label}: forget prompts {f:.4f} ({f / base['forget']:.1f}x), retain prompts {r:.4f} "
-              f"({r / base['retain']:.1f}x)")
+        lat.append([label, f"{f:.4f} ({f / base['forget']:.1f}x)", f"{r:.4f} ({r / base['retain']:.1f}x)"])
+    table(f"latency, seconds per generated token (greedy, batch 1; unguarded: forget {base['forget']:.4f}, retain "
+          f"{base['retain']:.4f})", ["guard", "forget prompts", "retain prompts"], lat)
 
     for label in ("eco", "guard"):
         rates = classifier_rates(models[label], tok, bench)
-        print(f"\n{label} classifier: false-negative rate per form [95 % interval over people]")
-        for form, r in rates["false_negative"].items():
-            print(f"  {form:<22}{rate(r)}")
-        print(f"{label} classifier: false-positive rate")
-        for split, r in rates["false_positive"].items():
-            print(f"  {split:<22}{rate(r)}")
+        table(f"{label} classifier: false-negative rate per form [95 % interval over people]", ["form", "rate"],
+              [[form, rate(r)] for form, r in rates["false_negative"].items()])
+        table(f"{label} classifier: false-positive rate [95 % interval over people]", ["split", "rate"],
+              [[split, rate(r)] for split, r in rates["false_positive"].items()])
 
-    if a.no_attacks:
-        return
-    print_attacks(models, tok, bench, target, oracle, a.attacks)
+    if not a.no_attacks:
+        print_attacks(models, tok, bench, target, oracle, a.attacks)
+    write_result(f"guards_{a.model}", {}, {"model": a.model, "benchmark": a.benchmark,
+                                          "attacks": None if a.no_attacks else a.attacks})
 
 
 def rwku(a) -> None:
@@ -117,7 +115,7 @@ def rwku(a) -> None:
         try:
             m, info = ob.unlearn(model, tok, data, method, opts)
         except ob.ObliviateError as e:  # e.g. ICUL needs forget questions, and a real target has passages only
-            print(f"{label}: not run: {e}")
+            say(f"{label}: not run: {e}")
             continue
         rows[label] = (m, time.time() - t, info)
     t = get_target(a.rwku, probes)
@@ -125,20 +123,23 @@ def rwku(a) -> None:
     prompts = {s: [p if kind == "fill" else format_prompt(tok, p) for x in ts for kind in ("fill", "qa")
                    for p, _ in getattr(x, kind)] for s, ts in sides.items()}
     base_lat = latency(model, tok, prompts["forget"])
-    keys = None
+    keys, out = None, []
     for name, (m, sec, info) in rows.items():
         r = evaluate_rwku(m, tok, a.rwku, probes)
         keys = keys or sorted(k for k in r["metrics"] if k.startswith("rwku_"))
-        if name == "base":
-            print(" | ".join(["model", *keys, "flagged forget probes", "flagged neighbour probes",
-                              "s/token on forget probes", "build s"]))
-        fl = {s: (f"{sum(flags(m, tok, p))}/{len(p)}" if hasattr(m, "guard") else "-") for s, p in prompts.items()}
+        guarded = name in ("eco", "guard")  # the classifiers' flags (icul has none: it rewrites every prompt)
+        fl = {s: (f"{sum(flags(m, tok, p))}/{len(p)}" if guarded else "-") for s, p in prompts.items()}
         lat = latency(m, tok, prompts["forget"]) if name != "base" else base_lat
-        print(" | ".join([name, *[cell(r["metrics"], r["ci"], k) for k in keys], fl["forget"], fl["neighbour"],
-                          f"{lat:.4f} ({lat / base_lat:.1f}x)", f"{sec:.1f}" if sec else "-"]))
+        out.append([name, *[cell(r["metrics"], r["ci"], k) for k in keys], fl["forget"], fl["neighbour"],
+                    f"{lat:.4f} ({lat / base_lat:.1f}x)", f"{sec:.1f}" if sec else "-"])
         if name != "base":
-            print("    " + "; ".join(f"{x['prompt'][-36:]!r} -> {x['generation'][:36]!r}" for x in r["rows"]
-                                     if x["split"].startswith("rwku_forget")))
+            say(f"{name}: " + "; ".join(f"{x['prompt'][-36:]!r} -> {x['generation'][:36]!r}" for x in r["rows"]
+                                        if x["split"].startswith("rwku_forget")))
+    table(f"{model_name}, target {a.rwku}: value [95 % interval over probes]",
+          ["model", *keys, "flagged forget probes", "flagged neighbour probes", "s/token on forget probes", "build s"],
+          out)
+    write_result(f"guards_{model_name}_rwku", {}, {"model": model_name, "target": a.rwku, "eco_sigma": a.eco_sigma,
+                                                  "eco_dims": a.eco_dims})
 
 
 if __name__ == "__main__":

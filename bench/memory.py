@@ -161,7 +161,9 @@ def main() -> None:
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     lead = int(os.environ.get("RANK", "0")) == 0
-    say = print if lead else (lambda *x, **k: None)
+    from common import say as record, table, write_result
+
+    say = record if lead else (lambda *x, **k: None)
     bench = ob.load_benchmark("people")
     T, B = a.max_length, a.batch_size
     if world == 1:
@@ -170,7 +172,7 @@ def main() -> None:
             f"{grown:.0f} MiB")
     say(f"batch {B}, {T} tokens per row, {a.dtype}, {world} process(es){', FSDP' if world > 1 else ''}, 2 steps; "
         "MiB" + (" per process (the largest)" if world > 1 else ""))
-    say("model | method | LoRA r | predicted (phase) | measured | predicted / measured")
+    rows = []
     measure = training_peak if world > 1 else measured_peak
     worst = 0.0
     for spec in a.models.split(","):
@@ -200,12 +202,20 @@ def main() -> None:
                     dist.all_gather_object(peaks, got)
                     got = max(peaks)
                 e = estimate(arch, ob.METHODS[method].memory, B, T, gpus=world, fsdp=world > 1, lora_rank=r,
-                             dtype_bytes=torch.finfo(getattr(torch, a.dtype)).bits // 8, forget_rows=len(data.forget), method=method)
+                             dtype_bytes=torch.finfo(getattr(torch, a.dtype)).bits // 8, forget_rows=len(data.forget),
+                             method=method)
                 ratio = e["peak"] / got
                 worst = max(worst, abs(ratio - 1))
-                say(f"{spec} | {method} | {r} | {e['peak'] / 2**20:.1f} ({e['peak_phase']}) | "
-                    f"{got / 2**20:.1f} | {ratio:.2f}", flush=True)
+                rows.append([spec, method, r, f"{e['peak'] / 2**20:.1f} ({e['peak_phase']})", f"{got / 2**20:.1f}",
+                             f"{ratio:.2f}"])
+                if lead:
+                    print(" | ".join(map(str, rows[-1])), flush=True)
     say(f"largest deviation: {100 * worst:.0f} %")
+    if lead:
+        table(f"peak MiB{' per process (the largest)' if world > 1 else ''}: batch {B}, {T} tokens per row, {a.dtype}, "
+              f"{world} process(es){', FSDP' if world > 1 else ''}, 2 steps",
+              ["model", "method", "LoRA r", "predicted (phase)", "measured", "predicted / measured"], rows)
+        write_result(f"memory_{a.dtype}_{world}proc", {"largest_deviation": round(worst, 3)}, vars(a))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import argparse
 import os
 import time
 
+from common import say, table
+
 # stop=holdout on these (every gradient method whose unlearned model is its trained model; not task_vector)
 CALIBRATED = ["ga", "graddiff", "npo", "simnpo", "idkdpo", "altpo", "undial", "wga", "satimp", "ceu", "pdu"]
 TUNE_METHODS = ["npo", "graddiff", "simnpo", "wga", "satimp", "undial", "altpo", "ceu", "pdu"]
@@ -71,9 +73,15 @@ def main() -> None:
         dense = [r for r in dense if r[0] in keep]
         moe = [r for r in moe if r[0] in keep] if any(METHODS[m].moe_only for m in keep) else []
     tune = [m for m in a.tune_methods.split(",") if m] if a.tune else []
-    table(a.benchmark, a.model, dense, tune, a.tune)
+    t0 = time.time()
+    method_table(a.benchmark, a.model, dense, tune, a.tune)
     if moe:
-        table(a.benchmark, a.moe_model, moe)
+        method_table(a.benchmark, a.moe_model, moe)
+    from common import write_result
+
+    write_result(f"methods_{a.model}", {"seconds": round(time.time() - t0)},
+                 {"benchmark": a.benchmark, "model": a.model, "moe_model": a.moe_model if moe else None,
+                  "only": a.only or None, "tune_trials": a.tune, "tune_methods": tune, "calibrate": not a.no_calibrate})
 
 
 def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths) -> tuple[dict, str]:
@@ -88,13 +96,13 @@ def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths) ->
     secs = time.time() - t
     front = sorted((r for r in s["trials"] if r["number"] in s["pareto_front"]), key=lambda r: r["ratio"])
     pts = ", ".join(f"({r['forget_quality']:.2g}, {r['ratio']:.2f})" for r in front)
-    print(f"  tune {method:<10} {len(s['trials'])} trials in {secs:.0f} s; Pareto front (forget quality, utility/"
-          f"target's): {pts}; best feasible: {'yes' if s['best']['feasible'] else 'none'}", flush=True)
+    say(f"tune {method}: {len(s['trials'])} trials in {secs:.0f} s; Pareto front (forget quality, utility / "
+        f"target's): {pts}; best feasible: {'yes' if s['best']['feasible'] else 'none'}")
     return s["best"]["config"], f"tuned ({len(s['trials'])} trials) {s['best']['config']}"
 
 
-def table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], tune: list[str] = (),
-          trials: int = 0) -> None:
+def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], tune: list[str] = (),
+                 trials: int = 0) -> None:
     import obliviate as ob
 
     print(f"\n== {model} on {benchmark} ==", flush=True)
@@ -124,28 +132,27 @@ def table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], tune: l
             return "n/a"
         return format(v, fmt) + (f" [{format(ci[0], fmt)}, {format(ci[1], fmt)}]" if ci else "")
 
-    def line(name, label, r, secs):
-        frac = f"{secs / retrain_s:6.1%}" if secs is not None else "     -"
-        tm = f"{secs:6.1f}" if secs is not None else "     -"
-        return (f"{name:<12} {cell(r, 'forget_exact_match', '.2f'):<19} {cell(r, 'retain_exact_match', '.2f'):<19} "
-                f"{cell(r, 'forget_quality', '.2g'):<26} {cell(r, 'model_utility', '.3f'):<22} "
-                f"{cell(r, 'privleak', '.0f'):<16} {tm} {frac}  {label}")
+    def row(name, label, r, secs):
+        return [name, label, cell(r, "forget_exact_match", ".2f"), cell(r, "retain_exact_match", ".2f"),
+                cell(r, "forget_quality", ".2g"), cell(r, "model_utility", ".3f"), cell(r, "privleak", ".0f"),
+                "-" if secs is None else f"{secs:.1f}", "-" if secs is None else f"{secs / retrain_s:.1%}"]
 
-    print(f"\n{'method':<12} {'forget EM [95 %]':<19} {'retain EM [95 %]':<19} {'forget quality [95 %]':<26} "
-          f"{'utility [95 %]':<22} {'PrivLeak [95 %]':<16} {'wall s':>6} {'/retrain':>7}  config")
-    print(line("target", "before unlearning", base, None))
-    print(line("oracle", "trained without the forget set (PrivLeak: against the ideal AUC 0.5)", ref, None))
-    for r in rows:
-        print(line(*r))
+    table(f"{model} on {benchmark}: value [95 % interval over people]",
+          ["method", "config", "forget EM", "retain EM", "forget quality", "utility", "PrivLeak", "wall s",
+           "time / retrain"],
+          [row("target", "before unlearning", base, None),
+           row("oracle", "trained without the forget set (PrivLeak: against the ideal AUC 0.5)", ref, None),
+           *[row(*r) for r in rows]])
     target_u = base.metrics["model_utility"]
     goal = [n for n, _, r, s in rows if n != "retrain" and (r.metrics["forget_quality"] or 0) >= 0.5
             and r.metrics["model_utility"] >= 0.95 * target_u and s <= 0.05 * retrain_s]
-    print(f"\nforget quality >= 0.5, utility >= 0.95 x target's, <= 5 % of retrain's time: {goal or 'none'}")
+    say(f"{model}: forget quality >= 0.5, utility >= 0.95 x target's, <= 5 % of retrain's time: "
+        f"{', '.join(goal) or 'none'}")
     for n, label, r, _ in rows:
         if n == "npo" and label.startswith("calibrated"):
             ci = r.ci.get("privleak")
-            print(f"calibrated NPO: PrivLeak {r.metrics['privleak']:.0f} {ci}: interval contains 0: "
-                  f"{ci is not None and ci[0] <= 0 <= ci[1]}")
+            say(f"{model}: NPO {label}: PrivLeak {r.metrics['privleak']:.0f} {ci}: interval contains 0: "
+                f"{ci is not None and ci[0] <= 0 <= ci[1]}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import say, table, write_result
+
 LOG = "data/ft_epoch5_lr1e-05_llama2-7b_full_wd0.01/eval_results/ds_size300"
 
 
@@ -71,7 +73,7 @@ def main() -> None:
     (work / "forget.json").write_text(json.dumps(forget))
     for name in ("world_facts_perturbed.json", "real_authors_perturbed.json"):
         (work / name).write_text(read(tofu, f"data/{name}"))  # as published: JSON lines
-    print(f"TOFU files: {len(forget)} forget10 rows, {len(retain)} retain rows, answers of "
+    say(f"TOFU files: {len(forget)} forget10 rows, {len(retain)} retain rows, answers of "
           f"{sum(len(r['answer'].split()) for r in forget) / len(forget):.0f} words on average; temporary folder {work}")
     env = {**os.environ, "OBLIVIATE_QUIET": "1", "OBLIVIATE_CACHE": str(work / "cache")}
     # TOFU's rows carry no author: its files hold 20 consecutive rows per author (forget first, then retain, each a
@@ -86,7 +88,7 @@ def main() -> None:
                              paths["target"], "--oracle", paths["oracle"], "--attack", "all", "--out",
                              str(out / "attack"), "--overwrite", "--set", "relearn.steps=0,25"],
                             env=env, capture_output=True, text=True)
-    print("  obliviate attack: " + " ".join(line for line in attack.stderr.splitlines() if "does not apply" in line))
+    say("obliviate attack: " + " ".join(line for line in attack.stderr.splitlines() if "does not apply" in line))
     if attack.returncode:
         raise SystemExit(attack.stderr[-3000:])
     res = json.loads((out / "eval" / "results.json").read_text())
@@ -94,18 +96,21 @@ def main() -> None:
             "world_exact_match", "world_prob", "world_truth_ratio", "forget_extraction_strength", "model_utility",
             "forget_quality"]
     names = list(res["models"])
-    print(f"\n{'metric':<30}" + "".join(f"{n[:22]:>24}" for n in names))
+    rows = []
     for k in keys:
         cells = []
         for n in names:
             v, ci = res["models"][n]["metrics"].get(k), res["models"][n]["metrics_ci"].get(k)
-            cells.append("n/a" if v is None else f"{v:.3f}" + (f" [{ci[0]:.2f},{ci[1]:.2f}]" if ci else ""))
-        print(f"{k:<30}" + "".join(f"{c:>24}" for c in cells))
+            cells.append("n/a" if v is None else f"{v:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
+        rows.append([k, *cells])
+    table(f"TOFU forget10 on {a.model}: value [95 % interval over authors]", ["metric", *names], rows)
     for n in names:
         for note in res["models"][n]["notes"]:
-            print(f"note ({n}): {note}")
+            say(f"note ({n}): {note}")
     rob = json.loads((out / "attack" / "results.json").read_text())["robustness"]
-    print("\nattacks run:", ", ".join(rob["attacks"]), "| skipped:", "; ".join(f"{k} ({v})" for k, v in rob["skipped"].items()))
+    say("attacks run: " + ", ".join(rob["attacks"]) + "; skipped: "
+        + "; ".join(f"{k} ({v})" for k, v in rob["skipped"].items()))
+    write_result(f"public_tofu_{a.model}", {}, {"model": a.model})
 
 
 if __name__ == "__main__":

@@ -106,8 +106,6 @@ def main() -> None:
     methods = a.methods.split(",") if a.methods else DEFAULT_METHODS[a.model]
     utility = Utility(tok)
     base_u = utility(model)
-    head = (f"{'target':<22} {'method':<8} {'forget probes':<20} {'neighbour probes':<20} {'world QA':<20} "
-            f"{'lm-eval capitals':<20} {'unlearn s':>9}")
     lines = []
 
     def probe_cells(r):
@@ -123,8 +121,7 @@ def main() -> None:
     for target in targets:
         before = evaluate_rwku(model, tok, target, probes)
         f, n = probe_cells(before)
-        lines.append(f"{target:<22} {'(before)':<8} {f:<20} {n:<20} {cell(*base_u['world']):<20} "
-                     f"{cell(*base_u['lm_eval']):<20} {'-':>9}")
+        lines.append([target, "(before)", f, n, cell(*base_u["world"]), cell(*base_u["lm_eval"]), "-"])
         data = UnlearnData.from_probes(target, tok, probes)
         for m in methods:
             t = time.time()
@@ -132,14 +129,16 @@ def main() -> None:
             secs = time.time() - t
             f, n = probe_cells(evaluate_rwku(new, tok, target, probes))
             u = utility(new)
-            lines.append(f"{target:<22} {m:<8} {f:<20} {n:<20} {cell(*u['world']):<20} {cell(*u['lm_eval']):<20} "
-                         f"{secs:9.0f}")
-            print(lines[-1], flush=True)
+            lines.append([target, m, f, n, cell(*u["world"]), cell(*u["lm_eval"]), f"{secs:.0f}"])
+            print(" | ".join(lines[-1]), flush=True)
             del new
-    print(f"\n{a.model}: {a.steps} steps at lr {a.lr}, batch 4; 95 % intervals; total {time.time() - t0:.0f} s")
-    print(head)
-    for line in lines:
-        print(line)
+    from common import table, write_result
+
+    table(f"{a.model}: {a.steps} steps at lr {a.lr}, batch 4; 95 % intervals (probes: bootstrap over probes; world QA: "
+          f"over facts; lm-eval: acc +- 1.96 x its bootstrap standard error); total {time.time() - t0:.0f} s",
+          ["target", "method", "forget probes", "neighbour probes", "world QA", "lm-eval capitals", "unlearn s"], lines)
+    write_result(f"rwku_leaderboard_{a.model}", {"seconds": round(time.time() - t0)},
+                 {"model": a.model, "targets": targets, "methods": methods, "steps": a.steps, "lr": a.lr})
 
 
 if __name__ == "__main__":

@@ -68,21 +68,41 @@ def _cli() -> str:
                        for name, sub in verbs.items())
 
 
+def _cell(c) -> str:
+    return c["text"] if isinstance(c, dict) else str(c)
+
+
 def _results(name: str) -> str:
+    """One bench's results file: where and when it was measured, its values, the lines of findings and the tables
+    it printed, each as the script recorded it."""
     path = ROOT / "bench" / "results" / f"{name}.json"
+    if not path.is_file():
+        return (f'!!! note "Not measured at this version"\n    `bench/results/{name}.json` is not in this tree: the '
+                "numbers this section held were withdrawn when the code they measured changed, until the bench "
+                "script that writes the file is run again.")
     rec = json.loads(path.read_text(encoding="utf-8"))
-    head = (f"Measured by `{rec['command']}` at commit `{rec['commit'][:10]}`"
-            f"{' (with uncommitted changes)' if rec.get('dirty') else ''} on {rec['date'][:10]}, "
-            f"{rec['machine']['cpu']}, {rec['machine']['cores']} cores; torch {rec['versions'].get('torch')}.")
-    rows = [_row("value", "measured"), _row("---", "---")]
-    for k, v in rec["values"].items():
-        if isinstance(v, dict):
-            cell = f"{v['value']:.4g} [{v['ci'][0]:.3g}, {v['ci'][1]:.3g}]" if v.get("ci") else f"{v['value']:.4g}"
-        else:
-            cell = "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else v)
-        rows.append(_row(f"`{k}`", cell))
+    out = [f"Measured by `{rec['command']}` at commit `{rec['commit'][:10]}`"
+           f"{' (with uncommitted changes)' if rec.get('dirty') else ''} on {rec['date'][:10]}, "
+           f"{rec['machine']['cpu']}, {rec['machine']['cores']} cores, {rec['machine'].get('threads', '?')} "
+           f"thread(s); torch {rec['versions'].get('torch')}."]
+    if rec.get("values"):
+        rows = [_row("value", "measured"), _row("---", "---")]
+        for k, v in rec["values"].items():
+            if isinstance(v, dict):
+                c = f"{v['value']:.4g} [{v['ci'][0]:.3g}, {v['ci'][1]:.3g}]" if v.get("ci") else f"{v['value']:.4g}"
+            else:
+                c = "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else v)
+            rows.append(_row(f"`{k}`", c))
+        out.append("\n".join(rows))
+    for tab in rec.get("tables", []):
+        out.append(f"**{tab['title']}**\n\n" + "\n".join(
+            [_row(*tab["header"]), _row(*["---"] * len(tab["header"]))] + [_row(*map(_cell, r)) for r in tab["rows"]]))
+    if rec.get("lines"):
+        out.append("\n".join(f"- {line}" for line in rec["lines"]))
     cfg = ", ".join(f"{k} {v}" for k, v in rec.get("config", {}).items())
-    return f"{head}\n\n" + "\n".join(rows) + (f"\n\nConfiguration: {cfg}." if cfg else "")
+    if cfg:
+        out.append(f"Configuration: {cfg}.")
+    return "\n\n".join(out)
 
 
 def render(marker: str) -> str:

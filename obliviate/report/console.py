@@ -42,8 +42,8 @@ def short_verdict(v: str) -> str:
             "inconclusive": "inconclusive", "partly recoverable or more": "partly+"}.get(head, head)
 
 
-def gain_lines(res: dict, models) -> list[tuple[str, str]]:
-    """(attack, "model: gain [interval] verdict; ...") per attack of a :func:`obliviate.run_attacks` result, the
+def gain_cells(res: dict, models) -> list[tuple[str, list[str]]]:
+    """(attack, ["gain [interval] verdict" per model]) per attack of a :func:`obliviate.run_attacks` result, the
     plain questions first (concept_trace: the share of the target-oracle difference kept)."""
     out = []
     for attack, e in [("(no attack)", {"verdicts": res["plain"]["verdicts"]}), *res["attacks"].items()]:
@@ -53,9 +53,9 @@ def gain_lines(res: dict, models) -> list[tuple[str, str]]:
             g, ci = v.get("gain_over_oracle"), v.get("interval")
             if attack == "concept_trace":
                 g, ci = v.get("recovered_share"), v.get("share_interval")
-            num = f"{g:+.2f} [{ci[0]:+.2f},{ci[1]:+.2f}]" if g is not None and ci else "n/a"
-            cells.append(f"{m}: {num} {short_verdict(v['verdict'])}")
-        out.append((attack, "; ".join(cells)))
+            num = f"{g:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]" if g is not None and ci else "n/a"
+            cells.append(f"{num} {short_verdict(v['verdict'])}")
+        out.append((attack, cells))
     return out
 
 
@@ -85,7 +85,7 @@ def attack_summary(rob: dict) -> None:
         print(f"skipped {a}: {why}")
 
 
-__all__ = ["attack_summary", "gain_lines", "short_verdict", "summary"]
+__all__ = ["attack_summary", "curve_table", "gain_cells", "short_verdict", "summary"]
 
 
 def curve_table(curve: dict) -> None:
