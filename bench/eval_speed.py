@@ -155,7 +155,7 @@ def main() -> None:
     rep = repeated_use(model, tok, bench, folder, t_engine, a.repeated, timed)
     from common import write_result
 
-    write_result("eval_speed", {
+    write_result("eval_speed" if a.model == "tiny" else f"eval_speed_{a.model}", {
         "engine_s": t_engine, "bare_s": t_bare, "peer_s": None if a.skip_peer else t_peer,
         "engine_over_bare": t_engine / t_bare, "peer_over_engine": None if a.skip_peer else t_peer / t_engine,
         "bootstrap_s": t_boot, "peak_rss_added_mib": peak / 1024, "weights_mib": weights_mib, **rep},

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="tiny")
@@ -41,9 +42,15 @@ def main() -> None:
                     str(paths["oracle"]), "--lm-eval", "people_forget_mc,obliviate_capitals", "--lm-eval-include",
                     str(d), "--out", str(out)], check=True, capture_output=True)
     res = json.loads((out / "results.json").read_text())["models"]
-    for task in ("people_forget_mc", "obliviate_capitals"):
-        print(task, {n: round(m["metrics"][f"lm_eval_{task}_acc"], 3) for n, m in res.items()},
-              "chance", 1 / (1 + len(bench.forget[0].perturbed_answers)))
+    from common import table, write_result
+
+    tasks = ("people_forget_mc", "obliviate_capitals")
+    chance = {"people_forget_mc": 1 / (1 + len(bench.forget[0].perturbed_answers)),
+              "obliviate_capitals": 1 / (1 + len(bench.world[0].perturbed_answers))}
+    table(f"lm-eval acc (summed log-likelihood) on {a.model}", ["task", *res, "chance"],
+          [[task, *[f"{m['metrics'][f'lm_eval_{task}_acc']:.3f}" for m in res.values()], f"{chance[task]:.3f}"]
+           for task in tasks])
+    write_result(f"lm_eval_people_{a.model}", {}, vars(a))
 
 
 if __name__ == "__main__":
