@@ -60,12 +60,13 @@ def main() -> None:
     (c1, w1), (c2, w2) = results["stop at layer"], results["whole model"]
     same = c1 == c2 and all(torch.equal(w1[k], w2[k]) for k in w1)
     best = {k: min(v) for k, v in times.items()}
-    print(f"{a.model}, rmu layer {info['layer']} of {len(rmu.decoder_layers(model))}, {a.steps} steps, batch "
-          f"{a.batch_size} x {a.max_length} tokens, {torch.get_num_threads()} threads")
-    for mode, s in best.items():
-        print(f"{mode}: {s:.2f} s (best of {a.repeat})")
-    print(f"whole model / stop at layer: {best['whole model'] / best['stop at layer']:.2f}x; loss curves and weights "
-          f"{'identical' if same else 'DIFFER'}")
+    from common import table, write_result
+
+    table(f"{a.model}, rmu layer {info['layer']} of {len(rmu.decoder_layers(model))}, {a.steps} steps, batch "
+          f"{a.batch_size} x {a.max_length} tokens, {torch.get_num_threads()} threads (best of {a.repeat})",
+          ["forward", "seconds"], [[mode, f"{s:.2f}"] for mode, s in best.items()])
+    write_result(f"rmu_forward_{a.model}", {"whole_over_stop": round(best["whole model"] / best["stop at layer"], 2),
+                                            "identical_loss_and_weights": same}, vars(a))
 
 
 if __name__ == "__main__":

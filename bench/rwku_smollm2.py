@@ -34,10 +34,11 @@ def main() -> None:
     model, tok = ob.load_model("smollm2-135m")
     print(f"loaded SmolLM2-135M in {time.time() - t:.0f} s")
     every = {name: evaluate_rwku(model, tok, name) for name in BUILTIN_PROBES}
-    print("built-in probes answered before unlearning (forget side of each target):")
-    for name, r in every.items():
-        print(f"  {name:<24} " + "  ".join(f"{k.removeprefix('rwku_forget_')} {v:.2f}" for k, v in r["metrics"].items()
-                                            if k.startswith("rwku_forget")))
+    from common import table, write_result
+
+    table("built-in probes answered before unlearning (forget side of each target)", ["target", "fill", "QA"],
+          [[name, *[f"{r['metrics'].get(f'rwku_forget_{k}', float('nan')):.2f}" for k in ("fill", "qa")]]
+           for name, r in every.items()])
     data = UnlearnData.from_probes(a.target, tok)
     t = time.time()
     new, _ = ob.unlearn(model, tok, data, a.method, {"max_steps": a.steps, "lr": a.lr, "batch_size": 4})
@@ -50,14 +51,16 @@ def main() -> None:
                 quantize_model_(q, scheme, 64)
                 columns[label] = evaluate_rwku(q, tok, a.target)
                 del q
-    print(f"\n{a.method} on {a.target!r}: {a.steps} steps, lr {a.lr}, {secs:.0f} s")
-    print(f"{'probe':<22}" + "".join(f"{c:>22}" for c in columns))
+    rows = []
     for k in columns["after"]["metrics"]:
         cells = []
         for r in columns.values():
             v, ci = r["metrics"][k], r["ci"].get(k)
             cells.append(f"{v:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
-        print(f"{k:<22}" + "".join(f"{c:>22}" for c in cells))
+        rows.append([k, *cells])
+    table(f"{a.method} on {a.target!r}: {a.steps} steps, lr {a.lr}, {secs:.0f} s; value [95 % interval over probes]",
+          ["probe", *columns], rows)
+    write_result(f"rwku_smollm2_{a.method}" + ("_quantize" if a.quantize else ""), {}, vars(a))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ class MemoryTerms:
     rows: int = 2
     stops_at_layer: bool = False
 
+
 # Public architectures (from their config.json files), so that a plan needs no download.
 PRESETS = {
     "llama-3.2-1b": dict(model_type="llama", vocab_size=128256, hidden_size=2048, intermediate_size=8192,

@@ -12,7 +12,6 @@ from pathlib import Path
 from obliviate.attacks import applicable, run_attacks
 from obliviate.core.outputs import atomic_dir, check_output
 from obliviate.core.utils import ObliviateError
-from obliviate.models import load_model
 from obliviate.report import results as build_results
 from obliviate.report import write_results
 from obliviate.runs.common import RunResult, evidence_request, ledger_evidence
@@ -24,6 +23,8 @@ def attack_models(models: list, out, bench, *, attacks: list[str], configs: dict
     """Run ``attacks`` (names, with their ``configs``) on each of ``models`` (folders or names), and on ``target``
     and ``oracle`` when given (then judged). Attacks that do not apply to ``bench`` are skipped with a note, before
     any model is loaded; ``budget_minutes`` stops starting attacks once spent."""
+    from obliviate.models import load_model  # looked up at call time, where a caller may have replaced it
+
     configs = configs or {}
     names, skipped = applicable(attacks, bench)  # decided from the data, before any model is loaded
     for n, why in skipped.items():

@@ -17,7 +17,6 @@ from obliviate.core.outputs import atomic_dir, check_output
 from obliviate.core.utils import ObliviateError
 from obliviate.evals import EvalConfig, EvalResult, evaluate
 from obliviate.evals.cache import evaluate_oracle
-from obliviate.models import load_model
 from obliviate.report import results as build_results
 from obliviate.report import write_results
 from obliviate.runs.common import (RunResult, evidence_request, input_of, ledger_evidence, result_entry,
@@ -92,6 +91,8 @@ def evaluate_model(model, out, *, oracle=None, bench=None, cfg: EvalConfig | Non
     examples.jsonl and report.html to ``out``. The model it was unlearned from is evaluated beside it when its
     folder is here (``with_input``). The comparison is filed in the ledger that records the model (``request``:
     which of its requests). Under torchrun every process evaluates its share; the main one writes."""
+    from obliviate.models import load_model  # looked up at call time, where a caller may have replaced it
+
     cfg = cfg or EvalConfig()
     filed = evidence_request(model, request)  # an ambiguous request fails before the work too
     inputs = list(inputs or [])

@@ -15,7 +15,6 @@ from obliviate.core.outputs import check_output, weights_bytes
 from obliviate.core.utils import versions
 from obliviate.data.loaders import recorded_benchmark
 from obliviate.methods import UnlearnData, get_method, method_config, unlearn
-from obliviate.models import load_model, save_model
 from obliviate.runs.common import RunResult, check_ledger, ledger_request
 
 
@@ -25,6 +24,8 @@ def unlearn_model(model: str, method: str, out, *, config: dict | None = None, b
     """Unlearn ``bench``'s forget set (or, with ``rwku``, a probe target's passages) from ``model`` with
     ``method`` and write the new model to ``out``. ``inputs``: ``(role, path)`` the output may not touch.
     Returns the new model's record (``obliviate.json``'s fields) and its ledger entry."""
+    from obliviate.models import load_model, save_model  # looked up at call time, where a caller may have replaced it
+
     cfg = method_config(method, config)  # bad options fail before any loading
     inputs = list(inputs or [])
     check_output(out, overwrite=overwrite, inputs=inputs, need_bytes=int(1.05 * weights_bytes(model)))
