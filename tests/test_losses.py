@@ -92,8 +92,7 @@ def test_flat_loss_kl_and_tv():
 
 
 # ---- the peers' remaining methods (issue 12) ----
-from obliviate.methods.losses import (ce_u_loss, dual_ascent, logit_margin_loss, undial_loss,  # noqa: E402
-                                      weighted_ascent_loss)
+from obliviate.methods.losses import (ce_u_loss, dual_ascent, logit_margin_loss, undial_loss, weighted_ascent_loss)
 
 
 def _soft(xs):

@@ -6,8 +6,7 @@ import pytest
 
 from obliviate.evals.memorization import (exact_match, forget_truth_ratio, length_normalised_prob,
                                           option_normalised_prob, retain_truth_ratio, rouge_l_recall, truth_ratio)
-from obliviate.evals.privacy import (forget_quality, loss_score, mia_auc, min_k_plus_plus_score, min_k_score,
-                                     privleak)
+from obliviate.evals.privacy import (forget_quality, loss_score, mia_auc, min_k_plus_plus_score, min_k_score, privleak)
 from obliviate.evals.scoring import TokenScores
 
 

@@ -16,8 +16,8 @@ import torch
 from obliviate.evals.memorization import (exact_memorization, extraction_strength, forget_truth_ratio,
                                           length_normalised_prob, option_normalised_prob, retain_truth_ratio,
                                           rouge_l_recall, truth_ratio, truth_ratio_prob_mean)
-from obliviate.evals.privacy import (forget_quality, loss_score, mia_auc, min_k_plus_plus_score, min_k_score,
-                                     privleak, reference_scores, zlib_score)
+from obliviate.evals.privacy import (forget_quality, loss_score, mia_auc, min_k_plus_plus_score, min_k_score, privleak,
+                                     reference_scores, zlib_score)
 from obliviate.evals.scoring import scores_from_logits
 
 IGNORE = -100

@@ -24,14 +24,15 @@ from obliviate.core.utils import ObliviateError
 from obliviate.evals.scoring import Scorer
 from obliviate.engine.loop import progress
 from obliviate.attacks.common import (INFORMATIVE, N_BOOT, RECOVERABLE, SAME_AS_ORACLE, AttackResult, Refs, accuracy,
-                                     ask, by_fact, fingerprint, judge)
+                                      ask, by_fact, fingerprint, judge)
 from obliviate.evals.probes import forget_facts, probe_facts
-from obliviate.attacks.prompts import (AdversarialConfig, InContextConfig, MultiHopConfig, ParaphraseConfig, adversarial_prompts,
-                      in_context, in_context_applies, multi_hop, multi_hop_applies, paraphrase, paraphrase_applies)
+from obliviate.attacks.prompts import (AdversarialConfig, InContextConfig, MultiHopConfig, ParaphraseConfig,
+                                       adversarial_prompts, in_context, in_context_applies, multi_hop,
+                                       multi_hop_applies, paraphrase, paraphrase_applies)
 from obliviate.attacks.quantize import QuantizeConfig, quantize, quantize_tensor, rtn_quantize_
 from obliviate.attacks.relearn import RelearnConfig, relearn, relearn_plan
-from obliviate.attacks.representation import (ConceptTraceConfig, ProbeConfig, concept_trace, concept_trace_applies, linear_cka, probe,
-                             probe_applies)
+from obliviate.attacks.representation import (ConceptTraceConfig, ProbeConfig, concept_trace, concept_trace_applies,
+                                              linear_cka, probe, probe_applies)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from obliviate.evals.scoring import Scorer
 from obliviate.core.options import Options, comma_list, option
 from obliviate.core.utils import ObliviateError
 from obliviate.attacks.common import AttackResult, accuracy, ask, by_fact
-from obliviate.evals.probes import (ADVERSARIAL_TYPES, FORMATS, by_subject, subject_hints, adversarial_probes, fact_probe,
-                                   forget_facts, paraphrase_probes, qa_prompt)
+from obliviate.evals.probes import (ADVERSARIAL_TYPES, FORMATS, by_subject, subject_hints, adversarial_probes,
+                                    fact_probe, forget_facts, paraphrase_probes, qa_prompt)
 
 # ---------------------------------------------------------------------------------------------------- in_context
 @dataclass

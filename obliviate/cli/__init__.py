@@ -21,8 +21,8 @@ import signal
 import sys
 from pathlib import Path
 
-from obliviate.cli import (attack, bottleneck, certify, codes, curve, demo, eval, keygen, ledger, ls, plan, train,
-                           tune, unlearn, verify)
+from obliviate.cli import (attack, bottleneck, certify, codes, curve, demo, eval, keygen, ledger, ls, plan, train, tune,
+                           unlearn, verify)
 from obliviate.cli.args import parents
 from obliviate.cli.common import Parser
 from obliviate.cli.ls import LS_TABLES

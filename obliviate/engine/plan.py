@@ -185,7 +185,8 @@ def nograd_token_bytes(a: Arch) -> int:
 
 
 def estimate(a: Arch, terms: MemoryTerms, batch_size: int, max_length: int, gpus: int = 1, fsdp: bool = False,
-             lora_rank: int = 0, dtype_bytes: int = 4, forget_rows: int | None = None, method: str | None = None) -> dict:
+             lora_rank: int = 0, dtype_bytes: int = 4, forget_rows: int | None = None,
+             method: str | None = None) -> dict:
     """Expected peak bytes per device, with every term (see the module docstring). ``terms``: what the method adds
     (its registry entry's ``memory``); ``method``: its name, recorded in the setting. ``forget_rows``: the size of
     the forget set, when smaller than the reference pass's batch of 32."""

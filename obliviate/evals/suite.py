@@ -21,11 +21,12 @@ from obliviate.data import Benchmark, QARecord, format_prompt, qa_example
 from obliviate.engine.loop import progress
 from obliviate.core.options import Options, option
 from obliviate.core.utils import ObliviateError
-from obliviate.evals.memorization import (exact_match, exact_memorization, extraction_strength, extraction_strength_paper,
-                           forget_truth_ratio, harmonic_mean, length_normalised_prob, option_normalised_prob,
-                           retain_truth_ratio, rouge_l_recall, truth_ratio, truth_ratio_prob_mean)
-from obliviate.evals.privacy import (forget_quality, gradnorm_scores, ks_statistic, loss_score, mia_auc, min_k_plus_plus_score,
-                      min_k_score, privleak, reference_scores, zlib_score)
+from obliviate.evals.memorization import (exact_match, exact_memorization, extraction_strength,
+                                          extraction_strength_paper, forget_truth_ratio, harmonic_mean,
+                                          length_normalised_prob, option_normalised_prob, retain_truth_ratio,
+                                          rouge_l_recall, truth_ratio, truth_ratio_prob_mean)
+from obliviate.evals.privacy import (forget_quality, gradnorm_scores, ks_statistic, loss_score, mia_auc,
+                                     min_k_plus_plus_score, min_k_score, privleak, reference_scores, zlib_score)
 from obliviate.evals.scoring import Scorer
 from obliviate.evals.uncertainty import auc as fast_auc
 from obliviate.evals.uncertainty import bootstrap

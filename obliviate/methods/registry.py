@@ -15,11 +15,11 @@ from obliviate.engine.plan import MemoryTerms
 @dataclass(frozen=True)
 class Family:
     """What a method family shares and what is special about it: whether its methods run gradient steps,
-    whether ``run`` returns a new model with its info (a guard wraps the model instead of changing it), and what
-    the family needs done before a run (``prepare(model, tokenizer, bench)``: the exact family gives a loaded
-    ensemble its shards' rows back), and the evidence it adds to an unlearned model's results (``evidence(model,
-    info, tokenizer, bench, seed)``: the guards' classifier rates). Model kinds a family stores on disk are registered with
-    :func:`obliviate.models.register_kind`."""
+    whether ``run`` returns a new model with its info (a guard wraps the model instead of changing it), what the
+    family needs done before a run (``prepare(model, tokenizer, bench)``: the exact family gives a loaded ensemble
+    its shards' rows back), and the evidence it adds to an unlearned model's results (``evidence(model, info,
+    tokenizer, bench, seed)``: the guards' classifier rates). Model kinds a family stores on disk are registered
+    with :func:`obliviate.models.register_kind`."""
 
     name: str
     summary: str
@@ -31,6 +31,9 @@ class Family:
 
 @dataclass(frozen=True)
 class Method:
+    """A registered method: its config dataclass (the paper's defaults), ``run(model, tokenizer, data, config)``,
+    a one-line summary, its family, four capability flags and what it adds to ``obliviate plan``'s memory model."""
+
     name: str
     config: type
     run: Callable

@@ -3,10 +3,10 @@ the method families write (each registered with a detector and a loader, :mod:`.
 (:mod:`.guarded`), and the model anatomy every other part reads a model through (:mod:`.anatomy`)."""
 from obliviate.models.guarded import GUARD_JSON, Guard, GuardedModel, guard_kinds, is_guarded_folder, load_guarded, register_guard
 from obliviate.models.kinds import MODEL_KINDS, ModelKind, kind_of, register_kind
-from obliviate.models.loading import (BUILTIN_MODELS, HUB_PREFIX, SCRATCH_MODELS, TinyModelConfig, build_tiny, check_folder,
-                      check_model_spec, gemma3_gguf_path, load_adapter, load_gguf, load_model, load_plain, load_tokenizer,
-                      quiet_progress, save_model, with_pad,
-                      smollm2_gguf_path, train_tokenizer, weights_digest)
+from obliviate.models.loading import (BUILTIN_MODELS, HUB_PREFIX, SCRATCH_MODELS, TinyModelConfig, build_tiny,
+                                      check_folder, check_model_spec, gemma3_gguf_path, load_adapter, load_gguf,
+                                      load_model, load_plain, load_tokenizer, quiet_progress, save_model, with_pad,
+                                      smollm2_gguf_path, train_tokenizer, weights_digest)
 
 __all__ = ["BUILTIN_MODELS", "GUARD_JSON", "Guard", "GuardedModel", "HUB_PREFIX", "MODEL_KINDS", "ModelKind",
            "SCRATCH_MODELS", "TinyModelConfig", "build_tiny", "check_folder", "check_model_spec", "gemma3_gguf_path",

@@ -19,8 +19,7 @@ from obliviate.evals import EvalConfig, EvalResult, evaluate
 from obliviate.evals.cache import evaluate_oracle
 from obliviate.report import results as build_results
 from obliviate.report import write_results
-from obliviate.runs.common import (RunResult, evidence_request, input_of, ledger_evidence, result_entry,
-                                   unlearning_of)
+from obliviate.runs.common import (RunResult, evidence_request, input_of, ledger_evidence, result_entry, unlearning_of)
 
 
 @dataclass

@@ -238,6 +238,8 @@ def undo(model, request: int) -> dict:
     return hit[0]
 
 
-register(Method("codeunlearn", CodeUnlearnConfig, codeunlearn, "CodeUnlearn: no gradient steps; delete the codes the forget "
-                                                          "data fires in a codebook or TopK-SAE bottleneck",
-                          lora=False, family=FAMILY))
+register(Method(
+    "codeunlearn", CodeUnlearnConfig, codeunlearn,
+    "CodeUnlearn: no gradient steps; delete the codes the forget data fires in a codebook or TopK-SAE "
+    "bottleneck",
+    family=FAMILY, lora=False))

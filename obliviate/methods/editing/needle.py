@@ -174,6 +174,8 @@ def needle(model, tokenizer, data: UnlearnData, cfg: NeedleConfig) -> dict:
             "lr": inner_cfg.lr}
 
 
-register(Method("needle", NeedleConfig, needle, "ConceptVectors' Needle: locate the subject's MLP value vectors, noise "
-                                           "them (sigma=0.1) and train only them with a forget loss (NPO)",
-                     lora=False, family=FAMILY))
+register(Method(
+    "needle", NeedleConfig, needle,
+    "ConceptVectors' Needle: locate the subject's MLP value vectors, noise them (sigma=0.1) and train only "
+    "them with a forget loss (NPO)",
+    family=FAMILY, lora=False))

@@ -264,7 +264,9 @@ def redirect_rate(answers: dict[str, str], bench, mapping: dict[str, str]) -> di
     return {"redirect_rate": sum(hits) / n if n else None, "facts": n}
 
 
-register(Method("rocr", ROCRConfig, rocr, "rank-one concept redirection: no training; a closed-form rank-one edit of one "
-                                     "MLP (causal tracing) maps the subject's key to a harmless concept's value "
-                                     "(v* construction and layer rule ours, unverified against the paper)",
-                   lora=False, family=FAMILY))
+register(Method(
+    "rocr", ROCRConfig, rocr,
+    "rank-one concept redirection: no training; a closed-form rank-one edit of one MLP (causal tracing) maps "
+    "the subject's key to a harmless concept's value (v* construction and layer rule ours, unverified against"
+    " the paper)",
+    family=FAMILY, lora=False))

@@ -102,6 +102,8 @@ def ssd(model, tokenizer, data: UnlearnData, cfg: SSDConfig) -> dict:
             "seconds": round(time.time() - t0, 3)}
 
 
-register(Method("ssd", SSDConfig, ssd, "Selective Synaptic Dampening: no training; shrink parameters far more important "
-                                  "(diagonal Fisher) to the forget set than to all data (alpha=10, lambda=1)",
-                  lora=False, family=FAMILY))
+register(Method(
+    "ssd", SSDConfig, ssd,
+    "Selective Synaptic Dampening: no training; shrink parameters far more important (diagonal Fisher) to the"
+    " forget set than to all data (alpha=10, lambda=1)",
+    family=FAMILY, lora=False))

@@ -347,7 +347,8 @@ def _load_s3t_folder(path: Path, dtype=None, trust_remote_code: bool = False):
 register_kind("s3t", lambda path: (Path(path) / "obliviate_s3t.json").is_file(), _load_s3t_folder)
 
 
-register(Method("s3t", S3TUnlearnConfig, s3t_unlearn, "S3T, exact: cut each slice ordering of an S3T ensemble (obliviate "
-                                                 "train --sharded --s3t) before its first affected slice and serve "
-                                                 "the deepest surviving LoRA prefix; retrain only a shard left "
-                                                 "without one", lora=False, family=FAMILY))
+register(Method(
+    "s3t", S3TUnlearnConfig, s3t_unlearn,
+    "S3T, exact: cut each slice ordering of an S3T ensemble (obliviate train --sharded --s3t) before its "
+    "first affected slice and serve the deepest surviving LoRA prefix; retrain only a shard left without one",
+    family=FAMILY, lora=False))

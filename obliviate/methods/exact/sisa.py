@@ -268,6 +268,8 @@ def _load_sisa_folder(path: Path, dtype=None, trust_remote_code: bool = False):
 register_kind("sisa", lambda path: (Path(path) / "obliviate_sisa.json").is_file(), _load_sisa_folder)
 
 
-register(Method("sisa", SisaUnlearnConfig, sisa_unlearn, "SISA, exact: retrain each affected shard of a sharded ensemble "
-                                                   "(obliviate train --sharded) from the checkpoint before its first "
-                                                   "affected slice", lora=False, family=FAMILY))
+register(Method(
+    "sisa", SisaUnlearnConfig, sisa_unlearn,
+    "SISA, exact: retrain each affected shard of a sharded ensemble (obliviate train --sharded) from the "
+    "checkpoint before its first affected slice",
+    family=FAMILY, lora=False))

@@ -62,6 +62,11 @@ def graddiff(model, tokenizer, data: UnlearnData, cfg: GradDiffConfig, scope: Sc
     return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn graddiff", needs_retain=True, scope=scope)
 
 
-register(Method("ga", GAConfig, ga, "gradient ascent on the forget set (TOFU baseline)", retain_term=False,
-                 scopeable=True, memory=MemoryTerms(rows=1), family=FAMILY))
-register(Method("graddiff", GradDiffConfig, graddiff, "ascent on forget + descent (NLL or KL) on retain", scopeable=True, family=FAMILY))
+register(Method(
+    "ga", GAConfig, ga,
+    "gradient ascent on the forget set (TOFU baseline)",
+    family=FAMILY, retain_term=False, scopeable=True, memory=MemoryTerms(rows=1)))
+register(Method(
+    "graddiff", GradDiffConfig, graddiff,
+    "ascent on forget + descent (NLL or KL) on retain",
+    family=FAMILY, scopeable=True))

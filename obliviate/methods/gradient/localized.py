@@ -215,5 +215,8 @@ def localized(model, tokenizer, data: UnlearnData, cfg: LocalizedConfig) -> dict
             "updated_parameters": [n for n, _ in params]}
 
 
-register(Method("localized", LocalizedConfig, localized, "locate the MLPs carrying the forget facts (attribution or "
-                                                    "activation patching), run a chosen loss on them only", family=FAMILY))
+register(Method(
+    "localized", LocalizedConfig, localized,
+    "locate the MLPs carrying the forget facts (attribution or activation patching), run a chosen loss on "
+    "them only",
+    family=FAMILY))

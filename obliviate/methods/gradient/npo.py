@@ -65,7 +65,11 @@ def simnpo(model, tokenizer, data: UnlearnData, cfg: SimNPOConfig, scope: Scope 
     return run_gradient_method(model, tokenizer, data, cfg, loss, "unlearn simnpo", needs_retain=cfg.retain_weight > 0, scope=scope)
 
 
-register(Method("npo", NPOConfig, npo, "Negative Preference Optimization, beta=0.1, + retain NLL (NPO-RT)",
-                  scopeable=True, memory=MemoryTerms(reference_pass=True), family=FAMILY))
-register(Method("simnpo", SimNPOConfig, simnpo, "reference-free, length-normalised NPO (beta=4.5, delta=0) + retain NLL",
-                     scopeable=True, family=FAMILY))
+register(Method(
+    "npo", NPOConfig, npo,
+    "Negative Preference Optimization, beta=0.1, + retain NLL (NPO-RT)",
+    family=FAMILY, scopeable=True, memory=MemoryTerms(reference_pass=True)))
+register(Method(
+    "simnpo", SimNPOConfig, simnpo,
+    "reference-free, length-normalised NPO (beta=4.5, delta=0) + retain NLL",
+    family=FAMILY, scopeable=True))

@@ -18,8 +18,8 @@ import torch
 from obliviate.data.format import retarget
 from obliviate.core.options import option
 from obliviate.core.utils import ObliviateError
-from obliviate.methods.common import (GradientConfig, Scope, UnlearnData, forward_nll, lm_logits, reference_nll, run_gradient_method,
-                     with_retain_nll)
+from obliviate.methods.common import (GradientConfig, Scope, UnlearnData, forward_nll, lm_logits, reference_nll,
+                                      run_gradient_method, with_retain_nll)
 from obliviate.methods.losses import dpo_loss, flat_loss, mean_token_nll, mean_token_prob, npo_loss
 from obliviate.methods.gradient import FAMILY
 from obliviate.methods.registry import Method, register
@@ -229,12 +229,19 @@ def _alternates(model, tokenizer, qa: UnlearnData, cfg: AltPOConfig) -> tuple[li
     return out, counts
 
 
-register(Method("idk", IdkConfig, idk, "fine-tune forget questions towards refusal answers + retain NLL", scopeable=True,
-                  memory=MemoryTerms(reference_pass=True, rows=3), family=FAMILY))
-register(Method("idkdpo", IdkDPOConfig, idkdpo, "DPO: refusal preferred, forget answer rejected (beta=0.1) + retain NLL",
-                     scopeable=True, memory=MemoryTerms(reference_pass=True, rows=4), family=FAMILY))
-register(Method("flat", FLATConfig, flat, "FLAT: f-divergence (KL or TV) between refusals and forget answers, forget data only",
-                   retain_term=False, scopeable=True, memory=MemoryTerms(reference_pass=True, rows=3), family=FAMILY))
-register(Method("altpo", AltPOConfig, altpo, "AltPO: DPO preferring alternate answers over the forget answer (beta=0.1) "
-                                        "+ retain NLL", scopeable=True,
-                    memory=MemoryTerms(reference_pass=True, rows=4), family=FAMILY))
+register(Method(
+    "idk", IdkConfig, idk,
+    "fine-tune forget questions towards refusal answers + retain NLL",
+    family=FAMILY, scopeable=True, memory=MemoryTerms(reference_pass=True, rows=3)))
+register(Method(
+    "idkdpo", IdkDPOConfig, idkdpo,
+    "DPO: refusal preferred, forget answer rejected (beta=0.1) + retain NLL",
+    family=FAMILY, scopeable=True, memory=MemoryTerms(reference_pass=True, rows=4)))
+register(Method(
+    "flat", FLATConfig, flat,
+    "FLAT: f-divergence (KL or TV) between refusals and forget answers, forget data only",
+    family=FAMILY, retain_term=False, scopeable=True, memory=MemoryTerms(reference_pass=True, rows=3)))
+register(Method(
+    "altpo", AltPOConfig, altpo,
+    "AltPO: DPO preferring alternate answers over the forget answer (beta=0.1) + retain NLL",
+    family=FAMILY, scopeable=True, memory=MemoryTerms(reference_pass=True, rows=4)))

@@ -58,5 +58,7 @@ def retrain(model, tokenizer, data, cfg: RetrainConfig) -> dict:
     return {"loss_curve": curve, "train_seconds": time.time() - t, "recipe": vars(tcfg)}
 
 
-register(Method("retrain", RetrainConfig, retrain, "exact baseline: the oracle recipe on retain data only, from the base",
-                      lora=False, family=FAMILY))
+register(Method(
+    "retrain", RetrainConfig, retrain,
+    "exact baseline: the oracle recipe on retain data only, from the base",
+    family=FAMILY, lora=False))

@@ -137,6 +137,8 @@ def rmu(model, tokenizer, data: UnlearnData, cfg: RMUConfig) -> dict:
     return {**out, "layer": layer, "updated_layers": ids, "updated_parameters": [n for n, _ in named]}
 
 
-register(Method("rmu", RMUConfig, rmu, "RMU: steer layer-l activations on forget data to a random direction; "
-                                  "updates MLP down-projections of layers l-2..l only",
-                  memory=MemoryTerms(frozen_copies=1, stops_at_layer=True), family=FAMILY))
+register(Method(
+    "rmu", RMUConfig, rmu,
+    "RMU: steer layer-l activations on forget data to a random direction; updates MLP down-projections of "
+    "layers l-2..l only",
+    family=FAMILY, memory=MemoryTerms(frozen_copies=1, stops_at_layer=True)))

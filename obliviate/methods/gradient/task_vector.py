@@ -54,5 +54,7 @@ def task_vector(model, tokenizer, data: UnlearnData, cfg: TaskVectorConfig) -> d
     return out
 
 
-register(Method("task_vector", TaskVectorConfig, task_vector, "fine-tune a copy on forget, subtract scale x (tuned - base)",
-                          retain_term=False, family=FAMILY))
+register(Method(
+    "task_vector", TaskVectorConfig, task_vector,
+    "fine-tune a copy on forget, subtract scale x (tuned - base)",
+    family=FAMILY, retain_term=False))

@@ -17,7 +17,7 @@ from obliviate.engine.distributed import frozen_copy
 from obliviate.core.options import option
 from obliviate.methods.common import GradientConfig, Scope, UnlearnData, lm_logits, run_gradient_method, with_retain_nll
 from obliviate.methods.losses import (ce_u_loss, dual_ascent, logit_margin_loss, mean_token_nll, undial_loss,
-                     weighted_ascent_loss)
+                                      weighted_ascent_loss)
 from obliviate.methods.gradient import FAMILY
 from obliviate.methods.registry import Method, register
 from obliviate.engine.plan import MemoryTerms
@@ -168,15 +168,26 @@ def pdu(model, tokenizer, data: UnlearnData, cfg: PDUConfig, scope: Scope | None
     return {**out, "retain_eps": eps, "multiplier_curve": curve, "final_multiplier": state["lam"]}
 
 
-register(Method("undial", UNDIALConfig, undial, "UNDIAL: self-distil towards own logits with the true token lowered by "
-                                           "beta=3 (OpenUnlearning's README grid 3/10/30; its config: 10), forget data "
-                                           "only", retain_term=False, scopeable=True,
-                     memory=MemoryTerms(frozen_copies=1), family=FAMILY))
-register(Method("wga", WGAConfig, wga, "WGA: gradient ascent weighted per token by sg(p^beta) + retain NLL", scopeable=True, family=FAMILY))
-register(Method("satimp", SatImpConfig, satimp, "SatImp: ascent weighted by sg(p^5 (1-p)) + 0.1 x retain NLL "
-                                           "(OpenUnlearning's class defaults; its config: 0.1 x forget + retain)",
-                     scopeable=True, family=FAMILY))
-register(Method("ceu", CEUConfig, ceu, "CE-U: cross-entropy towards the model's own distribution without the true token, "
-                                  "forget data only", retain_term=False, scopeable=True, family=FAMILY))
-register(Method("pdu", PDUConfig, pdu, "PDU: flatten forget logits subject to retain NLL <= eps (primal-dual, "
-                                  "Lagrange multiplier by dual ascent)", scopeable=True, family=FAMILY))
+register(Method(
+    "undial", UNDIALConfig, undial,
+    "UNDIAL: self-distil towards own logits with the true token lowered by beta=3 (OpenUnlearning's README "
+    "grid 3/10/30; its config: 10), forget data only",
+    family=FAMILY, retain_term=False, scopeable=True, memory=MemoryTerms(frozen_copies=1)))
+register(Method(
+    "wga", WGAConfig, wga,
+    "WGA: gradient ascent weighted per token by sg(p^beta) + retain NLL",
+    family=FAMILY, scopeable=True))
+register(Method(
+    "satimp", SatImpConfig, satimp,
+    "SatImp: ascent weighted by sg(p^5 (1-p)) + 0.1 x retain NLL (OpenUnlearning's class defaults; its "
+    "config: 0.1 x forget + retain)",
+    family=FAMILY, scopeable=True))
+register(Method(
+    "ceu", CEUConfig, ceu,
+    "CE-U: cross-entropy towards the model's own distribution without the true token, forget data only",
+    family=FAMILY, retain_term=False, scopeable=True))
+register(Method(
+    "pdu", PDUConfig, pdu,
+    "PDU: flatten forget logits subject to retain NLL <= eps (primal-dual, Lagrange multiplier by dual "
+    "ascent)",
+    family=FAMILY, scopeable=True))

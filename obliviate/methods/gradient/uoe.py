@@ -153,5 +153,7 @@ def uoe(model, tokenizer, data: UnlearnData, cfg: UOEConfig) -> dict:
             "updated_parameters": [n for n, _ in named]}
 
 
-register(Method("uoe", UOEConfig, uoe, "MoE only: unlearn the forget set's most engaged expert + router anchor loss",
-                  lora=False, moe_only=True, family=FAMILY))
+register(Method(
+    "uoe", UOEConfig, uoe,
+    "MoE only: unlearn the forget set's most engaged expert + router anchor loss",
+    family=FAMILY, lora=False, moe_only=True))

@@ -128,6 +128,8 @@ def whp(model, tokenizer, data: UnlearnData, cfg: WHPConfig) -> dict:
             "generic_labels_equal_to_original": same / max(kept, 1.0)}
 
 
-register(Method("whp", WHPConfig, whp, "Who's Harry Potter: fine-tune towards generic labels from a reinforced model "
-                                  "(+ optional anchor-term dictionary)", retain_term=False,
-                  memory=MemoryTerms(frozen_copies=1), family=FAMILY))
+register(Method(
+    "whp", WHPConfig, whp,
+    "Who's Harry Potter: fine-tune towards generic labels from a reinforced model (+ optional anchor-term "
+    "dictionary)",
+    family=FAMILY, retain_term=False, memory=MemoryTerms(frozen_copies=1)))

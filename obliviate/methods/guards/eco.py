@@ -261,6 +261,9 @@ def eco(model, tokenizer, data: UnlearnData, cfg: ECOConfig) -> tuple[GuardedMod
     return GuardedModel(model, guard), info
 
 
-register(Method("eco", ECOConfig, eco, "ECO: weights untouched; a classifier on the model's hidden states flags forget "
-                                  "prompts, whose prompt embeddings get Gaussian noise (first dimension, as the "
-                                  "official code; sigma by a search to the holdout level)", lora=False, family=FAMILY))
+register(Method(
+    "eco", ECOConfig, eco,
+    "ECO: weights untouched; a classifier on the model's hidden states flags forget prompts, whose prompt "
+    "embeddings get Gaussian noise (first dimension, as the official code; sigma by a search to the holdout "
+    "level)",
+    family=FAMILY, lora=False))

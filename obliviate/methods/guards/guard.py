@@ -232,6 +232,8 @@ def guard(model, tokenizer, data: UnlearnData, cfg: GUARDConfig):
     return guarded, info
 
 
-register(Method("guard", GUARDConfig, guard, "GUARD: weights untouched; flagged prompts are decoded by a beam search that "
-                                        "prunes forbidden spans of the retrieved forget answers (keeps those answers)",
-                    lora=False, family=FAMILY))
+register(Method(
+    "guard", GUARDConfig, guard,
+    "GUARD: weights untouched; flagged prompts are decoded by a beam search that prunes forbidden spans of "
+    "the retrieved forget answers (keeps those answers)",
+    family=FAMILY, lora=False))

@@ -175,7 +175,8 @@ def _question(prompt: str) -> str:
     return prompt
 
 
-register(Method("icul", ICULConfig, icul, "in-context unlearning (Pawelczyk et al.): weights untouched; every prompt gets "
-                                     "forget QA with false answers, then correct retain QA (mode=guardrail|system: "
-                                     "RWKU's instruction baselines instead)",
-                   lora=False, family=FAMILY))
+register(Method(
+    "icul", ICULConfig, icul,
+    "in-context unlearning (Pawelczyk et al.): weights untouched; every prompt gets forget QA with false "
+    "answers, then correct retain QA (mode=guardrail|system: RWKU's instruction baselines instead)",
+    family=FAMILY, lora=False))
