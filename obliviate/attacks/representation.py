@@ -160,7 +160,7 @@ def _concept_shares(model, cmask: torch.Tensor, top_k: int) -> torch.Tensor:
 
     W_U = model.get_output_embeddings().weight  # (V, H)
     out = []
-    for name, mlp in mlp_modules(model):
+    for name, mlp in mlp_modules(model, "concept_trace"):
         down = getattr(mlp, "down_proj", None)
         if not isinstance(down, torch.nn.Linear):
             raise ObliviateError(f"concept_trace: {name} has no dense down_proj (Mixture-of-Experts models are not "
@@ -207,7 +207,7 @@ def concept_trace(model, tok, bench, cfg: ConceptTraceConfig, refs=None, scorer=
         from obliviate.models.anatomy import mlp_modules
 
         def vecs(m):
-            return torch.stack([mlp.down_proj.weight.float().T for _, mlp in mlp_modules(m)]).reshape(L * I, -1)
+            return torch.stack([mlp.down_proj.weight.float().T for _, mlp in mlp_modules(m, "concept_trace")]).reshape(L * I, -1)
 
         extra["cosine_to_target"] = float(torch.nn.functional.cosine_similarity(vecs(model)[idx], vecs(target)[idx]).mean())
     return AttackResult(score=float(shares.mean()), curve=curve, rows=rows, strength="value vectors",

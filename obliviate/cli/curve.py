@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 from obliviate.cli.common import count
+from obliviate.methods import DEFAULT_METHOD
 
 
 def register(sub, p) -> None:
@@ -14,7 +15,7 @@ def register(sub, p) -> None:
     c.add_argument("--model", default="tiny")
     c.add_argument("--benchmark", help="built-in benchmark (default people)")
     c.add_argument("--benchmark-seed", type=count, help="seed of the built-in benchmark generator (default 0)")
-    c.add_argument("--method", default="npo")
+    c.add_argument("--method", default=DEFAULT_METHOD)
     c.add_argument("--fractions", default="0.1,0.5,1.0", help="scalability: fractions of the forget set's subjects")
     c.add_argument("--requests", type=count, default=3, help="sustainability: how many sequential requests")
     c.add_argument("--out", required=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from obliviate.cli.args import add_ledger_args
 from obliviate.cli.common import count, parse_sets, seed, wrote
+from obliviate.methods import DEFAULT_METHOD
 
 
 def register(sub, p) -> None:
@@ -17,7 +18,7 @@ def register(sub, p) -> None:
     d.add_argument("--benchmark", help="built-in benchmark (`obliviate ls benchmarks`, default people) or a "
                                        "TOFU-format folder")
     d.add_argument("--benchmark-seed", type=count, help="seed of the built-in benchmark generator (default 0)")
-    d.add_argument("--method", default="npo", help="unlearning method (`obliviate ls methods`; "
+    d.add_argument("--method", default=DEFAULT_METHOD, help="unlearning method (`obliviate ls methods`; "
                                                    "`obliviate ls npo` lists its options)")
     d.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set lr=5e-4")
     d.add_argument("--attacks", default="all", help="attacks on the unlearned model (`obliviate ls attacks`), or none")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from obliviate.cli.common import count
+from obliviate.methods import DEFAULT_METHOD
 
 
 def register(sub, p) -> None:
@@ -12,7 +13,7 @@ def register(sub, p) -> None:
                                                              "that fits (LoRA, FSDP)")
     pl.add_argument("--model", required=True, help="a preset (llama-3.1-8b, llama-2-7b, mistral-7b, llama-3.2-1b, "
                                                     "llama-3.2-3b), a built-in model, a model folder or a config.json")
-    pl.add_argument("--method", default="npo")
+    pl.add_argument("--method", default=DEFAULT_METHOD)
     pl.add_argument("--gpus", type=count, default=1)
     pl.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per device")
     pl.add_argument("--batch-size", type=count, default=4, help="global batch (each of forget and retain)")

@@ -7,12 +7,13 @@ import time
 
 from obliviate.cli.args import add_data_args
 from obliviate.cli.common import count
+from obliviate.methods import DEFAULT_METHOD
 
 
 def register(sub, p) -> None:
     tu = sub.add_parser("tune", parents=[p["common"], p["seeded"], p["written"]],
                         help="search a method's hyperparameters with Optuna (resumable); writes the Pareto front")
-    tu.add_argument("--method", default="npo", help="`obliviate ls methods`")
+    tu.add_argument("--method", default=DEFAULT_METHOD, help="`obliviate ls methods`")
     tu.add_argument("--model", required=True, help="the target (a folder), or a built-in model name whose target and "
                                                    "oracle obliviate trains (cached)")
     tu.add_argument("--oracle", help="the oracle (needed by --objective forget_quality unless --model is built in)")

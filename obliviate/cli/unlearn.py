@@ -4,13 +4,14 @@ from __future__ import annotations
 import sys
 
 from obliviate.cli.args import add_data_args, add_ledger_args, add_rwku_args
+from obliviate.methods import DEFAULT_METHOD
 
 
 def register(sub, p) -> None:
     u = sub.add_parser("unlearn", parents=[p["common"], p["seeded"], p["written"]],
                        help="unlearn the forget set from a model; writes a new model folder")
     u.add_argument("--model", required=True, help="the model to unlearn from (it is never modified)")
-    u.add_argument("--method", default="npo", help="`obliviate ls methods`; `obliviate ls npo` lists its options")
+    u.add_argument("--method", default=DEFAULT_METHOD, help="`obliviate ls methods`; `obliviate ls npo` lists its options")
     u.add_argument("--out", required=True, help="the new model folder")
     u.add_argument("--set", action="append", metavar="KEY=VALUE", help="method option, e.g. --set beta=0.1")
     add_data_args(u)
@@ -36,7 +37,7 @@ def run(args) -> int:
     res = unlearn_model(args.model, args.method, args.out, config=config, bench=bench,
                         rwku=args.rwku if found else None, probes=found, ledger=args.ledger,
                         ledger_text=args.ledger_text, overwrite=args.overwrite, inputs=inputs(args))
-    entry = res.results["ledger_entry"]
+    entry = res["ledger_entry"]
     if entry is not None:  # the main process, which wrote
         wrote(args.out)
         print(f"obliviate: ledger {entry['ledger']}: request {entry['request_id']}", file=sys.stderr)

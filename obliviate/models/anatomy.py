@@ -81,8 +81,9 @@ def pop_aux_losses(model) -> torch.Tensor | None:
     return total
 
 
-def mlp_modules(model, who: str = "localized") -> list[tuple[str, torch.nn.Module]]:
-    """(qualified name, module) of each decoder layer's MLP block (a Mixture-of-Experts block counts as one)."""
+def mlp_modules(model, who: str) -> list[tuple[str, torch.nn.Module]]:
+    """(qualified name, module) of each decoder layer's MLP block (a Mixture-of-Experts block counts as one); a
+    model without one is an error naming ``who`` needed it."""
     names = {id(m): n for n, m in model.named_modules()}
     out = []
     for i, layer in enumerate(decoder_layers(model)):
@@ -97,7 +98,7 @@ def down_projs(model, who: str) -> list[torch.nn.Linear]:
     """Each decoder layer's MLP down-projection (``W_out``: (hidden, intermediate)); its columns are the value
     vectors. Mixture-of-Experts models have no single one per layer: a clear error."""
     out = []
-    for name, mlp in mlp_modules(model):
+    for name, mlp in mlp_modules(model, who):
         down = getattr(mlp, "down_proj", None)
         if not isinstance(down, torch.nn.Linear):
             raise ObliviateError(f"{who}: {name} has no dense down_proj (Mixture-of-Experts models are not supported)")

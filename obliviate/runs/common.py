@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from obliviate.core.utils import ObliviateError
 from obliviate.evals.suite import EvalResult
 
 
-@dataclass
-class RunResult:
-    """What a workflow returns: ``results`` is the document it wrote as ``results.json`` (the schema of
+class RunResult(dict):
+    """What a workflow returns: the document it wrote as ``results.json`` (the schema of
     :func:`obliviate.report.results`, with ``schema_version``; for ``unlearn``, the new model's record and its
-    ledger entry), ``out`` the folder it wrote, ``rows`` the per-example rows of examples.jsonl."""
+    ledger entry), as a ``dict``, with ``out`` (the folder it wrote, None on a process that wrote nothing) and
+    ``rows`` (the per-example rows of examples.jsonl)."""
 
-    results: dict
-    out: Path | None = None
-    rows: dict = field(default_factory=dict)
+    def __init__(self, results: dict, out=None, rows: dict | None = None):
+        super().__init__(results)
+        self.out = Path(out) if out is not None else None
+        self.rows = rows or {}
 
     def to_json(self) -> dict:
-        return self.results
+        """The results.json document."""
+        return dict(self)
 
 
 def result_entry(res: EvalResult, path: str | None = None, **extra) -> dict:

@@ -18,6 +18,7 @@ from obliviate.methods import DEFAULT_METHOD, UnlearnData, method_config, unlear
 from obliviate.models import load_model
 from obliviate.report import results as build_results
 from obliviate.report import write_results
+from obliviate.runs.common import RunResult
 from obliviate.runs.demo import DEMO_METHOD_CONFIG
 
 # The metrics a curve reports per point. forget_ks_d, not forget_quality: the KS p-value shrinks with the number of
@@ -62,7 +63,7 @@ def forget_subsets(bench, kind: str, points) -> list[tuple[int, object]]:
 
 def run_curve(out: str | Path, kind: str, points, model: str = "tiny", benchmark: str = "people",
               method: str = DEFAULT_METHOD, method_cfg: dict | None = None, seed: int = 0,
-              cache: str | Path | None = None, overwrite: bool = False, benchmark_seed: int = 0) -> dict:
+              cache: str | Path | None = None, overwrite: bool = False, benchmark_seed: int = 0) -> RunResult:
     """MUSE's C5 scalability and C6 sustainability (Shi et al., 2024, Sec. 3) on a built-in model and benchmark.
 
     - ``scalability``: the target is unlearned, each time from scratch, with growing forget sets;
@@ -113,7 +114,7 @@ def run_curve(out: str | Path, kind: str, points, model: str = "tiny", benchmark
                    "approximation for a part of it)"],
             timings={"total": time.time() - t0})
         write_results(tmp, results)
-    return results
+    return RunResult(results, out)
 
 
 class _Part(list):

@@ -19,7 +19,7 @@ from obliviate.methods import DEFAULT_METHOD, UnlearnData, get_method, method_co
 from obliviate.models import SCRATCH_MODELS, load_model, save_model
 from obliviate.report import results as build_results
 from obliviate.report import write_results
-from obliviate.runs.common import result_entry, unlearning_summary
+from obliviate.runs.common import RunResult, result_entry, unlearning_summary
 from obliviate.engine.training import TrainConfig, train_pair
 from obliviate.core.options import Options, option
 from obliviate.core.outputs import atomic_dir, check_output
@@ -28,7 +28,7 @@ from obliviate.core.utils import cache_dir, seed_everything, versions
 # The demo's method settings on the built-in benchmark. NPO keeps the paper's β = 0.1; the retain weight
 # (5 instead of 1) and 10 epochs instead of 5 were tuned on `tiny` so that retain accuracy stays within
 # 5 points of the target's while forget accuracy reaches the oracle's (see bench/demo.py for the numbers).
-DEMO_METHOD_CONFIG = {"npo": {"retain_weight": 5.0, "epochs": 10}}
+DEMO_METHOD_CONFIG = {DEFAULT_METHOD: {"retain_weight": 5.0, "epochs": 10}}  # NPO, the default method
 
 
 @dataclass
@@ -60,8 +60,9 @@ def intrinsic_block(model, target, oracle, tok, bench, data: UnlearnData, seed: 
 
 
 def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path | None = None,
-             overwrite: bool = False) -> dict:
-    """Run the whole spine and write ``out/results.json``, ``out/examples.jsonl`` and ``out/report.html``.
+             overwrite: bool = False) -> RunResult:
+    """Run the whole spine and write ``out/results.json``, ``out/examples.jsonl`` and ``out/report.html``; returns
+    the results.json document (a :class:`~obliviate.runs.common.RunResult`).
     An existing, non-empty ``out`` is an error unless ``overwrite`` is set and obliviate wrote it."""
     cfg = cfg or DemoConfig()
     method_cfg = {**DEMO_METHOD_CONFIG.get(cfg.method, {}), **cfg.method_config}
@@ -138,7 +139,7 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         if info["damage"]["warnings"]:
             results["warnings"] = info["damage"]["warnings"]
         write_results(tmp, results, rows)
-    return results
+    return RunResult(results, out, rows)
 
 
 def record_demo(results: dict, cfg: DemoConfig, out, ledger=None, ledger_text: bool = False) -> dict | None:

@@ -139,7 +139,7 @@ def causal_trace(model, tokenizer, mentions: list[Mention], cfg: ROCRConfig) -> 
     """Per layer: the share of the clean log-probability of what follows a mention that restoring that layer's MLP
     output at the mention's last token recovers, in a run whose subject tokens (this mention and every earlier one
     in the example) carry Gaussian noise; averaged over ``trace_examples`` mentions."""
-    mods = [m for _, m in mlp_modules(model)]
+    mods = [m for _, m in mlp_modules(model, "rocr")]
     emb = model.get_input_embeddings()
     sd = float(emb.weight.float().std()) * cfg.noise
     g = torch.Generator().manual_seed(cfg.seed)

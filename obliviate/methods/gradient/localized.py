@@ -90,7 +90,7 @@ def _n_answer_tokens(tokenizer, examples, max_length: int) -> int:
 @torch.no_grad()
 def mean_mlp_outputs(model, tokenizer, examples, max_length: int) -> list[torch.Tensor]:
     """Each MLP's output averaged over the real tokens of ``examples``, [(D,)] per layer."""
-    mods = mlp_modules(model)
+    mods = mlp_modules(model, "localized")
     sums = [0.0] * len(mods)
     count = 0
     dev = next(model.parameters()).device
@@ -113,7 +113,7 @@ def mean_mlp_outputs(model, tokenizer, examples, max_length: int) -> list[torch.
 
 def attribution_scores(model, tokenizer, forget, means, max_length: int) -> list[float]:
     """Attribution patching: per layer, Σ_t (ā - a_t)·∂NLL/∂a_t, in nats per answer token."""
-    mods = mlp_modules(model)
+    mods = mlp_modules(model, "localized")
     scores = torch.zeros(len(mods))
     dev = next(model.parameters()).device
     flags = [p.requires_grad for p in model.parameters()]
@@ -154,7 +154,7 @@ def attribution_scores(model, tokenizer, forget, means, max_length: int) -> list
 def patching_scores(model, tokenizer, forget, means, max_length: int) -> list[float]:
     """Activation patching: per layer, the increase of the NLL (nats per answer token) when that MLP is
     mean-ablated."""
-    mods = mlp_modules(model)
+    mods = mlp_modules(model, "localized")
     dev = next(model.parameters()).device
 
     def total_nll(ablate: int | None) -> float:
@@ -188,7 +188,7 @@ def locate(model, tokenizer, data: UnlearnData, cfg: LocalizedConfig) -> list[di
     on_forget = score_fn(model, tokenizer, forget, means, cfg.max_length)
     on_retain = score_fn(model, tokenizer, retain, means, cfg.max_length) if cfg.contrast else [0.0] * len(on_forget)
     rows = [{"layer": i, "module": name, "score": f - r, "forget_effect": f, "retain_effect": r}
-            for i, ((name, _), f, r) in enumerate(zip(mlp_modules(model), on_forget, on_retain))]
+            for i, ((name, _), f, r) in enumerate(zip(mlp_modules(model, "localized"), on_forget, on_retain))]
     return sorted(rows, key=lambda r: -r["score"])
 
 
