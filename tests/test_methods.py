@@ -289,7 +289,7 @@ def test_localized_patching_scores_are_the_nll_increase_of_mean_ablation(micro_m
         return mean_token_nll(logits, batch["labels"]).item() * n_tokens
 
     clean = total_nll()
-    for layer, (_, mlp) in enumerate(mlp_modules(target)):
+    for layer, (_, mlp) in enumerate(mlp_modules(target, "test")):
         h = mlp.register_forward_hook(lambda _m, _i, out, layer=layer: means[layer].expand_as(out))
         try:
             effect = (total_nll() - clean) / n_tokens
