@@ -137,14 +137,18 @@ class Tuner:
         return {"utility": retain_token_accuracy(self.target, self.tok, self.data, who="tune --objective holdout_gap")}
 
     def _sampler(self, position: int):
+        import warnings
+
         import optuna
 
         def constraints(ft):
             return ft.user_attrs.get("constraint", [1.0])
 
-        return optuna.samplers.TPESampler(seed=self.cfg.seed * 100003 + position,
-                                          n_startup_trials=self.cfg.startup_trials, constraints_func=constraints,
-                                          multivariate=True)
+        with warnings.catch_warnings():  # Optuna 5 deprecates constraints_func for Trial.set_constraint; it still
+            warnings.simplefilter("ignore", FutureWarning)  # works, and Optuna 4 (supported) has no replacement
+            return optuna.samplers.TPESampler(seed=self.cfg.seed * 100003 + position,
+                                              n_startup_trials=self.cfg.startup_trials, constraints_func=constraints,
+                                              multivariate=True)
 
     def open(self):
         import optuna
