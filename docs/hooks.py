@@ -2,7 +2,7 @@
 numbers are rendered from ``bench/results/*.json``, so that no table or number on the site is typed by hand.
 
 A page asks for a table with a marker on its own line: ``<!-- obliviate:methods -->``, ``metrics``, ``attacks``,
-``options``, ``cli``, or ``results:NAME`` (one ``bench/results/NAME.json``)."""
+``options``, ``families``, ``cli``, or ``results:NAME`` (one ``bench/results/NAME.json``)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKER = re.compile(r"^<!-- obliviate:([a-z_:]+) -->$", re.M)
+MARKER = re.compile(r"^<!-- obliviate:([a-z0-9_:.-]+) -->$", re.M)
 
 
 def _row(*cells) -> str:
@@ -24,6 +24,19 @@ def _methods() -> str:
     for name, m in METHODS.items():
         out.append(_row(f"`{name}`", "yes" if m.trains else "no", "yes" if m.lora else "no",
                         "yes" if m.retain_term else "no", m.summary))
+    return "\n".join(out)
+
+
+def _families() -> str:
+    from obliviate.methods import FAMILIES, METHODS
+
+    out = [_row("family", "folder", "trains weights", "returns", "prepares", "adds evidence", "methods", "summary"),
+           _row(*["---"] * 8)]
+    for name, f in FAMILIES.items():
+        members = ", ".join(f"`{m}`" for m, e in METHODS.items() if e.family is f)
+        out.append(_row(name, f"`obliviate/methods/{name}/`", "yes" if f.trains else "no",
+                        "a guarded model" if f.returns_model else "an updated model",
+                        "yes" if f.prepare else "", "yes" if f.evidence else "", members, f.summary))
     return "\n".join(out)
 
 
@@ -108,7 +121,8 @@ def _results(name: str) -> str:
 def render(marker: str) -> str:
     if marker.startswith("results:"):
         return _results(marker.split(":", 1)[1])
-    return {"methods": _methods, "metrics": _metrics, "attacks": _attacks, "options": _options, "cli": _cli}[marker]()
+    return {"methods": _methods, "families": _families, "metrics": _metrics, "attacks": _attacks, "options": _options,
+            "cli": _cli}[marker]()
 
 
 def on_page_markdown(markdown: str, **kwargs) -> str:

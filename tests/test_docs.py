@@ -28,6 +28,26 @@ def test_the_site_builds_strictly_with_the_generated_tables(tmp_path):
     record = json.loads((ROOT / "bench" / "results" / "eval_speed.json").read_text())
     page = (tmp_path / "site" / "results" / "index.html").read_text()
     assert record["commit"][:10] in page and f"{record['values']['repeated_use_ratio']:.4g}" in page
+    for path in (tmp_path / "site").rglob("*.html"):  # no marker left unrendered (an HTML comment shows nothing)
+        assert "<!-- obliviate:" not in path.read_text(encoding="utf-8"), path
+
+
+def test_every_results_file_is_rendered_and_every_marker_is_known():
+    """A results marker renders its file's tables cell for cell; a marker the hook does not know is an error."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    import hooks
+
+    markers = [line for md in (ROOT / "docs").rglob("*.md") for line in md.read_text(encoding="utf-8").splitlines()
+               if line.startswith("<!-- obliviate:")]
+    assert markers and all(hooks.MARKER.fullmatch(m) for m in markers)
+    named = {m.split(":", 2)[2].removesuffix(" -->") for m in markers if m.startswith("<!-- obliviate:results:")}
+    for f in (ROOT / "bench" / "results").glob("*.json"):
+        assert f.stem in named, f"{f.name} is on no page"
+        text = hooks.render(f"results:{f.stem}")
+        for table in json.loads(f.read_text())["tables"] if "tables" in json.loads(f.read_text()) else []:
+            for row in table["rows"]:
+                cells = [c["text"] if isinstance(c, dict) else str(c) for c in row]
+                assert hooks._row(*cells) in text
 
 
 def test_the_readme_is_a_newcomers_page():
