@@ -123,8 +123,10 @@ def write_result(name: str, values: dict, config: dict, argv: list[str] | None =
         except (OSError, subprocess.CalledProcessError):
             return "unknown"
 
-    record = {"bench": name, "commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--",
-                                                                                      "obliviate", "bench")),
+    # uncommitted changes to the code that measured (results files, this run's and earlier ones, do not count)
+    changed = [line for line in git("status", "--porcelain", "--", "obliviate", "bench").splitlines()
+               if not line.split(maxsplit=1)[-1].startswith("bench/results/")]
+    record = {"bench": name, "commit": git("rev-parse", "HEAD"), "dirty": bool(changed),
               "command": " ".join(["python", *(argv if argv is not None else sys.argv)]),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
               "machine": {"cpu": _cpu_name() or platform.machine(), "cores": os.cpu_count(), "threads": _threads()},
