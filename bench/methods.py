@@ -98,7 +98,8 @@ def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths) ->
     pts = ", ".join(f"({r['forget_quality']:.2g}, {r['ratio']:.2f})" for r in front)
     say(f"tune {method}: {len(s['trials'])} trials in {secs:.0f} s; Pareto front (forget quality, utility / "
         f"target's): {pts}; best feasible: {'yes' if s['best']['feasible'] else 'none'}")
-    return s["best"]["config"], f"tuned ({len(s['trials'])} trials) {s['best']['config']}"
+    shown = {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in s["best"]["config"].items()}
+    return s["best"]["config"], f"tuned ({len(s['trials'])} trials) {shown}"
 
 
 def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], tune: list[str] = (),
