@@ -70,15 +70,15 @@ def main() -> None:
                               "over the oracle's; concept_trace: share of the target-oracle difference kept)")
     q = res["attacks"].get("quantize")
     if q:
+        schemes = list(q["models"][next(iter(models))]["extra"]["against_target"])  # an unlearned model's
         rows = []
         for m in models:
             d = q["models"][m]["extra"]["against_target"]
-            rows.append([m, *[f"{v['share_in_target_bin']:.3f}" for v in d.values()],
+            rows.append([m, *[f"{d[s]['share_in_target_bin']:.3f}" for s in schemes],
                          f"{d.get('4-bit', {}).get('median_dw_over_step', float('nan')):.2f}",
                          q["models"][m]["extra"]["best"]])
         table("quantization diagnostics against the target (share of weights in the target's bin; median |dw| / "
-              "4-bit step)", ["model", *next(iter(q["models"].values()))["extra"]["against_target"],
-                              "median |dw| / 4-bit step", "best scheme"], rows)
+              "4-bit step)", ["model", *schemes, "median |dw| / 4-bit step", "best scheme"], rows)
     for n, why in res["skipped"].items():
         say(f"skipped {n}: {why}")
     per = {k: sum(e["models"][n]["seconds"] for n in names) for k, e in res["attacks"].items()}

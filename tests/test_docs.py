@@ -47,6 +47,7 @@ def test_every_results_file_is_rendered_and_every_marker_is_known():
         for table in json.loads(f.read_text())["tables"] if "tables" in json.loads(f.read_text()) else []:
             for row in table["rows"]:
                 cells = [c["text"] if isinstance(c, dict) else str(c) for c in row]
+                assert len(cells) == len(table["header"]), (f.name, table["title"], cells)
                 assert hooks._row(*cells) in text
 
 
