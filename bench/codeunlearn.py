@@ -204,7 +204,7 @@ def rwku(a) -> None:
                                                                          **cu_opts})
                 record(f"{'control' if control else 'codeunlearn'} n={n}", target, new, time.time() - t)
         say(f"{target}: " + "; ".join(f"{label} forget {np.mean(v[target][0]):.2f} neighbour "
-                                        f"{np.mean(v[target][1]):.2f}" for label, v in hits.items()), flush=True)
+                                        f"{np.mean(v[target][1]):.2f}" for label, v in hits.items()))
 
     def tally(label, k):
         """Per target: probe answers still correct and probe answers in all (k: 0 forget, 1 neighbour)."""
