@@ -17,6 +17,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -309,6 +310,17 @@ def check_folder(path: Path) -> None:
     if not any((path / n).is_file() for n in TOKENIZER_FILES):
         raise ObliviateError(f"no tokenizer in {path}: expected one of {', '.join(TOKENIZER_FILES[:2])} beside the "
                              "weights (save the tokenizer with the model: tokenizer.save_pretrained(FOLDER))")
+
+
+def register_folder_kind(name: str, marker: str, build: Callable[[Path], object]):
+    """Register a kind of model folder recognised by its ``marker`` file: ``build(folder)`` makes the model, and the
+    folder's own tokenizer goes with it (the exact family's ensembles)."""
+    from obliviate.models.kinds import register_kind
+
+    def load(path, dtype=None, trust_remote_code: bool = False):
+        return build(Path(path)), load_tokenizer(path, trust_remote_code)
+
+    return register_kind(name, lambda path: (Path(path) / marker).is_file(), load)
 
 
 def load_tokenizer(path, trust_remote_code: bool = False):

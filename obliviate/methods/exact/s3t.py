@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from obliviate.models.kinds import register_kind
+from obliviate.models.loading import register_folder_kind
 from obliviate.core.options import Options, option
 from obliviate.methods.exact.sisa import LogProbEnsemble, _key, assign_slices
 from obliviate.core.utils import ObliviateError, seed_everything
@@ -338,13 +338,7 @@ def load_s3t(path: Path) -> S3TEnsemble:
     return ens
 
 
-def _load_s3t_folder(path: Path, dtype=None, trust_remote_code: bool = False):
-    from obliviate.models import load_tokenizer
-
-    return load_s3t(path), load_tokenizer(path, trust_remote_code)
-
-
-register_kind("s3t", lambda path: (Path(path) / "obliviate_s3t.json").is_file(), _load_s3t_folder)
+register_folder_kind("s3t", "obliviate_s3t.json", load_s3t)
 
 
 register(Method(

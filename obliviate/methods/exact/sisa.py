@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from obliviate.models.kinds import register_kind
+from obliviate.models.loading import register_folder_kind
 from obliviate.core.options import Options, option
 from obliviate.core.utils import ObliviateError
 from obliviate.methods.exact import FAMILY
@@ -259,13 +259,7 @@ def prepare_ensemble(model, tokenizer, bench) -> None:
         attach_rows(model, examples_from(tokenizer, bench.training_qa(True), bench.training_texts(True)))
 
 
-def _load_sisa_folder(path: Path, dtype=None, trust_remote_code: bool = False):
-    from obliviate.models import load_tokenizer
-
-    return load_sisa(path), load_tokenizer(path, trust_remote_code)
-
-
-register_kind("sisa", lambda path: (Path(path) / "obliviate_sisa.json").is_file(), _load_sisa_folder)
+register_folder_kind("sisa", "obliviate_sisa.json", load_sisa)
 
 
 register(Method(
