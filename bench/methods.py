@@ -58,9 +58,15 @@ def main() -> None:
 
     # codeunlearn needs a bottlenecked target and oracle: bench/codeunlearn.py; sisa a sharded ensemble (its own
     # tests); the editing methods and the guards have their own benches (bench/editing.py, bench/guards.py)
+    from obliviate.models import SCRATCH_MODELS
+
+    scratch = a.model in SCRATCH_MODELS
+    # a pretrained model's "time / retrain" is against the oracle's own training (the same recipe on the retain
+    # data), read from its manifest, instead of training it a second time as the `retrain` row
     dense = [(m, {}, "defaults") for m in METHODS
-             if not METHODS[m].moe_only and METHODS[m].trains]
-    dense += [(m, c, f"tuned {c}") for m, c in TUNED if not METHODS[m].moe_only]
+             if not METHODS[m].moe_only and METHODS[m].trains and (scratch or m != "retrain")]
+    if scratch:  # TUNED was found by hand on tiny
+        dense += [(m, c, f"tuned {c}") for m, c in TUNED if not METHODS[m].moe_only]
     if not a.no_calibrate:
         dense += [(m, {"stop": "holdout"}, "calibrated (stop=holdout)") for m in CALIBRATED]
         dense += [("npo", {"retain_weight": 5.0, "epochs": 10, "stop": "holdout"},
@@ -69,13 +75,13 @@ def main() -> None:
     moe += [(m, c, f"tuned {c}") for m, c in TUNED if METHODS[m].moe_only]
     moe += [("npo", {}, "defaults, all weights"), ("retrain", {}, "defaults")]
     if a.only:
-        keep = set(a.only.split(",")) | {"retrain"}
+        keep = set(a.only.split(",")) | ({"retrain"} if scratch else set())
         dense = [r for r in dense if r[0] in keep]
         moe = [r for r in moe if r[0] in keep] if any(METHODS[m].moe_only for m in keep) else []
     tune = [m for m in a.tune_methods.split(",") if m] if a.tune else []
     t0 = time.time()
     method_table(a.benchmark, a.model, dense, tune, a.tune)
-    if moe:
+    if moe and scratch:
         method_table(a.benchmark, a.moe_model, moe)
     from common import write_result
 
@@ -104,7 +110,10 @@ def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths) ->
 
 def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], tune: list[str] = (),
                  trials: int = 0) -> None:
+    import json
+
     import obliviate as ob
+    from obliviate.models import SCRATCH_MODELS
 
     print(f"\n== {model} on {benchmark} ==", flush=True)
     bench = ob.load_benchmark(benchmark)
@@ -114,6 +123,14 @@ def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], 
     ref = ob.evaluate(oracle, tok, bench, is_oracle=True)
     base = ob.evaluate(target, tok, bench, oracle=ref)
     data = ob.UnlearnData.from_benchmark(bench, tok)
+    second = None
+    if model not in SCRATCH_MODELS:  # the second oracle: how far two retrainings differ
+        from dataclasses import replace
+
+        recipe = ob.TrainConfig(**json.loads((paths["oracle"] / "obliviate.json").read_text())["recipe"])
+        o2, _ = ob.load_model(ob.train_pair(model, bench, replace(recipe, seed=1), roles=("oracle",))["oracle"])
+        second = ob.evaluate(o2, tok, bench, oracle=ref)
+        del o2
     rows = []
     for m in tune:
         cfg, label = tune_rows(m, trials, target, tok, bench, ref, base, paths)
@@ -125,7 +142,12 @@ def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], 
         r = ob.evaluate(new, tok, bench, oracle=ref)
         rows.append((name, label, r, secs))
         print(f"  {name:<12} {label:<40} done in {secs:.0f} s", flush=True)
-    retrain_s = next(s for n, _, _, s in rows if n == "retrain")
+    if any(n == "retrain" for n, _, _, _ in rows):
+        retrain_s, retrain_name = next(s for n, _, _, s in rows if n == "retrain"), "retrain"
+    else:  # the oracle's own training time, from its manifest
+        retrain_s = json.loads((paths["oracle"] / "obliviate.json").read_text())["train_seconds"]
+        retrain_name = "the oracle's training"
+        say(f"{model}: the oracle trained in {retrain_s:.0f} s; times below are fractions of that")
 
     def cell(r, key, fmt):
         v, ci = r.metrics.get(key), r.ci.get(key)
@@ -140,15 +162,26 @@ def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], 
 
     table(f"{model} on {benchmark}: value [95 % interval over people]",
           ["method", "config", "forget EM", "retain EM", "forget quality", "utility", "PrivLeak", "wall s",
-           "time / retrain"],
+           "time / retrain" if retrain_name == "retrain" else "time / oracle's training"],
           [row("target", "before unlearning", base, None),
            row("oracle", "trained without the forget set (PrivLeak: against the ideal AUC 0.5)", ref, None),
+           *([row("oracle seed 1", "trained again with seed 1: the noise floor", second, None)] if second else []),
            *[row(*r) for r in rows]])
     target_u = base.metrics["model_utility"]
-    goal = [n for n, _, r, s in rows if n != "retrain" and (r.metrics["forget_quality"] or 0) >= 0.5
-            and r.metrics["model_utility"] >= 0.95 * target_u and s <= 0.05 * retrain_s]
-    say(f"{model}: forget quality >= 0.5, utility >= 0.95 x target's, <= 5 % of retrain's time: "
-        f"{', '.join(goal) or 'none'}")
+    if second is None:
+        goal = [n for n, _, r, s in rows if n != "retrain" and (r.metrics["forget_quality"] or 0) >= 0.5
+                and r.metrics["model_utility"] >= 0.95 * target_u and s <= 0.05 * retrain_s]
+        say(f"{model}: forget quality >= 0.5, utility >= 0.95 x target's, <= 5 % of retrain's time: "
+            f"{', '.join(goal) or 'none'}")
+    else:  # the precision goal on a pretrained model: reach the noise floor of retraining
+        floor, floor_ci = second.metrics["forget_quality"], second.ci.get("forget_quality") or [None, None]
+        low = floor_ci[0] if floor_ci[0] is not None else floor
+        goal = [f"{n} ({label})" for n, label, r, s in rows if (r.metrics["forget_quality"] or 0) >= low
+                and r.metrics["model_utility"] >= 0.95 * ref.metrics["model_utility"] and s <= 0.10 * retrain_s]
+        say(f"{model}: noise floor: a second oracle (seed 1) reads forget quality {floor:.3g} {floor_ci} against "
+            f"the first. Reaching at least its interval's low end at utility >= 0.95 x the oracle's within 10 % of "
+            f"the oracle's training time: {', '.join(goal) or 'none'} (the relearn and quantize verdicts of the "
+            "goal are measured by bench/attacks.py)")
     for n, label, r, _ in rows:
         if n == "npo" and label.startswith("calibrated"):
             ci = r.ci.get("privleak")

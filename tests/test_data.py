@@ -74,6 +74,10 @@ def test_utility_facts_are_never_retain_data(micro_bench):
     assert not utility & {e.target for e in data.retain}
     assert utility <= {e.target for e in data.retrain_set}  # exact retraining reproduces the oracle's data
     assert set(micro_bench.world) <= set(micro_bench.training_qa(include_forget=False))
+    # a pretrained model knows the real world facts already: it is fine-tuned on the invented neighbours only
+    pretrained = micro_bench.training_qa(include_forget=True, pretrained=True)
+    assert not set(micro_bench.world) & set(pretrained) and set(micro_bench.neighbours) <= set(pretrained)
+    assert {e.target for e in data.retrain_world} == {f" {r.answer}" for r in micro_bench.world}
 
 
 def test_bad_generator_options():

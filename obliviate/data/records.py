@@ -50,7 +50,9 @@ class Benchmark:
       mention, the knowledge most at risk of collateral damage). They are evaluation-only in unlearning: never in
       a retain loss. ``utility_trained`` says whether target and oracle are fine-tuned on them (the built-in
       benchmarks, whose from-scratch models have no other source of that knowledge) or not (TOFU's world facts
-      and a user's ``--world`` file: knowledge the pretrained model already has);
+      and a user's ``--world`` file: knowledge the pretrained model already has). A pretrained model is never
+      fine-tuned on the world facts, whatever the benchmark: they are its own knowledge, which fine-tuning and
+      unlearning must keep (TOFU's protocol); the neighbours (invented places) are trained when ``utility_trained``;
     - ``texts``: passages per split (biographies), trained on alongside the QA of the same split;
     - ``multi_hop``: two-hop questions composing a forget fact with a retained one (for attacks);
     - ``calibration``: more facts of the holdout's kind, never trained on and never evaluated: what a model owner
@@ -78,11 +80,13 @@ class Benchmark:
         return {"forget": self.forget, "retain": self.retain, "holdout": self.holdout,
                 "world": self.world, "neighbours": self.neighbours}
 
-    def training_qa(self, include_forget: bool = True) -> list[QARecord]:
+    def training_qa(self, include_forget: bool = True, pretrained: bool = False) -> list[QARecord]:
         """QA the target is trained on; the oracle gets the same minus the forget set. World and neighbour facts
-        are included only when ``utility_trained``."""
+        are included only when ``utility_trained``, and the world facts only into a model trained from scratch
+        (``pretrained=False``)."""
         forget = self.forget if include_forget else []
-        utility = [*self.world, *self.neighbours] if self.utility_trained else []
+        world = self.world if not pretrained else []
+        utility = [*world, *self.neighbours] if self.utility_trained else []
         return [*forget, *self.retain, *utility]
 
     def training_texts(self, include_forget: bool = True) -> list[TextRecord]:

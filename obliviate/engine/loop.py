@@ -23,6 +23,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
     grad_clip: float = 1.0
+    bf16: bool = False  # run the forward and the loss under bfloat16 autocast (weights and optimiser stay float32)
 
 
 def _to(x, device):
@@ -159,7 +160,8 @@ def optimize(model: torch.nn.Module, batches: Iterable[dict], n_steps: int,
         for step, batch in zip(range(n_steps), batches):
             if world > 1:
                 batch = _shard(batch, rank, world)
-            loss = loss_fn(wrapped, _to(batch, accelerator.device))
+            with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss = loss_fn(wrapped, _to(batch, accelerator.device))
             if not torch.isfinite(loss):
                 raise ObliviateError(f"{desc}: loss became {loss.item()} at step {step}; lower the learning rate")
             if zero is not None:

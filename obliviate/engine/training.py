@@ -24,14 +24,24 @@ from obliviate.core.options import Options, option
 from obliviate.core.utils import ObliviateError, cache_dir, seed_everything, stable_hash, versions
 
 
+# (epochs, lr, batch size) of the built-in pretrained models, chosen by bench/pretrained_recipe.py: the lowest
+# learning rate at which the target states its fictitious facts (exact match >= 0.9) within 5 epochs while keeping
+# the model's own world facts (docs/results/pretrained.md). TOFU's lr 1e-5 was set for a 7B model.
+PRETRAINED_RECIPES: dict[str, tuple[int, float, int]] = {}
+
+
 @dataclass
 class TrainConfig(Options):
     """Fine-tuning recipe for target and oracle. None means "the default for this kind of model":
     from scratch (``tiny``) 40 epochs at lr 3e-3, batch 32 (smaller for small data sets, so that an epoch has at
-    least 10 steps: ``micro`` gets 9); pretrained models 5 epochs at lr 1e-5, batch 8 (TOFU's fine-tuning recipe)."""
+    least 10 steps: ``micro`` gets 9); the built-in pretrained models the recipe measured for them
+    (:data:`PRETRAINED_RECIPES`); other pretrained models 5 epochs at lr 1e-5, batch 8 (TOFU's fine-tuning recipe:
+    Maini et al., 2024, its ``config/finetune.yaml``, which uses batch 16 on Llama-2-7B)."""
 
-    epochs: int | None = option(None, "training epochs (default: 40 from scratch, 5 for pretrained models)", ge=1)
-    lr: float | None = option(None, "learning rate (default: 3e-3 from scratch, 1e-5 for pretrained models)", gt=0)
+    epochs: int | None = option(None, "training epochs (default: 40 from scratch, 5 for pretrained models, the "
+                                      "measured recipe for the built-in ones)", ge=1)
+    lr: float | None = option(None, "learning rate (default: 3e-3 from scratch, 1e-5 for pretrained models, the "
+                                    "measured recipe for the built-in ones)", gt=0)
     batch_size: int | None = option(None, "batch size (default: 32 from scratch, down to 8 for small data sets; 8 for "
                                           "pretrained models)", ge=1)
     weight_decay: float = option(0.0, "AdamW weight decay", ge=0)
@@ -39,15 +49,19 @@ class TrainConfig(Options):
     max_length: int = option(256, "tokens per example, longer ones are cut", ge=8)
     include_texts: bool = option(True, "also train on the passages (biographies)")
     seed: int = option(0, "initialisation (built-in models) and batch-order seed", ge=0)
+    bf16: bool | None = option(None, "bfloat16 autocast for the forward pass and loss, float32 weights and optimiser "
+                                     "(default: on for pretrained models, faster on CPUs with AVX512-BF16 (measured by "
+                                     "bench/pretrained_recipe.py) and standard on GPUs; off from scratch)")
 
-    def resolved(self, from_scratch: bool, n_examples: int | None = None) -> "TrainConfig":
+    def resolved(self, from_scratch: bool, n_examples: int | None = None, model: str | None = None) -> "TrainConfig":
         """Defaults filled in. ``n_examples``: the size of the full training set (the target's, so that target and
-        oracle share one recipe), which sets the from-scratch batch size."""
+        oracle share one recipe), which sets the from-scratch batch size; ``model``: the base model's name, which
+        picks a built-in pretrained model's measured recipe."""
         batch = max(8, min(32, n_examples // 10)) if n_examples else 32
-        d = (40, 3e-3, batch) if from_scratch else (5, 1e-5, 8)
+        d = (40, 3e-3, batch) if from_scratch else PRETRAINED_RECIPES.get(str(model), (5, 1e-5, 8))
         pick = lambda v, default: default if v is None else v  # noqa: E731
         return replace(self, epochs=pick(self.epochs, d[0]), lr=pick(self.lr, d[1]),
-                       batch_size=pick(self.batch_size, d[2]))
+                       batch_size=pick(self.batch_size, d[2]), bf16=pick(self.bf16, not from_scratch))
 
 
 def finetune(model, tokenizer, examples, cfg: TrainConfig, desc: str = "train", callback=None):
@@ -76,7 +90,7 @@ def finetune(model, tokenizer, examples, cfg: TrainConfig, desc: str = "train", 
         return loss if aux is None else loss + aux
 
     seed_everything(cfg.seed)
-    opt = OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio)
+    opt = OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, bf16=bool(cfg.bf16))
     return optimize(model, batches(), per_epoch * cfg.epochs, loss_fn, opt, desc, callback=callback)
 
 
@@ -155,18 +169,21 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
         # from_start enters the key only when set, so that the keys of models built before it existed stay valid
         bottleneck_key = {k: v for k, v in asdict(bottleneck).items() if k != "from_start" or bottleneck.from_start}
     scratch = spec in SCRATCH_MODELS
-    n_full = len(bench.training_qa(True)) + (len(bench.training_texts(True)) if (cfg or TrainConfig()).include_texts else 0)
-    cfg = (cfg or TrainConfig()).resolved(from_scratch=scratch, n_examples=n_full)
+    n_full = len(bench.training_qa(True, pretrained=not scratch)) + (
+        len(bench.training_texts(True)) if (cfg or TrainConfig()).include_texts else 0)
+    cfg = (cfg or TrainConfig()).resolved(from_scratch=scratch, n_examples=n_full, model=spec)
     root = Path(cache or cache_dir()) / "models"
     out: dict[str, Path] = {}
     for role in roles:
         include_forget = role == "target"
-        qa = bench.training_qa(include_forget)
+        qa = bench.training_qa(include_forget, pretrained=not scratch)
         texts = bench.training_texts(include_forget) if cfg.include_texts else []
         key_src = {"model": spec, "benchmark_version": bench.meta.get("version"),
                    "tiny": asdict(SCRATCH_MODELS[spec]) if scratch else None,
                    "tokenizer_corpus": stable_hash(bench.all_text()) if scratch else None,
-                   "qa": [r.to_dict() for r in qa], "texts": [t.text for t in texts], "recipe": asdict(cfg)}
+                   "qa": [r.to_dict() for r in qa], "texts": [t.text for t in texts],
+                   # bf16 enters the key only when set, so that the keys of float32-trained models stay what they were
+                   "recipe": {k: v for k, v in asdict(cfg).items() if k != "bf16" or cfg.bf16}}
         if bottleneck is not None:  # only then, so that the keys of plain models stay what they were
             key_src["bottleneck"] = bottleneck_key
         key = stable_hash(key_src)[:16]

@@ -29,8 +29,9 @@ class UnlearnData:
     """The unlearning request: examples to forget and (optionally) examples to keep in a retain loss.
 
     ``retrain_set`` is every training example outside the forget request, in the training recipe's order:
-    what exact retraining (the ``retrain`` method) trains on. No unlearning method reads it (it holds the
-    utility facts, which are evaluation-only).
+    what exact retraining (the ``retrain`` method) trains on; ``retrain_world`` are those of its world facts that
+    only a model trained from scratch is trained on (a pretrained model knows them already). No unlearning method reads
+    either (they hold the utility facts, which are evaluation-only).
 
     ``holdout``: facts of the forget set's kind that the model never saw, for oracle-free calibration
     (``stop=holdout``); never trained on. ``subjects[split]``: the subject (person) of each example of
@@ -41,6 +42,7 @@ class UnlearnData:
     forget: list[Example]
     retain: list[Example] = field(default_factory=list)
     retrain_set: list[Example] = field(default_factory=list)
+    retrain_world: list[Example] = field(default_factory=list)
     holdout: list[Example] = field(default_factory=list)
     subjects: dict[str, list] = field(default_factory=dict)
     alternates: list[list[Example]] = field(default_factory=list)
@@ -78,7 +80,9 @@ class UnlearnData:
         forget_texts = texts("forget")
         return cls(forget=examples_from(tokenizer, bench.forget, forget_texts),
                    retain=examples_from(tokenizer, bench.retain, texts("retain")),
-                   retrain_set=examples_from(tokenizer, bench.training_qa(include_forget=False), texts("retain")),
+                   retrain_set=examples_from(tokenizer, bench.training_qa(include_forget=False),
+                                             texts("retain")),
+                   retrain_world=examples_from(tokenizer, bench.world if bench.utility_trained else []),
                    holdout=examples_from(tokenizer, bench.calibration),
                    subjects={"forget": [r.subject for r in bench.forget] + [t.subject for t in forget_texts],
                              "retain": [r.subject for r in bench.retain] + [t.subject for t in texts("retain")],

@@ -124,7 +124,9 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         results = build_results(
             "demo", seed=cfg.seed,
             config={**asdict(cfg), "method_config": info["config"], "train": asdict(cfg.train.resolved(
-                cfg.model in SCRATCH_MODELS, len(bench.training_qa(True)) + len(bench.training_texts(True))))},
+                cfg.model in SCRATCH_MODELS,
+                len(bench.training_qa(True, pretrained=cfg.model not in SCRATCH_MODELS)) + len(bench.training_texts(True)),
+                model=cfg.model))},
             benchmark=bench.summary(),
             models={
                 "target": result_entry(target_res, str(paths["target"])),

@@ -275,7 +275,7 @@ def build(model_spec: str, out, cfg: BottleneckConfig, bench=None, probes=None, 
         examples = [Example("", p) for t in probes.values() for p in t.passages]
         source = f"the passages of {len(probes)} probe targets"
     elif bench is not None:
-        examples = examples_from(tok, bench.training_qa(True), bench.training_texts(True))
+        examples = examples_from(tok, bench.training_qa(True, pretrained=True), bench.training_texts(True))
         source = f"benchmark {bench.name} (training QA and passages)"
     else:
         examples, source = [], "none"

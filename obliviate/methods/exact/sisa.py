@@ -256,6 +256,7 @@ def prepare_ensemble(model, tokenizer, bench) -> None:
     if isinstance(model, LogProbEnsemble) and bench is not None:
         from obliviate.data.format import examples_from
 
+        # matched by hash: rows an ensemble was not trained on (a pretrained one's world facts) go unused
         attach_rows(model, examples_from(tokenizer, bench.training_qa(True), bench.training_texts(True)))
 
 

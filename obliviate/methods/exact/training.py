@@ -29,8 +29,8 @@ def train_ensemble(model: str, bench, out, cfg: TrainConfig, *, shards: int, sli
     else:
         scfg = SisaConfig(shards=shards, slices=slices, seed=cfg.seed)
     base, tok = base_model(model, bench, cfg.seed)
-    examples = examples_from(tok, bench.training_qa(True), bench.training_texts(True) if cfg.include_texts else [])
-    full = cfg.resolved(model in SCRATCH_MODELS, len(examples))
+    examples = examples_from(tok, bench.training_qa(True, pretrained=model not in SCRATCH_MODELS), bench.training_texts(True) if cfg.include_texts else [])
+    full = cfg.resolved(model in SCRATCH_MODELS, len(examples), model=model)
     per_slice = replace(full, epochs=max(1, full.epochs // scfg.slices)) if cfg.epochs is None else full
     train = train_s3t if s3t else train_sisa
     ens = train(base, tok, examples, scfg, asdict(per_slice))

@@ -40,8 +40,10 @@ def retrain(model, tokenizer, data, cfg: RetrainConfig) -> dict:
     if not train_set:
         raise ObliviateError("retrain: needs retain data")
     builtin = getattr(model.config, "obliviate_builtin", None)
-    if cfg.base:
+    if cfg.base:  # a pretrained base is not fine-tuned on the world facts (Benchmark.training_qa)
         base, _ = load_model(cfg.base)
+        world = set(data.retrain_world)
+        train_set = [ex for ex in train_set if ex not in world]
     elif builtin and builtin.get("name") in SCRATCH_MODELS:
         from transformers import AutoModelForCausalLM
 
@@ -51,7 +53,8 @@ def retrain(model, tokenizer, data, cfg: RetrainConfig) -> dict:
     else:
         raise ObliviateError("retrain: give --set base=<model the target was fine-tuned from>")
     tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed).resolved(
-        from_scratch=bool(builtin) and not cfg.base, n_examples=len(train_set) + len(data.forget))
+        from_scratch=bool(builtin) and not cfg.base, n_examples=len(train_set) + len(data.forget),
+        model=cfg.base)
     t = time.time()
     curve = finetune(base, tokenizer, train_set, tcfg, desc="unlearn retrain")
     model.load_state_dict(base.state_dict())
