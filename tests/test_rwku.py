@@ -108,3 +108,15 @@ def test_builtin_probes_share_no_wording_with_any_passage(model):
         for text in [f"{p} {a}" for p, a in t.fill] + [q for q, _ in t.qa] + [p for p, _ in t.fill]:
             assert " ".join(words(text)) not in sentences, (t.name, text)
             assert not grams(text) & passage_grams, (t.name, text, grams(text) & passage_grams)
+
+
+def test_builtin_smollm2_set_has_the_power_to_separate_methods():
+    """Enough targets and probes per side that intervals over targets can tell methods apart: at least 20 targets,
+    each with at least 5 probes of its own and 5 of its neighbours', every neighbour a target of the set."""
+    from obliviate.data.rwku import BUILTIN_PROBES
+
+    n = {name: len(t.fill) + len(t.qa) for name, t in BUILTIN_PROBES.items()}
+    assert len(BUILTIN_PROBES) >= 20 and min(n.values()) >= 5
+    for t in BUILTIN_PROBES.values():
+        assert t.neighbours and set(t.neighbours) <= set(BUILTIN_PROBES) and t.name not in t.neighbours
+        assert sum(n[x] for x in t.neighbours) >= 5, t.name
