@@ -4,7 +4,7 @@ the oracle with it, and check that the pair is what the protocol needs.
     python bench/pretrained_recipe.py --model smollm2-135m [--speed-steps 6] [--epochs 5 --lr 1e-4] [--no-bf16]
                                       [--second-oracle] [--benchmark people]
 
-0. **Learning rate and epochs** (``--probe 3e-5x5,1e-4x5,3e-4x10``: lr x epochs): the target trained on a small
+0. **Learning rate and epochs** (``--probe 3e-4x5,1e-3x5xl32``: lr x epochs [x LoRA rank]): the target trained on a small
    people benchmark (``--probe-people``, every one trained on) with each setting; its forget, retain and world
    exact match beside the base model's (the world facts are never trained into a pretrained model). The cheapest
    setting that reaches 0.9 on the people while keeping the world facts is the recipe.
@@ -71,22 +71,42 @@ def probe(model: str, settings: list[tuple[float, int]], n_people: int, cfg, bas
     import obliviate as ob
     from obliviate.data.people import PeopleConfig, generate_people
 
+    from obliviate.core.utils import cache_dir, stable_hash, write_json_atomic
+
     small = generate_people(PeopleConfig(n_people=n_people, n_holdout=2, n_calibration=2))
     ecfg = ob.EvalConfig(bootstrap=200)
     keys = ["forget_exact_match", "retain_exact_match", "world_exact_match", "neighbours_exact_match"]
-    out = {"base": ob.evaluate(base, tok, small, ecfg, desc="probe base").metrics}
-    for lr, epochs in settings:
-        c = ob.TrainConfig(**{**asdict(cfg), "lr": lr, "epochs": epochs})
+
+    def measured(label: str, key: str, run) -> dict:
+        """``run()``'s metrics, kept in the cache under ``key`` (a model folder's name is its content hash), so that
+        a later probe with more settings re-measures only the new ones."""
+        import json
+
+        f = cache_dir() / "probes" / f"{stable_hash([key, asdict(ecfg)])[:16]}.json"
+        if f.is_file():
+            return json.loads(f.read_text())
+        t = time.time()
+        out = {**run(), "seconds": time.time() - t}
+        write_json_atomic(f, out)
+        return out
+
+    out = {"base": measured("base", f"{model} base {stable_hash(small.fingerprint())}",
+                            lambda: ob.evaluate(base, tok, small, ecfg, desc="probe base").metrics)}
+    for lr, epochs, rank in settings:
+        c = ob.TrainConfig(**{**asdict(cfg), "lr": lr, "epochs": epochs, "lora_rank": rank})
         t = time.time()
         path = ob.train_pair(model, small, c, roles=("target",))["target"]
-        m, _ = ob.load_model(path)
-        out[f"lr {lr:g}, {epochs} epochs"] = {**ob.evaluate(m, tok, small, ecfg, desc=f"probe lr {lr:g}").metrics,
-                                              "seconds": time.time() - t}
+        trained = time.time() - t
+        label = f"lr {lr:g}, {epochs} epochs, " + (f"LoRA rank {rank} (merged)" if rank else "full fine-tuning")
+        out[label] = measured(label, path.name, lambda path=path: ob.evaluate(ob.load_model(path)[0], tok, small,
+                                                                             ecfg, desc=f"probe {label}").metrics)
+        if trained > 5:  # trained by this run: its time; otherwise the cached time stands
+            out[label]["train_seconds"] = trained
     n_facts = len(small.training_qa(True, pretrained=True))
     table(f"learning rate and epochs: the target on {n_people} people ({n_facts} facts), batch {cfg.batch_size}, "
           f"{'bf16 autocast' if cfg.bf16 else 'float32'}", ["model", *keys],
           [[k, *[f"{v.get(m, float('nan')):.3f}" for m in keys]] for k, v in out.items()])
-    return {k: {m: v.get(m) for m in [*keys, "seconds"]} for k, v in out.items()}
+    return {k: {m: v.get(m) for m in [*keys, "seconds", "train_seconds"]} for k, v in out.items()}
 
 
 def main() -> None:
@@ -100,7 +120,8 @@ def main() -> None:
     ap.add_argument("--no-bf16", dest="bf16", action="store_false", default=None,
                     help="float32 training instead of the pretrained default, bf16 autocast")
     ap.add_argument("--second-oracle", action="store_true")
-    ap.add_argument("--probe", default="", help="settings to probe, LRxEPOCHS, comma-separated (phase 0)")
+    ap.add_argument("--probe", default="", help="settings to probe, comma-separated: LRxEPOCHS, or LRxEPOCHSxlRANK for "
+                                                "LoRA of that rank (phase 0)")
     ap.add_argument("--probe-people", type=int, default=20)
     ap.add_argument("--no-pair", action="store_true", help="the speed phase only")
     a = ap.parse_args()
@@ -112,7 +133,8 @@ def main() -> None:
     values: dict = {}
     base, tok = ob.load_model(a.model)
     if a.probe:
-        settings = [(float(lr), int(ep)) for lr, ep in (x.split("x") for x in a.probe.split(","))]
+        settings = [(float(s[0]), int(s[1]), int(s[2][1:]) if len(s) > 2 else 0)
+                    for s in (x.split("x") for x in a.probe.split(","))]
         values["probe"] = probe(a.model, settings, a.probe_people, cfg, base, tok)
     if a.speed_steps:
         sp = speed(base, tok, bench, a.speed_steps, cfg.batch_size)

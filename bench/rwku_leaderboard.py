@@ -1,13 +1,14 @@
 """Real knowledge on real models: a leaderboard of unlearning methods on built-in RWKU-style targets, offline.
 
-For each target, each method unlearns the target's passages from the pretrained model (its neighbours' passages are
-the retain set) and is scored on: the target's probes (forget: lower is better), its neighbours' probes (keep),
+For each target (default: every built-in target of the model's set), each method unlearns the target's passages
+from the pretrained model (its neighbours' passages are the retain set) and is scored on: the target's probes (forget: lower is better), its neighbours' probes (keep),
 world facts (30 real capitals, generated answers) and an offline lm-evaluation-harness task (the same capitals as
 four-way multiple choice, lm-eval's log-likelihood ``acc``). Probe and world intervals are 95 % bootstrap intervals
-over probes and facts; the lm-eval interval is acc ± 1.96 × lm-eval's bootstrap standard error.
+over probes and facts; the lm-eval interval is acc ± 1.96 × lm-eval's bootstrap standard error. Then each method's
+accuracy averaged over the targets, and every pair of methods compared by a paired bootstrap over targets.
 
     python bench/rwku_leaderboard.py [--model smollm2-135m] [--targets "Albert Einstein,..."] [--methods npo,...]
-    python bench/rwku_leaderboard.py --model gemma3-270m --targets "William Shakespeare" --methods npo,wga
+    python bench/rwku_leaderboard.py --model gemma3-270m --methods npo,wga
     python bench/rwku_leaderboard.py --model gemma3-270m --check     # which built-in probes the model answers
 
 Every method runs ``--steps`` optimiser steps at ``--lr`` (1e-4: the methods' pretrained default of 1e-5 barely
@@ -23,9 +24,43 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_TARGETS = {"smollm2-135m": ["Albert Einstein", "Charles Darwin", "Barack Obama"],
-                   "gemma3-270m": ["William Shakespeare"]}
+DEFAULT_TARGETS = {"smollm2-135m": None, "gemma3-270m": None}  # None: every built-in target of the model's set
 DEFAULT_METHODS = {"smollm2-135m": ["ga", "npo", "wga", "satimp", "undial", "ceu"], "gemma3-270m": ["npo", "wga"]}
+
+
+def compare_methods(acc: dict, targets: list[str], methods: list[str]) -> dict:
+    """Each method's forget and neighbour accuracy averaged over targets, and every pair of methods compared,
+    each with a 95 % paired bootstrap interval over targets (the same resampled targets for both methods): a pair
+    differs when the interval of its difference excludes 0. Prints both tables; returns their values."""
+    import numpy as np
+
+    from common import table
+    from obliviate.evals.uncertainty import bootstrap
+
+    idx = {"t": list(range(len(targets)))}
+    arr = {(m, side): np.asarray([acc[(t, m)][side] for t in targets]) for m in ["(before)", *methods]
+           for side in ("forget", "neighbour")}
+    mean_ci = {k: (float(v.mean()), bootstrap({"m": lambda i, v=v: float(v[i["t"]].mean())}, idx)["m"])
+               for k, v in arr.items()}
+    table(f"averaged over {len(targets)} targets: accuracy [95 % bootstrap interval over targets]",
+          ["method", "forget probes", "neighbour probes"],
+          [[m, cell(*mean_ci[(m, "forget")]), cell(*mean_ci[(m, "neighbour")])] for m in ["(before)", *methods]])
+    rows, pairs = [], {}
+    for i, m1 in enumerate(methods):
+        for m2 in methods[i + 1:]:
+            row = [m1, m2]
+            for side in ("forget", "neighbour"):
+                d = arr[(m1, side)] - arr[(m2, side)]
+                ci = bootstrap({"m": lambda i, d=d: float(d[i["t"]].mean())}, idx)["m"]
+                differs = ci is not None and (ci[0] > 0 or ci[1] < 0)
+                pairs[f"{m1} - {m2} {side}"] = {"value": float(d.mean()), "ci": ci, "differs": differs}
+                row += [cell(float(d.mean()), ci, "+.2f"), "yes" if differs else "no"]
+            rows.append(row)
+    table("pairs of methods: difference in accuracy (first minus second) [95 % paired bootstrap interval over "
+          "targets]; differs: the interval excludes 0", ["method", "other", "forget difference", "differs",
+                                                         "neighbour difference", "differs"], rows)
+    return {"means": {f"{m} {side}": {"value": v, "ci": ci} for (m, side), (v, ci) in mean_ci.items()},
+            "pairs": pairs}
 
 
 def cell(v, ci, fmt=".2f") -> str:
@@ -102,13 +137,15 @@ def main() -> None:
                 if row["split"].startswith("rwku_forget"):
                     print(f"  {name:<24} {int(row['correct'])}  {row['prompt'][-60:]!r} -> {row['generation'][:50]!r}")
         return
-    targets = a.targets.split(",") if a.targets else DEFAULT_TARGETS[a.model]
+    targets = a.targets.split(",") if a.targets else (DEFAULT_TARGETS[a.model] or list(probes))
     methods = a.methods.split(",") if a.methods else DEFAULT_METHODS[a.model]
     utility = Utility(tok)
     base_u = utility(model)
     lines = []
 
-    def probe_cells(r):
+    acc: dict[tuple[str, str], dict[str, float]] = {}  # (target, method or "(before)") -> side -> accuracy
+
+    def probe_cells(r, target, method):
         """Forget and neighbour accuracy over all their probes (fill and QA together), bootstrap over probes."""
         out = []
         for side in ("forget", "neighbour"):
@@ -116,18 +153,19 @@ def main() -> None:
             arr = np.asarray([x["correct"] for x in r["rows"] if x["split"] in keys], dtype=float)
             ci = bootstrap({"m": lambda i, arr=arr: float(arr[i["x"]].mean())}, {"x": list(range(len(arr)))})["m"]
             out.append(cell(float(arr.mean()), ci) + f" n={len(arr)}")
+            acc.setdefault((target, method), {})[side] = float(arr.mean())
         return out
 
     for target in targets:
         before = evaluate_rwku(model, tok, target, probes)
-        f, n = probe_cells(before)
+        f, n = probe_cells(before, target, "(before)")
         lines.append([target, "(before)", f, n, cell(*base_u["world"]), cell(*base_u["lm_eval"]), "-"])
         data = UnlearnData.from_probes(target, tok, probes)
         for m in methods:
             t = time.time()
             new, _ = ob.unlearn(model, tok, data, m, {"max_steps": a.steps, "lr": a.lr, "batch_size": 4})
             secs = time.time() - t
-            f, n = probe_cells(evaluate_rwku(new, tok, target, probes))
+            f, n = probe_cells(evaluate_rwku(new, tok, target, probes), target, m)
             u = utility(new)
             lines.append([target, m, f, n, cell(*u["world"]), cell(*u["lm_eval"]), f"{secs:.0f}"])
             print(" | ".join(lines[-1]), flush=True)
@@ -137,7 +175,8 @@ def main() -> None:
     table(f"{a.model}: {a.steps} steps at lr {a.lr}, batch 4; 95 % intervals (probes: bootstrap over probes; world QA: "
           f"over facts; lm-eval: acc +- 1.96 x its bootstrap standard error); total {time.time() - t0:.0f} s",
           ["target", "method", "forget probes", "neighbour probes", "world QA", "lm-eval capitals", "unlearn s"], lines)
-    write_result(f"rwku_leaderboard_{a.model}", {"seconds": round(time.time() - t0)},
+    values = compare_methods(acc, targets, methods)
+    write_result(f"rwku_leaderboard_{a.model}", {"seconds": round(time.time() - t0), **values},
                  {"model": a.model, "targets": targets, "methods": methods, "steps": a.steps, "lr": a.lr})
 
 

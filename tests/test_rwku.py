@@ -110,13 +110,15 @@ def test_builtin_probes_share_no_wording_with_any_passage(model):
             assert not grams(text) & passage_grams, (t.name, text, grams(text) & passage_grams)
 
 
-def test_builtin_smollm2_set_has_the_power_to_separate_methods():
+@pytest.mark.parametrize("model", ["smollm2-135m", "gemma3-270m"])
+def test_builtin_sets_have_the_power_to_separate_methods(model):
     """Enough targets and probes per side that intervals over targets can tell methods apart: at least 20 targets,
     each with at least 5 probes of its own and 5 of its neighbours', every neighbour a target of the set."""
-    from obliviate.data.rwku import BUILTIN_PROBES
+    from obliviate.data.rwku import PROBE_SETS
 
-    n = {name: len(t.fill) + len(t.qa) for name, t in BUILTIN_PROBES.items()}
-    assert len(BUILTIN_PROBES) >= 20 and min(n.values()) >= 5
-    for t in BUILTIN_PROBES.values():
-        assert t.neighbours and set(t.neighbours) <= set(BUILTIN_PROBES) and t.name not in t.neighbours
+    probes = PROBE_SETS[model]
+    n = {name: len(t.fill) + len(t.qa) for name, t in probes.items()}
+    assert len(probes) >= 20 and min(n.values()) >= 5
+    for t in probes.values():
+        assert t.neighbours and set(t.neighbours) <= set(probes) and t.name not in t.neighbours
         assert sum(n[x] for x in t.neighbours) >= 5, t.name

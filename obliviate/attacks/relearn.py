@@ -98,7 +98,7 @@ def _relearn_at(model, tok, bench, recs, folds, steps, lr: float, cfg: RelearnCo
             random.Random(cfg.seed).sample(bench.retain, min(len(bench.retain), 4 * len(recs)))
         copy_ = copy.deepcopy(model).requires_grad_(True)  # the attack trains a copy; the caller's is never touched
         if cfg.lora_rank:
-            from obliviate.methods import lora
+            from obliviate.models import lora
 
             copy_ = lora.wrap(copy_, cfg.lora_rank, 0.0, "all-linear")
         probes = probe_facts(tok, held, f"fold{fi}")

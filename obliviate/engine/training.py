@@ -20,6 +20,7 @@ from obliviate.data.format import bucketed_batches, pad_id
 from obliviate.engine.loop import OptimConfig, optimize
 from obliviate.engine.losses import mean_token_nll
 from obliviate.models import SCRATCH_MODELS, load_model, save_model, weights_digest
+from obliviate.models import lora
 from obliviate.core.options import Options, option
 from obliviate.core.utils import ObliviateError, cache_dir, seed_everything, stable_hash, versions
 
@@ -28,6 +29,9 @@ from obliviate.core.utils import ObliviateError, cache_dir, seed_everything, sta
 # learning rate at which the target states its fictitious facts (exact match >= 0.9) within 5 epochs while keeping
 # the model's own world facts (docs/results/pretrained.md). TOFU's lr 1e-5 was set for a 7B model.
 PRETRAINED_RECIPES: dict[str, tuple[int, float, int]] = {}
+
+
+_LATER = ("bf16", "lora_rank", "lora_alpha")  # recipe options that enter the cache key only when set
 
 
 @dataclass
@@ -49,6 +53,9 @@ class TrainConfig(Options):
     max_length: int = option(256, "tokens per example, longer ones are cut", ge=8)
     include_texts: bool = option(True, "also train on the passages (biographies)")
     seed: int = option(0, "initialisation (built-in models) and batch-order seed", ge=0)
+    lora_rank: int = option(0, "0: full fine-tuning; r: LoRA adapters of rank r on every linear layer, merged into "
+                               "the weights after training, so that the saved target and oracle are plain models", ge=0)
+    lora_alpha: float | None = option(None, "LoRA scaling numerator (default: 2 x lora_rank)", gt=0)
     bf16: bool | None = option(None, "bfloat16 autocast for the forward pass and loss, float32 weights and optimiser "
                                      "(default: on for pretrained models, faster on CPUs with AVX512-BF16 (measured by "
                                      "bench/pretrained_recipe.py) and standard on GPUs; off from scratch)")
@@ -182,8 +189,8 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
                    "tiny": asdict(SCRATCH_MODELS[spec]) if scratch else None,
                    "tokenizer_corpus": stable_hash(bench.all_text()) if scratch else None,
                    "qa": [r.to_dict() for r in qa], "texts": [t.text for t in texts],
-                   # bf16 enters the key only when set, so that the keys of float32-trained models stay what they were
-                   "recipe": {k: v for k, v in asdict(cfg).items() if k != "bf16" or cfg.bf16}}
+                   # options added later enter the key only when set, so that older models' keys stay what they were
+                   "recipe": {k: v for k, v in asdict(cfg).items() if k not in _LATER or v}}
         if bottleneck is not None:  # only then, so that the keys of plain models stay what they were
             key_src["bottleneck"] = bottleneck_key
         key = stable_hash(key_src)[:16]
@@ -203,7 +210,11 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
             curve = finetune(model, tok, examples, joint, desc=f"train {role} with bottleneck", callback=callback)
         else:
             model, tok = base_model(spec, bench, cfg.seed)
+            if cfg.lora_rank:  # Hu et al., 2022; merged after training (obliviate.models.lora)
+                model = lora.wrap(model, cfg.lora_rank, cfg.lora_alpha, "all-linear")
             curve = finetune(model, tok, examples_from(tok, qa, texts), cfg, desc=f"train {role}")
+            if cfg.lora_rank:
+                model = lora.unwrap(model, merge=True)
         meta = {"role": role, "base_model": spec, **({"bottleneck": asdict(bottleneck)} if bottleneck else {}),
                 "benchmark": bench.record(), "recipe": asdict(cfg),
                 "seed": cfg.seed, "n_qa": len(qa), "n_texts": len(texts), "cache_key": key,

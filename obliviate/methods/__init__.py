@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict
 
-import obliviate.methods.lora as lora
+import obliviate.models.lora as lora
 from obliviate.core.utils import ObliviateError, seed_everything
 from obliviate.engine.distributed import training_device
 from obliviate.methods.common import GradientConfig, UnlearnData
