@@ -66,22 +66,42 @@ def speed(model, tok, bench, steps: int, batch_size: int) -> dict:
     return out
 
 
+def real_knowledge(model, tok, name: str) -> tuple[float, list[float] | None]:
+    """The share of the built-in real-knowledge probes of ``name`` (obliviate.data.rwku: the ones the base model
+    answers, so the base reads 1.0) the model still answers, with a 95 % bootstrap interval over the targets: the
+    model's own knowledge, beside the 30 world capitals."""
+    import numpy as np
+
+    from obliviate.data.rwku import PROBE_SETS
+    from obliviate.evals.rwku import evaluate_rwku
+    from obliviate.evals.uncertainty import bootstrap
+
+    probes = PROBE_SETS[name]
+    per = []
+    for target in probes:
+        rows = [x for x in evaluate_rwku(model, tok, target, probes)["rows"] if x["split"].startswith("rwku_forget")]
+        per.append([float(x["correct"]) for x in rows])
+    flat = lambda ix: float(np.mean([c for i in ix for c in per[i]]))  # noqa: E731
+    return flat(range(len(per))), bootstrap({"m": lambda d: flat(d["t"])}, {"t": list(range(len(per)))})["m"]
+
+
 def probe(model: str, settings: list[tuple[float, int]], n_people: int, cfg, base, tok) -> dict:
     """Exact match of the target trained on ``n_people`` people with each (lr, epochs) (and of the base model)."""
     import obliviate as ob
     from obliviate.data.people import PeopleConfig, generate_people
 
+    import json
+
     from obliviate.core.utils import cache_dir, stable_hash, write_json_atomic
 
     small = generate_people(PeopleConfig(n_people=n_people, n_holdout=2, n_calibration=2))
     ecfg = ob.EvalConfig(bootstrap=200)
-    keys = ["forget_exact_match", "retain_exact_match", "world_exact_match", "neighbours_exact_match"]
+    keys = ["forget_exact_match", "retain_exact_match", "world_exact_match", "neighbours_exact_match",
+            "real_knowledge"]
 
     def measured(label: str, key: str, run) -> dict:
         """``run()``'s metrics, kept in the cache under ``key`` (a model folder's name is its content hash), so that
         a later probe with more settings re-measures only the new ones."""
-        import json
-
         f = cache_dir() / "probes" / f"{stable_hash([key, asdict(ecfg)])[:16]}.json"
         if f.is_file():
             return json.loads(f.read_text())
@@ -90,18 +110,17 @@ def probe(model: str, settings: list[tuple[float, int]], n_people: int, cfg, bas
         write_json_atomic(f, out)
         return out
 
-    out = {"base": measured("base", f"{model} base {stable_hash(small.fingerprint())}",
-                            lambda: ob.evaluate(base, tok, small, ecfg, desc="probe base").metrics)}
+    def both(key: str, load, desc: str) -> dict:  # the suite's metrics and the real-knowledge share, each cached
+        return {**measured(desc, key, lambda: ob.evaluate(load(), tok, small, ecfg, desc=desc).metrics),
+                **measured(desc, f"{key} knowledge", lambda: {"real_knowledge": real_knowledge(load(), tok, model)[0]})}
+
+    out = {"base": both(f"{model} base {stable_hash(small.fingerprint())}", lambda: base, "probe base")}
     for lr, epochs, rank in settings:
         c = ob.TrainConfig(**{**asdict(cfg), "lr": lr, "epochs": epochs, "lora_rank": rank})
-        t = time.time()
         path = ob.train_pair(model, small, c, roles=("target",))["target"]
-        trained = time.time() - t
         label = f"lr {lr:g}, {epochs} epochs, " + (f"LoRA rank {rank} (merged)" if rank else "full fine-tuning")
-        out[label] = measured(label, path.name, lambda path=path: ob.evaluate(ob.load_model(path)[0], tok, small,
-                                                                             ecfg, desc=f"probe {label}").metrics)
-        if trained > 5:  # trained by this run: its time; otherwise the cached time stands
-            out[label]["train_seconds"] = trained
+        out[label] = both(path.name, lambda path=path: ob.load_model(path)[0], f"probe {label}")
+        out[label]["train_seconds"] = json.loads((path / "obliviate.json").read_text())["train_seconds"]
     n_facts = len(small.training_qa(True, pretrained=True))
     table(f"learning rate and epochs: the target on {n_people} people ({n_facts} facts), batch {cfg.batch_size}, "
           f"{'bf16 autocast' if cfg.bf16 else 'float32'}", ["model", *keys],
@@ -117,6 +136,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--lora-rank", type=int)
     ap.add_argument("--no-bf16", dest="bf16", action="store_false", default=None,
                     help="float32 training instead of the pretrained default, bf16 autocast")
     ap.add_argument("--second-oracle", action="store_true")
@@ -129,7 +149,8 @@ def main() -> None:
     import obliviate as ob
 
     bench = ob.load_benchmark(a.benchmark)
-    cfg = ob.TrainConfig(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, bf16=a.bf16).resolved(from_scratch=False)
+    cfg = ob.TrainConfig(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, bf16=a.bf16,
+                         lora_rank=a.lora_rank).resolved(from_scratch=False, model=a.model)
     values: dict = {}
     base, tok = ob.load_model(a.model)
     if a.probe:
@@ -164,7 +185,9 @@ def main() -> None:
     target, _ = ob.load_model(paths["target"])
     oracle, _ = ob.load_model(paths["oracle"])
     o = ob.evaluate(oracle, tok, bench, is_oracle=True, desc="evaluate oracle")
-    res = {"base": ob.evaluate(base, tok, bench, oracle=o, desc="evaluate base"),
+    # the base model rambles to the 200-token limit on every invented person; 32 tokens hold its world answers
+    short = ob.EvalConfig(max_new_tokens=32)
+    res = {"base (answers cut at 32 tokens)": ob.evaluate(base, tok, bench, short, oracle=o, desc="evaluate base"),
            "target": ob.evaluate(target, tok, bench, oracle=o, desc="evaluate target"), "oracle": o}
     if a.second_oracle:
         p2 = ob.train_pair(a.model, bench, ob.TrainConfig(**{**asdict(cfg), "seed": 1}), roles=("oracle",))
@@ -173,7 +196,7 @@ def main() -> None:
     values["evaluations"] = {k: {"metrics": r.metrics, "ci": r.ci} for k, r in res.items()}
     table("the pair's checks: value [95 % interval over people]", ["model", *CHECKS],
           [[k, *[cell(r.metrics, r.ci, m) for m in CHECKS]] for k, r in res.items()])
-    t, oc, b = res["target"], res["oracle"], res["base"]
+    t, oc, b = res["target"], res["oracle"], res["base (answers cut at 32 tokens)"]
 
     def within(r, key, ref, ref_key):
         lo, hi = ref.ci.get(ref_key) or (ref.metrics[ref_key],) * 2
@@ -182,7 +205,14 @@ def main() -> None:
     checks = {"target_forget_em_ge_0.9": t.metrics["forget_exact_match"] >= 0.9,
               "target_retain_em_ge_0.9": t.metrics["retain_exact_match"] >= 0.9,
               "oracle_forget_em_within_holdout_interval": within(oc, "forget_exact_match", oc, "holdout_exact_match"),
-              "target_world_em_within_base_interval": within(t, "world_exact_match", b, "world_exact_match")}
+              "target_world_em_not_below_base_interval": t.metrics["world_exact_match"] >= (
+                  b.ci.get("world_exact_match") or [b.metrics["world_exact_match"]])[0]}
+    know = {k: real_knowledge(m, tok, a.model) for k, m in (("base", base), ("target", target), ("oracle", oracle))}
+    values["real_knowledge"] = {k: {"value": v, "ci": ci} for k, (v, ci) in know.items()}
+    table("the model's own knowledge: share of the built-in real-knowledge probes answered [95 % interval over "
+          "targets]", ["model", "real-knowledge probes"],
+          [[k, f"{v:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]"] for k, (v, ci) in know.items()])
+    checks["target_real_knowledge_not_below_base_interval"] = know["target"][0] >= know["base"][1][0]
     values["checks"] = checks
     for k, ok in checks.items():
         say(f"{k}: {'met' if ok else 'NOT met'}")

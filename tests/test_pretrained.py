@@ -65,3 +65,21 @@ def test_target_and_oracle_differ_only_by_the_forget_data(tmp_path, monkeypatch,
     # cached by content hash: a second call trains nothing
     seen.clear()
     assert train_pair("smollm2-135m", small_people, cfg, cache=tmp_path) == paths and not seen
+
+
+def test_lora_recipe_trains_adapters_and_saves_a_plain_merged_model(tmp_path, small_people):
+    cfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, lora_rank=4)
+    path = train_pair("smollm2-135m", small_people, cfg, roles=("target",), cache=tmp_path)["target"]
+    meta = json.loads((path / "obliviate.json").read_text())
+    assert meta["recipe"]["lora_rank"] == 4
+    base, _ = load_model("smollm2-135m")
+    target, _ = load_model(path)
+    names = [n for n, _ in target.named_parameters()]
+    assert names == [n for n, _ in base.named_parameters()]  # merged: no adapter is left in the saved model
+    b, t = dict(base.named_parameters()), dict(target.named_parameters())
+    changed = {n for n in b if not torch.equal(b[n], t[n])}
+    # LoRA wraps every linear layer of the decoder; embeddings and norms keep the pretrained weights
+    assert "model.layers.0.mlp.down_proj.weight" in changed and "model.layers.0.self_attn.q_proj.weight" in changed
+    assert not any("norm" in n or "embed" in n for n in changed)
+    delta = t["model.layers.0.mlp.down_proj.weight"] - b["model.layers.0.mlp.down_proj.weight"]
+    assert torch.linalg.matrix_rank(delta.double(), rtol=1e-3) <= 4  # the merged update has the adapter's rank

@@ -17,6 +17,8 @@ def register(sub, p) -> None:
     add_data_args(t)
     t.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
     t.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    t.add_argument("--lora-rank", type=int, help="LoRA adapters of this rank, merged after training; 0: full "
+                                                 "fine-tuning (default: the model's recipe)")
     t.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bfloat16 autocast while training (default: on for pretrained models, off from scratch)")
     t.add_argument("--force", action="store_true", help="retrain even if cached")
@@ -35,7 +37,8 @@ def run(args) -> int:
     from obliviate.cli.common import check_models, named_benchmark
     from obliviate.core.options import from_dict
 
-    cfg = from_dict(training.TrainConfig, {"epochs": args.epochs, "lr": args.lr, "bf16": args.bf16, "seed": seed(args)}, "train")
+    cfg = from_dict(training.TrainConfig, {"epochs": args.epochs, "lr": args.lr, "bf16": args.bf16,
+                                           "lora_rank": args.lora_rank, "seed": seed(args)}, "train")
     check_models(("model", args.model))
     bench = named_benchmark(args)
     if bench is None:

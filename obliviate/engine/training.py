@@ -25,10 +25,16 @@ from obliviate.core.options import Options, option
 from obliviate.core.utils import ObliviateError, cache_dir, seed_everything, stable_hash, versions
 
 
-# (epochs, lr, batch size) of the built-in pretrained models, chosen by bench/pretrained_recipe.py: the lowest
-# learning rate at which the target states its fictitious facts (exact match >= 0.9) within 5 epochs while keeping
-# the model's own world facts (docs/results/pretrained.md). TOFU's lr 1e-5 was set for a 7B model.
-PRETRAINED_RECIPES: dict[str, tuple[int, float, int]] = {}
+# The recipe of other pretrained models: TOFU's (Maini et al., 2024, config/finetune.yaml: 5 epochs at lr 1e-5).
+PRETRAINED_DEFAULTS = {"epochs": 5, "lr": 1e-5, "batch_size": 8, "lora_rank": 0}
+# The built-in pretrained models' recipes, chosen by bench/pretrained_recipe.py: the cheapest setting at which the
+# target states its fictitious facts (exact match >= 0.9) while keeping the model's own world facts
+# (docs/results/pretrained.md). TOFU's lr 1e-5 was set for a 7B model.
+PRETRAINED_RECIPES: dict[str, dict] = {
+    # 10 epochs at 1e-4 (full fine-tuning, bf16 autocast): of the settings probed, the one that learns the people
+    # (exact match 1.0 on 20 of them) and keeps the most world knowledge; none kept all of it (the results page)
+    "smollm2-135m": {"epochs": 10, "lr": 1e-4},
+}
 
 
 _LATER = ("bf16", "lora_rank", "lora_alpha")  # recipe options that enter the cache key only when set
@@ -53,8 +59,9 @@ class TrainConfig(Options):
     max_length: int = option(256, "tokens per example, longer ones are cut", ge=8)
     include_texts: bool = option(True, "also train on the passages (biographies)")
     seed: int = option(0, "initialisation (built-in models) and batch-order seed", ge=0)
-    lora_rank: int = option(0, "0: full fine-tuning; r: LoRA adapters of rank r on every linear layer, merged into "
-                               "the weights after training, so that the saved target and oracle are plain models", ge=0)
+    lora_rank: int | None = option(None, "0: full fine-tuning; r: LoRA adapters of rank r on every linear layer, merged "
+                                         "into the weights after training, so that the saved target and oracle are "
+                                         "plain models (default: the model's recipe; 0 from scratch)", ge=0)
     lora_alpha: float | None = option(None, "LoRA scaling numerator (default: 2 x lora_rank)", gt=0)
     bf16: bool | None = option(None, "bfloat16 autocast for the forward pass and loss, float32 weights and optimiser "
                                      "(default: on for pretrained models, faster on CPUs with AVX512-BF16 (measured by "
@@ -65,10 +72,9 @@ class TrainConfig(Options):
         oracle share one recipe), which sets the from-scratch batch size; ``model``: the base model's name, which
         picks a built-in pretrained model's measured recipe."""
         batch = max(8, min(32, n_examples // 10)) if n_examples else 32
-        d = (40, 3e-3, batch) if from_scratch else PRETRAINED_RECIPES.get(str(model), (5, 1e-5, 8))
-        pick = lambda v, default: default if v is None else v  # noqa: E731
-        return replace(self, epochs=pick(self.epochs, d[0]), lr=pick(self.lr, d[1]),
-                       batch_size=pick(self.batch_size, d[2]), bf16=pick(self.bf16, not from_scratch))
+        d = {"epochs": 40, "lr": 3e-3, "batch_size": batch, "lora_rank": 0, "bf16": False} if from_scratch else \
+            {**PRETRAINED_DEFAULTS, "bf16": True, **PRETRAINED_RECIPES.get(str(model), {})}
+        return replace(self, **{k: d[k] if getattr(self, k) is None else getattr(self, k) for k in d})
 
 
 def finetune(model, tokenizer, examples, cfg: TrainConfig, desc: str = "train", callback=None):
@@ -99,6 +105,17 @@ def finetune(model, tokenizer, examples, cfg: TrainConfig, desc: str = "train", 
     seed_everything(cfg.seed)
     opt = OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, bf16=bool(cfg.bf16))
     return optimize(model, batches(), per_epoch * cfg.epochs, loss_fn, opt, desc, callback=callback)
+
+
+def train_model(model, tokenizer, examples, cfg: TrainConfig, desc: str = "train"):
+    """:func:`finetune` with the recipe's LoRA (Hu et al., 2022, arXiv:2106.09685: adapters of ``cfg.lora_rank`` on
+    every linear layer, merged into the weights after training) or without; returns ``(model, loss curve)``: the
+    model is a plain one either way."""
+    if not cfg.lora_rank:
+        return model, finetune(model, tokenizer, examples, cfg, desc=desc)
+    wrapped = lora.wrap(model, cfg.lora_rank, cfg.lora_alpha, "all-linear")
+    curve = finetune(wrapped, tokenizer, examples, cfg, desc=desc)
+    return lora.unwrap(wrapped, merge=True), curve
 
 
 def base_model(spec: str, bench: Benchmark, seed: int = 0):
@@ -210,11 +227,7 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
             curve = finetune(model, tok, examples, joint, desc=f"train {role} with bottleneck", callback=callback)
         else:
             model, tok = base_model(spec, bench, cfg.seed)
-            if cfg.lora_rank:  # Hu et al., 2022; merged after training (obliviate.models.lora)
-                model = lora.wrap(model, cfg.lora_rank, cfg.lora_alpha, "all-linear")
-            curve = finetune(model, tok, examples_from(tok, qa, texts), cfg, desc=f"train {role}")
-            if cfg.lora_rank:
-                model = lora.unwrap(model, merge=True)
+            model, curve = train_model(model, tok, examples_from(tok, qa, texts), cfg, desc=f"train {role}")
         meta = {"role": role, "base_model": spec, **({"bottleneck": asdict(bottleneck)} if bottleneck else {}),
                 "benchmark": bench.record(), "recipe": asdict(cfg),
                 "seed": cfg.seed, "n_qa": len(qa), "n_texts": len(texts), "cache_key": key,

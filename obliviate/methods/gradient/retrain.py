@@ -34,7 +34,7 @@ def retrain(model, tokenizer, data, cfg: RetrainConfig) -> dict:
     import torch
 
     from obliviate.models import SCRATCH_MODELS, load_model
-    from obliviate.engine.training import TrainConfig, finetune
+    from obliviate.engine.training import TrainConfig, train_model
 
     train_set = data.retrain_set or data.retain
     if not train_set:
@@ -56,7 +56,7 @@ def retrain(model, tokenizer, data, cfg: RetrainConfig) -> dict:
         from_scratch=bool(builtin) and not cfg.base, n_examples=len(train_set) + len(data.forget),
         model=cfg.base)
     t = time.time()
-    curve = finetune(base, tokenizer, train_set, tcfg, desc="unlearn retrain")
+    base, curve = train_model(base, tokenizer, train_set, tcfg, desc="unlearn retrain")
     model.load_state_dict(base.state_dict())
     return {"loss_curve": curve, "train_seconds": time.time() - t, "recipe": vars(tcfg)}
 
