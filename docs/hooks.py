@@ -98,9 +98,12 @@ def _results(name: str) -> str:
            f"{' (with uncommitted changes)' if rec.get('dirty') else ''} on {rec['date'][:10]}, "
            f"{rec['machine']['cpu']}, {rec['machine']['cores']} cores, {rec['machine'].get('threads', '?')} "
            f"thread(s); torch {rec['versions'].get('torch')}."]
-    if rec.get("values"):
+    # scalars and ``{"value", "ci"}`` pairs; nested records (per-model evaluations) are the tables' data, shown there
+    shown = {k: v for k, v in rec.get("values", {}).items() if not isinstance(v, (dict, list)) or
+             (isinstance(v, dict) and "value" in v)}
+    if shown:
         rows = [_row("value", "measured"), _row("---", "---")]
-        for k, v in rec["values"].items():
+        for k, v in shown.items():
             if isinstance(v, dict):
                 c = f"{v['value']:.4g} [{v['ci'][0]:.3g}, {v['ci'][1]:.3g}]" if v.get("ci") else f"{v['value']:.4g}"
             else:
