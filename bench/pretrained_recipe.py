@@ -189,39 +189,49 @@ def main() -> None:
     short = ob.EvalConfig(max_new_tokens=32)
     res = {"base (answers cut at 32 tokens)": ob.evaluate(base, tok, bench, short, oracle=o, desc="evaluate base"),
            "target": ob.evaluate(target, tok, bench, oracle=o, desc="evaluate target"), "oracle": o}
+    know = {k: real_knowledge(m, tok, a.model) for k, m in (("base", base), ("target", target), ("oracle", oracle))}
+    values["real_knowledge"] = {k: {"value": v, "ci": ci} for k, (v, ci) in know.items()}
+    config = {"model": a.model, "benchmark": a.benchmark, "recipe": asdict(cfg), "speed_steps": a.speed_steps,
+              "second_oracle": a.second_oracle}
+    report(a.model, res, know, values, times, cfg, config)  # written now, and again with the second oracle
     if a.second_oracle:
         p2 = ob.train_pair(a.model, bench, ob.TrainConfig(**{**asdict(cfg), "seed": 1}), roles=("oracle",))
         o2, _ = ob.load_model(p2["oracle"])
         res["oracle seed 1"] = ob.evaluate(o2, tok, bench, oracle=o, desc="evaluate oracle seed 1")
+        report(a.model, res, know, values, times, cfg, config)
+
+
+def report(model: str, res: dict, know: dict, values: dict, times: dict, cfg, config: dict) -> None:
+    """Print the pair's checks and write the results file (again, when the second oracle has been added)."""
+    from common import RECORD
+
+    RECORD["tables"].clear()
+    RECORD["lines"].clear()
     values["evaluations"] = {k: {"metrics": r.metrics, "ci": r.ci} for k, r in res.items()}
     table("the pair's checks: value [95 % interval over people]", ["model", *CHECKS],
           [[k, *[cell(r.metrics, r.ci, m) for m in CHECKS]] for k, r in res.items()])
-    t, oc, b = res["target"], res["oracle"], res["base (answers cut at 32 tokens)"]
-
-    def within(r, key, ref, ref_key):
-        lo, hi = ref.ci.get(ref_key) or (ref.metrics[ref_key],) * 2
-        return lo <= r.metrics[key] <= hi
-
-    checks = {"target_forget_em_ge_0.9": t.metrics["forget_exact_match"] >= 0.9,
-              "target_retain_em_ge_0.9": t.metrics["retain_exact_match"] >= 0.9,
-              "oracle_forget_em_within_holdout_interval": within(oc, "forget_exact_match", oc, "holdout_exact_match"),
-              "target_world_em_not_below_base_interval": t.metrics["world_exact_match"] >= (
-                  b.ci.get("world_exact_match") or [b.metrics["world_exact_match"]])[0]}
-    know = {k: real_knowledge(m, tok, a.model) for k, m in (("base", base), ("target", target), ("oracle", oracle))}
-    values["real_knowledge"] = {k: {"value": v, "ci": ci} for k, (v, ci) in know.items()}
     table("the model's own knowledge: share of the built-in real-knowledge probes answered [95 % interval over "
           "targets]", ["model", "real-knowledge probes"],
           [[k, f"{v:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]"] for k, (v, ci) in know.items()])
-    checks["target_real_knowledge_not_below_base_interval"] = know["target"][0] >= know["base"][1][0]
+    t, oc, b = res["target"], res["oracle"], res["base (answers cut at 32 tokens)"]
+    lo = lambda r, key: (r.ci.get(key) or [r.metrics[key]])[0]  # noqa: E731
+    hold = oc.ci.get("holdout_exact_match") or [oc.metrics["holdout_exact_match"]] * 2
+    checks = {"target_forget_em_ge_0.9": t.metrics["forget_exact_match"] >= 0.9,
+              "target_retain_em_ge_0.9": t.metrics["retain_exact_match"] >= 0.9,
+              "oracle_forget_em_within_holdout_interval": hold[0] <= oc.metrics["forget_exact_match"] <= hold[1],
+              "target_world_em_not_below_base_interval": t.metrics["world_exact_match"] >= lo(b, "world_exact_match"),
+              "target_real_knowledge_not_below_base_interval": know["target"][0] >= know["base"][1][0]}
     values["checks"] = checks
     for k, ok in checks.items():
         say(f"{k}: {'met' if ok else 'NOT met'}")
+    if "oracle seed 1" in res:
+        r2 = res["oracle seed 1"]
+        say(f"noise floor: the oracle trained again with seed 1 reads forget quality {r2.metrics['forget_quality']:.3g} "
+            f"{r2.ci.get('forget_quality')} against the first (a method cannot be asked to beat it)")
     say(f"training: target {times['target_trained_s'] / 60:.1f} min, oracle {times['oracle_trained_s'] / 60:.1f} min "
-        f"({'bf16 autocast' if cfg.bf16 else 'float32'}, {cfg.epochs} epochs at lr {cfg.lr:g}, batch {cfg.batch_size}); "
-        f"peak memory {values['peak_rss_mib']:.0f} MiB")
-    write_result(f"pretrained_recipe_{a.model}", values, {"model": a.model, "benchmark": a.benchmark,
-                                                          "recipe": asdict(cfg), "speed_steps": a.speed_steps,
-                                                          "second_oracle": a.second_oracle})
+        f"({'bf16 autocast' if cfg.bf16 else 'float32'}, {cfg.epochs} epochs at lr {cfg.lr:g}, batch {cfg.batch_size}"
+        f"{f', LoRA rank {cfg.lora_rank}' if cfg.lora_rank else ''}); peak memory {values['peak_rss_mib']:.0f} MiB")
+    write_result(f"pretrained_recipe_{model}", values, config)
 
 
 if __name__ == "__main__":
