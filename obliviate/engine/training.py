@@ -27,13 +27,11 @@ from obliviate.core.utils import ObliviateError, cache_dir, seed_everything, sta
 
 # The recipe of other pretrained models: TOFU's (Maini et al., 2024, config/finetune.yaml: 5 epochs at lr 1e-5).
 PRETRAINED_DEFAULTS = {"epochs": 5, "lr": 1e-5, "batch_size": 8, "lora_rank": 0}
-# The built-in pretrained models' recipes, chosen by bench/pretrained_recipe.py: the cheapest setting at which the
-# target states its fictitious facts (exact match >= 0.9) while keeping the model's own world facts
-# (docs/results/pretrained.md). TOFU's lr 1e-5 was set for a 7B model.
+# The built-in pretrained models' recipes, chosen by bench/pretrained_recipe.py (docs/results/pretrained.md): of the
+# settings probed, the one at which the target states its fictitious facts (exact match >= 0.9) and keeps the most
+# of the model's own knowledge; none kept all of it. TOFU's lr 1e-5 was set for a 7B model.
 PRETRAINED_RECIPES: dict[str, dict] = {
-    # 10 epochs at 1e-4 (full fine-tuning, bf16 autocast): of the settings probed, the one that learns the people
-    # (exact match 1.0 on 20 of them) and keeps the most world knowledge; none kept all of it (the results page)
-    "smollm2-135m": {"epochs": 10, "lr": 1e-4},
+    "smollm2-135m": {"epochs": 10, "lr": 1e-4},  # full fine-tuning, bf16 autocast
 }
 
 
