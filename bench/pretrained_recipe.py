@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import resource
 import time
 from dataclasses import asdict
 
-from common import cell, say, table, write_result
+from common import RECORD, cell, say, table, write_result
 
 CHECKS = ["forget_exact_match", "retain_exact_match", "holdout_exact_match", "world_exact_match",
           "neighbours_exact_match", "forget_quality", "model_utility"]
@@ -89,8 +90,6 @@ def probe(model: str, settings: list[tuple[float, int]], n_people: int, cfg, bas
     """Exact match of the target trained on ``n_people`` people with each (lr, epochs) (and of the base model)."""
     import obliviate as ob
     from obliviate.data.people import PeopleConfig, generate_people
-
-    import json
 
     from obliviate.core.utils import cache_dir, stable_hash, write_json_atomic
 
@@ -175,8 +174,6 @@ def main() -> None:
         t = time.time()
         path = ob.train_pair(a.model, bench, cfg, roles=(role,))[role]
         times[role] = time.time() - t
-        import json
-
         meta = json.loads((path / "obliviate.json").read_text())
         times[role + "_trained_s"] = meta["train_seconds"]  # the training itself, whether or not this run did it
     values["train_seconds"] = times
@@ -203,8 +200,6 @@ def main() -> None:
 
 def report(model: str, res: dict, know: dict, values: dict, times: dict, cfg, config: dict) -> None:
     """Print the pair's checks and write the results file (again, when the second oracle has been added)."""
-    from common import RECORD
-
     RECORD["tables"].clear()
     RECORD["lines"].clear()
     values["evaluations"] = {k: {"metrics": r.metrics, "ci": r.ci} for k, r in res.items()}
