@@ -55,6 +55,34 @@ def pair(model: str, benchmark: str):
     return bench, target, oracle, tok, ob.UnlearnData.from_benchmark(bench, tok)
 
 
+def cached_row(key: dict, compute) -> dict:
+    """``compute()``'s JSON-able result, cached under ``$OBLIVIATE_CACHE/bench_rows`` by ``key`` and the library's
+    source tree (git's tree hash of ``obliviate/``; never read back while it has uncommitted changes), so a long bench stopped midway resumes where it stopped and a
+    change to the library measures again."""
+    import hashlib
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from obliviate.core.utils import cache_dir, write_json_atomic
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        git = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True,  # noqa: E731
+                                        check=True).stdout.strip()
+        tree = "unknown" if git("status", "--porcelain", "--", "obliviate") else git("rev-parse", "HEAD:obliviate")
+    except (OSError, subprocess.CalledProcessError):
+        tree = "unknown"
+    digest = hashlib.sha256(json.dumps([tree, key], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = Path(cache_dir()) / "bench_rows" / f"{digest}.json"
+    if tree != "unknown" and path.exists():
+        return json.loads(path.read_text())
+    out = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, json.loads(json.dumps(out, default=str)))
+    return out
+
+
 def run_rows(rows, target, tok, data) -> tuple[dict, dict, dict]:
     """Unlearn ``target`` once per ``(label, method, options)``: ``(models, infos, seconds)`` by label."""
     import obliviate as ob

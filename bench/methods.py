@@ -74,20 +74,24 @@ def main() -> None:
     moe = [(m, {}, "defaults") for m in METHODS if METHODS[m].moe_only]
     moe += [(m, c, f"tuned {c}") for m, c in TUNED if METHODS[m].moe_only]
     moe += [("npo", {}, "defaults, all weights"), ("retrain", {}, "defaults")]
-    if a.only:
-        keep = set(a.only.split(",")) | ({"retrain"} if scratch else set())
-        dense = [r for r in dense if r[0] in keep]
-        moe = [r for r in moe if r[0] in keep] if any(METHODS[m].moe_only for m in keep) else []
+    if a.only:  # in the order given (a long run records its rows as they finish)
+        order = [m for m in a.only.split(",") if m] + (["retrain"] if scratch else [])
+        dense = sorted((r for r in dense if r[0] in order), key=lambda r: order.index(r[0]))
+        moe = [r for r in moe if r[0] in order] if any(METHODS[m].moe_only for m in order) else []
     tune = [m for m in a.tune_methods.split(",") if m] if a.tune else []
     t0 = time.time()
-    method_table(a.benchmark, a.model, dense, tune, a.tune)
-    if moe and scratch:
-        method_table(a.benchmark, a.moe_model, moe)
     from common import write_result
 
-    write_result(f"methods_{a.model}", {"seconds": round(time.time() - t0)},
-                 {"benchmark": a.benchmark, "model": a.model, "moe_model": a.moe_model if moe else None,
-                  "only": a.only or None, "tune_trials": a.tune, "tune_methods": tune, "calibrate": not a.no_calibrate})
+    config = {"benchmark": a.benchmark, "model": a.model, "moe_model": a.moe_model if moe and scratch else None,
+              "only": a.only or None, "tune_trials": a.tune, "tune_methods": tune, "calibrate": not a.no_calibrate}
+
+    def write(done: int, planned: int) -> None:  # after every row: a run stopped midway keeps what it measured
+        write_result(f"methods_{a.model}", {"seconds": round(time.time() - t0), "rows_done": done,
+                                            "rows_planned": planned}, config)
+
+    method_table(a.benchmark, a.model, dense, tune, a.tune, write)
+    if moe and scratch:
+        method_table(a.benchmark, a.moe_model, moe, write=write)
 
 
 def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths) -> tuple[dict, str]:
@@ -109,8 +113,13 @@ def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths) ->
 
 
 def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], tune: list[str] = (),
-                 trials: int = 0) -> None:
+                 trials: int = 0, write=None) -> None:
+    """Unlearn the pair's target with each of ``runs`` (rows cached by :func:`common.cached_row`, so a stopped
+    run resumes), print the table and the goal lines after every row and ``write(done, planned)`` them."""
     import json
+    from types import SimpleNamespace
+
+    from common import RECORD, cached_row
 
     import obliviate as ob
     from obliviate.models import SCRATCH_MODELS
@@ -131,17 +140,35 @@ def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], 
         o2, _ = ob.load_model(ob.train_pair(model, bench, replace(recipe, seed=1), roles=("oracle",))["oracle"])
         second = ob.evaluate(o2, tok, bench, oracle=ref)
         del o2
-    rows = []
     for m in tune:
         cfg, label = tune_rows(m, trials, target, tok, bench, ref, base, paths)
         runs = [*runs, (m, {k: (round(v, 6) if isinstance(v, float) else v) for k, v in cfg.items()}, label)]
-    for name, cfg, label in runs:
+    mark = {k: len(v) for k, v in RECORD.items()}
+
+    def one(name: str, cfg: dict) -> dict:
         t = time.time()
-        new, info = ob.unlearn(target, tok, data, name, cfg)
+        new, _ = ob.unlearn(target, tok, data, name, cfg)
         secs = time.time() - t
         r = ob.evaluate(new, tok, bench, oracle=ref)
-        rows.append((name, label, r, secs))
-        print(f"  {name:<12} {label:<40} done in {secs:.0f} s", flush=True)
+        return {"metrics": r.metrics, "ci": r.ci, "seconds": secs}
+
+    rows = []
+    for name, cfg, label in runs:
+        got = cached_row({"bench": "methods.py", "target": str(paths["target"]), "oracle": str(paths["oracle"]),
+                          "benchmark": bench.fingerprint(), "method": name, "config": cfg}, lambda: one(name, cfg))
+        rows.append((name, label, SimpleNamespace(metrics=got["metrics"], ci=got["ci"]), got["seconds"]))
+        print(f"  {name:<12} {label:<40} done in {got['seconds']:.0f} s", flush=True)
+        for k, n in mark.items():  # this table's lines are printed again with every row
+            del RECORD[k][n:]
+        summarise(benchmark, model, rows, base, ref, second, paths)
+        if write is not None:
+            write(len(rows), len(runs))
+
+
+def summarise(benchmark: str, model: str, rows: list, base, ref, second, paths) -> None:
+    """The method table and its goal lines, for the rows measured so far."""
+    import json
+
     if any(n == "retrain" for n, _, _, _ in rows):
         retrain_s, retrain_name = next(s for n, _, _, s in rows if n == "retrain"), "retrain"
     else:  # the oracle's own training time, from its manifest
