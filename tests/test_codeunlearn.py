@@ -72,6 +72,32 @@ def test_a_deleted_code_is_never_chosen_and_the_next_best_fills_its_slot(kind):
                            torch.where(live, expected.sort(-1).values, -1).sort(-1).values) or live.all()
 
 
+@pytest.mark.parametrize("kind", ["codebook", "sae"])
+def test_a_zero_deleted_code_may_be_chosen_but_adds_nothing(kind):
+    """deletion=zero (codebook-features' keep_k_codes=False): the top k are those of the intact layer, and the
+    deleted code's slot stays empty instead of going to the next best code."""
+    torch.manual_seed(0)
+    layer = cb.Codebook(16, 32, 4) if kind == "codebook" else cb.TopKSAE(16, 32, 4)
+    x = torch.randn(64, 16)
+    with torch.no_grad():
+        intact = layer(x)
+        scores = layer.scores(x.reshape(64, 1, 16))[:, 0]
+    top = scores.topk(4, -1).indices  # (64, 4)
+    victim = int(top[:, 0].mode().values)
+    layer.deleted[0, victim] = layer.zeroed[0, victim] = True
+    with torch.no_grad():
+        y = layer(x)
+    hit = (top == victim).any(-1)
+    assert hit.any() and torch.equal(y[~hit], intact[~hit])  # tokens that did not choose it: unchanged
+    if kind == "codebook":
+        codes = layer.codes[0].detach()
+        expected = (codes[top] * (top != victim).unsqueeze(-1)).sum(-2) / 4  # still divided by k
+    else:
+        vals = F.relu(scores.gather(-1, top)) * (top != victim)
+        expected = (vals.unsqueeze(-1) * layer.W_dec[0].detach()[top]).sum(-2) + layer.b_pre[0].detach()
+    assert torch.allclose(y[hit], expected[hit], atol=1e-5)
+
+
 def test_per_head_codebook_acts_on_each_head_separately():
     torch.manual_seed(0)
     layer = cb.Codebook(dim=16, codes=8, k=2, groups=4)
@@ -232,6 +258,39 @@ def test_cli_builds_unlearns_lists_and_undoes(tmp_path, capsys, micro_pair):
     assert main(["codes", "--model", str(u), "--undo", "1", "--out", str(tmp_path / "v")]) == 0
     restored, _ = load_model(tmp_path / "v")
     assert not deletions(restored) and all(not layer.deleted.any() for layer in sites.bottlenecks(restored).values())
+
+
+def _forget_nll(model, tok, examples) -> float:
+    """Mean next-token loss on the examples' answer tokens (the loss-based forget score, negated)."""
+    from obliviate.data.format import IGNORE, encoded_batches
+
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for b in encoded_batches(tok, examples, 64):
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1]
+            labels = b["labels"][:, 1:]
+            total += float(F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="sum"))
+            count += int((labels != IGNORE).sum())
+    return total / count
+
+
+def test_zeroing_the_located_codes_raises_the_forget_loss_more_than_zeroing_random_ones(sae_model, request_data,
+                                                                                         tmp_path):
+    model, tok = sae_model
+    base = _forget_nll(model, tok, request_data.forget)
+    located, info = unlearn(model, tok, request_data, "codeunlearn", {"n": 12, "deletion": "zero"})
+    control, _ = unlearn(model, tok, request_data, "codeunlearn", {"n": 12, "deletion": "zero", "control": True})
+    assert info["deletion"] == "zero" and deletions(located)[0]["deletion"] == "zero"
+    rise = _forget_nll(located, tok, request_data.forget) - base
+    rise_random = _forget_nll(control, tok, request_data.forget) - base
+    assert rise > 0.3 and rise > 5 * max(rise_random, 0.01), (rise, rise_random)
+    # the zeroed set is not among the weights: it comes back from the recorded request
+    again, _ = load_model(save_model(located, tok, tmp_path / "z"))
+    ids = tok(["Who is the test?"], return_tensors="pt")
+    assert torch.equal(again(**ids).logits, located(**ids).logits)
+    assert sum(int(layer.zeroed.sum()) for layer in sites.bottlenecks(again).values()) == 12
+    undo(again, 1)
+    assert not any(bool(layer.zeroed.any()) for layer in sites.bottlenecks(again).values())
 
 
 def test_sae_with_error_term_is_the_identity_until_a_latent_is_deleted():

@@ -26,8 +26,13 @@ attention codebooks), and ``layer.L`` (the residual stream after layer L: a bott
 must pass through; obliviate's addition, since a deleted code at an MLP can be bypassed by the residual
 stream). ``*`` stands for every layer.
 
-Deleting a code masks its score to −∞ (the next best codes fill its slot). The deleted set is a buffer of the
-layer, so it travels with the saved weights; the requests that deleted codes are listed in the model config
+Deleting a code works one of two ways, the two that codebook-features offers (Tamkin et al.'s code, its
+``keep_k_codes`` hook option): ``fill`` (its default, ``keep_k_codes=True``) masks the code's score to −∞, so the
+next best code takes its slot and k codes still make the output; ``zero`` (``keep_k_codes=False``) lets the code
+be chosen but drops its contribution, so its slot stays empty (a codebook still divides by k; an SAE latent's value
+is set to 0). Fill hands a deleted code's slot to a near copy when the codebook is large; zero removes what the code
+carried. The deleted set is a buffer of the layer, so it travels with the saved weights; the zero-deleted subset is
+rebuilt from the recorded requests; the requests that deleted codes are listed in the model config
 (``obliviate_bottleneck.deletions``) and can be undone (:func:`undo`). A bottlenecked model saves as a normal
 safetensors folder whose config carries ``obliviate_bottleneck``; :func:`obliviate.load_model` rebuilds the layers
 from it (no ``trust_remote_code``). Plain ``transformers`` cannot load it without them.
@@ -63,6 +68,8 @@ class Sparse(nn.Module):
             raise ObliviateError(f"bottleneck: width {dim} does not split into {groups} heads")
         self.dim, self.n, self.k, self.groups = dim, codes, k, groups
         self.register_buffer("deleted", torch.zeros(groups, codes, dtype=torch.bool))  # saved with the weights
+        # the deleted codes whose contribution is zeroed rather than filled (rebuilt from the recorded requests)
+        self.register_buffer("zeroed", torch.zeros(groups, codes, dtype=torch.bool), persistent=False)
         self.register_buffer("usage", torch.zeros(groups, codes), persistent=False)
         self.record: list | None = None  # set to a list to collect the chosen codes, (..., G, k) ids per call
         self.aux_loss: torch.Tensor | None = None
@@ -71,9 +78,17 @@ class Sparse(nn.Module):
         self.mse_weight, self.commitment = 1.0, 0.0
 
     def _topk(self, scores: torch.Tensor) -> torch.Tensor:  # (..., G, N) -> (..., G, k)
-        if int(self.deleted.sum(-1).max()) > self.n - self.k:
+        filled = self.deleted & ~self.zeroed  # fill-deleted codes are never chosen; zero-deleted ones may be
+        if int(filled.sum(-1).max()) > self.n - self.k:
             raise ObliviateError(f"bottleneck: fewer than k={self.k} codes left after deletion")
-        return scores.masked_fill(self.deleted, float("-inf")).topk(self.k, dim=-1).indices
+        return scores.masked_fill(filled, float("-inf")).topk(self.k, dim=-1).indices
+
+    def _zeroed_at(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """(..., G, k): which chosen codes are zero-deleted; None while no code is."""
+        if not bool(self.zeroed.any()):
+            return None
+        flat = idx + torch.arange(self.groups, device=idx.device).unsqueeze(-1) * self.n
+        return self.zeroed.reshape(-1)[flat]
 
     def _book(self, idx: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
         """Record (and count) the chosen codes; returns their ids within this layer, head-major (..., G, k)."""
@@ -115,12 +130,15 @@ class Codebook(Sparse):
     def reconstruct(self, xg):
         with torch.no_grad():
             idx = self._topk(self.scores(xg.detach()))  # (..., G, k)
-        flat = self._book(idx)
+        zero = self._zeroed_at(idx)
+        flat = self._book(idx, active=None if zero is None else ~zero)
         # an embedding lookup, not advanced indexing: the latter's backward (an accumulating index_put) sums the
         # gradients of a code chosen many times in a thread-dependent order on CPU, so the same seed trained
         # different weights; the embedding's backward sums them in a fixed order
         chosen = F.embedding(flat, self.codes.reshape(self.groups * self.n, -1))  # (..., G, k, d)
-        return chosen.mean(-2)
+        if zero is None:
+            return chosen.mean(-2)
+        return (chosen * (~zero).unsqueeze(-1)).sum(-2) / self.k  # a zeroed code's slot stays empty
 
     def output(self, xg, y):
         return y + xg - xg.detach()  # value y; dy/dx = I (straight-through), codes get the gradient of y
@@ -166,8 +184,11 @@ class TopKSAE(Sparse):
     def scores(self, xg):
         return torch.einsum("...gd,gdn->...gn", xg - self.b_pre, self.W_enc) + self.b_enc
 
-    def _decode(self, pre, idx):
+    def _decode(self, pre, idx, zero: bool = True):
         vals = F.relu(pre.gather(-1, idx))  # (..., G, k)
+        dropped = self._zeroed_at(idx) if zero else None
+        if dropped is not None:
+            vals = vals.masked_fill(dropped, 0.0)  # a zero-deleted latent contributes nothing
         z = torch.zeros_like(pre).scatter(-1, idx, vals)
         return torch.einsum("...gn,gnd->...gd", z, self.W_dec), vals
 
@@ -204,7 +225,7 @@ class TopKSAE(Sparse):
             self.aux_loss = aux if self.aux_loss is None else self.aux_loss + aux
         if not any_deleted:
             return x
-        full, _ = self._decode(pre, pre.detach().topk(self.k, dim=-1).indices)
+        full, _ = self._decode(pre, pre.detach().topk(self.k, dim=-1).indices, zero=False)
         return (xg + (y - full) * keep).reshape(x.shape)
 
     @torch.no_grad()

@@ -20,7 +20,10 @@ rest of the data; obliviate states its rule as the precision and recall of a cod
 * ``rule="precision"`` (default): the codes with ``p_c >= min_precision`` and ``f_c >= min_count``, ranked by
   recall; ``rule="difference"``: ranked by ``f_c/F - r_c/R`` (the paper's frequency contrast), ``f_c >= min_count``.
 
-The top ``n`` are deleted (their scores set to −∞, so the next best codes fill the k slots). With ``n`` unset, n is
+The top ``n`` are deleted: ``deletion="fill"`` (default) sets their scores to −∞, so the next best codes fill the k
+slots; ``deletion="zero"`` leaves them choosable but drops their contribution (:mod:`.codebook` says which the
+codebook-features code does by default, and why fill can change nothing in a large codebook). CodeUnlearn builds on
+that code; its default, fill, stays obliviate's. With ``n`` unset, n is
 chosen by obliviate's holdout rule (:mod:`.calibrate`; no oracle): deletions grow along a doubling grid, and the
 first n at which the forget facts are indistinguishable from never-trained calibration facts (LOSS and Min-K% AUC
 intervals contain 0.5) is kept; otherwise the n closest to that.
@@ -71,6 +74,9 @@ class CodeUnlearnConfig(Options):
                                      "(the calibration facts)", choices=("retain", "holdout"))
     max_n: int = option(512, "the holdout rule's largest n", ge=1)
     control: bool = option(False, "delete n random codes of matched firing frequency instead (a control)")
+    deletion: str = option("fill", "fill: a deleted code's slot goes to the next best code (codebook-features' "
+                                   "default); zero: the code may still be chosen, its contribution is dropped",
+                           choices=("fill", "zero"))
     max_length: int = option(256, "tokens per example", ge=8)
     batch_size: int = option(32, "examples per forward pass", ge=1)
     seed: int = option(0, "seeds the control's draw and the holdout rule's bootstrap", ge=0)
@@ -156,7 +162,7 @@ def choose_n(model, tokenizer, data: UnlearnData, order: list[int], cfg: CodeUnl
     try:
         for n in [0] + grid:
             codes = pick(n)
-            sites.set_deleted(model, codes, True)
+            sites.set_deleted(model, codes, True, zero=cfg.deletion == "zero")
             done = stopper.probe(n, model)
             sites.set_deleted(model, codes, False)
             if done:
@@ -200,7 +206,7 @@ def codeunlearn(model, tokenizer, data: UnlearnData, cfg: CodeUnlearnConfig) -> 
     else:
         n = min(cfg.n, len(order))
     codes = pick(n)
-    sites.set_deleted(model, codes, True)
+    sites.set_deleted(model, codes, True, zero=cfg.deletion == "zero")
     spec = sites.spec_of(model)
     request = max([d["request"] for d in spec["deletions"]], default=0) + 1
     rows = []
@@ -209,9 +215,9 @@ def codeunlearn(model, tokenizer, data: UnlearnData, cfg: CodeUnlearnConfig) -> 
         rows.append({"code": c, "site": site, "head": head, "index": index,
                      **(stats.get(c) or {"forget_count": int(f[c]), "contrast_count": int(r[c])})})
     entry = {"request": request, "codes": codes, "rule": "control (matched random)" if cfg.control else cfg.rule,
-             "n": n, "forget_examples": len(data.forget), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+             "n": n, "deletion": cfg.deletion, "forget_examples": len(data.forget), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     spec["deletions"] = [*spec["deletions"], entry]
-    out = {"deleted": rows, "request": request, "n": n, "candidates": len(order), "forget_positions": F,
+    out = {"deleted": rows, "request": request, "n": n, "deletion": cfg.deletion, "candidates": len(order), "forget_positions": F,
            "contrast_positions": R, "seconds": round(time.time() - t0, 3), "codes_total": len(deleted),
            "codes_deleted_total": int(sites.deleted_mask(model).sum())}
     if calibration is not None:

@@ -116,6 +116,9 @@ def rebuild(model) -> None:
     cfg = BottleneckConfig(**{**spec["config"], "site": ",".join(spec["sites"])})
     insert(model, cfg)
     model.config.obliviate_bottleneck = spec
+    for d in spec["deletions"]:  # the zero-deleted codes are not among the weights: the requests say which
+        if d.get("deletion") == "zero":
+            set_deleted(model, d["codes"], True, zero=True)
 
 
 @contextlib.contextmanager
@@ -191,8 +194,11 @@ def deleted_mask(model) -> torch.Tensor:
     return torch.cat([layer.deleted.reshape(-1).cpu() for layer in bottlenecks(model).values()])
 
 
-def set_deleted(model, codes: list[int], value: bool) -> None:
+def set_deleted(model, codes: list[int], value: bool, zero: bool = False) -> None:
+    """Delete (``value``) or restore ``codes``; ``zero``: a deletion that zeroes the codes' contributions instead of
+    letting the next best codes fill their slots (:mod:`.codebook`)."""
     layers = bottlenecks(model)
     for c in codes:
         site, g, i = split_id(model, c, layers)
         layers[site].deleted[g, i] = value
+        layers[site].zeroed[g, i] = value and zero
