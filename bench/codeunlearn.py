@@ -3,7 +3,7 @@ oracle, the random-code control, NPO and GradDiff on the same bottlenecked targe
 states per person, and the attacks on all three.
 
     python bench/codeunlearn.py [--model tiny] [--kind sae] [--site layer.2] [--codes N] [--k K] [--attacks all]
-                                [--no-attacks] [--set KEY=VALUE] [--bottleneck KEY=VALUE] [--rounds R]
+                                [--no-attacks] [--set KEY=VALUE] [--bottleneck KEY=VALUE] [--rounds R] [--tag T]
     python bench/codeunlearn.py --rwku all --model smollm2-135m --site layer.15 --k 32 --steps 1000 \
                                 --bottleneck error_term=true --bottleneck general_texts=256 --n 8,32,128,512
 
@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--codes", type=int, default=None, help="codes (codebook) or latents (SAE) per site")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--n", default="8,32,128", help="--rwku: the numbers of codes deleted")
+    ap.add_argument("--tag", default="", help="suffix of the results file (codeunlearn_MODEL_TAG.json), so that a "
+                                             "variant does not replace the default run's file")
     ap.add_argument("--rounds", type=int, default=1, help="sequential codeunlearn requests on the same forget set, "
                                                            "each on the previous one's output")
     a = ap.parse_args()
@@ -139,7 +141,7 @@ def main() -> None:
     if not a.no_attacks:
         attacked = {k: models[k] for k in ("codeunlearn", "npo", "graddiff")}
         print_attacks(attacked, tok, bench, target, oracle, a.attacks)
-    write_result(f"codeunlearn_{a.model}", {}, vars(a))
+    write_result(f"codeunlearn_{a.model}" + (f"_{a.tag}" if a.tag else ""), {}, vars(a))
 
 
 
