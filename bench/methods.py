@@ -5,7 +5,9 @@ forget quality, model utility, wall time and wall time as a fraction of `retrain
                             [--tune 20] [--tune-methods npo,wga] [--no-calibrate]
 
 Each method runs with its defaults (the paper's, with lr 1e-3 on from-scratch models); rows marked
-"tuned" use the overrides in TUNED, found by hand on `tiny` and stated beside the row. `uoe` needs a
+"tuned" use the overrides in TUNED, found by hand on `tiny` and stated beside the row. On a pretrained pair whose
+recipe fine-tunes at another rate than TOFU's 1e-5, the methods of AT_RECIPE_LR get a second row at that rate: TOFU
+unlearns at the rate it fine-tuned with, and the pretrained default (1e-5) is that rate only for TOFU's recipe. `uoe` needs a
 Mixture-of-Experts model: it gets a second table on `tiny-moe` (its own target, oracle and retrain), beside
 NPO on all of the MoE's weights, the comparison the UOE paper makes.
 
@@ -25,6 +27,9 @@ from common import say, table
 
 # stop=holdout on these (every gradient method whose unlearned model is its trained model; not task_vector)
 CALIBRATED = ["ga", "graddiff", "npo", "simnpo", "idkdpo", "altpo", "undial", "wga", "satimp", "ceu", "pdu"]
+# TOFU fine-tunes and unlearns at one learning rate (1e-5); a pretrained pair fine-tuned at another rate gets these
+# methods again at that rate, beside their defaults
+AT_RECIPE_LR = ["npo", "simnpo", "graddiff", "pdu", "undial", "rmu"]
 TUNE_METHODS = ["npo", "graddiff", "simnpo", "wga", "satimp", "undial", "altpo", "ceu", "pdu"]
 
 TUNED = [
@@ -67,6 +72,12 @@ def main() -> None:
              if not METHODS[m].moe_only and METHODS[m].trains and (scratch or m != "retrain")]
     if scratch:  # TUNED was found by hand on tiny
         dense += [(m, c, f"tuned {c}") for m, c in TUNED if not METHODS[m].moe_only]
+    else:
+        from obliviate import TrainConfig
+
+        lr = TrainConfig().resolved(from_scratch=False, model=a.model).lr
+        if lr != 1e-5:
+            dense += [(m, {"lr": lr}, f"lr {lr:g}, the pair's fine-tuning rate") for m in AT_RECIPE_LR]
     if not a.no_calibrate:
         dense += [(m, {"stop": "holdout"}, "calibrated (stop=holdout)") for m in CALIBRATED]
         dense += [("npo", {"retain_weight": 5.0, "epochs": 10, "stop": "holdout"},
