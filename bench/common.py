@@ -57,8 +57,8 @@ def pair(model: str, benchmark: str):
 
 def cached_row(key: dict, compute) -> dict:
     """``compute()``'s JSON-able result, cached under ``$OBLIVIATE_CACHE/bench_rows`` by ``key`` and the library's
-    source tree (git's tree hash of ``obliviate/``; never read back while it has uncommitted changes), so a long bench stopped midway resumes where it stopped and a
-    change to the library measures again."""
+    source tree (git's tree hash of ``obliviate/``; never read back while it has uncommitted changes), so a long
+    bench stopped midway resumes where it stopped and a change to the library measures again."""
     import hashlib
     import json
     import subprocess

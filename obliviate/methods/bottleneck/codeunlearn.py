@@ -215,11 +215,12 @@ def codeunlearn(model, tokenizer, data: UnlearnData, cfg: CodeUnlearnConfig) -> 
         rows.append({"code": c, "site": site, "head": head, "index": index,
                      **(stats.get(c) or {"forget_count": int(f[c]), "contrast_count": int(r[c])})})
     entry = {"request": request, "codes": codes, "rule": "control (matched random)" if cfg.control else cfg.rule,
-             "n": n, "deletion": cfg.deletion, "forget_examples": len(data.forget), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+             "n": n, "deletion": cfg.deletion, "forget_examples": len(data.forget),
+             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     spec["deletions"] = [*spec["deletions"], entry]
-    out = {"deleted": rows, "request": request, "n": n, "deletion": cfg.deletion, "candidates": len(order), "forget_positions": F,
-           "contrast_positions": R, "seconds": round(time.time() - t0, 3), "codes_total": len(deleted),
-           "codes_deleted_total": int(sites.deleted_mask(model).sum())}
+    out = {"deleted": rows, "request": request, "n": n, "deletion": cfg.deletion, "candidates": len(order),
+           "forget_positions": F, "contrast_positions": R, "seconds": round(time.time() - t0, 3),
+           "codes_total": len(deleted), "codes_deleted_total": int(sites.deleted_mask(model).sum())}
     if calibration is not None:
         out["stop"] = {**calibration, "chosen_step": n}
     return out
