@@ -8,8 +8,8 @@ Each method runs with its defaults (the paper's, with lr 1e-3 on from-scratch mo
 "tuned" use the overrides in TUNED, found by hand on `tiny` and stated beside the row. On a pretrained pair whose
 recipe fine-tunes at another rate than TOFU's 1e-5, the methods of AT_RECIPE_LR get a second row at that rate: TOFU
 unlearns at the rate it fine-tuned with, and the pretrained default (1e-5) is that rate only for TOFU's recipe.
-`uoe` needs a Mixture-of-Experts model: it gets a second table on `tiny-moe` (its own target, oracle and retrain), beside
-NPO on all of the MoE's weights, the comparison the UOE paper makes.
+`uoe` needs a Mixture-of-Experts model: it gets a second table on `tiny-moe` (its own target, oracle and retrain),
+beside NPO on all of the MoE's weights, the comparison the UOE paper makes.
 
 Rows marked "calibrated" add ``stop=holdout`` (stop when forget facts look like never-trained calibration facts,
 no oracle involved). With ``--tune N``, each method of ``--tune-methods`` is tuned by ``obliviate tune`` (Optuna
