@@ -213,11 +213,11 @@ def summarise(benchmark: str, model: str, rows: list, base, ref, second, paths) 
             f"{', '.join(goal) or 'none'}")
     else:  # the precision goal on a pretrained model: reach the noise floor of retraining
         floor, floor_ci = second.metrics["forget_quality"], second.ci.get("forget_quality") or [None, None]
-        low = floor_ci[0] if floor_ci[0] is not None else floor
+        low, high = (floor if v is None else v for v in floor_ci)
         goal = [f"{n} ({label})" for n, label, r, s in rows if (r.metrics["forget_quality"] or 0) >= low
                 and r.metrics["model_utility"] >= 0.95 * ref.metrics["model_utility"] and s <= 0.10 * retrain_s]
-        say(f"{model}: noise floor: a second oracle (seed 1) reads forget quality {floor:.3g} {floor_ci} against "
-            f"the first. Reaching at least its interval's low end at utility >= 0.95 x the oracle's within 10 % of "
+        say(f"{model}: noise floor: a second oracle (seed 1) reads forget quality {floor:.3g} [{low:.2g}, {high:.2g}] "
+            f"against the first. Reaching at least its interval's low end at utility >= 0.95 x the oracle's within 10 % of "
             f"the oracle's training time: {', '.join(goal) or 'none'} (the relearn and quantize verdicts of the "
             "goal are measured by bench/attacks.py)")
     for n, label, r, _ in rows:
