@@ -218,8 +218,8 @@ def summarise(benchmark: str, model: str, rows: list, base, ref, second, paths) 
                 and r.metrics["model_utility"] >= 0.95 * ref.metrics["model_utility"] and s <= 0.10 * retrain_s]
         say(f"{model}: noise floor: a second oracle (seed 1) reads forget quality {floor:.3g} [{low:.2g}, {high:.2g}] "
             "against the first. Reaching at least its interval's low end at utility >= 0.95 x the oracle's within "
-            f"10 % of the oracle's training time: {', '.join(goal) or 'none'} (the relearn and quantize verdicts of the "
-            "goal are measured by bench/attacks.py)")
+            f"10 % of the oracle's training time: {', '.join(goal) or 'none'} (the relearn and quantize verdicts "
+            "of the goal are measured by bench/attacks.py)")
     for n, label, r, _ in rows:
         if n == "npo" and label.startswith("calibrated"):
             ci = r.ci.get("privleak")
