@@ -55,24 +55,30 @@ def pair(model: str, benchmark: str):
     return bench, target, oracle, tok, ob.UnlearnData.from_benchmark(bench, tok)
 
 
+def _git(*args: str) -> str:
+    """``git ARGS`` in the repository, its output stripped; ``unknown`` where git or the repository is missing."""
+    import subprocess
+    from pathlib import Path
+
+    try:
+        return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def cached_row(key: dict, compute) -> dict:
     """``compute()``'s JSON-able result, cached under ``$OBLIVIATE_CACHE/bench_rows`` by ``key`` and the library's
     source tree (git's tree hash of ``obliviate/``; never read back while it has uncommitted changes), so a long
     bench stopped midway resumes where it stopped and a change to the library measures again."""
     import hashlib
     import json
-    import subprocess
     from pathlib import Path
 
     from obliviate.core.utils import cache_dir, write_json_atomic
 
-    root = Path(__file__).resolve().parent.parent
-    try:
-        git = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True,  # noqa: E731
-                                        check=True).stdout.strip()
-        tree = "unknown" if git("status", "--porcelain", "--", "obliviate") else git("rev-parse", "HEAD:obliviate")
-    except (OSError, subprocess.CalledProcessError):
-        tree = "unknown"
+    # uncommitted library changes (or no git: "unknown") make the key one that is never read back
+    tree = "unknown" if _git("status", "--porcelain", "--", "obliviate") else _git("rev-parse", "HEAD:obliviate")
     digest = hashlib.sha256(json.dumps([tree, key], sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = Path(cache_dir()) / "bench_rows" / f"{digest}.json"
     if tree != "unknown" and path.exists():
@@ -137,24 +143,16 @@ def write_result(name: str, values: dict, config: dict, argv: list[str] | None =
     import json
     import os
     import platform
-    import subprocess
     import sys
     from pathlib import Path
 
     from obliviate.core.utils import versions, write_json_atomic
 
     root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return "unknown"
-
     # uncommitted changes to the code that measured (results files, this run's and earlier ones, do not count)
-    changed = [line for line in git("status", "--porcelain", "--", "obliviate", "bench").splitlines()
+    changed = [line for line in _git("status", "--porcelain", "--", "obliviate", "bench").splitlines()
                if not line.split(maxsplit=1)[-1].startswith("bench/results/")]
-    record = {"bench": name, "commit": git("rev-parse", "HEAD"), "dirty": bool(changed),
+    record = {"bench": name, "commit": _git("rev-parse", "HEAD"), "dirty": bool(changed),
               "command": " ".join(["python", *(argv if argv is not None else sys.argv)]),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
               "machine": {"cpu": _cpu_name() or platform.machine(), "cores": os.cpu_count(), "threads": _threads()},
