@@ -4,8 +4,6 @@ states per person, and the attacks on all three.
 
     python bench/codeunlearn.py [--model tiny] [--kind sae] [--site layer.2] [--codes N] [--k K] [--attacks all]
                                 [--no-attacks] [--set KEY=VALUE] [--bottleneck KEY=VALUE] [--rounds R] [--tag T]
-    python bench/codeunlearn.py --rwku all --model smollm2-135m --site layer.15 --k 32 --steps 1000 \
-                                --bottleneck error_term=true --bottleneck general_texts=256 --n 8,32,128,512
 
 The target and the oracle carry the same bottleneck (each trained plain, then with the bottleneck on its own data;
 with ``--bottleneck from_start=true``, with the bottleneck from the first step), so every row is judged against an
@@ -50,22 +48,16 @@ def main() -> None:
                     help="bottleneck option (e.g. error_term=true, steps=2000)")
     ap.add_argument("--attacks", default="all")
     ap.add_argument("--no-attacks", action="store_true")
-    ap.add_argument("--rwku", help="instead: a pretrained --model (smollm2-135m) with a frozen base and a trained "
-                                   "bottleneck, unlearning this built-in probe target")
     ap.add_argument("--k", type=int, default=None)
     ap.add_argument("--codes", type=int, default=None, help="codes (codebook) or latents (SAE) per site")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--n", default="8,32,128", help="--rwku: the numbers of codes deleted")
     ap.add_argument("--tag", default="", help="suffix of the results file (codeunlearn_MODEL_TAG.json), so that a "
                                              "variant does not replace the default run's file")
     ap.add_argument("--rounds", type=int, default=1, help="sequential codeunlearn requests on the same forget set, "
                                                            "each on the previous one's output")
     a = ap.parse_args()
-    if a.rounds < 1 or (a.rwku and a.rounds > 1):
-        ap.error("--rounds: a whole number from 1, and only without --rwku")
+    if a.rounds < 1:
+        ap.error("--rounds: a whole number from 1")
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
-    if a.rwku:
-        return rwku(a)
     import obliviate as ob
     from obliviate.methods.bottleneck.build import cost, damage_line
 
@@ -143,100 +135,6 @@ def main() -> None:
         print_attacks(attacked, tok, bench, target, oracle, a.attacks)
     write_result(f"codeunlearn_{a.model}" + (f"_{a.tag}" if a.tag else ""), {}, vars(a))
 
-
-
-def rwku(a) -> None:
-    """SmolLM2 (frozen) with a bottleneck trained on every probe target's passages plus self-written general text;
-    then, for each target in ``--rwku`` (a comma list, or ``all``), codeunlearn of its passages (contrast: its
-    neighbours' passages; every token) at several n, each a separate request on the same bottleneck, beside as many
-    random codes of matched frequency. No calibration facts exist for a real target, so n is given, and the probes
-    (never trained on) are the measure: forget accuracy over the target's fill-in and QA probes, neighbour accuracy
-    over its neighbours', pooled over the targets with a 95 % interval from a bootstrap over targets; then each
-    n's located deletion minus its random control, paired (the same targets in each resample)."""
-    import numpy as np
-
-    import obliviate as ob
-    from obliviate.methods.bottleneck.build import fit_pretrained, general_texts, measure
-    from obliviate.data import Example
-    from obliviate.data.rwku import load_probes
-    from obliviate.evals.rwku import evaluate_rwku
-    from obliviate.methods import UnlearnData
-    from obliviate.evals.uncertainty import bootstrap
-    import obliviate.methods.bottleneck.sites as sites
-
-    model_name = a.model if a.model != "tiny" else "smollm2-135m"
-    model, tok = ob.load_model(model_name)
-    probes = load_probes()
-    targets = list(probes) if a.rwku == "all" else [x.strip() for x in a.rwku.split(",")]
-    cfg = bottleneck_config(a, steps=a.steps)
-    t = time.time()
-    general = general_texts(model, tok, cfg.general_texts + 16)
-    held_out = general[cfg.general_texts:]
-    examples = [Example("", p) for tgt in probes.values() for p in tgt.passages]
-    examples += [Example("", g) for g in general[:cfg.general_texts]]
-    info = fit_pretrained(model, tok, examples, cfg)
-    say(f"{model_name}: {cfg.kind} bottleneck at {sites.resolve_sites(model, cfg.site)}"
-          f"{' with error term' if cfg.error_term else ''}, {info['trained_parameters']} trained parameters, "
-          f"{len(examples)} texts, {info['train_seconds']:.0f} s (with generation: {time.time() - t:.0f} s); "
-          f"final loss {info['final_loss']:.3f}")
-
-    hits: dict[str, dict[str, tuple[list, list]]] = {}  # label -> target -> (forget hits, neighbour hits)
-    ppl: dict[str, list[float]] = {}
-    secs: dict[str, list[float]] = {}
-
-    def record(label, target, m, seconds=None):
-        rows = evaluate_rwku(m, tok, target, probes, bootstrap=0)["rows"]
-        side = {s: [r["correct"] for r in rows if r["split"].startswith(f"rwku_{s}_")] for s in ("forget", "neighbour")}
-        hits.setdefault(label, {})[target] = (side["forget"], side["neighbour"])
-        ppl.setdefault(label, []).append(measure(m, tok, texts=held_out)["text_ppl"])
-        if seconds is not None:
-            secs.setdefault(label, []).append(seconds)
-
-    cu_opts = dict(s.split("=", 1) for s in a.set)
-    ns = [int(x) for x in a.n.split(",")]
-    for target in targets:
-        with sites.bypassed(model):
-            record("base (bottleneck passed through)", target, model)
-        record("with bottleneck", target, model)
-        data = UnlearnData.from_probes(target, tok, probes)
-        for n in ns:
-            for control in (False, True):
-                t = time.time()
-                new, out = ob.unlearn(model, tok, data, "codeunlearn", {"n": n, "control": control, "tokens": "all",
-                                                                         **cu_opts})
-                record(f"{'control' if control else 'codeunlearn'} n={n}", target, new, time.time() - t)
-        say(f"{target}: " + "; ".join(f"{label} forget {np.mean(v[target][0]):.2f} neighbour "
-                                        f"{np.mean(v[target][1]):.2f}" for label, v in hits.items()))
-
-    def tally(label, k):
-        """Per target: probe answers still correct and probe answers in all (k: 0 forget, 1 neighbour)."""
-        per = hits[label]
-        return (np.array([sum(per[t][k]) for t in targets], dtype=float),
-                np.array([len(per[t][k]) for t in targets], dtype=float))
-
-    def pooled(label, k):
-        correct, count = tally(label, k)
-        ci = bootstrap({"m": lambda i: correct[i["t"]].sum() / count[i["t"]].sum()}, {"t": targets})["m"]
-        return f"{correct.sum() / count.sum():.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
-
-    def beyond_control(n, k):
-        """Pooled accuracy after the located deletion minus after the random control at the same n, with the same
-        targets in every resample (a paired bootstrap): below 0, a drop beyond what as many random codes of the same
-        firing frequency cause."""
-        (loc, count), (ctl, _) = tally(f"codeunlearn n={n}", k), tally(f"control n={n}", k)
-        ci = bootstrap({"d": lambda i: (loc[i["t"]].sum() - ctl[i["t"]].sum()) / count[i["t"]].sum()},
-                       {"t": targets})["d"]
-        return f"{(loc.sum() - ctl.sum()) / count.sum():+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
-
-    n_forget, n_neigh = (int(tally("with bottleneck", k)[1].sum()) for k in (0, 1))
-    table(f"pooled over {len(targets)} target(s) ({n_forget} forget and {n_neigh} neighbour probe answers; "
-          "bootstrap over targets)", ["model", "forget probes", "neighbour probes", "held-out text ppl",
-                                      "seconds a request"],
-          [[label, pooled(label, 0), pooled(label, 1), f"{np.mean(ppl[label]):.2f}",
-            f"{np.mean(secs[label]):.1f}" if label in secs else "-"] for label in hits])
-    table("located minus random control at the same n (paired bootstrap over targets)",
-          ["n", "forget probes", "neighbour probes"], [[n, beyond_control(n, 0), beyond_control(n, 1)] for n in ns])
-    write_result(f"codeunlearn_{model_name}_rwku", {}, vars(a))
 
 
 if __name__ == "__main__":

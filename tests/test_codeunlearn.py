@@ -349,11 +349,53 @@ def test_error_term_sae_fits_a_frozen_model_and_reloads(micro_models, micro_benc
     assert torch.equal(again(**ids).logits, deleted_logits)
 
 
+def test_hard_sae_lets_outliers_through_and_replaces_every_other_token():
+    torch.manual_seed(0)
+    layer = cb.TopKSAE(16, 32, 4, outlier_norm=3.0, pass_outliers=True)
+    layer.seed_codes(torch.randn(256, 16), kmeans=False, seed=0)
+    x = torch.randn(2, 40, 16)
+    x[0, 0] *= 100  # a massive activation (an attention sink)
+    y = layer(x)
+    assert torch.equal(y[0, 0], x[0, 0])  # the outlier passes through untouched
+    xg = x.reshape(-1, 1, 16)
+    rec = layer.reconstruct(xg).reshape(x.shape)  # the TopK reconstruction, b_pre included
+    assert torch.allclose(y.reshape(-1, 16)[1:], rec.reshape(-1, 16)[1:])  # every other token: the reconstruction
+    assert not torch.allclose(y[1], x[1])
+    plain = cb.TopKSAE(16, 32, 4)  # from scratch: no outlier pass-through, and no max_norm in its state dict
+    assert "max_norm" not in plain.state_dict()
+
+
+def test_hard_sae_on_a_frozen_model_learns_to_match_its_outputs(micro_models, micro_bench, tmp_path):
+    from obliviate.methods.bottleneck.build import fit_pretrained
+    from obliviate.data import examples_from
+
+    target, _, tok = micro_models
+    model = copy.deepcopy(target)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = BottleneckConfig(kind="sae", site="layer.1", codes=128, k=8, steps=100, kl_steps=40, batch_size=4)
+    info = fit_pretrained(model, tok, examples_from(tok, micro_bench.training_qa(True)), cfg)
+    assert info["loss_curve"][0] > 2 * info["final_loss"]  # reconstruction first
+    assert info["kl_curve"][0] > 1.5 * info["kl_final_loss"], info["kl_curve"]  # then the KL to the base fell
+    after = {k.replace(".inner", ""): v for k, v in model.state_dict().items()}
+    assert all(torch.equal(after[k], v) for k, v in before.items())  # base weights untouched
+    layer = sites.bottlenecks(model)["layer.1"]
+    assert layer.pass_outliers and not layer.error_term  # a pretrained model's default
+    ids = tok(["Who is the test?"], return_tensors="pt")
+    assert not torch.equal(model(**ids).logits, target(**ids).logits)  # a hard bottleneck: not the base exactly
+    again, _ = load_model(save_model(model, tok, tmp_path / "m"))
+    assert sites.spec_of(again)["config"]["pass_outliers"] is True
+    assert torch.equal(again(**ids).logits, model(**ids).logits)
+
+
 def test_error_term_needs_an_sae_trained_on_reconstruction():
     with pytest.raises(ObliviateError, match="error_term.*kind=sae"):
         BottleneckConfig(kind="codebook", error_term=True)
     with pytest.raises(ObliviateError, match="mse_weight must be > 0"):
         BottleneckConfig(error_term=True, mse_weight=0)
+    with pytest.raises(ObliviateError, match="kl_steps.*error_term=false"):
+        BottleneckConfig(error_term=True, kl_steps=10)
+    with pytest.raises(ObliviateError, match="pass_outliers.*kind=sae"):
+        BottleneckConfig(kind="codebook", pass_outliers=True)
 
 
 def test_cli_fits_an_error_term_sae_to_a_frozen_model_at_no_cost(tmp_path, micro_pair):
@@ -364,12 +406,24 @@ def test_cli_fits_an_error_term_sae_to_a_frozen_model_at_no_cost(tmp_path, micro
     out = tmp_path / "cb"
     assert main(["bottleneck", "--model", str(micro_pair["target"]), "--benchmark", "micro", "--site", "layer.1",
                  "--codes", "64", "--k", "4", "--set", "error_term=true", "--set", "steps=20", "--set",
-                 "general_texts=4", "--out", str(out)]) == 0
+                 "general_texts=4", "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
     report = json.loads((out / "cost.json").read_text())
     assert report["with_bottleneck"] == report["without_bottleneck"]  # the base model exactly, before any deletion
     assert report["warnings"] == []
     model, _ = load_model(out)
     assert sites.bottlenecks(model)["layer.1"].error_term
+    # fitted once: the same request again comes from the cache (same training record, same weights)
+    cached = list((tmp_path / "cache" / "bottlenecks").iterdir())
+    assert len(cached) == 1
+    stamp = (cached[0] / "obliviate.json").stat().st_mtime_ns
+    assert main(["bottleneck", "--model", str(micro_pair["target"]), "--benchmark", "micro", "--site", "layer.1",
+                 "--codes", "64", "--k", "4", "--set", "error_term=true", "--set", "steps=20", "--set",
+                 "general_texts=4", "--out", str(tmp_path / "again"), "--cache", str(tmp_path / "cache")]) == 0
+    assert (cached[0] / "obliviate.json").stat().st_mtime_ns == stamp
+    again = json.loads((tmp_path / "again" / "cost.json").read_text())
+    assert again["train_seconds"] == report["train_seconds"]
+    weights = load_model(tmp_path / "again")[0].state_dict()
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
 
 
 def test_cli_warns_when_the_bottleneck_costs_the_model_what_it_knew(tmp_path, capsys, micro_pair):
@@ -379,7 +433,8 @@ def test_cli_warns_when_the_bottleneck_costs_the_model_what_it_knew(tmp_path, ca
 
     out = tmp_path / "cb"  # a hard SAE barely trained (one step) replaces layer 1's output
     assert main(["bottleneck", "--model", str(micro_pair["target"]), "--benchmark", "micro", "--site", "layer.1",
-                 "--codes", "64", "--k", "4", "--set", "steps=1", "--set", "general_texts=4", "--out", str(out)]) == 0
+                 "--codes", "64", "--k", "4", "--set", "steps=1", "--set", "general_texts=4", "--out", str(out),
+                 "--cache", str(tmp_path / "cache")]) == 0
     report = json.loads((out / "cost.json").read_text())
     w, wo = report["with_bottleneck"], report["without_bottleneck"]
     assert w["retain_exact_match"] < wo["retain_exact_match"] / 2

@@ -124,7 +124,7 @@ def base_model(spec: str, bench: Benchmark, seed: int = 0):
     return load_model(spec)
 
 
-def _cache_hit(path: Path, key: str) -> bool:
+def cache_hit(path: Path, key: str) -> bool:
     """Whether the cache entry at ``path`` holds what its manifest says: the recipe's key and the weights whose
     SHA-256 it recorded. An entry that fails (tampered with, half-replaced, written by an older version) is
     trained again, with a note on stderr."""
@@ -210,7 +210,7 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
             key_src["bottleneck"] = bottleneck_key
         key = stable_hash(key_src)[:16]
         path = root / f"{role}-{key}"
-        if not force and _cache_hit(path, key):
+        if not force and cache_hit(path, key):
             out[role] = path
             continue
         t0 = time.time()

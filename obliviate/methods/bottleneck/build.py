@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import replace
 
 import torch
 
@@ -63,8 +64,10 @@ def general_texts(model, tok, n: int, seed: int = 0, max_new_tokens: int = 64) -
 
 
 def fit_pretrained(model, tok, examples: list[Example], cfg: BottleneckConfig, max_length: int = 256) -> dict:
-    """Freeze ``model``, insert the bottleneck and train it alone (LM loss + reconstruction) for ``cfg.steps``;
-    with ``error_term``, on its reconstruction alone (:func:`_fit_on_activations`)."""
+    """Freeze ``model``, insert the bottleneck and train it alone. An SAE (hard, or with ``error_term``) first
+    learns to reconstruct the site's activations, collected once (:func:`_fit_on_activations`); a hard SAE then
+    takes ``cfg.kl_steps`` steps through the frozen model on the KL divergence from the base model's outputs
+    (:func:`_fit_kl`). A codebook trains on the LM loss plus its reconstruction term for ``cfg.steps``."""
     from obliviate.engine.loop import OptimConfig, optimize
     from obliviate.methods.losses import mean_token_nll
 
@@ -72,20 +75,17 @@ def fit_pretrained(model, tok, examples: list[Example], cfg: BottleneckConfig, m
         raise ObliviateError("bottleneck: no training text")
     for p in model.parameters():
         p.requires_grad_(False)
-    if cfg.error_term:
-        return _fit_on_activations(model, tok, examples, cfg, max_length)
+    if cfg.kind == "sae":
+        if cfg.pass_outliers is None:  # the default for a pretrained model (BottleneckConfig.pass_outliers)
+            cfg = replace(cfg, pass_outliers=True)
+        info = _fit_on_activations(model, tok, examples, cfg, max_length)
+        if cfg.kl_steps:
+            info.update(_fit_kl(model, tok, examples, cfg, max_length))
+        return info
     callback = prepare(model, tok, examples, cfg, max_length)
     params = [p for layer in sites.bottlenecks(model).values() for p in layer.parameters()]
     for p in params:
         p.requires_grad_(True)
-    enc = [encode(tok, e, max_length) for e in examples]
-    lengths = [len(e["input_ids"]) for e in enc]
-    rng = random.Random(cfg.seed)
-
-    def batches():
-        while True:
-            for b in bucketed_batches(len(enc), cfg.batch_size, lengths, rng):
-                yield collate([enc[i] for i in b], pad_id(tok))
 
     def loss_fn(m, batch):
         out = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
@@ -94,8 +94,8 @@ def fit_pretrained(model, tok, examples: list[Example], cfg: BottleneckConfig, m
 
     seed_everything(cfg.seed)
     t0 = time.time()
-    curve = optimize(model, batches(), cfg.steps, loss_fn, OptimConfig(lr=cfg.lr, warmup_ratio=0.05),
-                     "train bottleneck", params=params, callback=callback)
+    curve = optimize(model, _text_batches(tok, examples, cfg, max_length), cfg.steps, loss_fn,
+                     OptimConfig(lr=cfg.lr, warmup_ratio=0.05), "train bottleneck", params=params, callback=callback)
     model.eval()
     for layer in sites.bottlenecks(model).values():
         layer.track_aux = False
@@ -103,11 +103,60 @@ def fit_pretrained(model, tok, examples: list[Example], cfg: BottleneckConfig, m
             "train_seconds": round(time.time() - t0, 2), "trained_parameters": sum(p.numel() for p in params)}
 
 
+def _text_batches(tok, examples: list[Example], cfg: BottleneckConfig, max_length: int):
+    """Endless batches of ``cfg.batch_size`` training texts (similar lengths together; seeded order)."""
+    enc = [encode(tok, e, max_length) for e in examples]
+    lengths = [len(e["input_ids"]) for e in enc]
+    rng = random.Random(cfg.seed)
+    while True:
+        for b in bucketed_batches(len(enc), cfg.batch_size, lengths, rng):
+            yield collate([enc[i] for i in b], pad_id(tok))
+
+
+def _fit_kl(model, tok, examples: list[Example], cfg: BottleneckConfig, max_length: int) -> dict:
+    """``cfg.kl_steps`` steps of a hard bottleneck on KL(base ‖ bottlenecked) over every real token's next-token
+    distribution, plus the reconstruction term (Braun et al. 2024, "Identifying Functionally Important Features
+    with End-to-End Sparse Dictionary Learning", arXiv:2405.12241, Eq. 2, with the local MSE kept beside it). The
+    base's distribution comes from the same weights with the bottleneck passed through; only the bottleneck
+    learns. Reconstruction alone leaves what the layers above need from the residual stream to chance."""
+    import torch.nn.functional as F
+
+    from obliviate.engine.loop import OptimConfig, optimize
+
+    layers = sites.bottlenecks(model)
+    params = [p for layer in layers.values() for p in layer.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    for layer in layers.values():
+        layer.track_aux = True
+
+    def loss_fn(m, batch):
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        with torch.no_grad(), sites.bypassed(model):
+            ref = F.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)[mask.bool()]
+        out = F.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)[mask.bool()]
+        kl = F.kl_div(out, ref, log_target=True, reduction="batchmean")
+        aux = pop_aux_losses(model)
+        return kl if aux is None else kl + aux
+
+    seed_everything(cfg.seed + 1)
+    t0 = time.time()
+    try:
+        curve = optimize(model, _text_batches(tok, examples, cfg, max_length), cfg.kl_steps, loss_fn,
+                         OptimConfig(lr=cfg.lr, warmup_ratio=0.05), "train SAE (KL to the base)", params=params)
+    finally:
+        for layer in layers.values():
+            layer.track_aux = False
+    model.eval()
+    return {"kl_curve": curve[:: max(1, len(curve) // 200)], "kl_final_loss": curve[-1],
+            "kl_seconds": round(time.time() - t0, 2)}
+
+
 def _fit_on_activations(model, tok, examples: list[Example], cfg: BottleneckConfig, max_length: int) -> dict:
-    """An SAE with an error term leaves the model's output unchanged while nothing is deleted, so the LM loss has no
-    gradient for it: it is trained as SAEs usually are, on the normalised reconstruction error of the site's
-    activations, collected once (every training text; the layers above the last site do not run) and drawn
-    ``cfg.batch_size`` × 128 tokens a step."""
+    """An SAE trained as SAEs usually are, on the normalised reconstruction error of the site's activations,
+    collected once (every training text; the layers above the last site do not run) and drawn ``cfg.batch_size`` ×
+    128 tokens a step. The only training an SAE with an error term gets (it leaves the model's output unchanged
+    while nothing is deleted, so the LM loss has no gradient for it); a hard SAE's first stage."""
     from obliviate.engine.loop import OptimConfig, optimize
 
     t0 = time.time()
@@ -131,7 +180,7 @@ def _fit_on_activations(model, tok, examples: list[Example], cfg: BottleneckConf
 
     def sample(site):  # 4,096 random tokens of the site's activations, outliers left out
         a = acts[site][torch.randint(rows, (4096,), generator=g)]
-        return a[a.norm(dim=-1) <= layers[site].max_norm]
+        return a[a.norm(dim=-1) <= layers[site].max_norm] if layers[site].pass_outliers else a
 
     def replace_dead(step: int, _m) -> bool:
         if step % cfg.replace_dead_every == 0:
@@ -147,7 +196,7 @@ def _fit_on_activations(model, tok, examples: list[Example], cfg: BottleneckConf
     seed_everything(cfg.seed)
     try:
         curve = optimize(holder, batches(), cfg.steps, loss_fn, OptimConfig(lr=cfg.lr, warmup_ratio=0.05),
-                         "train SAE (error term)", params=params,
+                         "train SAE (reconstruction)", params=params,
                          callback=replace_dead if cfg.replace_dead_every else None)
     finally:
         for layer in layers.values():
@@ -240,7 +289,7 @@ def build(model_spec: str, out, cfg: BottleneckConfig, bench=None, probes=None, 
     from dataclasses import asdict
     from pathlib import Path
 
-    from obliviate.data import examples_from, load_benchmark
+    from obliviate.data import load_benchmark
     from obliviate.models import SCRATCH_MODELS, load_model, save_model
     from obliviate.core.outputs import atomic_dir
     from obliviate.engine.training import train_pair
@@ -270,6 +319,29 @@ def build(model_spec: str, out, cfg: BottleneckConfig, bench=None, probes=None, 
     if cfg.from_start:
         raise ObliviateError(f"bottleneck: from_start trains a from-scratch model with its bottleneck ({model_spec!r} "
                              "is pretrained: its weights stay frozen and the bottleneck alone trains)")
+    model, tok, info, held_out, source, n_examples = fitted(model_spec, cfg, probes, bench, cache)
+    report = {**record, "training_text": f"{source} + {cfg.general_texts} self-written general texts",
+              "training_examples": n_examples, **info, **cost(model, tok, bench, held_out)}
+    save_model(model, tok, out, {"base": model_spec, "bottleneck": report}, overwrite=overwrite, inputs=inputs,
+               extra={"cost.json": report})
+    return report
+
+
+def fitted(model_spec: str, cfg: BottleneckConfig, probes=None, bench=None, cache=None):
+    """The pretrained ``model_spec`` with a bottleneck trained on the probe targets' passages (or the benchmark's
+    training text) plus ``cfg.general_texts`` texts the model writes itself: ``(model, tokenizer, training info,
+    held-out general texts, what it trained on, number of training texts)``. Cached by content hash (the model,
+    the options and every training text) under ``$OBLIVIATE_CACHE/bottlenecks``, as targets and oracles are, so
+    that an hour of fitting on a CPU is done once; the self-written texts are cached too."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from obliviate.core.utils import cache_dir, stable_hash, versions
+    from obliviate.data import examples_from
+    from obliviate.engine.training import cache_hit
+    from obliviate.models import load_model, save_model
+    from obliviate.models.loading import weights_digest
+
     model, tok = load_model(model_spec)
     if probes is not None:
         examples = [Example("", p) for t in probes.values() for p in t.passages]
@@ -279,15 +351,41 @@ def build(model_spec: str, out, cfg: BottleneckConfig, bench=None, probes=None, 
         source = f"benchmark {bench.name} (training QA and passages)"
     else:
         examples, source = [], "none"
-    general = general_texts(model, tok, cfg.general_texts + 16, seed=cfg.seed)
+    root = Path(cache or cache_dir())
+    general = _cached(root / "general_texts", {"model": model_spec, "n": cfg.general_texts + 16, "seed": cfg.seed},
+                      lambda: general_texts(model, tok, cfg.general_texts + 16, seed=cfg.seed))
     held_out = general[cfg.general_texts:]  # never trained on: the perplexity of the cost report
     examples = examples + [Example("", t) for t in general[:cfg.general_texts]]
-    info = fit_pretrained(model, tok, examples, cfg)
-    report = {**record, "training_text": f"{source} + {cfg.general_texts} self-written general texts",
-              "training_examples": len(examples), **info, **cost(model, tok, bench, held_out)}
-    save_model(model, tok, out, {"base": model_spec, "bottleneck": report}, overwrite=overwrite, inputs=inputs,
-               extra={"cost.json": report})
-    return report
+    # a local folder is named by its weights too: the same path may hold another model later
+    weights = weights_digest(model_spec) if Path(model_spec).is_dir() else None
+    key = stable_hash({"model": model_spec, "weights": weights, "bottleneck": asdict(cfg),
+                       "texts": [[e.prompt, e.target] for e in examples]})[:16]
+    path = root / "bottlenecks" / f"{Path(model_spec).name or 'model'}-{key}"
+    if cache_hit(path, key):
+        import json
+
+        model, tok = load_model(path)
+        info = json.loads((path / "obliviate.json").read_text(encoding="utf-8"))["fit"]
+    else:
+        info = fit_pretrained(model, tok, examples, cfg)
+        save_model(model, tok, path, {"base": model_spec, "cache_key": key, "fit": info, "versions": versions()},
+                   overwrite=True)
+    return model, tok, info, held_out, source, len(examples)
+
+
+def _cached(folder, key_src: dict, make):
+    """``make()``'s JSON-able value, kept in ``folder`` under the hash of ``key_src``."""
+    import json
+
+    from obliviate.core.utils import stable_hash, write_json_atomic
+
+    path = folder / f"{stable_hash(key_src)[:16]}.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))["value"]
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"key": key_src, "value": value})
+    return value
 
 
 def code_deletions(model) -> list[dict]:

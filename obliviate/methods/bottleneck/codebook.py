@@ -169,7 +169,7 @@ class TopKSAE(Sparse):
     initialisation) pass through untouched."""
 
     def __init__(self, dim: int, codes: int, k: int, groups: int = 1, error_term: bool = False,
-                 outlier_norm: float = 10.0):
+                 outlier_norm: float = 10.0, pass_outliers: bool = False):
         super().__init__(dim, codes, k, groups)
         d = dim // groups
         dec = F.normalize(torch.randn(groups, codes, d), dim=-1)
@@ -178,7 +178,8 @@ class TopKSAE(Sparse):
         self.b_enc = nn.Parameter(torch.zeros(groups, codes))
         self.b_pre = nn.Parameter(torch.zeros(groups, d))
         self.error_term, self.outlier_norm = error_term, outlier_norm
-        if error_term:  # only then, so that the state dicts of hard-bottleneck SAEs stay what they were
+        self.pass_outliers = error_term or pass_outliers
+        if self.pass_outliers:  # only then, so that the state dicts of tiny's hard SAEs stay what they were
             self.register_buffer("max_norm", torch.tensor(float("inf")))
 
     def scores(self, xg):
@@ -203,10 +204,10 @@ class TopKSAE(Sparse):
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.error_term or self.bypass:
+        if not self.pass_outliers or self.bypass:
             return super().forward(x)
         any_deleted = bool(self.deleted.any())
-        if not (any_deleted or self.training or self.record is not None):
+        if self.error_term and not (any_deleted or self.training or self.record is not None):
             return x  # nothing deleted, nothing to count or record: the encoder's work would be thrown away
         xg = x.reshape(*x.shape[:-1], self.groups, self.dim // self.groups)
         keep = (xg.detach().norm(dim=-1) <= self.max_norm).unsqueeze(-1)  # (..., G, 1): not an outlier
@@ -223,6 +224,8 @@ class TopKSAE(Sparse):
             sq = lambda t: (t.pow(2).sum(-1, keepdim=True) * w).sum()  # noqa: E731
             aux = self.mse_weight * sq(y + self.b_pre - x0) / sq(x0 - mean).clamp_min(1e-6)
             self.aux_loss = aux if self.aux_loss is None else self.aux_loss + aux
+        if not self.error_term:  # a hard bottleneck: the reconstruction replaces every token but the outliers
+            return torch.where(keep, y + self.b_pre, xg).reshape(x.shape)
         if not any_deleted:
             return x
         full, _ = self._decode(pre, pre.detach().topk(self.k, dim=-1).indices, zero=False)
@@ -230,10 +233,10 @@ class TopKSAE(Sparse):
 
     @torch.no_grad()
     def seed_codes(self, acts: torch.Tensor, kmeans: bool, seed: int) -> None:
-        """``b_pre`` = mean activation; decoder rows = unit directions of (k-means of) centred activations. With an
-        error term, ``max_norm`` is set first and the outliers are left out."""
+        """``b_pre`` = mean activation; decoder rows = unit directions of (k-means of) centred activations. When
+        outliers pass through (always with an error term), ``max_norm`` is set first and the outliers are left out."""
         g = torch.Generator().manual_seed(seed)
-        if self.error_term:
+        if self.pass_outliers:
             norms = acts.float().norm(dim=-1)
             self.max_norm.fill_(self.outlier_norm * float(norms.median()))
             acts = acts[norms <= self.max_norm]

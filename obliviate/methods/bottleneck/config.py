@@ -54,9 +54,18 @@ class BottleneckConfig(Options):
                                      "the base model; trained on reconstruction alone. For pretrained models, which an "
                                      "SAE of this size cannot stand in for (a departure from CodeUnlearn's hard "
                                      "bottleneck)")
-    outlier_norm: float = option(10.0, "error_term: tokens whose activation norm exceeds this many times the median "
-                                       "norm of the training activations pass through untouched (the attention sink's "
-                                       "massive activations, which an SAE does not model)", gt=1)
+    outlier_norm: float = option(10.0, "with pass_outliers or error_term: tokens whose activation norm exceeds this "
+                                       "many times the median norm of the training activations pass through "
+                                       "untouched (the attention sink's massive activations, which an SAE does not "
+                                       "model)", gt=1)
+    pass_outliers: bool | None = option(None, "SAE only: let the outlier tokens (outlier_norm) pass through a hard "
+                                              "bottleneck. Default: on for a pretrained model (SmolLM2's first token "
+                                              "carries an activation ~100 x the median after layer 15, and "
+                                              "reconstructing it breaks the attention sink), off from scratch")
+    kl_steps: int = option(0, "pretrained, hard SAE: after `steps` of reconstruction on collected activations, this "
+                              "many steps through the frozen model on the KL divergence from the base model's "
+                              "next-token distribution plus the reconstruction term (Braun et al. 2024's end-to-end "
+                              "SAE objective with its MSE term, 'e2e+ds' without the downstream layers)", ge=0)
     seed: int = option(0, "seeds the initialisation and the batch order", ge=0)
 
     def check(self) -> None:
@@ -69,6 +78,12 @@ class BottleneckConfig(Options):
         if self.error_term and self.kind != "sae":
             raise OptionError("error_term: only the SAE kind keeps a reconstruction error (a codebook has no "
                               "encoder to take it from); use kind=sae")
+        if self.pass_outliers and self.kind != "sae":
+            raise OptionError("pass_outliers: only the SAE kind lets outlier tokens pass (a codebook scores by "
+                              "direction, not norm); use kind=sae")
+        if self.kl_steps and self.error_term:
+            raise OptionError("kl_steps: an SAE with an error term leaves the model's output unchanged, so the KL "
+                              "divergence has no gradient for it; use error_term=false (a hard bottleneck)")
         if self.error_term and not self.mse_weight:
             raise OptionError("error_term: the SAE is trained on its reconstruction alone; mse_weight must be > 0")
         if self.codes is not None and self.k is not None and self.k >= self.codes:

@@ -95,7 +95,7 @@ def insert(model, cfg: BottleneckConfig) -> dict[str, Sparse]:
             raise ObliviateError(f"bottleneck: k={k} must be below the {n} codes")
         torch.manual_seed(cfg.seed)
         layer = (Codebook(width, n, k, groups, cfg.similarity) if cfg.kind == "codebook"
-                 else TopKSAE(width, n, k, groups, cfg.error_term, cfg.outlier_norm))
+                 else TopKSAE(width, n, k, groups, cfg.error_term, cfg.outlier_norm, bool(cfg.pass_outliers)))
         layer.mse_weight, layer.commitment = cfg.mse_weight, cfg.commitment
         layer.to(device=dev, dtype=dtype)
         child = parent[int(attr)] if attr.isdigit() else getattr(parent, attr)
