@@ -1,7 +1,7 @@
 """CodeUnlearn judged by its own claim on a real pretrained model (issue 40): a hard bottleneck in SmolLM2-135M, then
 topic deletion for every built-in real target, beside as many random codes, NPO's cost, and the amortisation.
 
-    python bench/codeunlearn_real.py [--model smollm2-135m] [--targets all] [--n 8,32,128,512]
+    python bench/codeunlearn_real.py [--model smollm2-135m] [--targets all] [--n 16,64,256]
                                      [--bottleneck KEY=VALUE ...] [--set KEY=VALUE ...] [--npo-targets 3] [--tag T]
 
 CodeUnlearn (Wu, Dossou, Liu 2024, arXiv:2410.10866) claims topic unlearning with no gradient step: once the codes a
@@ -10,8 +10,9 @@ topic fires are deleted, performance on the topic's inputs drops sharply while p
 (never trained on) and its passages (the forget data) are the topic inputs; its neighbours' probes and passages,
 and held-out text the model wrote itself, are the non-topic inputs.
 
-1. The bottleneck: a TopK SAE replacing the residual stream after the middle layer (no error term; the base frozen;
-   the attention sink's outlier tokens pass through), trained on every target's passages plus self-written text,
+1. The bottleneck: a TopK SAE replacing the output of the middle layer's MLP (no error term; the base frozen;
+   the attention sink's outlier tokens pass through), trained on every target's passages, the people benchmark's
+   questions and answers in the chat template (never the probes) and self-written text,
    first on reconstruction, then on the KL divergence from the base model (``kl_steps``). Cached by content hash
    (``$OBLIVIATE_CACHE/bottlenecks``). Its usability: held-out perplexity against the base's (bar: <= 1.5x) and the
    probes the base answers still answered (bar: >= 0.9 of them).
@@ -38,10 +39,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--targets", default="all", help="comma list of built-in targets, or all")
-    ap.add_argument("--n", default="8,32,128,512", help="numbers of codes deleted")
+    ap.add_argument("--benchmark", default="people", help="its training QA, in the chat template, is training text "
+                                                          "for the bottleneck beside the passages ('' for none)")
+    ap.add_argument("--n", default="16,64,256", help="numbers of codes deleted")
     ap.add_argument("--bottleneck", action="append", default=[], metavar="KEY=VALUE",
-                    help="bottleneck option (defaults here: kind=sae, k=32, steps=2000, kl_steps=300, "
-                         "general_texts=1024)")
+                    help="bottleneck option (defaults here: kind=sae, site=layer.15.mlp, k=32, steps=1000, "
+                         "kl_steps=100, general_texts=256)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="codeunlearn option")
     ap.add_argument("--npo-targets", type=int, default=3, help="targets NPO unlearns, for its per-request seconds")
     ap.add_argument("--tag", default="", help="suffix of the results file")
@@ -59,10 +62,11 @@ def main() -> None:
 
     probes = load_probes(a.model if a.model in PROBE_SETS else None)
     targets = list(probes) if a.targets == "all" else [x.strip() for x in a.targets.split(",")]
-    defaults = {"kind": "sae", "k": 32, "steps": 2000, "kl_steps": 300, "general_texts": 1024}
+    defaults = {"kind": "sae", "site": "layer.15.mlp", "k": 32, "steps": 1000, "kl_steps": 100, "general_texts": 256}
     cfg = from_dict(BottleneckConfig, {**defaults, **dict(s.split("=", 1) for s in a.bottleneck)}, "bottleneck")
     t = time.time()
-    model, tok, info, held_out, source, n_texts = fitted(a.model, cfg, probes=probes)
+    bench = ob.load_benchmark(a.benchmark) if a.benchmark else None
+    model, tok, info, held_out, source, n_texts = fitted(a.model, cfg, probes=probes, bench=bench)
     fit_s = info["train_seconds"] + info.get("kl_seconds", 0.0)
     say(f"{a.model}: {cfg.kind} at {sites.resolve_sites(model, cfg.site)} (k = {cfg.k}), trained on {source} + "
         f"{cfg.general_texts} self-written texts ({n_texts} texts, {info.get('activation_tokens', '?')} activation "
@@ -90,8 +94,8 @@ def main() -> None:
     kept = sum(hits) / max(1, sum(base_hits))
     table("the hard bottleneck's usability before any deletion (bars: held-out perplexity <= 1.5 x the base's, "
           ">= 0.9 of the probes the base answers)", ["model", "held-out text ppl", "probes answered", "bar met"],
-          [["base (bottleneck passed through)", f"{base_ppl:.2f}", f"{sum(base_hits)} / {len(base_hits)}", "-"],
-           ["with the bottleneck", f"{ppl:.2f} ({ppl / base_ppl:.2f} x)", f"{sum(hits)} / {len(hits)} "
+          [["base (bottleneck passed through)", f"{base_ppl:.2f}", f"{sum(base_hits):.0f} / {len(base_hits)}", "-"],
+           ["with the bottleneck", f"{ppl:.2f} ({ppl / base_ppl:.2f} x)", f"{sum(hits):.0f} / {len(hits)} "
             f"({kept:.2f} kept)",
             "yes" if ppl / base_ppl <= BARS["ppl_ratio"] and kept >= BARS["probes_kept"] else "no"]])
     values = {"fit_seconds": fit_s, "held_out_ppl_base": base_ppl, "held_out_ppl": ppl, "probes_kept": kept}
@@ -167,8 +171,9 @@ def main() -> None:
         loss_rise = diff(loc, ctl, "topic")
         rows.append([n, fmt(topic_drop, True), fmt(nontopic_drop, True), fmt(beyond_f, True), fmt(beyond_n, True),
                      fmt(loss_rise, True), fmt(diff(loc, ctl, "nontopic"), True), f"{np.mean(secs[loc]):.1f}"])
-        values[f"n{n}"] = {"topic_drop": topic_drop, "nontopic_drop": nontopic_drop, "located_minus_random_forget":
-                           beyond_f, "located_minus_random_neighbour": beyond_n, "topic_loss_rise_vs_random": loss_rise}
+        values[f"n{n}"] = {k: {"value": v[0], "ci": list(v[1])} for k, v in (
+            ("topic_drop", topic_drop), ("nontopic_drop", nontopic_drop), ("located_minus_random_forget", beyond_f),
+            ("located_minus_random_neighbour", beyond_n), ("topic_loss_rise_vs_random", loss_rise))}
         # the claim at this n: the topic drops beyond random codes, and non-topic probes hold (their located - random
         # interval reaches 0)
         if beyond_f[1][1] < 0 and beyond_n[1][1] >= 0:

@@ -328,8 +328,8 @@ def build(model_spec: str, out, cfg: BottleneckConfig, bench=None, probes=None, 
 
 
 def fitted(model_spec: str, cfg: BottleneckConfig, probes=None, bench=None, cache=None):
-    """The pretrained ``model_spec`` with a bottleneck trained on the probe targets' passages (or the benchmark's
-    training text) plus ``cfg.general_texts`` texts the model writes itself: ``(model, tokenizer, training info,
+    """The pretrained ``model_spec`` with a bottleneck trained on the probe targets' passages and the benchmark's
+    training text (either or both) plus ``cfg.general_texts`` texts the model writes itself: ``(model, tokenizer, training info,
     held-out general texts, what it trained on, number of training texts)``. Cached by content hash (the model,
     the options and every training text) under ``$OBLIVIATE_CACHE/bottlenecks``, as targets and oracles are, so
     that an hour of fitting on a CPU is done once; the self-written texts are cached too."""
@@ -343,14 +343,14 @@ def fitted(model_spec: str, cfg: BottleneckConfig, probes=None, bench=None, cach
     from obliviate.models.loading import weights_digest
 
     model, tok = load_model(model_spec)
+    examples, parts = [], []
     if probes is not None:
-        examples = [Example("", p) for t in probes.values() for p in t.passages]
-        source = f"the passages of {len(probes)} probe targets"
-    elif bench is not None:
-        examples = examples_from(tok, bench.training_qa(True, pretrained=True), bench.training_texts(True))
-        source = f"benchmark {bench.name} (training QA and passages)"
-    else:
-        examples, source = [], "none"
+        examples += [Example("", p) for t in probes.values() for p in t.passages]
+        parts.append(f"the passages of {len(probes)} probe targets")
+    if bench is not None:  # its questions in the model's chat template: what a chat model's activations look like
+        examples += examples_from(tok, bench.training_qa(True, pretrained=True), bench.training_texts(True))
+        parts.append(f"benchmark {bench.name} (training QA and passages)")
+    source = " + ".join(parts) or "none"
     root = Path(cache or cache_dir())
     general = _cached(root / "general_texts", {"model": model_spec, "n": cfg.general_texts + 16, "seed": cfg.seed},
                       lambda: general_texts(model, tok, cfg.general_texts + 16, seed=cfg.seed))
