@@ -370,18 +370,31 @@ def test_hard_sae_on_a_frozen_model_learns_to_match_its_outputs(micro_models, mi
     from obliviate.data import examples_from
 
     target, _, tok = micro_models
-    model = copy.deepcopy(target)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    cfg = BottleneckConfig(kind="sae", site="layer.1", codes=128, k=8, steps=100, kl_steps=40, batch_size=4)
-    info = fit_pretrained(model, tok, examples_from(tok, micro_bench.training_qa(True)), cfg)
-    assert info["loss_curve"][0] > 2 * info["final_loss"]  # reconstruction first
-    assert info["kl_curve"][0] > 1.5 * info["kl_final_loss"], info["kl_curve"]  # then the KL to the base fell
-    after = {k.replace(".inner", ""): v for k, v in model.state_dict().items()}
-    assert all(torch.equal(after[k], v) for k, v in before.items())  # base weights untouched
+    examples = examples_from(tok, micro_bench.training_qa(True))
+    ids = tok([e.prompt + e.target for e in examples[:16]], return_tensors="pt", padding=True)
+
+    def kl_to_base(m):
+        with torch.no_grad():
+            base = F.log_softmax(target(**ids).logits, -1)[ids["attention_mask"].bool()]
+            got = F.log_softmax(m(**ids).logits, -1)[ids["attention_mask"].bool()]
+        return float(F.kl_div(got, base, log_target=True, reduction="batchmean"))
+
+    fits = {}
+    for kl_steps in (0, 40):  # the same number of steps in all: 140 on reconstruction, or 100 then 40 on the KL
+        model = copy.deepcopy(target)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        cfg = BottleneckConfig(kind="sae", site="layer.1", codes=128, k=8, steps=140 - kl_steps, kl_steps=kl_steps,
+                               batch_size=4)
+        info = fit_pretrained(model, tok, examples, cfg)
+        assert info["loss_curve"][0] > 2 * info["final_loss"]  # reconstruction first
+        after = {k.replace(".inner", ""): v for k, v in model.state_dict().items()}
+        assert all(torch.equal(after[k], v) for k, v in before.items())  # base weights untouched
+        fits[kl_steps] = model, kl_to_base(model)
+    model, kl = fits[40]
+    assert kl < 0.8 * fits[0][1], (kl, fits[0][1])  # the KL steps matched the base's outputs better
     layer = sites.bottlenecks(model)["layer.1"]
     assert layer.pass_outliers and not layer.error_term  # a pretrained model's default
-    ids = tok(["Who is the test?"], return_tensors="pt")
-    assert not torch.equal(model(**ids).logits, target(**ids).logits)  # a hard bottleneck: not the base exactly
+    assert kl > 0  # a hard bottleneck: not the base exactly
     again, _ = load_model(save_model(model, tok, tmp_path / "m"))
     assert sites.spec_of(again)["config"]["pass_outliers"] is True
     assert torch.equal(again(**ids).logits, model(**ids).logits)

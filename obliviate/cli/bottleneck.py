@@ -21,7 +21,7 @@ def register(sub, p) -> None:
     b.add_argument("--k", type=count, help="codes kept per token (default: 8 for an SAE, 32 for a codebook)")
     b.add_argument("--out", required=True, help="output folder (from scratch: target/, oracle/; else the model)")
     b.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="other bottleneck options, e.g. --set steps=200; --set error_term=true for a pretrained model "
+                   help="other bottleneck options, e.g. --set steps=1000 --set kl_steps=100 for a pretrained model "
                         "(see docs/families/bottleneck.md)")
     b.add_argument("--rwku", help="pretrained models: train on the passages of the probe targets (with --probes)")
     b.add_argument("--probes", help="RWKU-style probe file (default: the built-in probes)")

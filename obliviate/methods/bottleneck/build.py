@@ -1,16 +1,19 @@
-"""Build a discrete bottleneck into a model once (CodeUnlearn's amortised step), and measure what it costs.
+r"""Build a discrete bottleneck into a model once (CodeUnlearn's amortised step), and measure what it costs.
 
     obliviate bottleneck --model tiny --benchmark people --site layer.2 --codes 1024 --k 8 --out cb
-    obliviate bottleneck --model smollm2-135m --rwku "Albert Einstein" --site layer.15 --out cb-smollm2
+    obliviate bottleneck --model smollm2-135m --rwku "Albert Einstein" --benchmark people --site layer.15.mlp \
+        --k 32 --set steps=1000 --set kl_steps=100 --out cb-smollm2
 
 From scratch (``tiny``, ``micro``) the target and the oracle both carry the bottleneck, so that the oracle exists:
 each is trained plain, then the bottleneck is inserted and trained jointly with it on the same role's data
 (:func:`obliviate.engine.training.train_pair`; ``--set from_start=true`` trains each with it from the first step instead); the
 plain pair is the cost report's reference. A pretrained model (a built-in, a folder, a GGUF) keeps its weights
-frozen and only the bottleneck trains, on the benchmark's text (or the probe targets' passages) plus general text
-the model writes itself; ``--set error_term=true`` keeps the SAE's reconstruction error (the base model exactly
-until a latent is deleted) and trains it on reconstruction alone, the choice for pretrained models
-(``bench/codeunlearn.py --rwku``). The cost report (``cost.json``) gives exact match and perplexity with and without
+frozen and only the bottleneck trains (:func:`fitted`, cached by content hash), on the probe targets' passages and
+the benchmark's text (either or both) plus general text the model writes itself. An SAE learns to reconstruct the
+site's activations first, then, hard, to match the base model's outputs (``kl_steps``), with the attention sink's
+outlier tokens let through (``pass_outliers``); ``--set error_term=true`` keeps the SAE's reconstruction error
+instead (the base model exactly until a latent is deleted; what the SAE does not reconstruct flows past any
+deletion). The cost report (``cost.json``) gives exact match and perplexity with and without
 the bottleneck, before any unlearning.
 """
 from __future__ import annotations

@@ -165,8 +165,9 @@ class TopKSAE(Sparse):
     it: ``y = x + SAE'(x) − SAE(x)``, where SAE' masks the deleted latents (Marks et al. 2024, "Sparse Feature
     Circuits", arXiv:2403.19647, keep the reconstruction error the same way). With nothing deleted ``y = x``; a
     deletion removes the deleted latents' decoder contributions and adds those of the latents that fill their
-    slots. Tokens whose activation norm exceeds ``max_norm`` (``outlier_norm`` × the median norm seen at
-    initialisation) pass through untouched."""
+    slots. With an error term, or with ``pass_outliers`` (a hard bottleneck in a pretrained model), tokens whose
+    activation norm exceeds ``max_norm`` (``outlier_norm`` × the median norm seen at initialisation: the attention
+    sink) pass through untouched."""
 
     def __init__(self, dim: int, codes: int, k: int, groups: int = 1, error_term: bool = False,
                  outlier_norm: float = 10.0, pass_outliers: bool = False):
