@@ -182,14 +182,16 @@ def main() -> None:
         values[f"n{n}"] = {k: {"value": v[0], "ci": list(v[1])} for k, v in (
             ("topic_drop", topic_drop), ("nontopic_drop", nontopic_drop), ("located_minus_random_forget", beyond_f),
             ("located_minus_random_neighbour", beyond_n), ("topic_loss_rise_vs_random", loss_rise))}
-        # the claim at this n: the topic drops beyond random codes, and non-topic probes hold (their located - random
+        # the claim at this n: the topic's probes drop (the drop's interval above 0), by more than as many random
+        # codes make them drop (located - random below 0), and non-topic probes hold (their located - random
         # interval reaches 0)
-        if beyond_f[1][1] < 0 and beyond_n[1][1] >= 0:
+        if topic_drop[1][0] > 0 and beyond_f[1][1] < 0 and beyond_n[1][1] >= 0:
             holds.append(n)
     table("per n: drops from the bottlenecked model (probe accuracy), located minus random control (paired "
           "bootstrap over targets)", ["n", "topic drop", "non-topic drop", "located - random: forget probes",
                                       "neighbour probes", "topic loss", "non-topic loss", "s / request"], rows)
-    say("CodeUnlearn's claim (topic probes fall beyond as many random codes, non-topic probes not below theirs): "
+    say("CodeUnlearn's claim (topic probes drop, by more than as many random codes make them drop, and non-topic "
+        "probes do not fall below the random control's): "
         + (f"holds at n = {', '.join(map(str, holds))}" if holds else "holds at no n measured"))
 
     # NPO on the same base model (no bottleneck): its seconds per request
