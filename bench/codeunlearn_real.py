@@ -146,7 +146,7 @@ def main() -> None:
                                       for label, v in per.items()))
 
     def arrays(label, side):
-        return (np.array([per[label][t][side][0] for t in targets]), np.array([per[label][t][side][1] for t in targets]))
+        return tuple(np.array([per[label][t][side][i] for t in targets]) for i in (0, 1))
 
     def pooled(label, side):
         s, c = arrays(label, side)

@@ -332,10 +332,10 @@ def build(model_spec: str, out, cfg: BottleneckConfig, bench=None, probes=None, 
 
 def fitted(model_spec: str, cfg: BottleneckConfig, probes=None, bench=None, cache=None):
     """The pretrained ``model_spec`` with a bottleneck trained on the probe targets' passages and the benchmark's
-    training text (either or both) plus ``cfg.general_texts`` texts the model writes itself: ``(model, tokenizer, training info,
-    held-out general texts, what it trained on, number of training texts)``. Cached by content hash (the model,
-    the options and every training text) under ``$OBLIVIATE_CACHE/bottlenecks``, as targets and oracles are, so
-    that an hour of fitting on a CPU is done once; the self-written texts are cached too."""
+    training text (either or both) plus ``cfg.general_texts`` texts the model writes itself: ``(model, tokenizer,
+    training info, held-out general texts, what it trained on, number of training texts)``. Cached by content
+    hash (the model, the options and every training text) under ``$OBLIVIATE_CACHE/bottlenecks``, as targets and
+    oracles are, so that an hour of fitting on a CPU is done once; the self-written texts are cached too."""
     from dataclasses import asdict
     from pathlib import Path
 

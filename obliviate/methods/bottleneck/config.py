@@ -59,13 +59,13 @@ class BottleneckConfig(Options):
                                        "untouched (the attention sink's massive activations, which an SAE does not "
                                        "model)", gt=1)
     pass_outliers: bool | None = option(None, "SAE only: let the outlier tokens (outlier_norm) pass through a hard "
-                                              "bottleneck. Default: on for a pretrained model (SmolLM2's first token "
-                                              "carries an activation ~100 x the median after layer 15, and "
-                                              "reconstructing it breaks the attention sink), off from scratch")
+                                              "bottleneck. Default: on for a pretrained model (its first token, the "
+                                              "attention sink, carries an activation far above the median, and "
+                                              "reconstructing it breaks attention), off from scratch")
     kl_steps: int = option(0, "pretrained, hard SAE: after `steps` of reconstruction on collected activations, this "
                               "many steps through the frozen model on the KL divergence from the base model's "
                               "next-token distribution plus the reconstruction term (Braun et al. 2024's end-to-end "
-                              "SAE objective with its MSE term, 'e2e+ds' without the downstream layers)", ge=0)
+                              "SAE objective, with the local reconstruction term kept beside it)", ge=0)
     seed: int = option(0, "seeds the initialisation and the batch order", ge=0)
 
     def check(self) -> None:
