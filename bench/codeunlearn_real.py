@@ -31,7 +31,7 @@ import argparse
 import os
 import time
 
-from common import say, table, write_result
+from common import perplexity, probe_hits, say, table, text_nll, write_result
 
 BARS = {"ppl_ratio": 1.5, "probes_kept": 0.9}  # issue 40's usability bar
 
@@ -78,23 +78,10 @@ def main() -> None:
         f"when it was fitted (this step took {time.time() - t:.0f} s here, with the texts written, the activations "
         "collected and the model loaded; seconds when all of it came from the cache)")
 
-    def text_loss(m, texts):  # (summed NLL, tokens) of plain texts
-        from obliviate.data import Example
-        from obliviate.evals.scoring import Scorer
-
-        ts = Scorer(m, tok, max_length=256).score([Example("", x) for x in texts])
-        return -sum(float(x.logp.sum()) for x in ts), sum(x.logp.size for x in ts)
-
-    def probe_hits(m, names):
-        from obliviate.evals.rwku import evaluate_rwku
-
-        return [r["correct"] for n in names for r in evaluate_rwku(m, tok, n, probes, bootstrap=0)["rows"]
-                if r["split"].startswith("rwku_forget_")]
-
     # usability over every target's probes: base (the bottleneck passed through) against the bottleneck
     with sites.bypassed(model):
-        base_hits, base_ppl = probe_hits(model, targets), np.exp(np.divide(*text_loss(model, held_out)))
-    hits, ppl = probe_hits(model, targets), np.exp(np.divide(*text_loss(model, held_out)))
+        base_hits, base_ppl = probe_hits(model, tok, probes, targets), perplexity(model, tok, held_out)
+    hits, ppl = probe_hits(model, tok, probes, targets), perplexity(model, tok, held_out)
     kept = sum(hits) / max(1, sum(base_hits))
     table("the hard bottleneck's usability before any deletion (bars: held-out perplexity <= 1.5 x the base's, "
           ">= 0.9 of the probes the base answers)", ["model", "held-out text ppl", "probes answered", "bar met"],
@@ -123,10 +110,10 @@ def main() -> None:
             got = [r["correct"] for r in rows if r["split"].startswith(f"rwku_{s}_")]
             side[s] = (float(sum(got)), float(len(got)))
         tg = probes[target]
-        side["topic"] = text_loss(m, tg.passages)
-        side["nontopic"] = text_loss(m, [p for n in tg.neighbours for p in probes[n].passages])
+        side["topic"] = text_nll(m, tok, tg.passages)
+        side["nontopic"] = text_nll(m, tok, [p for n in tg.neighbours for p in probes[n].passages])
         per.setdefault(label, {})[target] = side
-        held.setdefault(label, []).append(float(np.exp(np.divide(*text_loss(m, held_out)))))
+        held.setdefault(label, []).append(perplexity(m, tok, held_out))
         if seconds is not None:
             secs.setdefault(label, []).append(seconds)
 

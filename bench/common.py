@@ -55,6 +55,35 @@ def pair(model: str, benchmark: str):
     return bench, target, oracle, tok, ob.UnlearnData.from_benchmark(bench, tok)
 
 
+def text_nll(model, tok, texts: list[str], max_length: int = 256) -> tuple[float, int]:
+    """``(summed negative log-likelihood, tokens)`` of plain ``texts`` under ``model``: a perplexity is
+    ``exp(nll / tokens)``."""
+    from obliviate.data import Example
+    from obliviate.evals.scoring import Scorer
+
+    scored = Scorer(model, tok, max_length=max_length).score([Example("", x) for x in texts])
+    return -sum(float(x.logp.sum()) for x in scored), sum(x.logp.size for x in scored)
+
+
+def perplexity(model, tok, texts: list[str]) -> float:
+    """Per-token perplexity of plain ``texts`` under ``model`` (all their tokens pooled)."""
+    import math
+
+    nll, n = text_nll(model, tok, texts)
+    return math.exp(nll / n)
+
+
+def probe_hits(model, tok, probes: dict, names: list[str]) -> list[bool]:
+    """Whether ``model`` answers each forget probe of the real targets ``names`` (as
+    :func:`obliviate.evals.rwku.evaluate_rwku` judges it; the neighbours' probes are not asked)."""
+    from dataclasses import replace
+
+    from obliviate.evals.rwku import evaluate_rwku
+
+    alone = {n: replace(probes[n], neighbours=[]) for n in names}
+    return [r["correct"] for n in names for r in evaluate_rwku(model, tok, n, alone, bootstrap=0)["rows"]]
+
+
 def _git(*args: str) -> str:
     """``git ARGS`` in the repository, its output stripped; ``unknown`` where git or the repository is missing."""
     import subprocess
