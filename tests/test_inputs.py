@@ -72,6 +72,30 @@ def test_sigterm_during_the_demo_leaves_nothing_behind(tmp_path):
     assert not list(tmp_path.glob(".out*")) and not (tmp_path / "out").exists()
 
 
+def test_a_sigterm_whose_exception_was_lost_still_writes_nothing(tmp_path, monkeypatch):
+    """Python drops an exception a signal handler raises inside a finaliser ("Exception ignored in ..."): the run
+    then goes on, and the output it would have written must still not appear."""
+    import gc
+
+    from obliviate.core import outputs
+
+    monkeypatch.setattr(outputs, "_termination_requested", False)
+
+    class Finaliser:
+        def __del__(self):
+            outputs.request_termination()  # what the CLI's handler does when SIGTERM lands here
+
+    try:
+        with outputs.atomic_dir(tmp_path / "out") as tmp:
+            (tmp / "results.json").write_text("{}")
+            Finaliser()  # its __del__ raises, and Python only prints that it ignored it
+            gc.collect()
+        raise AssertionError("the block's output was moved into place after a SIGTERM")
+    except outputs.Terminated:
+        pass
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
 def test_train_prints_valid_json_with_deepspeed_installed(tmp_path):
     import importlib.util
 

@@ -26,6 +26,7 @@ from obliviate.cli import (attack, bottleneck, certify, codes, curve, demo, eval
 from obliviate.cli.args import parents
 from obliviate.cli.common import Parser
 from obliviate.cli.ls import LS_TABLES
+from obliviate.core.outputs import Terminated, request_termination, reset_termination
 from obliviate.core.utils import ObliviateError
 
 VERBS = (demo, train, unlearn, bottleneck, codes, eval, attack, tune, curve, plan, keygen, ledger, certify, verify, ls)
@@ -79,15 +80,13 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised where the process is, so that every half-written output is removed on the way out, as it
-    is for Ctrl-C (SIGINT's KeyboardInterrupt); a BaseException so that no ``except Exception`` swallows it."""
-
-
 def _on_sigterm():
-    """Turn SIGTERM into :class:`Terminated` for this run; the previous handler, or None off the main thread."""
+    """Turn SIGTERM into :class:`~obliviate.core.outputs.Terminated` for this run (recorded too, see
+    :func:`~obliviate.core.outputs.request_termination`); the previous handler, or None off the main thread."""
+    reset_termination()
+
     def raise_terminated(signum, frame):
-        raise Terminated()
+        request_termination()
 
     try:
         return signal.signal(signal.SIGTERM, raise_terminated)

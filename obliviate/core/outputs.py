@@ -29,6 +29,29 @@ from typing import Iterable, Iterator
 from obliviate.core.utils import ObliviateError, _umask, package_version
 
 MARKER = ".obliviate"  # in every folder obliviate writes: JSON {"written_by": "obliviate", ...}
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that every half-written output is removed on the way out, as it
+    is for Ctrl-C (SIGINT's KeyboardInterrupt); a BaseException so that no ``except Exception`` swallows it."""
+
+
+_termination_requested = False
+
+
+def request_termination() -> None:
+    """Record that the process was asked to stop, then raise :class:`Terminated` (the CLI's SIGTERM handler).
+    Python drops an exception a signal handler raises while a finaliser runs ("Exception ignored in ..."), so the
+    record stays: :func:`atomic_dir` checks it before it moves an output into place."""
+    global _termination_requested
+    _termination_requested = True
+    raise Terminated()
+
+
+def reset_termination() -> None:
+    """Forget an earlier request (a new run in the same process)."""
+    global _termination_requested
+    _termination_requested = False
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 
@@ -168,6 +191,8 @@ def atomic_dir(final: str | os.PathLike, *, overwrite: bool = False, inputs: Ite
     try:
         _marker(tmp)
         yield tmp
+        if _termination_requested:  # a SIGTERM whose exception was lost on the way: still nothing is written
+            raise Terminated()
         check_output(final, overwrite=overwrite, inputs=inputs, flag="output")  # nothing appeared meanwhile
         _default_modes(tmp)
         old = None
@@ -208,5 +233,5 @@ def local_path(spec) -> str | None:
     return s if os.path.exists(os.path.expanduser(s)) else None
 
 
-__all__ = ["MARKER", "atomic_dir", "check_output", "clean_stale", "is_ours", "local_path", "resolve", "weights_bytes",
-           "within"]
+__all__ = ["MARKER", "Terminated", "atomic_dir", "check_output", "clean_stale", "is_ours", "local_path",
+           "request_termination", "reset_termination", "resolve", "weights_bytes", "within"]
