@@ -52,6 +52,8 @@ def reset_termination() -> None:
     """Forget an earlier request (a new run in the same process)."""
     global _termination_requested
     _termination_requested = False
+
+
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 
