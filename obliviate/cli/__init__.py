@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         distributed.close(had_group)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+            reset_termination()  # the library, used on in this process, is not stopped by this run's signal
 
 
 def _on_sigterm():
