@@ -121,23 +121,22 @@ def main() -> None:
         f = "+.2f" if sign else ".2f"
         return f"{x:{f}} [{lo:{f}}, {hi:{f}}]"
 
+    drops = {i: drop(got[i]["hits"]) for i in layers}  # each bootstrap once
     rows = [["none (the base model)", fmt(acc(base["hits"])), "-", f"{base['ppl']:.2f}", "-"]]
     values = {"base": {"probe_accuracy": acc(base["hits"])[0], "held_out_ppl": base["ppl"]}}
     for i in layers:
-        g = got[i]
-        rows.append([f"layer {i} MLP", fmt(acc(g["hits"])), fmt(drop(g["hits"]), True), f"{g['ppl']:.2f}",
-                     f"{g['ppl'] / base['ppl']:.2f} x"])
-        d = drop(g["hits"])
-        values[f"layer{i}"] = {"probe_accuracy": acc(g["hits"])[0], "drop": {"value": d[0], "ci": list(d[1])},
+        g, d, ac = got[i], drops[i], acc(got[i]["hits"])
+        rows.append([f"layer {i} MLP", fmt(ac), fmt(d, True), f"{g['ppl']:.2f}", f"{g['ppl'] / base['ppl']:.2f} x"])
+        values[f"layer{i}"] = {"probe_accuracy": ac[0], "drop": {"value": d[0], "ci": list(d[1])},
                                "held_out_ppl": g["ppl"]}
     table(f"{a.model}: one layer's MLP output mean-ablated, every target's forget probes ({len(targets)} targets, "
           f"{c.sum():.0f} probes the base answers; bootstrap over targets)",
           ["MLP removed", "forget probes answered", "drop from the base", "held-out ppl", "ppl / base's"], rows)
-    above = [i for i in layers if drop(got[i]["hits"])[1][0] > 0]
+    above = [i for i in layers if drops[i][1][0] > 0]
     mid = n_layers // 2
     say(f"{a.model}: removing one MLP's output drops the probes (interval above 0) at "
         + (f"layer(s) {', '.join(map(str, above))}" if above else "no layer measured")
-        + (f"; at layer {mid}, the bench's bottleneck site, the drop is {fmt(drop(got[mid]['hits']), True)}"
+        + (f"; at layer {mid}, the bench's bottleneck site, the drop is {fmt(drops[mid], True)}"
            if mid in got else "") + f"; {time.time() - t0:.0f} s in all")
     write_result(f"knowledge_sites_{a.model}", values, vars(a))
 
