@@ -126,6 +126,8 @@ def main() -> None:
     from obliviate.evals.rwku import evaluate_rwku
     from obliviate.methods import UnlearnData
 
+    from common import cached_row
+
     probes = PROBE_SETS[a.model]
     t0 = time.time()
     model, tok = ob.load_model(a.model)
@@ -162,14 +164,20 @@ def main() -> None:
         lines.append([target, "(before)", f, n, cell(*base_u["world"]), cell(*base_u["lm_eval"]), "-"])
         data = UnlearnData.from_probes(target, tok, probes)
         for m in methods:
-            t = time.time()
-            new, _ = ob.unlearn(model, tok, data, m, {"max_steps": a.steps, "lr": a.lr, "batch_size": 4})
-            secs = time.time() - t
-            f, n = probe_cells(evaluate_rwku(new, tok, target, probes), target, m)
-            u = utility(new)
-            lines.append([target, m, f, n, cell(*u["world"]), cell(*u["lm_eval"]), f"{secs:.0f}"])
+            def run(m=m) -> dict:
+                t = time.time()
+                new, _ = ob.unlearn(model, tok, data, m, {"max_steps": a.steps, "lr": a.lr, "batch_size": 4})
+                secs = time.time() - t
+                r = evaluate_rwku(new, tok, target, probes)
+                return {"rwku": {"metrics": r["metrics"], "rows": r["rows"]}, "utility": utility(new), "seconds": secs}
+
+            # one cell per target and method, cached: a run stopped midway resumes where it stopped
+            got = cached_row({"bench": "rwku_leaderboard.py", "model": a.model, "target": target, "method": m,
+                              "steps": a.steps, "lr": a.lr, "probes": repr(sorted(probes.items()))}, run)
+            f, n = probe_cells(got["rwku"], target, m)
+            u = got["utility"]
+            lines.append([target, m, f, n, cell(*u["world"]), cell(*u["lm_eval"]), f"{got['seconds']:.0f}"])
             print(" | ".join(lines[-1]), flush=True)
-            del new
     from common import table, write_result
 
     table(f"{a.model}: {a.steps} steps at lr {a.lr}, batch 4; 95 % intervals (probes: bootstrap over probes; world QA: "
