@@ -45,14 +45,27 @@ def cell(metrics: dict, ci: dict | None, key: str) -> str:
 
 
 def pair(model: str, benchmark: str):
-    """``(bench, target, oracle, tokenizer, request)``: the cached target and oracle and the benchmark's request."""
+    """``(bench, target, oracle, tokenizer, request, paths)``: the cached target and oracle, the benchmark's request
+    and the pair's folders (``paths["target"]``, ``paths["oracle"]``)."""
     import obliviate as ob
 
     bench = ob.load_benchmark(benchmark)
     paths = ob.train_pair(model, bench)
     target, tok = ob.load_model(paths["target"])
     oracle, _ = ob.load_model(paths["oracle"])
-    return bench, target, oracle, tok, ob.UnlearnData.from_benchmark(bench, tok)
+    return bench, target, oracle, tok, ob.UnlearnData.from_benchmark(bench, tok), paths
+
+
+def references(target, oracle, tok, bench, paths: dict) -> tuple:
+    """``(oracle's result, target's result against it)``, each read from the evaluation cache when these weights,
+    this benchmark and this library were scored before (``obliviate.evals.cache``): a bench restarted on the same
+    pair skips the two evaluations (minutes each on a pretrained pair on CPU)."""
+    from obliviate.evals import EvalConfig
+    from obliviate.evals.cache import evaluate_cached
+
+    ref, _ = evaluate_cached(oracle, tok, bench, EvalConfig(), paths["oracle"], desc="evaluate oracle")
+    base, _ = evaluate_cached(target, tok, bench, EvalConfig(), paths["target"], oracle=ref, desc="evaluate target")
+    return ref, base
 
 
 def text_nll(model, tok, texts: list[str], max_length: int = 256) -> tuple[float, int]:
@@ -130,12 +143,13 @@ def run_rows(rows, target, tok, data) -> tuple[dict, dict, dict]:
     return models, infos, secs
 
 
-def evaluate_all(models: dict, target, oracle, tok, bench) -> dict:
-    """Evaluation results of the target, the oracle and every model, each against the oracle."""
+def evaluate_all(models: dict, target, oracle, tok, bench, paths: dict) -> dict:
+    """Evaluation results of the target, the oracle (both through :func:`references`) and every model, each
+    against the oracle."""
     import obliviate as ob
 
-    o = ob.evaluate(oracle, tok, bench, is_oracle=True)
-    out = {"target": ob.evaluate(target, tok, bench, oracle=o), "oracle": o}
+    o, t = references(target, oracle, tok, bench, paths)
+    out = {"target": t, "oracle": o}
     for label, m in models.items():
         out[label] = ob.evaluate(m, tok, bench, oracle=o)
     return out

@@ -52,9 +52,9 @@ def main() -> None:
     from obliviate.methods.editing.intrinsic import concept_vectors, intrinsic
     from obliviate.methods.editing.rocr import redirect_rate
 
-    bench, target, oracle, tok, data = pair(a.model, a.benchmark)
+    bench, target, oracle, tok, data, paths = pair(a.model, a.benchmark)
     models, info, secs = run_rows(rows_of(a), target, tok, data)
-    results = evaluate_all(models, target, oracle, tok, bench)
+    results = evaluate_all(models, target, oracle, tok, bench, paths)
 
     print_table(results, KEYS, secs, title=f"{a.model} on {bench.name} (forget {len(bench.forget)} facts of "
                 f"{len({r.subject for r in bench.forget})} people): value [95 % interval over people]")

@@ -29,7 +29,7 @@ import os
 import time
 from dataclasses import asdict
 
-from common import cell, pair, say, table, write_result
+from common import cell, pair, references, say, table, write_result
 
 
 def predicted(k_by_shard: dict[int, int], rows_per_shard: float, R: int) -> float:
@@ -116,13 +116,12 @@ def main() -> None:
     from obliviate.methods.exact.sisa import SisaConfig, _key, assign, train_sisa
     from obliviate.engine.training import TrainConfig, base_model
 
-    bench, target, oracle, tok, data_all = pair(a.model, a.benchmark)
+    bench, target, oracle, tok, data_all, paths = pair(a.model, a.benchmark)
     rows = examples_from(tok, bench.training_qa(True), bench.training_texts(True))
     full = TrainConfig().resolved(a.model in SCRATCH_MODELS, len(rows))
     R = a.slices
     per_slice = TrainConfig(**{**asdict(full), "epochs": max(1, full.epochs // R)})
-    o = ob.evaluate(oracle, tok, bench, is_oracle=True)
-    t_res = ob.evaluate(target, tok, bench, oracle=o)
+    o, t_res = references(target, oracle, tok, bench, paths)
     keys = ["forget_exact_match", "retain_exact_match", "world_exact_match", "model_utility"]
     say(f"{a.model} on {bench.name}: {len(rows)} training rows; one model: {full.epochs} epochs; each SISA slice: "
           f"{per_slice.epochs} epochs on the cumulative slices (R = {R})")

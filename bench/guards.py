@@ -57,10 +57,10 @@ def main() -> None:
     from obliviate.data.format import format_prompt
     from obliviate.methods.guards.rates import classifier_rates
 
-    bench, target, oracle, tok, data = pair(a.model, a.benchmark)
+    bench, target, oracle, tok, data, paths = pair(a.model, a.benchmark)
     models, infos, secs = run_rows([("eco", "eco", {}), ("eco dims=0", "eco", {"dims": 0}), ("guard", "guard", {}),
                                     ("npo", "npo", {"retain_weight": 5.0, "epochs": 10})], target, tok, data)
-    results = evaluate_all(models, target, oracle, tok, bench)
+    results = evaluate_all(models, target, oracle, tok, bench, paths)
     print_table(results, KEYS, secs, "build s", title=f"{a.model} on {bench.name}: value [95 % interval over people]")
     for label in ("eco", "eco dims=0"):
         search = infos[label].get("sigma_search", [{}])

@@ -130,26 +130,23 @@ def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], 
     import json
     from types import SimpleNamespace
 
-    from common import RECORD, cached_row
+    from common import RECORD, cached_row, pair, references
 
     import obliviate as ob
+    from obliviate.evals.cache import evaluate_cached
     from obliviate.models import SCRATCH_MODELS
 
     print(f"\n== {model} on {benchmark} ==", flush=True)
-    bench = ob.load_benchmark(benchmark)
-    paths = ob.train_pair(model, bench)
-    target, tok = ob.load_model(paths["target"])
-    oracle, _ = ob.load_model(paths["oracle"])
-    ref = ob.evaluate(oracle, tok, bench, is_oracle=True)
-    base = ob.evaluate(target, tok, bench, oracle=ref)
-    data = ob.UnlearnData.from_benchmark(bench, tok)
+    bench, target, oracle, tok, data, paths = pair(model, benchmark)
+    ref, base = references(target, oracle, tok, bench, paths)
     second = None
     if model not in SCRATCH_MODELS:  # the second oracle: how far two retrainings differ
         from dataclasses import replace
 
         recipe = ob.TrainConfig(**json.loads((paths["oracle"] / "obliviate.json").read_text())["recipe"])
-        o2, _ = ob.load_model(ob.train_pair(model, bench, replace(recipe, seed=1), roles=("oracle",))["oracle"])
-        second = ob.evaluate(o2, tok, bench, oracle=ref)
+        folder = ob.train_pair(model, bench, replace(recipe, seed=1), roles=("oracle",))["oracle"]
+        o2, _ = ob.load_model(folder)
+        second, _ = evaluate_cached(o2, tok, bench, ob.EvalConfig(), folder, oracle=ref, desc="evaluate oracle seed 1")
         del o2
     for m in tune:
         cfg, label = tune_rows(m, trials, target, tok, bench, ref, base, paths)

@@ -63,3 +63,24 @@ def test_a_damaged_cache_entry_is_scored_again(tmp_path, monkeypatch, micro_pair
     res, cached = evaluate_oracle(oracle, tok, micro_bench, cfg, micro_pair["oracle"])
     assert not cached and res.metrics["forget_exact_match"] is not None
     assert evaluate_oracle(oracle, tok, micro_bench, cfg, micro_pair["oracle"])[1]  # replaced by a good entry
+
+
+def test_a_model_scored_against_the_oracle_is_cached_under_that_oracle_result(tmp_path, monkeypatch, micro_pair,
+                                                                              micro_models, micro_bench):
+    from obliviate.evals import EvalConfig
+    from obliviate.evals.cache import evaluate_cached
+
+    monkeypatch.setenv("OBLIVIATE_CACHE", str(tmp_path))
+    calls = _count_oracle_scorings(monkeypatch)
+    target, oracle, tok = micro_models
+    cfg = EvalConfig(bootstrap=0)
+    ref, cached = evaluate_cached(oracle, tok, micro_bench, cfg, micro_pair["oracle"])
+    assert not cached
+    first, cached = evaluate_cached(target, tok, micro_bench, cfg, micro_pair["target"], oracle=ref)
+    assert not cached and first.metrics["forget_quality"] is not None  # scored against the oracle
+    again, cached = evaluate_cached(target, tok, micro_bench, cfg, micro_pair["target"], oracle=ref)
+    assert cached and again.metrics == first.metrics and again.arrays == first.arrays
+    assert calls == [True, False]  # the oracle once, the target once
+    other = type(ref)(**{**ref.to_dict(), "metrics": {**ref.metrics, "forget_exact_match": -1.0}})
+    assert not evaluate_cached(target, tok, micro_bench, cfg, micro_pair["target"], oracle=other)[1]
+    assert evaluate_cached(target, tok, micro_bench, cfg, None, oracle=ref)[1] is False  # no folder: not cached

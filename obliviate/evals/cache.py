@@ -11,6 +11,9 @@ the resolved :class:`~obliviate.evals.EvalConfig`, the torch version and oblivia
 of the package: a release number does not change when the code that scores does). A changed byte in any of them is
 another key. Entries live under ``$OBLIVIATE_CACHE/scores/KEY.json`` (written atomically), and only a
 model given as a folder is cached (a built-in name is a recipe, not weights).
+
+:func:`evaluate_cached` does the same for any saved model scored against an oracle's result (the target before
+unlearning, a second oracle): the oracle's whole result joins the key, so a re-scored oracle re-scores them too.
 """
 from __future__ import annotations
 
@@ -25,8 +28,9 @@ from obliviate.core.utils import cache_dir, stable_hash
 from obliviate.evals.suite import EvalConfig, EvalResult, evaluate
 
 
-def content_key(folder: str | os.PathLike, bench, cfg: EvalConfig) -> str:
-    """The cache key of one evaluation of the model in ``folder`` (see the module docstring)."""
+def content_key(folder: str | os.PathLike, bench, cfg: EvalConfig, against: EvalResult | None = None) -> str:
+    """The cache key of one evaluation of the model in ``folder`` (see the module docstring); ``against``: the
+    oracle's result the model is compared with (its whole content is part of the key), none for the oracle itself."""
     import torch
 
     folder = Path(folder)
@@ -38,8 +42,11 @@ def content_key(folder: str | os.PathLike, bench, cfg: EvalConfig) -> str:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     h.update(chunk)
             files[f.relative_to(folder).as_posix()] = h.hexdigest()
-    return stable_hash({"files": files, "benchmark": bench.fingerprint(), "eval": dataclasses.asdict(cfg),
-                        "obliviate_source": _source_digest(), "torch": torch.__version__})
+    key = {"files": files, "benchmark": bench.fingerprint(), "eval": dataclasses.asdict(cfg),
+           "obliviate_source": _source_digest(), "torch": torch.__version__}
+    if against is not None:
+        key["against"] = stable_hash(against.to_dict())
+    return stable_hash(key)
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,15 +64,27 @@ def evaluate_oracle(model, tokenizer, bench, cfg: EvalConfig, folder: str | os.P
                     desc: str = "evaluate oracle") -> tuple[EvalResult, bool]:
     """``(result, from_cache)``: the oracle's evaluation (``evaluate(..., is_oracle=True)``), read from the cache
     when this folder, benchmark and config were scored before, else computed and stored."""
+    return evaluate_cached(model, tokenizer, bench, cfg, folder, desc=desc)
+
+
+def evaluate_cached(model, tokenizer, bench, cfg: EvalConfig, folder: str | os.PathLike | None,
+                    oracle: EvalResult | None = None, desc: str = "evaluate") -> tuple[EvalResult, bool]:
+    """``(result, from_cache)``: ``evaluate(model, ..., oracle=oracle)`` of the model saved in ``folder``, or the
+    oracle's own evaluation (``is_oracle=True``) when ``oracle`` is None; read from the cache when the same files,
+    benchmark, config and oracle result were scored before, else computed and stored. Without a folder (a model
+    only in memory), always computed."""
+    def run() -> EvalResult:
+        return evaluate(model, tokenizer, bench, cfg, oracle=oracle, desc=desc, is_oracle=oracle is None)
+
     if folder is None or not Path(str(folder)).is_dir():
-        return evaluate(model, tokenizer, bench, cfg, desc=desc, is_oracle=True), False
-    path = cache_dir() / "scores" / f"{content_key(folder, bench, cfg)}.json"
+        return run(), False
+    path = cache_dir() / "scores" / f"{content_key(folder, bench, cfg, oracle)}.json"
     if path.is_file():
         try:
             return EvalResult(**json.loads(path.read_text(encoding="utf-8"))), True
         except (OSError, ValueError, TypeError):
             pass  # a damaged entry is scored again and replaced
-    result = evaluate(model, tokenizer, bench, cfg, desc=desc, is_oracle=True)
+    result = run()
     if os.environ.get("RANK", "0") == "0":  # under torchrun every process scores its share; one writes
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp-{os.getpid()}")
@@ -74,4 +93,4 @@ def evaluate_oracle(model, tokenizer, bench, cfg: EvalConfig, folder: str | os.P
     return result, False
 
 
-__all__ = ["content_key", "evaluate_oracle"]
+__all__ = ["content_key", "evaluate_cached", "evaluate_oracle"]
