@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from obliviate.data import load_benchmark
-from obliviate.evals.cache import evaluate_oracle
+from obliviate.evals.cache import evaluate_cached, evaluate_oracle
 from obliviate.evals.damage import damage_from_evaluations
 from obliviate.evals.suite import EvalConfig, evaluate
 from obliviate.methods import DEFAULT_METHOD, UnlearnData, get_method, method_config, unlearn
@@ -85,7 +85,8 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
         oracle, _ = load_model(paths["oracle"])
         t = time.time()
         oracle_res, _ = evaluate_oracle(oracle, tok, bench, cfg.eval, paths["oracle"])
-        target_res = evaluate(target, tok, bench, cfg.eval, oracle=oracle_res, desc="evaluate target")
+        target_res, _ = evaluate_cached(target, tok, bench, cfg.eval, paths["target"], oracle=oracle_res,
+                                        desc="evaluate target")
         timings["evaluate_target_and_oracle"] = time.time() - t
 
         t = time.time()
