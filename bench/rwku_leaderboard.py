@@ -158,35 +158,47 @@ def main() -> None:
             acc.setdefault((target, method), {})[side] = float(arr.mean())
         return out
 
+    def cached(target: str, method: str, run) -> dict:
+        """One cell (a target's probes before unlearning, or after one method), cached by its inputs and the
+        library's source: a run stopped midway resumes where it stopped."""
+        return cached_row({"bench": "rwku_leaderboard.py", "model": a.model, "target": target, "method": method,
+                           "steps": a.steps, "lr": a.lr, "probes": repr(sorted(probes.items()))}, run)
+
+    def probes_of(m) -> dict:
+        r = evaluate_rwku(m, tok, target, probes)
+        return {"metrics": r["metrics"], "rows": r["rows"]}
+
     for target in targets:
-        before = evaluate_rwku(model, tok, target, probes)
-        f, n = probe_cells(before, target, "(before)")
+        f, n = probe_cells(cached(target, "(before)", lambda: {"rwku": probes_of(model)})["rwku"], target, "(before)")
         lines.append([target, "(before)", f, n, cell(*base_u["world"]), cell(*base_u["lm_eval"]), "-"])
-        data = UnlearnData.from_probes(target, tok, probes)
-        for m in methods:
-            def run(m=m) -> dict:
+    from common import RECORD, table, write_result
+
+    mark = {k: len(v) for k, v in RECORD.items()}
+    for done, m in enumerate(methods, 1):  # method by method: the results file is written after each one
+        for target in targets:
+            data = UnlearnData.from_probes(target, tok, probes)
+
+            def run() -> dict:
                 t = time.time()
                 new, _ = ob.unlearn(model, tok, data, m, {"max_steps": a.steps, "lr": a.lr, "batch_size": 4})
                 secs = time.time() - t
-                r = evaluate_rwku(new, tok, target, probes)
-                return {"rwku": {"metrics": r["metrics"], "rows": r["rows"]}, "utility": utility(new), "seconds": secs}
+                return {"rwku": probes_of(new), "utility": utility(new), "seconds": secs}
 
-            # one cell per target and method, cached: a run stopped midway resumes where it stopped
-            got = cached_row({"bench": "rwku_leaderboard.py", "model": a.model, "target": target, "method": m,
-                              "steps": a.steps, "lr": a.lr, "probes": repr(sorted(probes.items()))}, run)
+            got = cached(target, m, run)
             f, n = probe_cells(got["rwku"], target, m)
             u = got["utility"]
             lines.append([target, m, f, n, cell(*u["world"]), cell(*u["lm_eval"]), f"{got['seconds']:.0f}"])
             print(" | ".join(lines[-1]), flush=True)
-    from common import table, write_result
-
-    table(f"{a.model}: {a.steps} steps at lr {a.lr}, batch 4; 95 % intervals (probes: bootstrap over probes; world QA: "
-          f"over facts; lm-eval: acc +- 1.96 x its bootstrap standard error); total {time.time() - t0:.0f} s",
-          ["target", "method", "forget probes", "neighbour probes", "world QA", "lm-eval capitals", "unlearn s"], lines)
-    values = compare_methods(acc, targets, methods)
-    write_result(f"rwku_leaderboard_{a.model}", {"seconds": round(time.time() - t0), **values},
-                 {"model": a.model, "targets": targets, "methods": methods, "steps": a.steps, "lr": a.lr})
-
+        for k, n in mark.items():  # the tables are printed again, with every method measured so far
+            del RECORD[k][n:]
+        table(f"{a.model}: {a.steps} steps at lr {a.lr}, batch 4; 95 % intervals (probes: bootstrap over probes; world "
+              f"QA: over facts; lm-eval: acc +- 1.96 x its bootstrap standard error); total {time.time() - t0:.0f} s",
+              ["target", "method", "forget probes", "neighbour probes", "world QA", "lm-eval capitals", "unlearn s"],
+              sorted(lines, key=lambda r: targets.index(r[0])))
+        values = compare_methods(acc, targets, methods[:done])
+        write_result(f"rwku_leaderboard_{a.model}", {"seconds": round(time.time() - t0), "methods_done": done,
+                                                     "methods_planned": len(methods), **values},
+                     {"model": a.model, "targets": targets, "methods": methods, "steps": a.steps, "lr": a.lr})
 
 if __name__ == "__main__":
     main()
