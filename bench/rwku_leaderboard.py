@@ -1,11 +1,13 @@
 """Real knowledge on real models: a leaderboard of unlearning methods on built-in RWKU-style targets, offline.
 
 For each target (default: every built-in target of the model's set), each method unlearns the target's passages
-from the pretrained model (its neighbours' passages are the retain set) and is scored on: the target's probes (forget: lower is better), its neighbours' probes (keep),
-world facts (30 real capitals, generated answers) and an offline lm-evaluation-harness task (the same capitals as
-four-way multiple choice, lm-eval's log-likelihood ``acc``). Probe and world intervals are 95 % bootstrap intervals
-over probes and facts; the lm-eval interval is acc ± 1.96 × lm-eval's bootstrap standard error. Then each method's
-accuracy averaged over the targets, and every pair of methods compared by a paired bootstrap over targets.
+from the pretrained model (its neighbours' passages are the retain set) and is scored on: the target's probes
+(forget: lower is better), its neighbours' probes (keep), world facts (30 real capitals, generated answers) and an
+offline lm-evaluation-harness task (the same capitals as four-way multiple choice, lm-eval's log-likelihood
+``acc``). Probe and world intervals are 95 % bootstrap intervals over probes and facts; the lm-eval interval is
+acc ± 1.96 × lm-eval's bootstrap standard error. Then each method's accuracies averaged over the targets (interval:
+bootstrap over targets), every pair of methods compared by a paired bootstrap over targets, and the pairs that
+differ named.
 
     python bench/rwku_leaderboard.py [--model smollm2-135m] [--targets "Albert Einstein,..."] [--methods npo,...]
     python bench/rwku_leaderboard.py --model gemma3-270m --methods npo,wga
@@ -34,17 +36,18 @@ def compare_methods(acc: dict, targets: list[str], methods: list[str]) -> dict:
     differs when the interval of its difference excludes 0. Prints both tables; returns their values."""
     import numpy as np
 
-    from common import table
+    from common import say, table
     from obliviate.evals.uncertainty import bootstrap
 
     idx = {"t": list(range(len(targets)))}
+    sides = ("forget", "neighbour", "world", "lm_eval")
     arr = {(m, side): np.asarray([acc[(t, m)][side] for t in targets]) for m in ["(before)", *methods]
-           for side in ("forget", "neighbour")}
+           for side in sides}
     mean_ci = {k: (float(v.mean()), bootstrap({"m": lambda i, v=v: float(v[i["t"]].mean())}, idx)["m"])
                for k, v in arr.items()}
     table(f"averaged over {len(targets)} targets: accuracy [95 % bootstrap interval over targets]",
-          ["method", "forget probes", "neighbour probes"],
-          [[m, cell(*mean_ci[(m, "forget")]), cell(*mean_ci[(m, "neighbour")])] for m in ["(before)", *methods]])
+          ["method", "forget probes", "neighbour probes", "world QA", "lm-eval capitals"],
+          [[m, *[cell(*mean_ci[(m, side)]) for side in sides]] for m in ["(before)", *methods]])
     rows, pairs = [], {}
     for i, m1 in enumerate(methods):
         for m2 in methods[i + 1:]:
@@ -59,6 +62,14 @@ def compare_methods(acc: dict, targets: list[str], methods: list[str]) -> dict:
     table("pairs of methods: difference in accuracy (first minus second) [95 % paired bootstrap interval over "
           "targets]; differs: the interval excludes 0", ["method", "other", "forget difference", "differs",
                                                          "neighbour difference", "differs"], rows)
+    # forget: the lower accuracy is the better; neighbour: the higher
+    for side, better, sign in (("forget", "forgets more than", -1),
+                               ("neighbour", "keeps more neighbour probes than", 1)):
+        found = [f"{m1} {better} {m2}" if sign * p["value"] > 0 else f"{m2} {better} {m1}"
+                 for k, p in pairs.items() if p["differs"] and k.endswith(f" {side}")
+                 for m1, m2 in [k[:-len(side) - 1].split(" - ")]]
+        say(f"{side} probes: {len(found)} of {len(rows)} pairs of methods differ (paired interval over targets "
+            f"excludes 0){': ' + '; '.join(found) if found else ''}")
     return {"means": {f"{m} {side}": {"value": v, "ci": ci} for (m, side), (v, ci) in mean_ci.items()},
             "pairs": pairs}
 
@@ -170,6 +181,7 @@ def main() -> None:
 
     for target in targets:
         f, n = probe_cells(cached(target, "(before)", lambda: {"rwku": probes_of(model)})["rwku"], target, "(before)")
+        acc[(target, "(before)")].update(world=base_u["world"][0], lm_eval=base_u["lm_eval"][0])
         lines.append([target, "(before)", f, n, cell(*base_u["world"]), cell(*base_u["lm_eval"]), "-"])
     from common import RECORD, table, write_result
 
@@ -187,6 +199,7 @@ def main() -> None:
             got = cached(target, m, run)
             f, n = probe_cells(got["rwku"], target, m)
             u = got["utility"]
+            acc[(target, m)].update(world=u["world"][0], lm_eval=u["lm_eval"][0])
             lines.append([target, m, f, n, cell(*u["world"]), cell(*u["lm_eval"]), f"{got['seconds']:.0f}"])
             print(" | ".join(lines[-1]), flush=True)
         for k, n in mark.items():  # the tables are printed again, with every method measured so far
