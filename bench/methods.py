@@ -130,6 +130,7 @@ def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], 
     import json
     from types import SimpleNamespace
 
+    import torch
     from common import RECORD, cached_row, pair, references
 
     import obliviate as ob
@@ -158,7 +159,8 @@ def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], 
         new, _ = ob.unlearn(target, tok, data, name, cfg)
         secs = time.time() - t
         r = ob.evaluate(new, tok, bench, oracle=ref)
-        return {"metrics": r.metrics, "ci": r.ci, "seconds": secs}
+        # the threads the row ran with: a wall time compares with the oracle's only at the same count
+        return {"metrics": r.metrics, "ci": r.ci, "seconds": secs, "threads": torch.get_num_threads()}
 
     rows = []
     for name, cfg, label in runs:

@@ -226,11 +226,13 @@ def train_pair(spec: str, bench: Benchmark, cfg: TrainConfig | None = None, *, r
         else:
             model, tok = base_model(spec, bench, cfg.seed)
             model, curve = train_model(model, tok, examples_from(tok, qa, texts), cfg, desc=f"train {role}")
+        import torch
+
         meta = {"role": role, "base_model": spec, **({"bottleneck": asdict(bottleneck)} if bottleneck else {}),
                 "benchmark": bench.record(), "recipe": asdict(cfg),
                 "seed": cfg.seed, "n_qa": len(qa), "n_texts": len(texts), "cache_key": key,
-                "train_seconds": round(time.time() - t0, 2), "final_loss": curve[-1],
-                "loss_curve": curve[:: max(1, len(curve) // 200)], "versions": versions()}
+                "train_seconds": round(time.time() - t0, 2), "threads": torch.get_num_threads(),
+                "final_loss": curve[-1], "loss_curve": curve[:: max(1, len(curve) // 200)], "versions": versions()}
         from accelerate import PartialState
 
         state = PartialState()
