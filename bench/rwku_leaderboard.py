@@ -188,9 +188,8 @@ def main() -> None:
     mark, unlearn_s = {k: len(v) for k, v in RECORD.items()}, 0.0
     for done, m in enumerate(methods, 1):  # method by method: the results file is written after each one
         for target in targets:
-            data = UnlearnData.from_probes(target, tok, probes)
-
-            def run() -> dict:
+            def run() -> dict:  # the request is built only for a cell not in the cache
+                data = UnlearnData.from_probes(target, tok, probes)
                 t = time.time()
                 new, _ = ob.unlearn(model, tok, data, m, {"max_steps": a.steps, "lr": a.lr, "batch_size": 4})
                 secs = time.time() - t
