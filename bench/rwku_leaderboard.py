@@ -12,10 +12,13 @@ differ named.
     python bench/rwku_leaderboard.py [--model smollm2-135m] [--targets "Albert Einstein,..."] [--methods npo,...]
     python bench/rwku_leaderboard.py --model gemma3-270m --methods npo,wga
     python bench/rwku_leaderboard.py --model gemma3-270m --check     # which built-in probes the model answers
+    python bench/rwku_leaderboard.py --methods "rmu,rmu[lr=1e-3 adaptive_scale=5]" --tag rmu   # variants, own file
 
 Every method runs ``--steps`` optimiser steps at ``--lr`` (1e-4: the methods' pretrained default of 1e-5 barely
 moves a 135M model in 20 steps) with batch size 4, its other options at their defaults. Probes share no wording
-with the passages (obliviate.data.rwku), so a method cannot pass by unlearning a sentence.
+with the passages (obliviate.data.rwku), so a method cannot pass by unlearning a sentence. A method written
+``name[key=value ...]`` runs with those options on top (``lr`` and ``max_steps`` among them), under that label;
+``--tag T`` writes ``rwku_leaderboard_MODEL_T.json`` instead of the default leaderboard's file.
 """
 from __future__ import annotations
 
@@ -28,6 +31,23 @@ from pathlib import Path
 
 DEFAULT_TARGETS = {"smollm2-135m": None, "gemma3-270m": None}  # None: every built-in target of the model's set
 DEFAULT_METHODS = {"smollm2-135m": ["ga", "npo", "wga", "satimp", "undial", "ceu"], "gemma3-270m": ["npo", "wga"]}
+
+
+def method_spec(spec: str) -> tuple[str, dict]:
+    """``name`` or ``name[key=value key=value]``: the method and the options it runs with beyond the bench's own
+    (values as text, parsed by the option's declared type)."""
+    name, bracket, rest = spec.partition("[")
+    if not bracket:
+        return spec, {}
+    if not rest.endswith("]"):
+        raise SystemExit(f"--methods: {spec!r} should end with ']'")
+    opts = {}
+    for item in rest[:-1].split():
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise SystemExit(f"--methods: {spec!r}: expected key=value, got {item!r}")
+        opts[key] = value
+    return name, opts
 
 
 def compare_methods(acc: dict, targets: list[str], methods: list[str]) -> dict:
@@ -126,6 +146,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--check", action="store_true", help="only print which built-in probes the model answers")
+    ap.add_argument("--tag", default="", help="results file rwku_leaderboard_MODEL_TAG.json (default: no tag)")
     a = ap.parse_args()
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -152,6 +173,8 @@ def main() -> None:
         return
     targets = a.targets.split(",") if a.targets else (DEFAULT_TARGETS[a.model] or list(probes))
     methods = a.methods.split(",") if a.methods else DEFAULT_METHODS[a.model]
+    for m in methods:  # a malformed variant fails here, not after an hour of other cells
+        method_spec(m)
     utility = Utility(tok)
     base_u = utility(model)
     lines = []
@@ -191,7 +214,9 @@ def main() -> None:
             def run() -> dict:  # the request is built only for a cell not in the cache
                 data = UnlearnData.from_probes(target, tok, probes)
                 t = time.time()
-                new, _ = ob.unlearn(model, tok, data, m, {"max_steps": a.steps, "lr": a.lr, "batch_size": 4})
+                name, extra = method_spec(m)
+                opts = {"max_steps": a.steps, "lr": a.lr, "batch_size": 4, **extra}
+                new, _ = ob.unlearn(model, tok, data, name, opts)
                 secs = time.time() - t
                 return {"rwku": probes_of(new), "utility": utility(new), "seconds": secs}
 
@@ -210,9 +235,9 @@ def main() -> None:
               sorted(lines, key=lambda r: targets.index(r[0])))
         values = compare_methods(acc, targets, methods[:done])
         # seconds: this process (a resumed run reads finished cells from the cache); unlearn_seconds: every cell's own
-        write_result(f"rwku_leaderboard_{a.model}", {"seconds": round(time.time() - t0), "unlearn_seconds":
-                                                     round(unlearn_s), "methods_done": done,
-                                                     "methods_planned": len(methods), **values},
+        write_result(f"rwku_leaderboard_{a.model}" + (f"_{a.tag}" if a.tag else ""),
+                     {"seconds": round(time.time() - t0), "unlearn_seconds": round(unlearn_s), "methods_done": done,
+                      "methods_planned": len(methods), **values},
                      {"model": a.model, "targets": targets, "methods": methods, "steps": a.steps, "lr": a.lr})
 
 

@@ -225,6 +225,26 @@ def test_rmu_misdirects_forget_activations_and_keeps_retain_ones(micro_models, d
     assert _nll(new, tok, data.forget) > _nll(target, tok, data.forget) + 1.0
 
 
+def test_rmu_adaptive_scale_sets_c_from_the_forget_activation_norm(micro_models, data):
+    """Adaptive RMU: c = β × the mean layer-ℓ norm over the forget tokens, read off the input model, so the
+    steering target keeps its size relative to the activations on any model; the default stays the paper's c."""
+    from obliviate.methods.gradient.rmu import _activations, data_tokens
+
+    target, _, tok = micro_models
+    f = collate([encode(tok, e) for e in data.forget], pad_id(tok))
+    with torch.no_grad():
+        norms = _activations(target, f, 1).norm(dim=-1)
+    mask = data_tokens(f).bool()
+    expected = 3.0 * norms[mask].mean().item()
+    cfg = {"max_steps": 2, "layer": 1, "batch_size": 5}
+    _, plain = unlearn(target, tok, data, "rmu", cfg)
+    _, adaptive = unlearn(target, tok, data, "rmu", {**cfg, "adaptive_scale": 3.0})
+    assert plain["steering_coeff"] == 6.5
+    assert adaptive["steering_coeff"] == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ObliviateError, match="adaptive_scale"):
+        unlearn(target, tok, data, "rmu", {**cfg, "adaptive_scale": 0})
+
+
 def test_retrain_reproduces_the_oracle(micro_models, data):
     target, oracle, tok = micro_models
     new, info = unlearn(target, tok, data, "retrain")

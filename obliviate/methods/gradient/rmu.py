@@ -9,6 +9,12 @@ of a question-answer example, every token of a passage (RMU's WMDP corpora are p
 token). Averaging over the prompt too would push the shared "Question: ... Answer:" template to c·u on forget
 data and pin it on retain data, which says nothing about the facts. Only the MLP down-projections of layers
 ℓ-2..ℓ are updated, as in the paper's official code.
+
+c = 6.5 was chosen for Zephyr-7B's layer-7 activations; on another model its size relative to the activations is
+arbitrary. ``adaptive_scale=β`` sets c = β · the mean norm of the input model's layer-ℓ activations on the forget
+tokens instead (Adaptive RMU: Dang et al., 2025, "On Effects of Steering Latent Representation for Large Language
+Model Unlearning", AAAI, arXiv:2408.06223, Sec. 4; their code's default β = 5, with the norm read off the first
+forget batch; here it is averaged over the whole forget set, so that it does not depend on the batch order).
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from obliviate.data.format import IGNORE
+from obliviate.data.format import IGNORE, encoded_batches
 from obliviate.engine.distributed import frozen_copy
 from obliviate.core.options import option
 from obliviate.core.utils import ObliviateError
@@ -41,6 +47,9 @@ class RMUConfig(GradientConfig):
     n_updated_layers: int = option(3, "MLP down-projections updated: layers ℓ-n+1..ℓ (paper: 3)", ge=1)
     steering_coeff: float = option(6.5, "c, the norm of the steering target c·u (paper: 6.5 for Zephyr-7B)", gt=0)
     alpha: float = option(1200.0, "α, the weight of the retain activation term (paper: 1200)", ge=0)
+    adaptive_scale: float | None = option(
+        None, "β: c = β × the mean norm of the model's layer-ℓ activations on the forget tokens, instead of "
+              "steering_coeff (Adaptive RMU; its code: 5)", gt=0)
 
 
 def resolve_layers(model, cfg: RMUConfig) -> tuple[int, list[int]]:
@@ -102,19 +111,38 @@ def _token_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tor
     return ((h - target).square() * m).sum() / (m.sum() * h.shape[-1]).clamp_min(1)
 
 
+@torch.no_grad()
+def forget_activation_norm(model, tokenizer, data: UnlearnData, cfg: RMUConfig, layer: int) -> float:
+    """The mean L2 norm of the model's layer-``layer`` activations over every forget data token (Adaptive RMU's
+    reference scale)."""
+    total, count = 0.0, 0
+    device = next(model.parameters()).device
+    for batch in encoded_batches(tokenizer, data.forget, cfg.max_length, cfg.batch_size):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        norms = _activations(model, batch, layer).float().norm(dim=-1)
+        mask = data_tokens(batch).to(norms.dtype)
+        total, count = total + float((norms * mask).sum()), count + int(mask.sum())
+    if count == 0:
+        raise ObliviateError("rmu: the forget set has no labelled token to read activations from")
+    return total / count
+
+
 def rmu(model, tokenizer, data: UnlearnData, cfg: RMUConfig) -> dict:
     layer, ids = resolve_layers(model, cfg)
     named = updated_parameters(model, ids)
     params = [p for _, p in named]
     chosen = {id(p) for p in params}
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    coeff = cfg.steering_coeff
+    if cfg.adaptive_scale is not None:
+        coeff = cfg.adaptive_scale * forget_activation_norm(model, tokenizer, data, cfg, layer)
     frozen = frozen_copy(model)  # sharded too under FSDP (obliviate.engine.distributed)
     for p in model.parameters():  # no gradients for what RMU does not update
         p.requires_grad_(id(p) in chosen)
     g = torch.Generator().manual_seed(cfg.seed)
     hidden = model.config.hidden_size if hasattr(model.config, "hidden_size") else model.config.n_embd
     u = torch.rand(hidden, generator=g)  # as the official code: uniform [0, 1), then unit norm
-    control = cfg.steering_coeff * u / u.norm()
+    control = coeff * u / u.norm()
 
     def loss(m, b):
         f = b["forget"]
@@ -134,7 +162,8 @@ def rmu(model, tokenizer, data: UnlearnData, cfg: RMUConfig) -> dict:
     finally:
         for n, p in model.named_parameters():
             p.requires_grad_(flags[n])
-    return {**out, "layer": layer, "updated_layers": ids, "updated_parameters": [n for n, _ in named]}
+    return {**out, "layer": layer, "updated_layers": ids, "updated_parameters": [n for n, _ in named],
+            "steering_coeff": coeff}
 
 
 register(Method(
