@@ -39,7 +39,9 @@ DOWN_PROJ_NAMES = ("mlp.down_proj", "mlp.c_proj", "mlp.fc2", "mlp.dense_4h_to_h"
 
 @dataclass
 class RMUConfig(GradientConfig):
-    """Defaults from the official code for Zephyr-7B (c = 6.5, α = 1200, layer 7, layers 5-7 updated)."""
+    """Defaults from the official code for Zephyr-7B (c = 6.5, α = 1200, layer 7, layers 5-7 updated). Departures:
+    the rate and length are every gradient method's (lr 1e-5 on a pretrained model, ``epochs`` over the forget set)
+    where the official command runs 150 batches of 4 at lr 5e-5 (``--set lr=5e-5 max_steps=150`` for that)."""
     SEARCH = {**GradientConfig.SEARCH, "alpha": ("log", 1.0, 1200.0), "steering_coeff": ("log", 1.0, 50.0)}
 
     layer: int | None = option(None, "ℓ, the steered layer (default: 7 for models deeper than 8 layers, else half "
@@ -114,14 +116,18 @@ def _token_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tor
 @torch.no_grad()
 def forget_activation_norm(model, tokenizer, data: UnlearnData, cfg: RMUConfig, layer: int) -> float:
     """The mean L2 norm of the model's layer-``layer`` activations over every forget data token (Adaptive RMU's
-    reference scale)."""
+    reference scale), read in eval mode so that dropout does not blur it."""
     total, count = 0.0, 0
-    device = next(model.parameters()).device
-    for batch in encoded_batches(tokenizer, data.forget, cfg.max_length, cfg.batch_size):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        norms = _activations(model, batch, layer).float().norm(dim=-1)
-        mask = data_tokens(batch).to(norms.dtype)
-        total, count = total + float((norms * mask).sum()), count + int(mask.sum())
+    device, training = next(model.parameters()).device, model.training
+    model.eval()
+    try:
+        for batch in encoded_batches(tokenizer, data.forget, cfg.max_length, cfg.batch_size):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            norms = _activations(model, batch, layer).float().norm(dim=-1)
+            mask = data_tokens(batch).to(norms.dtype)
+            total, count = total + float((norms * mask).sum()), count + int(mask.sum())
+    finally:
+        model.train(training)
     if count == 0:
         raise ObliviateError("rmu: the forget set has no labelled token to read activations from")
     return total / count
