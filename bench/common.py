@@ -186,6 +186,7 @@ def write_result(name: str, values: dict, config: dict, argv: list[str] | None =
     import json
     import os
     import platform
+    import shlex
     import sys
     from pathlib import Path
 
@@ -196,7 +197,7 @@ def write_result(name: str, values: dict, config: dict, argv: list[str] | None =
     changed = [line for line in _git("status", "--porcelain", "--", "obliviate", "bench").splitlines()
                if not line.split(maxsplit=1)[-1].startswith("bench/results/")]
     record = {"bench": name, "commit": _git("rev-parse", "HEAD"), "dirty": bool(changed),
-              "command": " ".join(["python", *(argv if argv is not None else sys.argv)]),
+              "command": shlex.join(["python", *(argv if argv is not None else sys.argv)]),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
               "machine": {"cpu": _cpu_name() or platform.machine(), "cores": os.cpu_count(), "threads": _threads()},
               "config": config, "values": values, **{k: v for k, v in RECORD.items() if v}}
