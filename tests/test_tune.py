@@ -24,6 +24,9 @@ def test_search_space_is_declared_and_fixed_options_leave_it():
     assert set(search_space("npo", {"beta": "0.1", "max_steps": "8"})) == {"lr", "retain_weight"}
     with pytest.raises(ObliviateError, match="tune: method retrain has nothing to search"):
         search_space("retrain", {})
+    # RMU searches its c relative to the model's activations, and rates up to 100x its default
+    assert search_space("rmu", {})["adaptive_scale"][0] == "log" and "steering_coeff" not in search_space("rmu", {})
+    assert search_space("rmu", {})["lr"] == ("lr", 0.1, 100.0)
 
 
 def _cmd(cache, out, study):

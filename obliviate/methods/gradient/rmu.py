@@ -42,7 +42,11 @@ class RMUConfig(GradientConfig):
     """Defaults from the official code for Zephyr-7B (c = 6.5, α = 1200, layer 7, layers 5-7 updated). Departures:
     the rate and length are every gradient method's (lr 1e-5 on a pretrained model, ``epochs`` over the forget set)
     where the official command runs 150 batches of 4 at lr 5e-5 (``--set lr=5e-5 max_steps=150`` for that)."""
-    SEARCH = {**GradientConfig.SEARCH, "alpha": ("log", 1.0, 1200.0), "steering_coeff": ("log", 1.0, 50.0)}
+    # c is searched relative to the model's own activations (adaptive_scale), so that its range means the same on
+    # any model; the rate reaches 100× the default, since RMU on SmolLM2 moved at 100× and not at 10×
+    # (bench/results/rwku_leaderboard_smollm2-135m_rmu.json)
+    SEARCH = {**GradientConfig.SEARCH, "lr": ("lr", 0.1, 100.0), "alpha": ("log", 1.0, 1200.0),
+              "adaptive_scale": ("log", 0.05, 10.0)}
 
     layer: int | None = option(None, "ℓ, the steered layer (default: 7 for models deeper than 8 layers, else half "
                                      "the depth)", ge=0)
