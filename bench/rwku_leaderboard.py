@@ -36,18 +36,14 @@ DEFAULT_METHODS = {"smollm2-135m": ["ga", "npo", "wga", "satimp", "undial", "ceu
 def method_spec(spec: str) -> tuple[str, dict]:
     """``name`` or ``name[key=value key=value]``: the method and the options it runs with beyond the bench's own
     (values as text, parsed by the option's declared type)."""
+    from obliviate.cli.common import parse_sets
+
     name, bracket, rest = spec.partition("[")
     if not bracket:
         return spec, {}
     if not rest.endswith("]"):
         raise SystemExit(f"--methods: {spec!r} should end with ']'")
-    opts = {}
-    for item in rest[:-1].split():
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise SystemExit(f"--methods: {spec!r}: expected key=value, got {item!r}")
-        opts[key] = value
-    return name, opts
+    return name, parse_sets(rest[:-1].split(), flag=f"--methods {spec!r}")
 
 
 def compare_methods(acc: dict, targets: list[str], methods: list[str]) -> dict:
