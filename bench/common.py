@@ -44,6 +44,25 @@ def cell(metrics: dict, ci: dict | None, key: str) -> str:
     return f"{v:.3f} [{c[0]:.2f}, {c[1]:.2f}]" if c else f"{v:.3f}"
 
 
+def method_spec(spec: str, flag: str) -> tuple[str, dict]:
+    """``name`` or ``name[key=value key=value]``: a method and the options it runs with beyond the bench's own
+    (values as text, as the CLI's ``--set`` takes them). An unknown method, option or value is an error naming
+    ``flag`` before any work starts."""
+    from obliviate.cli.common import parse_sets
+    from obliviate.core.utils import ObliviateError
+    from obliviate.methods.registry import method_config
+
+    name, bracket, rest = spec.partition("[")
+    if bracket and not rest.endswith("]"):
+        raise SystemExit(f"{flag}: {spec!r} should end with ']'")
+    try:
+        opts = parse_sets(rest[:-1].split(), flag=f"{flag} {spec!r}") if bracket else {}
+        method_config(name, opts)
+    except ObliviateError as e:
+        raise SystemExit(f"{flag} {spec!r}: {e}") from None
+    return name, opts
+
+
 def pair(model: str, benchmark: str):
     """``(bench, target, oracle, tokenizer, request, paths)``: the cached target and oracle, the benchmark's request
     and the pair's folders (``paths["target"]``, ``paths["oracle"]``)."""

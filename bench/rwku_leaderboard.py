@@ -33,19 +33,6 @@ DEFAULT_TARGETS = {"smollm2-135m": None, "gemma3-270m": None}  # None: every bui
 DEFAULT_METHODS = {"smollm2-135m": ["ga", "npo", "wga", "satimp", "undial", "ceu"], "gemma3-270m": ["npo", "wga"]}
 
 
-def method_spec(spec: str) -> tuple[str, dict]:
-    """``name`` or ``name[key=value key=value]``: the method and the options it runs with beyond the bench's own
-    (values as text, parsed by the option's declared type)."""
-    from obliviate.cli.common import parse_sets
-
-    name, bracket, rest = spec.partition("[")
-    if not bracket:
-        return spec, {}
-    if not rest.endswith("]"):
-        raise SystemExit(f"--methods: {spec!r} should end with ']'")
-    return name, parse_sets(rest[:-1].split(), flag=f"--methods {spec!r}")
-
-
 def compare_methods(acc: dict, targets: list[str], methods: list[str]) -> dict:
     """Each method's forget and neighbour accuracy averaged over targets, and every pair of methods compared,
     each with a 95 % paired bootstrap interval over targets (the same resampled targets for both methods): a pair
@@ -154,7 +141,7 @@ def main() -> None:
     from obliviate.evals.rwku import evaluate_rwku
     from obliviate.methods import UnlearnData
 
-    from common import cached_row
+    from common import cached_row, method_spec
 
     probes = PROBE_SETS[a.model]
     t0 = time.time()
@@ -170,7 +157,7 @@ def main() -> None:
     targets = a.targets.split(",") if a.targets else (DEFAULT_TARGETS[a.model] or list(probes))
     methods = a.methods.split(",") if a.methods else DEFAULT_METHODS[a.model]
     for m in methods:  # a malformed variant fails here, not after an hour of other cells
-        method_spec(m)
+        method_spec(m, "--methods")
     utility = Utility(tok)
     base_u = utility(model)
     lines = []
@@ -210,7 +197,7 @@ def main() -> None:
             def run() -> dict:  # the request is built only for a cell not in the cache
                 data = UnlearnData.from_probes(target, tok, probes)
                 t = time.time()
-                name, extra = method_spec(m)
+                name, extra = method_spec(m, "--methods")
                 opts = {"max_steps": a.steps, "lr": a.lr, "batch_size": 4, **extra}
                 new, _ = ob.unlearn(model, tok, data, name, opts)
                 secs = time.time() - t
