@@ -2,7 +2,7 @@
 forget quality, model utility, wall time and wall time as a fraction of `retrain`'s.
 
     python bench/methods.py [--benchmark people] [--model tiny] [--moe-model tiny-moe] [--only npo,rmu]
-                            [--tune 20] [--tune-methods npo,wga] [--no-calibrate]
+                            [--tune 20] [--tune-methods npo,wga] [--tune-retain 100] [--no-calibrate] [--tag T]
 
 Each method runs with its defaults (the paper's, with lr 1e-3 on from-scratch models); rows marked
 "tuned" use the overrides in TUNED, found by hand on `tiny` and stated beside the row. On a pretrained pair whose
@@ -15,7 +15,8 @@ Rows marked "calibrated" add ``stop=holdout`` (stop when forget facts look like 
 no oracle involved). With ``--tune N``, each method of ``--tune-methods`` is tuned by ``obliviate tune`` (Optuna
 TPE, N trials, objective forget quality subject to utility >= 0.95 x the target's; the study is cached, so a rerun
 resumes it) and its best configuration gets a row; the tune's own wall time and the Pareto front are printed, and
-are not counted in the row's time (which is the tuned configuration's unlearning run).
+are not counted in the row's time (which is the tuned configuration's unlearning run). ``--only none --tag tuned``
+gives the tuned rows alone, in ``methods_MODEL_tuned.json``.
 """
 from __future__ import annotations
 
@@ -56,7 +57,11 @@ def main() -> None:
     ap.add_argument("--only", default="")
     ap.add_argument("--tune", type=int, default=0, help="trials per tuned method (0: no tuning)")
     ap.add_argument("--tune-methods", default=",".join(TUNE_METHODS))
+    ap.add_argument("--tune-retain", type=int, default=0, metavar="N",
+                    help="trials score utility on a seeded sample of N retain facts (obliviate tune "
+                         "--retain-eval-size); the tuned row is evaluated in full")
     ap.add_argument("--no-calibrate", action="store_true")
+    ap.add_argument("--tag", help="write methods_MODEL_TAG.json (e.g. the tuned rows alone: --only none --tune 20)")
     a = ap.parse_args()
     os.environ.setdefault("OBLIVIATE_QUIET", "1")
     from obliviate.methods import METHODS
@@ -94,24 +99,26 @@ def main() -> None:
     from common import write_result
 
     config = {"benchmark": a.benchmark, "model": a.model, "moe_model": a.moe_model if moe and scratch else None,
-              "only": a.only or None, "tune_trials": a.tune, "tune_methods": tune, "calibrate": not a.no_calibrate}
+              "only": a.only or None, "tune_trials": a.tune, "tune_methods": tune, "calibrate": not a.no_calibrate,
+              **({"tune_retain_eval_size": a.tune_retain} if a.tune_retain else {})}
 
     def write(done: int, planned: int) -> None:  # after every row: a run stopped midway keeps what it measured
-        write_result(f"methods_{a.model}", {"seconds": round(time.time() - t0), "rows_done": done,
+        write_result(f"methods_{a.model}" + (f"_{a.tag}" if a.tag else ""), {"seconds": round(time.time() - t0), "rows_done": done,
                                             "rows_planned": planned}, config)
 
-    method_table(a.benchmark, a.model, dense, tune, a.tune, write)
+    method_table(a.benchmark, a.model, dense, tune, a.tune, write, a.tune_retain)
     if moe and scratch:
         method_table(a.benchmark, a.moe_model, moe, write=write)
 
 
-def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths) -> tuple[dict, str]:
-    """Tune ``method`` (forget quality subject to utility >= 0.95 x target's); print its Pareto front."""
+def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths, retain: int = 0) -> tuple[dict, str]:
+    """Tune ``method`` (forget quality subject to utility >= 0.95 x target's; with ``retain``, utility on a sample
+    of that many retain facts); print its Pareto front."""
     from obliviate.runs.tune import TuneConfig, Tuner
 
     t = time.time()
-    tuner = Tuner(method, target, tok, bench, TuneConfig(trials=trials), oracle_result=ref,
-                  reference={"utility": base.metrics["model_utility"]},
+    tuner = Tuner(method, target, tok, bench, TuneConfig(trials=trials, retain_eval_size=retain), oracle_result=ref,
+                  reference=None if retain else {"utility": base.metrics["model_utility"]},
                   key={"bench": "methods.py", "target": str(paths["target"]), "benchmark": bench.fingerprint()})
     s = tuner.run()
     secs = time.time() - t
@@ -124,7 +131,7 @@ def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths) ->
 
 
 def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], tune: list[str] = (),
-                 trials: int = 0, write=None) -> None:
+                 trials: int = 0, write=None, tune_retain: int = 0) -> None:
     """Unlearn the pair's target with each of ``runs`` (rows cached by :func:`common.cached_row`, so a stopped
     run resumes), print the table and the goal lines after every row and ``write(done, planned)`` them."""
     import json
@@ -150,7 +157,7 @@ def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], 
         second, _ = evaluate_cached(o2, tok, bench, ob.EvalConfig(), folder, oracle=ref, desc="evaluate oracle seed 1")
         del o2
     for m in tune:
-        cfg, label = tune_rows(m, trials, target, tok, bench, ref, base, paths)
+        cfg, label = tune_rows(m, trials, target, tok, bench, ref, base, paths, tune_retain)
         runs = [*runs, (m, {k: (round(v, 6) if isinstance(v, float) else v) for k, v in cfg.items()}, label)]
     mark = {k: len(v) for k, v in RECORD.items()}
 

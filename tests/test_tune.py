@@ -87,3 +87,24 @@ def test_tune_resumes_after_kill_9(micro_pair, tmp_path):
     # the same options as the uninterrupted study, trial by trial (a killed trial re-runs its own options)
     assert [t["params"] for t in got["trials"]] == [t["params"] for t in want]
     assert [round(t["forget_quality"], 12) for t in got["trials"]] == [round(t["forget_quality"], 12) for t in want]
+
+
+def test_a_retain_sample_scores_every_trial_and_the_reference_on_the_same_facts(micro_pair, micro_models, micro_bench,
+                                                                                micro_evals, tmp_path):
+    from obliviate import EvalConfig, evaluate
+    from obliviate.runs.tune import TuneConfig, Tuner
+
+    target, _, tok = micro_models
+    _, oracle_res = micro_evals
+    n = len(micro_bench.retain) // 3
+    cfg = TuneConfig(trials=1, retain_eval_size=n)
+    tuner = Tuner("ga", target, tok, micro_bench, cfg, {"max_steps": "2"}, oracle_res, study=tmp_path / "s.db")
+    sampled = evaluate(target, tok, micro_bench, EvalConfig(retain_eval_size=n), oracle=oracle_res)
+    full = evaluate(target, tok, micro_bench, oracle=oracle_res)
+    assert tuner.reference["utility"] == sampled.metrics["model_utility"] != full.metrics["model_utility"]
+    trial = tuner.score({"lr": 1e-3})
+    assert trial["ratio"] == pytest.approx(trial["model_utility"] / sampled.metrics["model_utility"])
+    assert tuner.key["retain_eval_size"] == n  # a study of the full split is not resumed as this one
+    with pytest.raises(ObliviateError, match="retain_eval_size"):
+        Tuner("ga", target, tok, micro_bench, cfg, {"max_steps": "2"}, oracle_res, study=tmp_path / "t.db",
+              reference={"utility": full.metrics["model_utility"]})

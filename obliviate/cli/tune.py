@@ -22,6 +22,9 @@ def register(sub, p) -> None:
                                                                   "(no oracle)")
     tu.add_argument("--utility-ratio", type=float, default=0.95,
                     help="feasible trials keep at least this share of the target's utility (default 0.95)")
+    tu.add_argument("--retain-eval-size", type=int, default=0, metavar="N",
+                    help="score each trial's utility on a seeded sample of N retain facts, the same for every trial "
+                         "and the target (faster; 0, the default: every retain fact)")
     tu.add_argument("--study", help="the SQLite file of the study (default: in the cache, named by the run's inputs; "
                                     "run the same command again to resume)")
     tu.add_argument("--set", action="append", metavar="KEY=VALUE", help="fix a method option (left out of the search)")
@@ -48,7 +51,8 @@ def run(args) -> int:
 
     get_method(args.method)
     cfg = from_dict(TuneConfig, {"trials": args.trials, "objective": args.objective,
-                                 "utility_ratio": args.utility_ratio, "seed": seed(args)}, "tune")
+                                 "utility_ratio": args.utility_ratio, "seed": seed(args),
+                                 "retain_eval_size": args.retain_eval_size}, "tune")
     fixed = parse_sets(args.set)
     search_space(args.method, fixed)  # nothing to search is an error before any loading
     check_models(("model", args.model), ("oracle", args.oracle))

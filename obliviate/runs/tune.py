@@ -11,6 +11,10 @@ fixed with ``--set`` are left out of the search. A trial unlearns the target wit
   never-trained calibration facts (:mod:`obliviate.methods.calibrate`), subject to retain token accuracy
   (teacher-forced) ≥ c × the target's.
 
+With ``retain_eval_size`` N, each trial's utility and the target's reference are scored on one seeded sample of N
+retain facts (the retain split is most of an evaluation's cost; every trial and the reference see the same facts, so
+their ratio stays a paired comparison); forget quality is unchanged. Score the chosen configuration in full after.
+
 The sampler is TPE (Bergstra et al., 2011) with a constraint (Optuna's ``constraints_func``: feasible when
 ``c × target - value ≤ 0``), over two objectives (the forget objective and the utility ratio), so the study also
 yields the Pareto front. The study lives in SQLite: a run that is killed resumes where it stopped when the same
@@ -42,6 +46,9 @@ class TuneConfig(Options):
                                         "accuracy (holdout_gap) is at least c x the target's", gt=0, le=1)
     startup_trials: int = option(5, "trials sampled at random before TPE models the results (Optuna: 10)", ge=1)
     seed: int = option(0, "seeds the sampler and every trial's unlearning", ge=0)
+    retain_eval_size: int = option(0, "forget_quality: a trial's utility (and the target's reference) is scored on "
+                                      "one seeded sample of N retain facts, the same for all (0: every retain fact)",
+                                   ge=0)
 
 
 def search_space(method: str, fixed: dict) -> dict:
@@ -117,9 +124,17 @@ class Tuner:
             raise ObliviateError("tune --objective holdout_gap needs calibration facts the model never saw "
                                  "(--calibration FILE, or a benchmark with a calibration split)")
         self.oracle_result = oracle_result
+        from obliviate.evals import EvalConfig
+
+        # forget quality reads only the forget side, so a retain sample changes utility alone
+        self.eval_cfg = EvalConfig(retain_eval_size=cfg.retain_eval_size)
+        if reference is not None and cfg.retain_eval_size:
+            raise ObliviateError("tune: a reference utility scored on every retain fact cannot judge trials scored on "
+                                 "a sample (retain_eval_size); leave the reference out")
         self.base_lr = default_lr(target, method_config(method, {}))
         self.key = {"method": method, "objective": cfg.objective, "utility_ratio": cfg.utility_ratio,
                     "seed": cfg.seed, "startup": cfg.startup_trials, "fixed": self.fixed,
+                    **({"retain_eval_size": cfg.retain_eval_size} if cfg.retain_eval_size else {}),
                     "space": {k: list(v) if not isinstance(v[1], tuple) else [v[0], list(v[1])]
                               for k, v in self.space.items()}, **(key or {})}
         self.path = Path(study) if study else study_path(method, cfg, self.key)
@@ -130,7 +145,8 @@ class Tuner:
         if self.cfg.objective == "forget_quality":
             from obliviate.evals import evaluate
 
-            r = evaluate(self.target, self.tok, self.bench, oracle=self.oracle_result, desc="evaluate target")
+            r = evaluate(self.target, self.tok, self.bench, self.eval_cfg, oracle=self.oracle_result,
+                         desc="evaluate target")
             return {"utility": r.metrics["model_utility"], "forget_quality": r.metrics.get("forget_quality")}
         from obliviate.methods.calibrate import retain_token_accuracy
 
@@ -215,7 +231,7 @@ class Tuner:
         if self.cfg.objective == "forget_quality":
             from obliviate.evals import evaluate
 
-            r = evaluate(new, self.tok, self.bench, oracle=self.oracle_result, desc="evaluate trial")
+            r = evaluate(new, self.tok, self.bench, self.eval_cfg, oracle=self.oracle_result, desc="evaluate trial")
             fq, util = r.metrics.get("forget_quality"), r.metrics["model_utility"]
             out |= {"forget_quality": fq, "model_utility": util, "privleak": r.metrics.get("privleak"),
                     "forget_exact_match": r.metrics.get("forget_exact_match"),
