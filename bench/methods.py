@@ -103,8 +103,8 @@ def main() -> None:
               **({"tune_retain_eval_size": a.tune_retain} if a.tune_retain else {})}
 
     def write(done: int, planned: int) -> None:  # after every row: a run stopped midway keeps what it measured
-        write_result(f"methods_{a.model}" + (f"_{a.tag}" if a.tag else ""), {"seconds": round(time.time() - t0), "rows_done": done,
-                                            "rows_planned": planned}, config)
+        write_result(f"methods_{a.model}" + (f"_{a.tag}" if a.tag else ""),
+                     {"seconds": round(time.time() - t0), "rows_done": done, "rows_planned": planned}, config)
 
     method_table(a.benchmark, a.model, dense, tune, a.tune, write, a.tune_retain)
     if moe and scratch:
