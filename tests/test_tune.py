@@ -108,3 +108,6 @@ def test_a_retain_sample_scores_every_trial_and_the_reference_on_the_same_facts(
     with pytest.raises(ObliviateError, match="retain_eval_size"):
         Tuner("ga", target, tok, micro_bench, cfg, {"max_steps": "2"}, oracle_res, study=tmp_path / "t.db",
               reference={"utility": full.metrics["model_utility"]})
+    with pytest.raises(ObliviateError, match="retain_eval_size samples"):
+        Tuner("ga", target, tok, micro_bench, TuneConfig(objective="holdout_gap", retain_eval_size=n),
+              {"max_steps": "2"}, study=tmp_path / "u.db")

@@ -117,6 +117,9 @@ class Tuner:
         method_config(method, {**self.fixed})  # bad fixed options fail first
         self.space = search_space(method, self.fixed)
         self.data = UnlearnData.from_benchmark(bench, tokenizer)
+        if cfg.retain_eval_size and cfg.objective != "forget_quality":
+            raise ObliviateError("tune: retain_eval_size samples the retain facts of --objective forget_quality's "
+                                 "utility; holdout_gap scores retain token accuracy on the request's retain set")
         if cfg.objective == "forget_quality" and oracle_result is None:
             raise ObliviateError("tune --objective forget_quality needs the oracle (--oracle, or a built-in --model "
                                  "whose oracle obliviate trains); --objective holdout_gap needs none")
