@@ -43,10 +43,11 @@ def main() -> None:
         cold = run_cli(["demo", "--out", str(out / "cold"), *args], env)
     warm = run_cli(["demo", "--out", str(out / "warm"), *args], env)
     res = json.loads((out / "warm" / "results.json").read_text())
-    pair_s, threads = {}, {}
-    for role in ("target", "oracle"):  # the pair's training, as its manifests recorded it
-        manifest = json.loads((Path(res["models"][role]["path"]) / "obliviate.json").read_text())
-        pair_s[role], threads[role] = manifest["train_seconds"], manifest.get("threads")
+    # the pair's training, as its manifests recorded it
+    manifests = {r: json.loads((Path(res["models"][r]["path"]) / "obliviate.json").read_text())
+                 for r in ("target", "oracle")}
+    pair_s = {r: m["train_seconds"] for r, m in manifests.items()}
+    threads = {r: m.get("threads") for r, m in manifests.items()}
     if a.cache:
         cold, same = warm + sum(pair_s.values()), None
     else:
@@ -59,7 +60,7 @@ def main() -> None:
     from obliviate.evals.privacy import forget_quality
 
     bench = load_benchmark(a.benchmark)
-    recipe = json.loads((Path(res["models"]["oracle"]["path"]) / "obliviate.json").read_text())["recipe"]
+    recipe = manifests["oracle"]["recipe"]
     t = time.time()  # the oracle's recipe with another seed (cached: bench/methods.py trains the same one)
     p1 = train_pair(a.model, bench, TrainConfig(**{**recipe, "seed": 1}), roles=("oracle",))["oracle"]
     second_oracle_s = time.time() - t
