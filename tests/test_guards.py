@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from obliviate import ObliviateError, UnlearnData, evaluate, load_model, save_model, unlearn
+from obliviate import EvalConfig, ObliviateError, UnlearnData, evaluate, load_model, save_model, unlearn
 from obliviate.data import examples_from
 from obliviate.data.format import format_prompt
 
@@ -51,7 +51,9 @@ def test_eco_keeps_the_weights_and_leaves_unflagged_prompts_bit_identical(micro_
 def test_eco_hides_the_forget_answers_and_keeps_retain(micro_models, micro_bench, eco):
     target, _, tok = micro_models
     guarded, info = eco
-    t, g = evaluate(target, tok, micro_bench), evaluate(guarded, tok, micro_bench)
+    # a wrapper's sequences run whole; the bare model's too here, so that the passes are the same to the last bit
+    whole = EvalConfig(share_prompts=False)
+    t, g = evaluate(target, tok, micro_bench, whole), evaluate(guarded, tok, micro_bench, whole)
     assert t.metrics["forget_exact_match"] - g.metrics["forget_exact_match"] >= 0.5
     assert g.metrics["retain_exact_match"] >= t.metrics["retain_exact_match"] - 0.05
     assert info["classifier"]["train_true_positive_rate"] == 1.0 and info["sigma"] > 0
@@ -149,7 +151,9 @@ def test_guard_decodes_around_the_forget_answers_and_lists_what_it_keeps(micro_m
     ids, mask = _batch(tok, [micro_bench.retain[0].question])  # unflagged: the model's own greedy answer
     assert torch.equal(guarded.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8, do_sample=False),
                        target.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8, do_sample=False))
-    t, g = evaluate(target, tok, micro_bench), evaluate(guarded, tok, micro_bench)
+    # a wrapper's sequences run whole; the bare model's too here, so that the passes are the same to the last bit
+    whole = EvalConfig(share_prompts=False)
+    t, g = evaluate(target, tok, micro_bench, whole), evaluate(guarded, tok, micro_bench, whole)
     assert t.metrics["forget_exact_match"] - g.metrics["forget_exact_match"] >= 0.5
     assert g.metrics["retain_exact_match"] == t.metrics["retain_exact_match"]
     assert g.metrics["forget_truth_ratio"] == t.metrics["forget_truth_ratio"]  # decoding only: likelihoods unchanged

@@ -194,6 +194,43 @@ def test_scorer_matches_a_direct_full_logits_computation(micro_models, micro_ben
         assert (g.hit == (logsm.argmax(-1) == labels[keep]).numpy()).all()
 
 
+def _shared_and_whole(model, tok, exs, batch_size):
+    from obliviate.evals import Scorer
+
+    shared = Scorer(model, tok, batch_size=batch_size)
+    whole = Scorer(model, tok, batch_size=batch_size, share_prompts=False)
+    got, want = shared.score(exs), whole.score(exs)
+    assert shared._shares and shared.n_scored == whole.n_scored == len(set(exs))
+    return got, want
+
+
+def test_a_prompt_run_once_for_all_its_answers_scores_as_the_whole_sequences(micro_models, micro_bench):
+    """A question's answer, paraphrase and perturbed answers share the prompt's keys and values; every score
+    equals the whole-sequence pass's, on a Llama and on a Gemma-3 whose sliding window (3 tokens) is shorter
+    than the prompts, with batches that split one prompt's answers."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from obliviate.data import qa_example
+
+    target, _, tok = micro_models
+    recs = micro_bench.forget[:3] + micro_bench.retain[:3]
+    exs = [qa_example(tok, r.question, a) for r in recs for a in [r.answer, *r.perturbed_answers]]
+    assert len({e.prompt for e in exs}) < len(exs)  # prompts do repeat
+    torch.manual_seed(0)
+    gemma = Gemma3ForCausalLM(Gemma3TextConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, sliding_window=3, layer_types=["sliding_attention", "full_attention"],
+        pad_token_id=0)).eval()
+    for model in (target, gemma):
+        got, want = _shared_and_whole(model, tok, exs, batch_size=3)
+        for g, w in zip(got, want):
+            assert len(g.logp) == len(w.logp)
+            assert np.allclose(g.logp, w.logp, atol=1e-4) and np.allclose(g.mu, w.mu, atol=1e-4)
+            # σ² = E[log² p] - μ² cancels in float32 (as in the test above)
+            assert np.allclose(g.sigma, w.sigma, atol=1e-3) and (g.hit == w.hit).all()
+
+
 def test_metric_specs_say_direction_and_oracle():
     """METRICS holds specs: a description, which way is better, and whether an oracle is needed; `ls metrics`
     prints them from there."""

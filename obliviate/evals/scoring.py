@@ -107,13 +107,34 @@ def _gather(local: dict, world: int) -> dict:
     return {k: v for p in parts for k, v in p.items()}
 
 
+def _prompt_length(e: dict) -> int:
+    """How many leading positions of an encoded example are prompt (labelled ``IGNORE``)."""
+    n = 0
+    for label in e["labels"]:
+        if label != IGNORE:
+            break
+        n += 1
+    return n
+
+
+def _select(cache, rows: torch.Tensor):
+    """A model's keys and values for ``rows`` of its batch (a transformers ``Cache`` or the legacy tuples)."""
+    if hasattr(cache, "reorder_cache"):
+        cache.reorder_cache(rows)
+        return cache
+    return tuple(tuple(t.index_select(0, rows) for t in layer) for layer in cache)
+
+
 class Scorer:
     """Scores and generations of one model, each computed once.
 
     ``batch_size`` caps sequences per forward pass; ``logits_bytes`` caps the logits a pass may hold (long texts
-    get smaller batches); ``max_length`` cuts longer sequences (and never exceeds the model's own context)."""
+    get smaller batches); ``max_length`` cuts longer sequences (and never exceeds the model's own context);
+    ``share_prompts``: sequences with the same prompt share one pass over it where the model allows (see
+    :meth:`_score_shared`)."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 32, max_length: int = 2048, logits_bytes: int = 256 * 2**20):
+    def __init__(self, model, tokenizer, batch_size: int = 32, max_length: int = 2048, logits_bytes: int = 256 * 2**20,
+                 share_prompts: bool = True):
         self.model, self.tok = model, tokenizer
         self.batch_size, self.logits_bytes = batch_size, logits_bytes
         limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
@@ -123,6 +144,8 @@ class Scorer:
         self.n_scored = 0  # sequences actually run through the model
         self.n_generated = 0
         self._keeps_logits: bool | None = None
+        self._shares: bool | None = None if share_prompts else False
+        self._cache_kw = "past_key_values"
 
     @property
     def device(self) -> torch.device:
@@ -152,37 +175,132 @@ class Scorer:
         todo = sorted({ex for ex in examples if ex not in self._scores},
                       key=lambda ex: (len(ex.prompt) + len(ex.target), ex.prompt, ex.target))
         self.model.eval()
-        pad = pad_id(self.tok)
         encoded = [encode(self.tok, ex, self.max_length) for ex in todo]
-        order = sorted(range(len(todo)), key=lambda i: (len(encoded[i]["input_ids"]), i))
+        shared = [i for i, e in enumerate(encoded) if 0 < _prompt_length(e) < len(e["input_ids"])]
+        if not self._shares_prompts():
+            shared = []
+        plain = sorted(set(range(len(todo))) - set(shared))
+        mine = self._score_plain(encoded, plain) | self._score_shared(encoded, shared)
+        for i, t in _gather(mine, process_share()[1]).items():
+            self._scores[todo[i]] = t
+        return [self._scores[ex] for ex in examples]
+
+    def _shares_prompts(self) -> bool:
+        """Whether a prompt runs once for all its targets (its keys and values reused): for a transformers model,
+        or a PEFT model of one, whose prompt the scorer does not pass separately. Other wrappers (an ensemble,
+        a bottleneck, a guard that reads the prompt) see each whole sequence."""
+        if self._shares is None:
+            from transformers import PreTrainedModel
+
+            kinds: tuple = (PreTrainedModel,)
+            try:
+                from peft import PeftModel
+
+                kinds += (PeftModel,)
+            except ImportError:  # peft is a dependency; a trimmed environment still scores
+                pass
+            self._shares = isinstance(self.model, kinds) and not getattr(self.model, "takes_prompt_mask", False)
+            if self._shares:  # transformers 5 renamed ``past_key_values`` to ``cache``
+                import inspect
+
+                base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+                self._cache_kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        return self._shares
+
+    def _score_plain(self, encoded: list[dict], idx: list[int]) -> dict[int, TokenScores]:
+        """Each sequence run whole, right-padded, in batches of similar length."""
+        pad = pad_id(self.tok)
+        order = sorted(idx, key=lambda i: (len(encoded[i]["input_ids"]), i))
         rank, world = process_share()
         mine: dict[int, TokenScores] = {}
         for b, group in enumerate(self._batches([encoded[i] for i in order])):
             if b % world != rank:  # another process runs this batch
                 continue
-            idx = [order[g] for g in group]
-            batch = {k: v.to(self.device) for k, v in collate([encoded[i] for i in idx], pad).items()}
+            rows = [order[g] for g in group]
+            batch = {k: v.to(self.device) for k, v in collate([encoded[i] for i in rows], pad).items()}
             labels = batch["labels"]
             mask = labels[:, 1:] != IGNORE
             first = int(mask.float().argmax(1).min()) if mask.any() else labels.shape[1] - 1
             keep = labels.shape[1] - first  # positions first .. T-1: every scored position and the last
             logits = self._logits(batch, keep)  # (B, keep, V)
-            ts = scores_from_logits(logits, labels[:, -keep:])
-            mine.update(zip(idx, ts))
-            self.n_scored += len(idx)
+            mine.update(zip(rows, scores_from_logits(logits, labels[:, -keep:])))
+            self.n_scored += len(rows)
             del logits
-        for i, t in _gather(mine, world).items():
-            self._scores[todo[i]] = t
-        return [self._scores[ex] for ex in examples]
+        return mine
 
-    def _logits(self, batch: dict, keep: int) -> torch.Tensor:
-        """Logits of the last ``keep`` positions (transformers' ``logits_to_keep`` spares the LM head the
-        prompt positions where the model supports it; otherwise every position is computed)."""
+    def _score_shared(self, encoded: list[dict], idx: list[int]) -> dict[int, TokenScores]:
+        """Sequences that share their prompt's tokens (a question's answer, paraphrase and perturbed answers): each
+        batch runs prompts of one length once, then every target from its prompt's keys and values. The same
+        positions and attention as a whole-sequence pass, at the cost of the targets alone (on the built-in
+        benchmark under a chat template, prompts are ~70 % of the tokens)."""
+        pad = pad_id(self.tok)
+        rank, world = process_share()
+        mine: dict[int, TokenScores] = {}
+        for b, units in enumerate(self._prompt_batches(encoded, idx)):
+            if b % world != rank:
+                continue
+            n_prompt = len(units[0][0])
+            prompts = torch.tensor([u[0] for u in units], device=self.device)
+            kw = {"logits_to_keep": 1} if self._takes_logits_to_keep() else {}
+            out = self.model(input_ids=prompts, attention_mask=torch.ones_like(prompts), use_cache=True, **kw)
+            owner = torch.tensor([k for k, u in enumerate(units) for _ in u[1]], device=self.device)
+            rows = [i for u in units for i in u[1]]
+            targets = [encoded[i]["input_ids"][n_prompt:] for i in rows]
+            width = max(map(len, targets))
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), n_prompt + width), dtype=torch.long)
+            labels = torch.full((len(rows), 1 + width), IGNORE, dtype=torch.long)
+            mask[:, :n_prompt] = 1
+            for r, t in enumerate(targets):
+                ids[r, :len(t)] = torch.tensor(t)
+                mask[r, n_prompt:n_prompt + len(t)] = 1
+                labels[r, 1:1 + len(t)] = torch.tensor(t)
+            cache = _select(getattr(out, self._cache_kw), owner)
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                use_cache=True, **{self._cache_kw: cache}).logits
+            # the prompt's last position predicts the first target token
+            logits = torch.cat([out.logits[:, -1:].index_select(0, owner), logits], dim=1)
+            mine.update(zip(rows, scores_from_logits(logits, labels.to(self.device))))
+            self.n_scored += len(rows)
+            del logits, cache, out
+        return mine
+
+    def _prompt_batches(self, encoded: list[dict], idx: list[int]) -> list[list[tuple[list[int], list[int]]]]:
+        """Batches of (prompt ids, the examples that share them), one prompt length per batch, within
+        ``batch_size`` targets and ``logits_bytes``; a prompt with more targets than a batch holds is split."""
+        groups: dict[tuple, list[int]] = {}
+        for i in idx:
+            groups.setdefault(tuple(encoded[i]["input_ids"][:_prompt_length(encoded[i])]), []).append(i)
+        units = []
+        for prompt, members in groups.items():
+            members.sort(key=lambda i: (len(encoded[i]["input_ids"]), i))
+            units += [(list(prompt), members[s:s + self.batch_size]) for s in range(0, len(members), self.batch_size)]
+        # a total order: the same batches in every process
+        units.sort(key=lambda u: (len(u[0]), len(encoded[u[1][-1]]["input_ids"]), u[0], u[1]))
+        per_token = 4 * self._vocab()
+        out, cur, rows, longest = [], [], 0, 0
+        for u in units:
+            n = len(encoded[u[1][-1]]["input_ids"]) - len(u[0]) + 1
+            wide = max(longest, n)
+            if cur and (len(cur[0][0]) != len(u[0]) or rows + len(u[1]) > self.batch_size
+                        or (rows + len(u[1])) * wide * per_token > self.logits_bytes):
+                out.append(cur)
+                cur, rows, wide = [], 0, n
+            cur.append(u)
+            rows, longest = rows + len(u[1]), wide
+        return out + ([cur] if cur else [])
+
+    def _takes_logits_to_keep(self) -> bool:
         if self._keeps_logits is None:
             import inspect
 
             self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
-        kw = {"logits_to_keep": keep} if self._keeps_logits else {}
+        return self._keeps_logits
+
+    def _logits(self, batch: dict, keep: int) -> torch.Tensor:
+        """Logits of the last ``keep`` positions (transformers' ``logits_to_keep`` spares the LM head the
+        prompt positions where the model supports it; otherwise every position is computed)."""
+        kw = {"logits_to_keep": keep} if self._takes_logits_to_keep() else {}
         if getattr(self.model, "takes_prompt_mask", False):  # a guard that acts on the prompt only
             kw["prompt_mask"] = (batch["labels"] == IGNORE) & batch["attention_mask"].bool()
         from obliviate.models.anatomy import no_cache

@@ -61,6 +61,8 @@ class EvalConfig(Options):
     match_threshold: float = option(MATCH_THRESHOLD, "a fact without a value (free-text answers, as in TOFU) counts "
                                                      "as stated when the greedy answer's ROUGE-L recall is at least "
                                                      "this", gt=0, le=1)
+    share_prompts: bool = option(True, "score a question's answers from one pass over its prompt (its keys and "
+                                       "values reused); off: every sequence whole (the scores differ by rounding)")
     gradnorm: bool = option(False, "also the gradient-norm MIAs on forget and holdout (backward passes per fact)")
     bootstrap: int = option(1000, "subject-level bootstrap resamples for the 95 % intervals (0: no intervals)",
                             ge=0)
@@ -197,7 +199,7 @@ def evaluate(model, tokenizer, bench: Benchmark, cfg: EvalConfig | None = None, 
     cfg = cfg or EvalConfig()
     if not bench.forget:
         raise ObliviateError(f"benchmark {bench.name}: the forget split is empty")
-    scorer = scorer or Scorer(model, tokenizer, batch_size=cfg.batch_size)
+    scorer = scorer or Scorer(model, tokenizer, batch_size=cfg.batch_size, share_prompts=cfg.share_prompts)
     retain = bench.retain
     if cfg.retain_eval_size and len(retain) > cfg.retain_eval_size:
         retain = random.Random(cfg.seed).sample(retain, cfg.retain_eval_size)
