@@ -1,4 +1,5 @@
 """Metrics against values computed by hand or in closed form."""
+import copy
 import math
 
 import numpy as np
@@ -138,8 +139,6 @@ def test_every_metric_evaluate_returns_is_registered(micro_evals):
 
 
 def test_gradnorm_mia_separates_members_and_leaves_the_model_alone(micro_models, micro_bench):
-    import copy
-
     import torch
 
     from obliviate import evaluate
@@ -155,8 +154,6 @@ def test_gradnorm_mia_separates_members_and_leaves_the_model_alone(micro_models,
 
 
 def test_reference_from_another_benchmark_is_an_error(micro_evals):
-    import copy
-
     from obliviate import ObliviateError
     from obliviate.evals.suite import add_reference_mia
 
@@ -206,9 +203,10 @@ def _shared_and_whole(model, tok, exs, batch_size):
 
 def test_a_prompt_run_once_for_all_its_answers_scores_as_the_whole_sequences(micro_models, micro_bench):
     """A question's answer, paraphrase and perturbed answers share the prompt's keys and values; every score
-    equals the whole-sequence pass's, on a Llama and on a Gemma-3 whose sliding window (3 tokens) is shorter
-    than the prompts, with batches that split one prompt's answers."""
+    equals the whole-sequence pass's, on a Llama, on a Gemma-3 whose sliding window (3 tokens) is shorter
+    than the prompts, and on a PEFT model (random LoRA weights), with batches that split one prompt's answers."""
     import torch
+    from peft import LoraConfig, get_peft_model
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     from obliviate.data import qa_example
@@ -222,7 +220,9 @@ def test_a_prompt_run_once_for_all_its_answers_scores_as_the_whole_sequences(mic
         vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
         num_key_value_heads=1, head_dim=16, sliding_window=3, layer_types=["sliding_attention", "full_attention"],
         pad_token_id=0)).eval()
-    for model in (target, gemma):
+    lora = get_peft_model(copy.deepcopy(target), LoraConfig(r=2, target_modules=["q_proj", "v_proj"],
+                                                            init_lora_weights=False)).eval()
+    for model in (target, gemma, lora):
         got, want = _shared_and_whole(model, tok, exs, batch_size=3)
         for g, w in zip(got, want):
             assert len(g.logp) == len(w.logp)
