@@ -51,9 +51,7 @@ def test_eco_keeps_the_weights_and_leaves_unflagged_prompts_bit_identical(micro_
 def test_eco_hides_the_forget_answers_and_keeps_retain(micro_models, micro_bench, eco):
     target, _, tok = micro_models
     guarded, info = eco
-    # a wrapper's sequences run whole; the bare model's too here, so that the passes are the same to the last bit
-    whole = EvalConfig(share_prompts=False)
-    t, g = evaluate(target, tok, micro_bench, whole), evaluate(guarded, tok, micro_bench, whole)
+    t, g = evaluate(target, tok, micro_bench), evaluate(guarded, tok, micro_bench)
     assert t.metrics["forget_exact_match"] - g.metrics["forget_exact_match"] >= 0.5
     assert g.metrics["retain_exact_match"] >= t.metrics["retain_exact_match"] - 0.05
     assert info["classifier"]["train_true_positive_rate"] == 1.0 and info["sigma"] > 0
