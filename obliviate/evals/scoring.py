@@ -176,9 +176,8 @@ class Scorer:
                       key=lambda ex: (len(ex.prompt) + len(ex.target), ex.prompt, ex.target))
         self.model.eval()
         encoded = [encode(self.tok, ex, self.max_length) for ex in todo]
-        shared = [i for i, e in enumerate(encoded) if 0 < _prompt_length(e) < len(e["input_ids"])]
-        if not self._shares_prompts():
-            shared = []
+        shared = [i for i, e in enumerate(encoded)
+                  if 0 < _prompt_length(e) < len(e["input_ids"])] if self._shares_prompts() else []
         plain = sorted(set(range(len(todo))) - set(shared))
         mine = self._score_plain(encoded, plain) | self._score_shared(encoded, shared)
         for i, t in _gather(mine, process_share()[1]).items():
@@ -231,8 +230,8 @@ class Scorer:
     def _score_shared(self, encoded: list[dict], idx: list[int]) -> dict[int, TokenScores]:
         """Sequences that share their prompt's tokens (a question's answer, paraphrase and perturbed answers): each
         batch runs prompts of one length once, then every target from its prompt's keys and values. The same
-        positions and attention as a whole-sequence pass, at the cost of the targets alone (on the built-in
-        benchmark under a chat template, prompts are ~70 % of the tokens)."""
+        positions and attention as a whole-sequence pass, at the cost of the targets alone (under a chat template,
+        with its system prompt, the prompts are most of the tokens)."""
         pad = pad_id(self.tok)
         rank, world = process_share()
         mine: dict[int, TokenScores] = {}
