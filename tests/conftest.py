@@ -7,7 +7,46 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # ledgers and certificates are signed: the tests sign with a key of their own, never the user's
 os.environ.setdefault("OBLIVIATE_SIGNING_KEY", os.path.join(__import__("tempfile").mkdtemp(), "signing-key.pem"))
 
+# the suite runs on pytest-xdist workers (pyproject's addopts): each worker gets its share of the cores, so that the
+# workers' torch threads do not contend (two processes with every core's threads each run several times slower),
+# and a cache of its own, so that no two workers write one cached model and no test writes the user's cache
+# (the controller, which runs no test, must not set OMP_NUM_THREADS: its workers would inherit it)
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, _CORES // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+_CACHE = os.environ["OBLIVIATE_CACHE"] = __import__("tempfile").mkdtemp(prefix="obliviate-test-cache-")
+
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+if "PYTEST_XDIST_WORKER" in os.environ:
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def _import_the_library() -> None:
+    """Import every obliviate module before any test runs. A test that replaces a function (``monkeypatch``) would
+    otherwise leave its stand-in for good in a module first imported during that test (``from x import f`` binds
+    it), and which test comes first depends on how the workers share the files."""
+    import importlib
+    import pkgutil
+
+    import obliviate
+
+    for m in pkgutil.walk_packages(obliviate.__path__, "obliviate."):
+        if not m.name.endswith(".__main__"):  # that one runs the CLI
+            importlib.import_module(m.name)
+
+
+_import_the_library()
+
+
+def pytest_unconfigure(config):
+    __import__("shutil").rmtree(_CACHE, ignore_errors=True)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core, at most 4 (more would each train the session's micro pair again)."""
+    return max(1, min(4, _CORES))
 
 
 @pytest.fixture(scope="session")

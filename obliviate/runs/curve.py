@@ -15,7 +15,6 @@ from obliviate.data import load_benchmark
 from obliviate.engine.training import TrainConfig, train_pair
 from obliviate.evals.suite import EvalConfig, evaluate
 from obliviate.methods import DEFAULT_METHOD, UnlearnData, method_config, unlearn
-from obliviate.models import load_model
 from obliviate.report import results as build_results
 from obliviate.report import write_results
 from obliviate.runs.common import RunResult
@@ -83,6 +82,8 @@ def run_curve(out: str | Path, kind: str, points, model: str = "tiny", benchmark
     check_output(out, overwrite=overwrite, inputs=guard)
     bench = load_benchmark(benchmark, seed=benchmark_seed)
     subsets = forget_subsets(bench, kind, points)
+    from obliviate.models import load_model  # looked up at call time, where a caller may have replaced it
+
     with atomic_dir(out, overwrite=overwrite, inputs=guard) as tmp:
         paths = train_pair(model, bench, TrainConfig(seed=seed), cache=cache)
         target, tok = load_model(paths["target"])

@@ -16,7 +16,7 @@ from obliviate.evals.cache import evaluate_cached, evaluate_oracle
 from obliviate.evals.damage import damage_from_evaluations
 from obliviate.evals.suite import EvalConfig, evaluate
 from obliviate.methods import DEFAULT_METHOD, UnlearnData, get_method, method_config, unlearn
-from obliviate.models import SCRATCH_MODELS, load_model, save_model
+from obliviate.models import SCRATCH_MODELS, save_model
 from obliviate.report import results as build_results
 from obliviate.report import write_results
 from obliviate.runs.common import RunResult, result_entry, unlearning_summary
@@ -76,6 +76,8 @@ def run_demo(out: str | Path, cfg: DemoConfig | None = None, cache: str | Path |
     guard = [("cache", Path(cache or cache_dir()))]
     check_output(out, overwrite=overwrite, inputs=guard)
     bench = load_benchmark(cfg.benchmark, seed=cfg.benchmark_seed)
+    from obliviate.models import load_model  # looked up at call time, where a caller may have replaced it
+
     with atomic_dir(out, overwrite=overwrite, inputs=guard) as tmp:
         t = time.time()
         paths = train_pair(cfg.model, bench, cfg.train, cache=cache)
@@ -150,6 +152,7 @@ def record_demo(results: dict, cfg: DemoConfig, out, ledger=None, ledger_text: b
     as its evidence; None when the demo kept no model (``save_model`` off)."""
     from obliviate.audit.certificate import demo_evidence
     from obliviate.data.format import examples_from
+    from obliviate.models import load_model
     from obliviate.runs.common import ledger_request
 
     model_dir = results["models"][cfg.method].get("path")
