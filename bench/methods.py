@@ -2,7 +2,8 @@
 forget quality, model utility, wall time and wall time as a fraction of `retrain`'s.
 
     python bench/methods.py [--benchmark people] [--model tiny] [--moe-model tiny-moe] [--only npo,rmu]
-                            [--tune 20] [--tune-methods npo,wga] [--tune-retain 100] [--no-calibrate] [--tag T]
+                            [--tune 20] [--tune-methods npo,wga] [--tune-retain 100] [--tune-set bf16=true]
+                            [--no-calibrate] [--tag T]
 
 Each method runs with its defaults (the paper's, with lr 1e-3 on from-scratch models); rows marked
 "tuned" use the overrides in TUNED, found by hand on `tiny` and stated beside the row. On a pretrained pair whose
@@ -60,6 +61,8 @@ def main() -> None:
     ap.add_argument("--tune-retain", type=int, default=0, metavar="N",
                     help="trials score utility on a seeded sample of N retain facts (obliviate tune "
                          "--retain-eval-size); the tuned row is evaluated in full")
+    ap.add_argument("--tune-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an option fixed for every tuned method, left out of the search (e.g. bf16=true)")
     ap.add_argument("--no-calibrate", action="store_true")
     ap.add_argument("--tag", help="write methods_MODEL_TAG.json (e.g. the tuned rows alone: --only none --tune 20)")
     a = ap.parse_args()
@@ -95,29 +98,35 @@ def main() -> None:
         dense = sorted((r for r in dense if r[0] in order), key=lambda r: order.index(r[0]))
         moe = [r for r in moe if r[0] in order] if any(METHODS[m].moe_only for m in order) else []
     tune = [m for m in a.tune_methods.split(",") if m] if a.tune else []
+    from obliviate.cli.common import parse_sets
+
+    fixed = parse_sets(a.tune_set, flag="--tune-set")
     t0 = time.time()
     from common import write_result
 
     config = {"benchmark": a.benchmark, "model": a.model, "moe_model": a.moe_model if moe and scratch else None,
               "only": a.only or None, "tune_trials": a.tune, "tune_methods": tune, "calibrate": not a.no_calibrate,
-              **({"tune_retain_eval_size": a.tune_retain} if a.tune_retain else {})}
+              **({"tune_retain_eval_size": a.tune_retain} if a.tune_retain else {}),
+              **({"tune_fixed": fixed} if fixed else {})}
 
     def write(done: int, planned: int) -> None:  # after every row: a run stopped midway keeps what it measured
         write_result(f"methods_{a.model}" + (f"_{a.tag}" if a.tag else ""),
                      {"seconds": round(time.time() - t0), "rows_done": done, "rows_planned": planned}, config)
 
-    method_table(a.benchmark, a.model, dense, tune, a.tune, write, a.tune_retain)
+    method_table(a.benchmark, a.model, dense, tune, a.tune, write, a.tune_retain, fixed)
     if moe and scratch:
         method_table(a.benchmark, a.moe_model, moe, write=write)
 
 
-def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths, retain: int = 0) -> tuple[dict, str]:
+def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths, retain: int = 0,
+              fixed: dict | None = None) -> tuple[dict, str]:
     """Tune ``method`` (forget quality subject to utility >= 0.95 x target's; with ``retain``, utility on a sample
-    of that many retain facts); print its Pareto front."""
+    of that many retain facts; ``fixed``: options left out of the search); print its Pareto front."""
     from obliviate.runs.tune import TuneConfig, Tuner
 
     t = time.time()
-    tuner = Tuner(method, target, tok, bench, TuneConfig(trials=trials, retain_eval_size=retain), oracle_result=ref,
+    tuner = Tuner(method, target, tok, bench, TuneConfig(trials=trials, retain_eval_size=retain), fixed,
+                  oracle_result=ref,
                   reference=None if retain else {"utility": base.metrics["model_utility"]},
                   key={"bench": "methods.py", "target": str(paths["target"]), "benchmark": bench.fingerprint()})
     s = tuner.run()
@@ -131,7 +140,7 @@ def tune_rows(method: str, trials: int, target, tok, bench, ref, base, paths, re
 
 
 def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], tune: list[str] = (),
-                 trials: int = 0, write=None, tune_retain: int = 0) -> None:
+                 trials: int = 0, write=None, tune_retain: int = 0, tune_fixed: dict | None = None) -> None:
     """Unlearn the pair's target with each of ``runs`` (rows cached by :func:`common.cached_row`, so a stopped
     run resumes), print the table and the goal lines after every row and ``write(done, planned)`` them."""
     import json
@@ -157,7 +166,7 @@ def method_table(benchmark: str, model: str, runs: list[tuple[str, dict, str]], 
         second, _ = evaluate_cached(o2, tok, bench, ob.EvalConfig(), folder, oracle=ref, desc="evaluate oracle seed 1")
         del o2
     for m in tune:
-        cfg, label = tune_rows(m, trials, target, tok, bench, ref, base, paths, tune_retain)
+        cfg, label = tune_rows(m, trials, target, tok, bench, ref, base, paths, tune_retain, tune_fixed)
         runs = [*runs, (m, {k: (round(v, 6) if isinstance(v, float) else v) for k, v in cfg.items()}, label)]
     mark = {k: len(v) for k, v in RECORD.items()}
 

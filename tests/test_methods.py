@@ -82,6 +82,22 @@ def test_retain_term_holds_retain_loss(name, micro_models, data):
     assert r1 < r_ga / 2, f"{name} should protect retain far better than ga ({r1:.3f} vs {r_ga:.3f})"
 
 
+def test_bf16_runs_the_forward_in_bfloat16_keeps_float32_weights_and_still_unlearns(micro_models, data):
+    target, _, tok = micro_models
+    seen = []
+    hook = target.lm_head.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    try:  # the copy that unlearn trains carries the hook too
+        new, info = unlearn(target, tok, data, "npo", {**STEPS, "bf16": True})
+    finally:
+        hook.remove()
+    # every step's forward under autocast; NPO's reference NLLs, computed once before the loop, stay float32
+    assert info["config"]["bf16"] and seen.count(torch.bfloat16) >= STEPS["max_steps"]
+    assert seen.count(torch.float32) <= 1
+    assert all(p.dtype == torch.float32 for p in new.parameters())
+    f0, f1 = _nll(target, tok, data.forget), _nll(new, tok, data.forget)
+    assert f1 > f0 + 0.5, f"npo under bf16: forget NLL {f0:.3f} -> {f1:.3f}"
+
+
 def test_unknown_method_and_option(micro_models, data):
     target, _, tok = micro_models
     with pytest.raises(ObliviateError, match="unknown method 'nope'; expected one of altpo, ceu, codeunlearn, eco, flat, ga, graddiff, guard"):

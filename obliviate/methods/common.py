@@ -134,6 +134,10 @@ class GradientConfig(Options):
     warmup_ratio: float = option(0.0, "share of the steps spent warming the learning rate up", ge=0, lt=1)
     grad_clip: float = option(1.0, "gradient-norm clipping (0: none)", ge=0)
     max_length: int = option(256, "tokens per example (prompt + answer), longer ones are cut", ge=8)
+    bf16: bool = option(False, "bfloat16 autocast for each step's forward passes and losses; weights, gradients, the "
+                               "optimiser and a reference pass made once before the steps stay float32 (as the "
+                               "target/oracle recipe's bf16; faster on GPUs and on CPUs with AVX512-BF16: "
+                               "bench/unlearn_speed.py)")
     seed: int = option(0, "seeds batch order, refusal choice and every random draw of the method", ge=0)
     lora_rank: int = option(0, "> 0: train peft LoRA adapters of this rank instead of all parameters", ge=0)
     lora_alpha: float | None = option(None, "LoRA scaling alpha (default: 2 x rank)", gt=0)
@@ -235,7 +239,7 @@ def run_gradient_method(model, tokenizer, data: UnlearnData, cfg: GradientConfig
                 yield b
 
     opt = OptimConfig(lr=default_lr(model, cfg), weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
-                      grad_clip=cfg.grad_clip)
+                      grad_clip=cfg.grad_clip, bf16=cfg.bf16)
     tracker = ProbeTracker(tokenizer, data, cfg) if cfg.eval_every > 0 else None
     stopper = HoldoutStop(tokenizer, data, cfg, n_steps) if cfg.stop == "holdout" else None
     if tracker is not None:
