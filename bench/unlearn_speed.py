@@ -17,20 +17,10 @@ from common import pair, say, table, write_result
 
 
 def nll(model, tok, examples) -> float:
-    """Mean token NLL of ``examples`` (float32, no autocast), in batches of 16."""
-    import torch
+    """Mean over ``examples`` of each one's mean answer-token NLL (float32, no autocast)."""
+    from obliviate.methods.common import reference_nll
 
-    from obliviate.data import collate, encode
-    from obliviate.data.format import pad_id
-    from obliviate.methods.losses import mean_token_nll
-
-    total = 0.0
-    with torch.no_grad():
-        for s in range(0, len(examples), 16):
-            batch = collate([encode(tok, e) for e in examples[s:s + 16]], pad_id(tok))
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            total += mean_token_nll(logits, batch["labels"]).item() * len(examples[s:s + 16])
-    return total / len(examples)
+    return reference_nll(model, tok, examples, 256, reduction="mean").mean().item()
 
 
 def main() -> None:
