@@ -82,3 +82,34 @@ def micro_evals(micro_models, micro_bench):
     o = evaluate(oracle, tok, micro_bench)
     t = evaluate(target, tok, micro_bench, oracle=o)
     return t, o
+
+
+@pytest.fixture(scope="module")
+def data(micro_models, micro_bench):
+    """The micro unlearning request (forget, retain, holdout), built once per test module. micro has no calibration
+    split (its tokenizer stays that of the tests' models), so the stopping rule's never-trained facts are its
+    holdout here."""
+    from obliviate import UnlearnData
+    from obliviate.data import examples_from
+
+    _, _, tok = micro_models
+    d = UnlearnData.from_benchmark(micro_bench, tok)
+    d.holdout = examples_from(tok, micro_bench.holdout)
+    d.subjects["holdout"] = [r.subject for r in micro_bench.holdout]
+    return d
+
+
+@pytest.fixture(scope="session")
+def answer_nll():
+    """A function (model, tok, examples) -> the mean NLL per answer token over the examples, in one padded batch."""
+    from obliviate.data import collate, encode
+    from obliviate.data.format import pad_id
+    from obliviate.methods.losses import mean_token_nll
+
+    def nll(model, tok, examples):
+        batch = collate([encode(tok, e) for e in examples], pad_id(tok))
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return mean_token_nll(logits, batch["labels"]).item()
+
+    return nll

@@ -6,17 +6,7 @@ import pytest
 import torch
 
 from obliviate import EvalConfig, ObliviateError, UnlearnData, evaluate, load_model, save_model, unlearn
-from obliviate.data import examples_from
 from obliviate.data.format import format_prompt
-
-
-@pytest.fixture(scope="module")
-def data(micro_models, micro_bench):
-    _, _, tok = micro_models
-    d = UnlearnData.from_benchmark(micro_bench, tok)
-    d.holdout = examples_from(tok, micro_bench.holdout)  # micro has no calibration split: its holdout stands in
-    d.subjects["holdout"] = [r.subject for r in micro_bench.holdout]
-    return d
 
 
 @pytest.fixture(scope="module")
