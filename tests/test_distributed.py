@@ -40,7 +40,7 @@ def _update(model, base) -> torch.Tensor:
     return torch.cat([(a - b).flatten() for a, b in zip(model.parameters(), base.parameters())])
 
 
-def test_two_processes_match_one(tmp_path, micro_pair):
+def test_two_processes_match_one(tmp_path, micro_pair, data, answer_nll):
     from obliviate import load_model
 
     args = ["-m", "obliviate.cli", "unlearn", "--model", str(micro_pair["target"]), "--method", "npo",
@@ -58,11 +58,7 @@ def test_two_processes_match_one(tmp_path, micro_pair):
     # Shards average token means per process rather than over the global batch, and Adam amplifies tiny
     # gradient differences on near-zero coordinates: the updates agree in direction, not bit for bit.
     assert cos > 0.98 and rel < 0.2, f"updates differ: cosine {cos:.3f}, relative L2 {rel:.3f}"
-    from obliviate import UnlearnData, load_benchmark
-    from test_methods import _nll
-
-    data = UnlearnData.from_benchmark(load_benchmark("micro"), tok)
-    f0, f1, f2 = (_nll(m, tok, data.forget) for m in (target, m1, m2))
+    f0, f1, f2 = (answer_nll(m, tok, data.forget) for m in (target, m1, m2))
     assert f1 > f0 and f2 > f0 and abs(f1 - f2) < 0.05 * (f1 - f0), (f0, f1, f2)
 
 
