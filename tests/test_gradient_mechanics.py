@@ -166,7 +166,8 @@ def test_localized_bad_options(micro_models, data):
     target, _, tok = micro_models
     with pytest.raises(ObliviateError, match="method localized: loss='rmu': must be one of"):
         unlearn(target, tok, data, "localized", {"loss": "rmu"})
-    with pytest.raises(ObliviateError, match="method localized: locate='magic': must be one of 'attribution', 'patching'"):
+    with pytest.raises(ObliviateError,
+                       match="method localized: locate='magic': must be one of 'attribution', 'patching'"):
         unlearn(target, tok, data, "localized", {"locate": "magic", "max_steps": 2})
     with pytest.raises(ObliviateError, match=r"n_components must be in 1\.\.2"):
         unlearn(target, tok, data, "localized", {"n_components": 5, "max_steps": 2})
