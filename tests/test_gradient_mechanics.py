@@ -59,8 +59,6 @@ def test_rmu_layer_out_of_range(micro_models, data):
 
 
 def test_rmu_misdirects_forget_activations_and_keeps_retain_ones(micro_models, data, answer_nll):
-    from obliviate.data import collate, encode
-    from obliviate.data.format import pad_id
     from obliviate.methods.gradient.rmu import _activations, _token_mse, data_tokens
 
     target, _, tok = micro_models
